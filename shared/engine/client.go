@@ -1,0 +1,311 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/ncruces/go-sqlite3"
+	"github.com/sqlsync-go/sqlsync/vfs"
+)
+
+// PendingLog is a client's durable record of its mutations that the
+// coordinator has not yet been seen to apply.
+type PendingLog interface {
+	// ClientID returns the ID of the client the log belongs to.
+	ClientID() string
+	// Load returns every recorded mutation in seq order.
+	Load() ([]Mutation, error)
+	// Append records m durably before it returns.
+	Append(m Mutation) error
+	// Trim forgets the mutations with seq at or below through.
+	Trim(through uint64) error
+}
+
+// Change says what a local mutation or a rebase may have changed.
+type Change struct {
+	All    bool            // anything may have changed (a rebase, a schema change)
+	Tables map[string]bool // else: the tables written
+}
+
+// Client is a replica of one document: a snapshot at some LSN from the
+// coordinator, the pending log, and a local layer holding the pending
+// mutations' effect. Its methods are safe for concurrent use.
+type Client struct {
+	mu       sync.Mutex
+	db       *vfs.Database
+	conn     *sqlite3.Conn
+	mut      Mutator
+	log      PendingLog
+	pending  []Mutation
+	nextSeq  uint64
+	onChange func(Change)
+
+	written map[string]bool // tables written by the mutation running now
+}
+
+// OpenClient opens a replica over its snapshot store and pending log, and
+// rebuilds the local layer by replaying the pending mutations.
+func OpenClient(ctx context.Context, store vfs.Store, log PendingLog, mut Mutator) (*Client, error) {
+	db := vfs.NewDatabase(store, vfs.ClientMode)
+	conn, err := db.Open()
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open client: %w", err)
+	}
+	c := &Client{db: db, conn: conn, mut: mut, log: log}
+	c.pending, err = log.Load()
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("open client: load pending log: %w", err)
+	}
+	err = conn.SetAuthorizer(func(action sqlite3.AuthorizerActionCode, name3, _, _, _ string) sqlite3.AuthorizerReturnCode {
+		if c.written != nil {
+			switch action {
+			case sqlite3.AUTH_INSERT, sqlite3.AUTH_UPDATE, sqlite3.AUTH_DELETE:
+				c.written[name3] = true
+			case sqlite3.AUTH_CREATE_TABLE, sqlite3.AUTH_DROP_TABLE, sqlite3.AUTH_ALTER_TABLE,
+				sqlite3.AUTH_CREATE_INDEX, sqlite3.AUTH_DROP_INDEX, sqlite3.AUTH_CREATE_VIEW, sqlite3.AUTH_DROP_VIEW:
+				c.written[""] = true // schema change: every query may be affected
+			}
+		}
+		return sqlite3.AUTH_OK
+	})
+	if err != nil {
+		c.Close()
+		return nil, fmt.Errorf("open client: %w", err)
+	}
+	if err := c.rebuild(ctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("open client: %w", err)
+	}
+	return c, nil
+}
+
+// OnChange sets a function called, without the client locked, after each
+// local mutation and each rebase.
+func (c *Client) OnChange(f func(Change)) {
+	c.mu.Lock()
+	c.onChange = f
+	c.mu.Unlock()
+}
+
+// ClientID returns the replica's client ID.
+func (c *Client) ClientID() string { return c.log.ClientID() }
+
+// LSN returns the LSN of the replica's snapshot.
+func (c *Client) LSN() uint64 { return c.db.Store().LSN() }
+
+// Database returns the replica's database.
+func (c *Client) Database() *vfs.Database { return c.db }
+
+// Pending returns a copy of the pending mutations, in seq order.
+func (c *Client) Pending() []Mutation {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.pending)
+}
+
+// PendingCount returns the number of pending mutations.
+func (c *Client) PendingCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending)
+}
+
+// Mutate runs the named mutation locally and records it in the pending log.
+// When it returns nil the mutation is durable and queries see its effect.
+// A mutation the mutator rejects locally returns a *RejectedError and is
+// not recorded.
+func (c *Client) Mutate(ctx context.Context, name string, args []byte) (uint64, error) {
+	c.mu.Lock()
+	m := Mutation{ClientID: c.log.ClientID(), Seq: c.nextSeq, Name: name, Args: args}
+	c.written = map[string]bool{}
+	err := inTx(c.conn, func() error {
+		if err := runMutation(ctx, c.conn, c.mut, m); err != nil {
+			return err
+		}
+		if err := c.log.Append(m); err != nil {
+			return fmt.Errorf("append to pending log: %w", err)
+		}
+		return nil
+	})
+	written := c.written
+	c.written = nil
+	if err != nil {
+		c.mu.Unlock()
+		return 0, fmt.Errorf("mutate %s: %w", name, err)
+	}
+	c.pending = append(c.pending, m)
+	c.nextSeq++
+	notify := c.onChange
+	c.mu.Unlock()
+	if notify != nil {
+		notify(Change{All: written[""], Tables: written})
+	}
+	return m.Seq, nil
+}
+
+// Rebase applies diffs that arrived together from the coordinator: it drops
+// the local layer, applies their union to the snapshot in one atomic step,
+// forgets the pending mutations the coordinator has applied, and replays the
+// rest. Diffs must follow each other and the first must not start after the
+// snapshot's LSN; diffs the snapshot already has are skipped.
+func (c *Client) Rebase(ctx context.Context, diffs ...Diff) error {
+	c.mu.Lock()
+	merged, ok, err := mergeDiffs(c.db.Store().LSN(), diffs)
+	if err != nil || !ok {
+		c.mu.Unlock()
+		return err
+	}
+	if err := c.db.ApplyDiff(merged.Commit); err != nil {
+		c.mu.Unlock()
+		return fmt.Errorf("rebase: %w", err)
+	}
+	err = c.rebuild(ctx)
+	notify := c.onChange
+	c.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("rebase: %w", err)
+	}
+	if notify != nil {
+		notify(Change{All: true})
+	}
+	return nil
+}
+
+// mergeDiffs coalesces diffs into one from the snapshot at lsn; ok is false
+// when the snapshot already has them all.
+func mergeDiffs(lsn uint64, diffs []Diff) (Diff, bool, error) {
+	var out Diff
+	pages := map[uint32][]byte{}
+	have := false
+	for _, d := range diffs {
+		if d.LSN <= lsn {
+			continue
+		}
+		if d.From > lsn {
+			return Diff{}, false, fmt.Errorf("rebase: diff %d..%d onto snapshot %d: %w", d.From, d.LSN, lsn, ErrDiffGap)
+		}
+		if !have {
+			out.From = d.From
+		}
+		have = true
+		for no := range pages {
+			if no > d.PageCount {
+				delete(pages, no)
+			}
+		}
+		for _, p := range d.Pages {
+			pages[p.No] = p.Data
+		}
+		out.LSN, out.PageCount = d.LSN, d.PageCount
+		lsn = d.LSN
+	}
+	if !have {
+		return Diff{}, false, nil
+	}
+	for _, no := range slices.Sorted(maps.Keys(pages)) {
+		out.Pages = append(out.Pages, vfs.Page{No: no, Data: pages[no]})
+	}
+	return out, true, nil
+}
+
+// rebuild drops acknowledged mutations and replays the rest over a fresh
+// local layer. The local layer must be empty.
+// +checklocks:c.mu
+func (c *Client) rebuild(ctx context.Context) error {
+	last, err := c.lastSeq()
+	if err != nil {
+		return err
+	}
+	i := 0
+	for i < len(c.pending) && c.pending[i].Seq <= last {
+		i++
+	}
+	if i > 0 {
+		if err := c.log.Trim(last); err != nil {
+			return fmt.Errorf("trim pending log: %w", err)
+		}
+		c.pending = slices.Clone(c.pending[i:])
+	}
+	c.nextSeq = last + 1
+	if n := len(c.pending); n > 0 {
+		c.nextSeq = max(c.nextSeq, c.pending[n-1].Seq+1)
+	}
+	// Replay in one transaction, each mutation in its own savepoint. The
+	// migration runs first so a replica that has never seen the coordinator
+	// can still work offline; on an up-to-date schema it changes nothing.
+	return inTx(c.conn, func() error {
+		if err := c.mut.Migrate(ctx, c.conn); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		for _, m := range c.pending {
+			// A mutation that fails here stays pending: the coordinator
+			// decides its fate.
+			if err := runMutation(ctx, c.conn, c.mut, m); err != nil {
+				var rej *RejectedError
+				if !errors.As(err, &rej) {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// lastSeq reads, from the snapshot, the last seq of this client the
+// coordinator applied. The local layer must be empty.
+// +checklocks:c.mu
+func (c *Client) lastSeq() (uint64, error) {
+	rows, err := Query(c.conn, `SELECT count(*) FROM sqlite_schema WHERE name = ?`, ClientsTable)
+	if err != nil {
+		return 0, fmt.Errorf("read last seq: %w", err)
+	}
+	if rows.Values[0][0].(int64) == 0 {
+		return 0, nil
+	}
+	rows, err = Query(c.conn, `SELECT last_seq FROM `+ClientsTable+` WHERE client_id = ?`, c.log.ClientID())
+	if err != nil {
+		return 0, fmt.Errorf("read last seq: %w", err)
+	}
+	if len(rows.Values) == 0 {
+		return 0, nil
+	}
+	return uint64(rows.Values[0][0].(int64)), nil
+}
+
+// ErrNotReadOnly reports a query that would write: writes go through mutations.
+var ErrNotReadOnly = errors.New("statement writes: use a mutation")
+
+// Query runs a read-only statement on the replica, pending mutations included.
+func (c *Client) Query(sql string, args ...any) (Rows, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	stmt, _, err := c.conn.Prepare(sql)
+	if err != nil {
+		return Rows{}, fmt.Errorf("query: %w", err)
+	}
+	ro := stmt.ReadOnly()
+	stmt.Close()
+	if !ro {
+		return Rows{}, fmt.Errorf("query: %w", ErrNotReadOnly)
+	}
+	rows, err := Query(c.conn, sql, args...)
+	if err != nil {
+		return Rows{}, fmt.Errorf("query: %w", err)
+	}
+	return rows, nil
+}
+
+// Close closes the replica's connection. The store and log stay open.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	err := c.conn.Close()
+	c.db.Close()
+	return err
+}

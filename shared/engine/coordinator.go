@@ -1,0 +1,301 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ncruces/go-sqlite3"
+	"github.com/sqlsync-go/sqlsync/vfs"
+)
+
+// ClientsTable is the table, inside every document, where the coordinator
+// records the last seq it applied for each client.
+const ClientsTable = "__sqlsync_clients"
+
+const clientsSchema = `CREATE TABLE IF NOT EXISTS ` + ClientsTable + `(
+	client_id TEXT PRIMARY KEY NOT NULL,
+	last_seq INTEGER NOT NULL
+) WITHOUT ROWID`
+
+// CoordinatorOptions tune a coordinator document.
+type CoordinatorOptions struct {
+	// MutationTimeout bounds the time of one mutation's SQL; 0 means 5 s.
+	MutationTimeout time.Duration
+}
+
+// Coordinator is the authority of one document: it puts mutations in one
+// order, applies them, and serves fast-forward diffs. Apply must not be
+// called concurrently; Diff and the read methods may run alongside it.
+type Coordinator struct {
+	db   *vfs.Database
+	conn *sqlite3.Conn // the single writer
+	mut  Mutator
+	opts CoordinatorOptions
+
+	lastSeq map[string]uint64 // cache of ClientsTable; reloaded after a failed commit
+
+	readMu sync.Mutex
+	read   *sqlite3.Conn // for Query and Dump, opened on first use
+}
+
+// Rejection is a mutation the coordinator applied as a no-op because the
+// mutator refused it.
+type Rejection struct {
+	Mutation Mutation
+	Err      error
+}
+
+// Result is what one Apply did.
+type Result struct {
+	LSN      uint64     // the LSN after the commit (unchanged if nothing was written)
+	Applied  []Mutation // accepted and rejected mutations, in the coordinator's order
+	Rejected []Rejection
+	// Gaps are mutations skipped because their seq was not the next one for
+	// their client: the client must resend from its first pending seq.
+	Gaps []Mutation
+}
+
+// OpenCoordinator opens a coordinator document over store and brings its
+// schema up to date with mut.
+func OpenCoordinator(ctx context.Context, store vfs.Store, mut Mutator, opts CoordinatorOptions) (*Coordinator, error) {
+	if opts.MutationTimeout == 0 {
+		opts.MutationTimeout = 5 * time.Second
+	}
+	db := vfs.NewDatabase(store, vfs.CoordinatorMode)
+	conn, err := db.Open()
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open coordinator: %w", err)
+	}
+	c := &Coordinator{db: db, conn: conn, mut: mut, opts: opts}
+	if err := c.migrate(ctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("open coordinator: %w", err)
+	}
+	return c, nil
+}
+
+func (c *Coordinator) migrate(ctx context.Context) error {
+	return inTx(c.conn, func() error {
+		if err := c.conn.Exec(clientsSchema); err != nil {
+			return fmt.Errorf("create clients table: %w", err)
+		}
+		if err := c.mut.Migrate(ctx, c.conn); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+		return nil
+	})
+}
+
+// LSN returns the document's newest LSN.
+func (c *Coordinator) LSN() uint64 { return c.db.Store().LSN() }
+
+// Database returns the document's database.
+func (c *Coordinator) Database() *vfs.Database { return c.db }
+
+// LastSeq returns the last seq applied for clientID.
+func (c *Coordinator) LastSeq(clientID string) (uint64, error) {
+	if err := c.loadLastSeq(); err != nil {
+		return 0, err
+	}
+	return c.lastSeq[clientID], nil
+}
+
+func (c *Coordinator) loadLastSeq() error {
+	if c.lastSeq != nil {
+		return nil
+	}
+	rows, err := Query(c.conn, `SELECT client_id, last_seq FROM `+ClientsTable)
+	if err != nil {
+		return fmt.Errorf("load clients table: %w", err)
+	}
+	c.lastSeq = make(map[string]uint64, len(rows.Values))
+	for _, r := range rows.Values {
+		c.lastSeq[r[0].(string)] = uint64(r[1].(int64))
+	}
+	return nil
+}
+
+// Apply applies a batch of mutations, from any clients, in order and in one
+// durable commit. Each runs in its own savepoint: a mutation the mutator
+// rejects is rolled back alone and still advances its client's last seq.
+// Mutations already applied are dropped. An error means nothing was
+// committed.
+func (c *Coordinator) Apply(ctx context.Context, batch []Mutation) (Result, error) {
+	if err := c.loadLastSeq(); err != nil {
+		return Result{}, err
+	}
+	var res Result
+	updated := map[string]uint64{}
+	err := inTx(c.conn, func() error {
+		for _, m := range batch {
+			last, ok := updated[m.ClientID]
+			if !ok {
+				last = c.lastSeq[m.ClientID]
+			}
+			switch {
+			case m.Seq <= last:
+				continue // a resend of a mutation already applied
+			case m.Seq != last+1:
+				res.Gaps = append(res.Gaps, m)
+				continue
+			}
+			if err := c.applyOne(ctx, m); err != nil {
+				var rej *RejectedError
+				if !errors.As(err, &rej) {
+					return err
+				}
+				res.Rejected = append(res.Rejected, Rejection{Mutation: m, Err: rej})
+			}
+			updated[m.ClientID] = m.Seq
+			res.Applied = append(res.Applied, m)
+		}
+		for id, seq := range updated {
+			err := Exec(c.conn, `INSERT INTO `+ClientsTable+`(client_id, last_seq) VALUES (?, ?)
+				ON CONFLICT(client_id) DO UPDATE SET last_seq = excluded.last_seq`, id, seq)
+			if err != nil {
+				return fmt.Errorf("record last seq: %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		c.lastSeq = nil // reload: the cache may be ahead of what was committed
+		return Result{}, fmt.Errorf("apply batch: %w", err)
+	}
+	for id, seq := range updated {
+		c.lastSeq[id] = seq
+	}
+	res.LSN = c.LSN()
+	return res, nil
+}
+
+// applyOne runs m in a savepoint. A *RejectedError means m was rolled back
+// and the transaction can go on; any other error means it cannot.
+func (c *Coordinator) applyOne(ctx context.Context, m Mutation) error {
+	ctx, cancel := context.WithTimeout(ctx, c.opts.MutationTimeout)
+	defer cancel()
+	return runMutation(ctx, c.conn, c.mut, m)
+}
+
+// runMutation runs m through mut inside a savepoint on conn, rolling it back
+// and returning a *RejectedError if the mutator fails.
+func runMutation(ctx context.Context, conn *sqlite3.Conn, mut Mutator, m Mutation) error {
+	if err := conn.Exec(`SAVEPOINT mutation`); err != nil {
+		return fmt.Errorf("mutation %s: savepoint: %w", m.ID(), err)
+	}
+	old := conn.SetInterrupt(ctx)
+	err := mut.Mutate(ctx, conn, m.Name, m.Args)
+	conn.SetInterrupt(old)
+	if err == nil {
+		if err := conn.Exec(`RELEASE mutation`); err != nil {
+			return fmt.Errorf("mutation %s: release: %w", m.ID(), err)
+		}
+		return nil
+	}
+	if rbErr := conn.Exec(`ROLLBACK TO mutation; RELEASE mutation`); rbErr != nil {
+		return fmt.Errorf("mutation %s: roll back after %v: %w", m.ID(), err, rbErr)
+	}
+	return &RejectedError{Seq: m.Seq, Name: m.Name, Message: err.Error()}
+}
+
+// inTx runs f in an immediate transaction on conn, committing if f succeeds.
+func inTx(conn *sqlite3.Conn, f func() error) error {
+	if err := conn.Exec(`BEGIN IMMEDIATE`); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := f(); err != nil {
+		if !conn.GetAutocommit() {
+			conn.Exec(`ROLLBACK`)
+		}
+		return err
+	}
+	if err := conn.Exec(`COMMIT`); err != nil {
+		if !conn.GetAutocommit() {
+			conn.Exec(`ROLLBACK`)
+		}
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// Diff returns the fast-forward diff from LSN from to the newest LSN: the
+// newest copy of each page changed after from, and the page count. Its cost
+// is proportional to the pages changed.
+func (c *Coordinator) Diff(from uint64) (Diff, error) {
+	return DiffFrom(c.db.Store(), from)
+}
+
+// Diff is a fast-forward diff: applied to a replica at LSN From, it brings the
+// replica to LSN Commit.LSN.
+type Diff struct {
+	From uint64
+	vfs.Commit
+}
+
+// DiffFrom reads the fast-forward diff from LSN from out of store.
+func DiffFrom(store vfs.Store, from uint64) (Diff, error) {
+	// The store may move on while we read; retry until the LSN holds still
+	// around the read so the diff is one consistent version.
+	for {
+		lsn := store.LSN()
+		d := Diff{From: from, Commit: vfs.Commit{LSN: lsn, PageCount: store.PageCount()}}
+		if from > lsn {
+			return Diff{}, fmt.Errorf("diff from %d: %w: the document is at %d", from, ErrFuture, lsn)
+		}
+		for _, no := range store.ChangedSince(from) {
+			if no > d.PageCount {
+				continue
+			}
+			buf := make([]byte, vfs.PageSize)
+			if err := store.ReadPage(no, buf); err != nil {
+				return Diff{}, fmt.Errorf("diff from %d: %w", from, err)
+			}
+			d.Pages = append(d.Pages, vfs.Page{No: no, Data: buf})
+		}
+		if store.LSN() == lsn {
+			return d, nil
+		}
+	}
+}
+
+// ErrFuture reports a replica that claims an LSN the document has not reached.
+var ErrFuture = errors.New("LSN ahead of the document")
+
+// Query runs a read-only query on the coordinator's copy.
+func (c *Coordinator) Query(sql string, args ...any) (Rows, error) {
+	c.readMu.Lock()
+	defer c.readMu.Unlock()
+	if err := c.openRead(); err != nil {
+		return Rows{}, err
+	}
+	return Query(c.read, sql, args...)
+}
+
+// +checklocks:c.readMu
+func (c *Coordinator) openRead() error {
+	if c.read != nil {
+		return nil
+	}
+	conn, err := c.db.Open()
+	if err != nil {
+		return err
+	}
+	c.read = conn
+	return nil
+}
+
+// Close closes the document's connections. The store stays open.
+func (c *Coordinator) Close() error {
+	c.readMu.Lock()
+	if c.read != nil {
+		c.read.Close()
+	}
+	c.readMu.Unlock()
+	err := c.conn.Close()
+	c.db.Close()
+	return err
+}

@@ -1,0 +1,55 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ncruces/go-sqlite3"
+)
+
+// Mutator is an app's write logic: the same code runs on every client and on
+// the coordinator. The engine calls it inside a transaction and savepoint of
+// its own; a mutator must not begin, commit or roll back transactions.
+//
+// Everything a mutation's effect depends on must come from its args and the
+// database: a mutator must not read the clock, randomness or the network.
+type Mutator interface {
+	// Migrate brings the document's schema up to date. When the schema is
+	// already current it must change nothing.
+	Migrate(ctx context.Context, conn *sqlite3.Conn) error
+	// Mutate applies the named mutation. An error rejects the mutation and
+	// the engine rolls back whatever it changed.
+	Mutate(ctx context.Context, conn *sqlite3.Conn, name string, args []byte) error
+}
+
+// Mutation is one named write by one client.
+type Mutation struct {
+	ClientID string
+	Seq      uint64
+	Name     string
+	Args     []byte
+}
+
+// ID names the mutation for logs: client/seq.
+func (m Mutation) ID() string { return fmt.Sprintf("%s/%d", m.ClientID, m.Seq) }
+
+// ErrDiffGap reports a diff that does not start at the replica's LSN.
+var ErrDiffGap = errors.New("sqlsync: diff does not start at the replica's LSN")
+
+// ErrRejected wraps the reason a mutation was rejected by the mutator.
+var ErrRejected = errors.New("mutation rejected")
+
+// RejectedError is a mutation the mutator refused, with its message.
+type RejectedError struct {
+	Seq     uint64
+	Name    string
+	Message string
+}
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("mutation %d (%s) rejected: %s", e.Seq, e.Name, e.Message)
+}
+
+// Unwrap makes errors.Is(err, ErrRejected) hold.
+func (e *RejectedError) Unwrap() error { return ErrRejected }

@@ -1,0 +1,301 @@
+// Package pendinglog keeps a client's pending mutations durably: an
+// append-only file on a hackpadfs file system (one fsync per mutation), or
+// memory for tests. The file also holds the client's ID, so a replica's
+// identity and its unacknowledged writes live and die together.
+//
+// File layout: a header record holding the client ID, then one record per
+// mutation. A record is its payload length (uint32), a CRC-32C of the
+// payload, then the payload. A torn final record (a crash mid-append) is cut
+// off on open: its mutation never returned to the caller.
+package pendinglog
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"slices"
+	"sync"
+
+	"github.com/hack-pad/hackpadfs"
+	"github.com/sqlsync-go/sqlsync/shared/engine"
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+const magic = "sqlsync-pending-1"
+
+// ErrCorrupt reports a log whose header or middle fails its checks.
+var ErrCorrupt = errors.New("pendinglog: corrupt log")
+
+// Memory is a pending log in memory.
+type Memory struct {
+	mu  sync.Mutex
+	id  string
+	log []engine.Mutation
+}
+
+// NewMemory returns an empty in-memory log for clientID.
+func NewMemory(clientID string) *Memory { return &Memory{id: clientID} }
+
+// ClientID returns the client's ID.
+func (m *Memory) ClientID() string { return m.id }
+
+// Load returns the recorded mutations.
+func (m *Memory) Load() ([]engine.Mutation, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Clone(m.log), nil
+}
+
+// Append records mu.
+func (m *Memory) Append(mu engine.Mutation) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.log = append(m.log, mu)
+	return nil
+}
+
+// Trim forgets mutations up to seq through.
+func (m *Memory) Trim(through uint64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.log = slices.DeleteFunc(m.log, func(mu engine.Mutation) bool { return mu.Seq <= through })
+	return nil
+}
+
+// File is a pending log in a file.
+type File struct {
+	mu   sync.Mutex
+	fsys hackpadfs.FS
+	name string
+	f    hackpadfs.File
+	id   string
+	log  []engine.Mutation
+	size int64 // bytes of valid records, where the next append goes
+}
+
+var (
+	_ engine.PendingLog = (*File)(nil)
+	_ engine.PendingLog = (*Memory)(nil)
+)
+
+// NewClientID returns a fresh random client ID.
+func NewClientID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Open opens or creates the log file name on fsys. A new log gets a fresh
+// random client ID.
+func Open(fsys hackpadfs.FS, name string) (*File, error) {
+	f, err := hackpadfs.OpenFile(fsys, name, hackpadfs.FlagReadWrite|hackpadfs.FlagCreate, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("pendinglog: open %s: %w", name, err)
+	}
+	l := &File{fsys: fsys, name: name, f: f}
+	if err := l.load(); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("pendinglog: open %s: %w", name, err)
+	}
+	return l, nil
+}
+
+func (l *File) load() error {
+	data, err := readAll(l.f)
+	if err != nil {
+		return err
+	}
+	if len(data) == 0 {
+		l.id = NewClientID()
+		return l.rewrite(nil)
+	}
+	payload, n, ok := nextRecord(data)
+	if !ok || len(payload) < len(magic) || string(payload[:len(magic)]) != magic {
+		return fmt.Errorf("%w: bad header", ErrCorrupt)
+	}
+	l.id = string(payload[len(magic):])
+	off := n
+	for off < len(data) {
+		payload, n, ok := nextRecord(data[off:])
+		if !ok {
+			break // torn tail
+		}
+		m, err := decodeMutation(payload)
+		if err != nil {
+			return fmt.Errorf("%w: record at %d: %v", ErrCorrupt, off, err)
+		}
+		m.ClientID = l.id
+		l.log = append(l.log, m)
+		off += n
+	}
+	l.size = int64(off)
+	if off < len(data) {
+		if err := hackpadfs.TruncateFile(l.f, l.size); err != nil {
+			return fmt.Errorf("cut torn tail: %w", err)
+		}
+	}
+	return nil
+}
+
+func readAll(f hackpadfs.File) ([]byte, error) {
+	info, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, info.Size())
+	n, err := hackpadfs.ReadAtFile(f, buf, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, err
+	}
+	return buf[:n], nil
+}
+
+func nextRecord(b []byte) (payload []byte, n int, ok bool) {
+	if len(b) < 8 {
+		return nil, 0, false
+	}
+	size := binary.LittleEndian.Uint32(b)
+	sum := binary.LittleEndian.Uint32(b[4:])
+	if uint64(size) > uint64(len(b)-8) {
+		return nil, 0, false
+	}
+	payload = b[8 : 8+size]
+	if crc32.Checksum(payload, castagnoli) != sum {
+		return nil, 0, false
+	}
+	return payload, 8 + int(size), true
+}
+
+func record(payload []byte) []byte {
+	out := make([]byte, 8, 8+len(payload))
+	binary.LittleEndian.PutUint32(out, uint32(len(payload)))
+	binary.LittleEndian.PutUint32(out[4:], crc32.Checksum(payload, castagnoli))
+	return append(out, payload...)
+}
+
+func encodeMutation(m engine.Mutation) []byte {
+	b := binary.AppendUvarint(nil, m.Seq)
+	b = binary.AppendUvarint(b, uint64(len(m.Name)))
+	b = append(b, m.Name...)
+	return append(b, m.Args...)
+}
+
+func decodeMutation(b []byte) (engine.Mutation, error) {
+	seq, n := binary.Uvarint(b)
+	if n <= 0 {
+		return engine.Mutation{}, errors.New("bad seq")
+	}
+	b = b[n:]
+	size, n := binary.Uvarint(b)
+	if n <= 0 || size > uint64(len(b)-n) {
+		return engine.Mutation{}, errors.New("bad name")
+	}
+	b = b[n:]
+	return engine.Mutation{Seq: seq, Name: string(b[:size]), Args: slices.Clone(b[size:])}, nil
+}
+
+// ClientID returns the client's ID.
+func (l *File) ClientID() string { return l.id }
+
+// Load returns the recorded mutations.
+func (l *File) Load() ([]engine.Mutation, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.log), nil
+}
+
+// Append writes m and syncs the file.
+func (l *File) Append(m engine.Mutation) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	rec := record(encodeMutation(m))
+	if _, err := hackpadfs.WriteAtFile(l.f, rec, l.size); err != nil {
+		return fmt.Errorf("pendinglog: append %d: %w", m.Seq, err)
+	}
+	if err := syncFile(l.f); err != nil {
+		return fmt.Errorf("pendinglog: append %d: sync: %w", m.Seq, err)
+	}
+	l.size += int64(len(rec))
+	l.log = append(l.log, m)
+	return nil
+}
+
+// Trim forgets mutations up to seq through, rewriting the file when that
+// frees most of it.
+func (l *File) Trim(through uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	i := 0
+	for i < len(l.log) && l.log[i].Seq <= through {
+		i++
+	}
+	if i == 0 {
+		return nil
+	}
+	keep := slices.Clone(l.log[i:])
+	// Dropped records may stay in the file for a while: whoever opens the
+	// log drops the mutations its snapshot shows as applied. Rewrite only
+	// when the file would shrink by half, so trimming stays amortised O(1).
+	if len(keep) > 0 && i < len(keep) {
+		l.log = keep
+		return nil
+	}
+	if err := l.rewrite(keep); err != nil {
+		return fmt.Errorf("pendinglog: trim: %w", err)
+	}
+	l.log = keep
+	return nil
+}
+
+// rewrite replaces the file with the header and ms: written to a temporary
+// file, synced, then renamed over the log.
+func (l *File) rewrite(ms []engine.Mutation) error {
+	buf := record(append([]byte(magic), l.id...))
+	for _, m := range ms {
+		buf = append(buf, record(encodeMutation(m))...)
+	}
+	tmp := l.name + ".tmp"
+	f, err := hackpadfs.OpenFile(l.fsys, tmp, hackpadfs.FlagReadWrite|hackpadfs.FlagCreate|hackpadfs.FlagTruncate, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := hackpadfs.WriteAtFile(f, buf, 0); err != nil {
+		f.Close()
+		return err
+	}
+	if err := syncFile(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := hackpadfs.Rename(l.fsys, tmp, l.name); err != nil {
+		f.Close()
+		return err
+	}
+	l.f.Close()
+	l.f = f
+	l.size = int64(len(buf))
+	return nil
+}
+
+// Close closes the file.
+func (l *File) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.f.Close()
+}
+
+// syncFile flushes f to stable storage. File systems with no notion of
+// durability (hackpadfs's memory FS) do not implement Sync; for them there
+// is nothing to flush.
+func syncFile(f hackpadfs.File) error {
+	err := hackpadfs.SyncFile(f)
+	if errors.Is(err, hackpadfs.ErrNotImplemented) {
+		return nil
+	}
+	return err
+}

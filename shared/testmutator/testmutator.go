@@ -1,0 +1,121 @@
+// Package testmutator is a todo-list mutator written in Go against the
+// engine's Mutator interface: the reference for tests, simulations and the
+// CLI until a document's own WebAssembly mutator is configured.
+//
+// Mutations take JSON args:
+//
+//	add     {"id", "title"}   insert an item (rejected if the id exists)
+//	rename  {"id", "title"}   retitle an item; renaming a deleted item restores it
+//	toggle  {"id"}            flip done
+//	delete  {"id"}            mark deleted
+//	purge   {}                remove deleted items for good
+//	bulk    {"prefix", "n"}   add n items at once
+//	fail    {"message"}       always rejected with message
+package testmutator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/ncruces/go-sqlite3"
+	"github.com/sqlsync-go/sqlsync/shared/engine"
+)
+
+// Migrations are the schema steps, in order; PRAGMA user_version counts the
+// steps applied.
+var Migrations = []string{
+	`CREATE TABLE items(
+		id TEXT PRIMARY KEY NOT NULL,
+		title TEXT NOT NULL,
+		done INTEGER NOT NULL DEFAULT 0,
+		deleted INTEGER NOT NULL DEFAULT 0
+	)`,
+	`CREATE INDEX items_by_title ON items(title)`,
+	`ALTER TABLE items ADD COLUMN note TEXT NOT NULL DEFAULT ''`,
+}
+
+// Mutator is the todo mutator.
+type Mutator struct{}
+
+var _ engine.Mutator = Mutator{}
+
+// Migrate applies the migrations the document lacks.
+func (Mutator) Migrate(ctx context.Context, conn *sqlite3.Conn) error {
+	rows, err := engine.Query(conn, `PRAGMA user_version`)
+	if err != nil {
+		return err
+	}
+	for v := rows.Values[0][0].(int64); v < int64(len(Migrations)); v++ {
+		if err := conn.Exec(Migrations[v]); err != nil {
+			return fmt.Errorf("migration %d: %w", v+1, err)
+		}
+		if err := conn.Exec(`PRAGMA user_version = ` + strconv.FormatInt(v+1, 10)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Args are the fields every mutation draws from.
+type Args struct {
+	ID      string `json:"id,omitempty"`
+	Title   string `json:"title,omitempty"`
+	Prefix  string `json:"prefix,omitempty"`
+	N       int    `json:"n,omitempty"`
+	Message string `json:"message,omitempty"`
+}
+
+// Encode returns a's JSON.
+func (a Args) Encode() []byte {
+	b, _ := json.Marshal(a)
+	return b
+}
+
+// ErrNoItem reports a mutation on an item that does not exist.
+var ErrNoItem = errors.New("no such item")
+
+// Mutate applies one mutation.
+func (Mutator) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, raw []byte) error {
+	var a Args
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return fmt.Errorf("bad args: %w", err)
+	}
+	need := func(changed error) error {
+		if changed != nil {
+			return changed
+		}
+		if conn.Changes() == 0 {
+			return fmt.Errorf("%w: %q", ErrNoItem, a.ID)
+		}
+		return nil
+	}
+	switch name {
+	case "add":
+		return engine.Exec(conn, `INSERT INTO items(id, title) VALUES (?, ?)`, a.ID, a.Title)
+	case "rename":
+		return need(engine.Exec(conn, `UPDATE items SET title = ?, deleted = 0 WHERE id = ?`, a.Title, a.ID))
+	case "toggle":
+		return need(engine.Exec(conn, `UPDATE items SET done = 1 - done WHERE id = ? AND NOT deleted`, a.ID))
+	case "delete":
+		return need(engine.Exec(conn, `UPDATE items SET deleted = 1 WHERE id = ?`, a.ID))
+	case "purge":
+		return engine.Exec(conn, `DELETE FROM items WHERE deleted`)
+	case "bulk":
+		if a.N < 0 || a.N > 10000 {
+			return fmt.Errorf("bulk: n %d outside 0..10000", a.N)
+		}
+		for i := range a.N {
+			id := a.Prefix + strconv.Itoa(i)
+			if err := engine.Exec(conn, `INSERT INTO items(id, title) VALUES (?, ?)`, id, "bulk "+id); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "fail":
+		return errors.New(a.Message)
+	}
+	return fmt.Errorf("unknown mutation %q", name)
+}

@@ -1,0 +1,77 @@
+package vfs
+
+import (
+	"errors"
+	"fmt"
+)
+
+// PageSize is the size in bytes of every page sqlsync stores and sends.
+const PageSize = 4096
+
+// Page is one database page, numbered from 1 as SQLite numbers them.
+type Page struct {
+	No   uint32
+	Data []byte
+}
+
+// Commit is one atomic change of a store: the pages it writes, the page count
+// after it, and the LSN it brings the store to.
+type Commit struct {
+	LSN       uint64
+	PageCount uint32
+	Pages     []Page
+}
+
+// Store is durable page storage at an LSN: a client's snapshot, or the
+// coordinator's copy of a document.
+//
+// Implementations are safe for concurrent use.
+type Store interface {
+	// LSN returns the LSN of the last applied commit (0 for a new store).
+	LSN() uint64
+	// PageCount returns the number of pages in the database.
+	PageCount() uint32
+	// ReadPage copies page no (1-based) into buf, which is PageSize long.
+	// A page at or below PageCount that was never written reads as zeros.
+	ReadPage(no uint32, buf []byte) error
+	// Apply makes c durable: after it returns nil, all of c's pages, its page
+	// count and its LSN survive a crash; if it fails or the process dies
+	// first, none of them do.
+	Apply(c Commit) error
+	// ChangedSince returns, in ascending order, the numbers of the pages
+	// (at or below PageCount) whose newest version was written after lsn.
+	// It takes time proportional to the number of pages returned.
+	ChangedSince(lsn uint64) []uint32
+	// Close releases the store's resources.
+	Close() error
+}
+
+// ErrCorrupt reports stored state that fails its own checks.
+var ErrCorrupt = errors.New("sqlsync/vfs: corrupt store")
+
+// ErrBadCommit reports a commit that a store refuses before changing anything.
+var ErrBadCommit = errors.New("sqlsync/vfs: bad commit")
+
+// Validate checks c against a store at lsn: the LSN must grow, and pages must
+// be full, ascending, unique and within the page count.
+func (c Commit) Validate(lsn uint64) error {
+	if c.LSN <= lsn {
+		return fmt.Errorf("%w: LSN %d does not follow %d", ErrBadCommit, c.LSN, lsn)
+	}
+	var prev uint32
+	for _, p := range c.Pages {
+		switch {
+		case p.No == 0 || p.No > c.PageCount:
+			return fmt.Errorf("%w: page %d outside 1..%d", ErrBadCommit, p.No, c.PageCount)
+		case p.No <= prev:
+			return fmt.Errorf("%w: page %d out of order", ErrBadCommit, p.No)
+		case len(p.Data) != PageSize:
+			return fmt.Errorf("%w: page %d has %d bytes", ErrBadCommit, p.No, len(p.Data))
+		}
+		prev = p.No
+	}
+	return nil
+}
+
+// ErrClosed reports use of a closed store or database.
+var ErrClosed = errors.New("sqlsync/vfs: closed")
