@@ -1,0 +1,377 @@
+// Package enginetest is the seeded simulation of sqlsync: clients and a
+// coordinator over an in-memory network that a seeded random source drives
+// (mutations, lost and duplicated messages, disconnects, restarts of clients
+// and of the coordinator), checking the design's five invariants at every
+// quiescent point. Any mutator that implements the todo contract of
+// package testmutator can be simulated.
+package enginetest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/sqlsync-go/sqlsync/shared/engine"
+	"github.com/sqlsync-go/sqlsync/shared/pendinglog"
+	"github.com/sqlsync-go/sqlsync/shared/testmutator"
+	"github.com/sqlsync-go/sqlsync/vfs/memstore"
+)
+
+// Run simulates nClients clients and a coordinator for steps steps with the
+// given seed. The error says which invariant broke, and at which step.
+func Run(seed uint64, nClients, steps int, mut engine.Mutator) error {
+	return runSimulation(seed, nClients, steps, mut)
+}
+
+// message is what travels on the simulated network.
+type message struct {
+	push     []engine.Mutation // client to coordinator
+	diff     *engine.Diff      // coordinator to client
+	rejected *engine.Rejection
+}
+
+type simClient struct {
+	id      int
+	store   *memstore.Store // durable across restarts
+	log     *pendinglog.Memory
+	eng     *engine.Client
+	online  bool
+	up      []message // to the coordinator
+	down    []message // to the client
+	sentLSN uint64    // coordinator side: the LSN this connection has been sent up to
+	created int       // items this client created
+	seen    map[string]bool
+}
+
+type sim struct {
+	r       *rand.Rand
+	mut     engine.Mutator
+	cstore  *memstore.Store
+	coord   *engine.Coordinator
+	clients []*simClient
+	history []engine.Mutation // the coordinator's order of applied mutations
+	acked   map[string]bool   // mutations a client recorded durably
+	ids     []string          // item ids any client has used
+}
+
+func runSimulation(seed uint64, nClients, steps int, mut engine.Mutator) (err error) {
+	ctx := context.Background()
+	s := &sim{r: rand.New(rand.NewPCG(seed, 0xdecaf)), mut: mut, cstore: memstore.New(), acked: map[string]bool{}}
+	if s.coord, err = engine.OpenCoordinator(ctx, s.cstore, mut, engine.CoordinatorOptions{}); err != nil {
+		return err
+	}
+	defer func() { s.coord.Close() }()
+	for i := range nClients {
+		c := &simClient{id: i, store: memstore.New(), log: pendinglog.NewMemory(fmt.Sprintf("client%d", i))}
+		if c.eng, err = engine.OpenClient(ctx, c.store, c.log, mut); err != nil {
+			return err
+		}
+		defer func() { c.eng.Close() }()
+		s.clients = append(s.clients, c)
+	}
+	for step := range steps {
+		if err := s.step(ctx); err != nil {
+			return fmt.Errorf("step %d: %w", step, err)
+		}
+		if step%50 == 49 || step == steps-1 {
+			if err := s.quiesce(ctx); err != nil {
+				return fmt.Errorf("step %d: quiesce: %w", step, err)
+			}
+			if err := s.check(ctx); err != nil {
+				return fmt.Errorf("step %d: %w", step, err)
+			}
+		}
+	}
+	return nil
+}
+
+func (s *sim) step(ctx context.Context) error {
+	c := s.clients[s.r.IntN(len(s.clients))]
+	switch n := s.r.IntN(100); {
+	case n < 40:
+		return s.mutate(ctx, c)
+	case n < 55:
+		return s.serve(ctx)
+	case n < 75:
+		return s.deliver(ctx, c)
+	case n < 82:
+		s.disconnect(c)
+	case n < 90:
+		s.connect(c)
+	case n < 94:
+		// Resend everything pending, as after a lost acknowledgement.
+		if c.online {
+			c.up = append(c.up, message{push: c.eng.Pending()})
+		}
+	case n < 97:
+		return s.restartClient(ctx, c)
+	default:
+		return s.restartCoordinator(ctx)
+	}
+	return nil
+}
+
+func (s *sim) mutate(ctx context.Context, c *simClient) error {
+	a := testmutator.Args{}
+	var name string
+	pick := func() string {
+		if len(s.ids) == 0 {
+			return "none"
+		}
+		return s.ids[s.r.IntN(len(s.ids))]
+	}
+	switch n := s.r.IntN(20); {
+	case n < 8:
+		name, a.ID, a.Title = "add", fmt.Sprintf("c%d-%d", c.id, c.created), fmt.Sprintf("item %d", s.r.IntN(1000))
+		c.created++
+		s.ids = append(s.ids, a.ID)
+	case n < 12:
+		name, a.ID, a.Title = "rename", pick(), fmt.Sprintf("renamed %d", s.r.IntN(1000))
+	case n < 15:
+		name, a.ID = "toggle", pick()
+	case n < 18:
+		name, a.ID = "delete", pick()
+	case n < 19:
+		name = "purge"
+	default:
+		name, a.Message = "fail", "refused on purpose"
+	}
+	seq, err := c.eng.Mutate(ctx, name, a.Encode())
+	if err != nil {
+		if name == "fail" || name != "add" {
+			return nil // rejected locally: the item is unknown here, or on purpose
+		}
+		return fmt.Errorf("client %d: %s %s: %w", c.id, name, a.ID, err)
+	}
+	m := engine.Mutation{ClientID: c.eng.ClientID(), Seq: seq}
+	s.acked[m.ID()] = true
+	// Read your writes.
+	switch name {
+	case "add", "rename":
+		rows, err := c.eng.Query(`SELECT title, deleted FROM items WHERE id = ?`, a.ID)
+		if err != nil {
+			return err
+		}
+		if len(rows.Values) != 1 || rows.Values[0][0] != a.Title || rows.Values[0][1] != int64(0) {
+			return fmt.Errorf("client %d: read your writes: after %s %s got %v", c.id, name, a.ID, rows.Values)
+		}
+	}
+	if c.online {
+		c.up = append(c.up, message{push: []engine.Mutation{{ClientID: m.ClientID, Seq: seq, Name: name, Args: a.Encode()}}})
+	}
+	return nil
+}
+
+// serve delivers every queued message to the coordinator, applies them as one
+// group commit, and fans out.
+func (s *sim) serve(ctx context.Context) error {
+	var batch []engine.Mutation
+	for _, c := range s.clients {
+		// Deliver a random prefix of each queue: the rest stays in flight.
+		n := s.r.IntN(len(c.up) + 1)
+		for _, m := range c.up[:n] {
+			batch = append(batch, m.push...)
+		}
+		c.up = c.up[n:]
+	}
+	res, err := s.coord.Apply(ctx, batch)
+	if err != nil {
+		return err
+	}
+	s.history = append(s.history, res.Applied...)
+	for _, rej := range res.Rejected {
+		for _, c := range s.clients {
+			if c.online && c.eng.ClientID() == rej.Mutation.ClientID {
+				c.down = append(c.down, message{rejected: &rej})
+			}
+		}
+	}
+	return s.fanOut()
+}
+
+func (s *sim) fanOut() error {
+	for _, c := range s.clients {
+		if !c.online || c.sentLSN == s.coord.LSN() {
+			continue
+		}
+		d, err := s.coord.Diff(c.sentLSN)
+		if err != nil {
+			return err
+		}
+		c.down = append(c.down, message{diff: &d})
+		c.sentLSN = d.LSN
+	}
+	return nil
+}
+
+func (s *sim) deliver(ctx context.Context, c *simClient) error {
+	var diffs []engine.Diff
+	for _, m := range c.down {
+		if m.diff != nil {
+			diffs = append(diffs, *m.diff)
+		}
+	}
+	c.down = nil
+	return c.eng.Rebase(ctx, diffs...)
+}
+
+func (s *sim) disconnect(c *simClient) {
+	c.online, c.up, c.down = false, nil, nil
+}
+
+// connect is the Hello: the coordinator resumes the client from its snapshot
+// LSN, and the client resends its pending mutations.
+func (s *sim) connect(c *simClient) {
+	if c.online {
+		return
+	}
+	c.online = true
+	c.sentLSN = c.eng.LSN()
+	if p := c.eng.Pending(); len(p) > 0 {
+		c.up = append(c.up, message{push: p})
+	}
+}
+
+func (s *sim) restartClient(ctx context.Context, c *simClient) (err error) {
+	s.disconnect(c)
+	if err := c.eng.Close(); err != nil {
+		return err
+	}
+	c.eng, err = engine.OpenClient(ctx, c.store, c.log, s.mut)
+	return err
+}
+
+func (s *sim) restartCoordinator(ctx context.Context) (err error) {
+	for _, c := range s.clients {
+		s.disconnect(c)
+	}
+	if err := s.coord.Close(); err != nil {
+		return err
+	}
+	s.coord, err = engine.OpenCoordinator(ctx, s.cstore, s.mut, engine.CoordinatorOptions{})
+	return err
+}
+
+// quiesce connects everyone and runs the network until nothing is in flight
+// and nothing is pending.
+func (s *sim) quiesce(ctx context.Context) error {
+	for _, c := range s.clients {
+		s.connect(c)
+	}
+	for round := 0; ; round++ {
+		if round > 10 {
+			return fmt.Errorf("no quiescence after %d rounds", round)
+		}
+		var batch []engine.Mutation
+		for _, c := range s.clients {
+			for _, m := range c.up {
+				batch = append(batch, m.push...)
+			}
+			c.up = nil
+		}
+		res, err := s.coord.Apply(ctx, batch)
+		if err != nil {
+			return err
+		}
+		if len(res.Gaps) > 0 {
+			return fmt.Errorf("seq gaps: %v", res.Gaps)
+		}
+		s.history = append(s.history, res.Applied...)
+		if err := s.fanOut(); err != nil {
+			return err
+		}
+		busy := false
+		for _, c := range s.clients {
+			if err := s.deliver(ctx, c); err != nil {
+				return err
+			}
+			if c.eng.PendingCount() > 0 {
+				busy = true
+				c.up = append(c.up, message{push: c.eng.Pending()})
+			}
+		}
+		if !busy {
+			return nil
+		}
+	}
+}
+
+func (s *sim) check(ctx context.Context) error {
+	// Convergence: byte-identical files, nothing local.
+	want, err := s.coord.Database().Bytes()
+	if err != nil {
+		return err
+	}
+	for _, c := range s.clients {
+		got, err := c.eng.Database().Bytes()
+		if err != nil {
+			return err
+		}
+		if !bytes.Equal(got, want) {
+			return fmt.Errorf("convergence: client %d differs from the coordinator (%d vs %d bytes)", c.id, len(got), len(want))
+		}
+		if c.eng.Database().HasLocal() {
+			return fmt.Errorf("convergence: client %d has a local layer with nothing pending", c.id)
+		}
+		if err := integrity(c.eng.Query); err != nil {
+			return fmt.Errorf("client %d: %w", c.id, err)
+		}
+	}
+	if err := integrity(s.coord.Query); err != nil {
+		return fmt.Errorf("coordinator: %w", err)
+	}
+	// Exactly once: every durably recorded mutation is in the order once.
+	count := map[string]int{}
+	for _, m := range s.history {
+		count[m.ID()]++
+	}
+	for id, n := range count {
+		if n != 1 {
+			return fmt.Errorf("exactly once: %s applied %d times", id, n)
+		}
+		if !s.acked[id] {
+			return fmt.Errorf("exactly once: %s applied but never recorded", id)
+		}
+	}
+	for id := range s.acked {
+		if count[id] != 1 {
+			return fmt.Errorf("exactly once: %s recorded but applied %d times", id, count[id])
+		}
+	}
+	// Serial truth: replaying the order on an empty document gives the same
+	// database.
+	fresh, err := engine.OpenCoordinator(ctx, memstore.New(), s.mut, engine.CoordinatorOptions{})
+	if err != nil {
+		return err
+	}
+	defer fresh.Close()
+	for _, m := range s.history {
+		if _, err := fresh.Apply(ctx, []engine.Mutation{m}); err != nil {
+			return err
+		}
+	}
+	var a, b strings.Builder
+	if err := s.coord.Dump(&a); err != nil {
+		return err
+	}
+	if err := fresh.Dump(&b); err != nil {
+		return err
+	}
+	if a.String() != b.String() {
+		return fmt.Errorf("serial truth: coordinator\n%s\nreplay\n%s", a.String(), b.String())
+	}
+	return nil
+}
+
+func integrity(query func(string, ...any) (engine.Rows, error)) error {
+	rows, err := query(`PRAGMA integrity_check`)
+	if err != nil {
+		return err
+	}
+	if len(rows.Values) != 1 || rows.Values[0][0] != "ok" {
+		return fmt.Errorf("integrity_check: %v", rows.Values)
+	}
+	return nil
+}
