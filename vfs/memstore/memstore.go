@@ -66,6 +66,12 @@ func (s *Store) Apply(c vfs.Commit) error {
 	if err := c.Validate(s.lsn); err != nil {
 		return fmt.Errorf("apply commit: %w", err)
 	}
+	// Grown pages changed too (to zeros, unless written below): a replica
+	// that missed an earlier shrink must get them.
+	for no := s.count + 1; no <= c.PageCount; no++ {
+		delete(s.pages, no)
+		s.index.Touch(no, c.LSN)
+	}
 	for _, p := range c.Pages {
 		s.pages[p.No] = append([]byte(nil), p.Data...)
 		s.index.Touch(p.No, c.LSN)

@@ -44,7 +44,8 @@ func Run(t *testing.T, open Opener, reopen Opener) {
 		if got, want := s.ChangedSince(1), []uint32{3}; !slices.Equal(got, want) {
 			t.Fatalf("ChangedSince(1) = %v, want %v", got, want)
 		}
-		if got, want := s.ChangedSince(0), []uint32{1, 3}; !slices.Equal(got, want) {
+		// Page 2 came into being (as zeros) at LSN 1: it changed too.
+		if got, want := s.ChangedSince(0), []uint32{1, 2, 3}; !slices.Equal(got, want) {
 			t.Fatalf("ChangedSince(0) = %v, want %v", got, want)
 		}
 	})
@@ -77,6 +78,11 @@ func Run(t *testing.T, open Opener, reopen Opener) {
 		}
 		mustApply(t, s, vfs.Commit{LSN: 3, PageCount: 4, Pages: []vfs.Page{Page(4, 'c')}})
 		checkPage(t, s, 3, make([]byte, vfs.PageSize))
+		// Page 3 went to zeros at LSN 3 without being written: a replica at
+		// LSN 1 must still be sent it.
+		if got, want := s.ChangedSince(1), []uint32{1, 3, 4}; !slices.Equal(got, want) {
+			t.Fatalf("ChangedSince(1) after shrink and regrow = %v, want %v", got, want)
+		}
 		checkPage(t, s, 4, Page(4, 'c').Data)
 	})
 	t.Run("RandomAgainstModel", func(t *testing.T) {

@@ -1,0 +1,393 @@
+// Package client is the Go API of a sqlsync replica: open a document, run
+// mutations locally, query and subscribe, while a background loop keeps it
+// in sync with the coordinator over WebSocket. The CLI, the tests and the
+// browser build all use it.
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"sync"
+	"time"
+
+	"github.com/hack-pad/hackpadfs"
+	osfs "github.com/hack-pad/hackpadfs/os"
+	"github.com/sqlsync-go/sqlsync/shared/engine"
+	"github.com/sqlsync-go/sqlsync/shared/pendinglog"
+	"github.com/sqlsync-go/sqlsync/vfs"
+	"github.com/sqlsync-go/sqlsync/vfs/filestore"
+	"github.com/sqlsync-go/sqlsync/vfs/memstore"
+)
+
+// Options say which document to open and how.
+type Options struct {
+	// URL is the coordinator's sync endpoint (ws://host:port/v1/sync). If
+	// empty the document stays offline.
+	URL string
+	// DocID names the document.
+	DocID string
+	// Mutator runs the document's mutations (required).
+	Mutator engine.Mutator
+	// StateDir keeps the replica (snapshot, pending log, client ID) on
+	// disk so it survives restarts; empty keeps it in memory.
+	StateDir string
+	// FS, if set, is used instead of StateDir's directory: the state lives
+	// under FS at the document's ID.
+	FS hackpadfs.FS
+	// Token is sent to the coordinator in Hello.
+	Token string
+	// MinBackoff and MaxBackoff bound the wait between reconnects;
+	// defaults 100 ms and 10 s.
+	MinBackoff, MaxBackoff time.Duration
+	// Logger receives the replica's logs; default slog.Default().
+	Logger *slog.Logger
+	// Dial opens the transport; default: WebSocket.
+	Dial Dialer
+}
+
+// State is the replica's connection state.
+type State string
+
+// Connection states.
+const (
+	Offline    State = "offline"    // not connected (no URL, switched off, or between attempts)
+	Connecting State = "connecting" // dialling or waiting for the first diff
+	Online     State = "online"     // connected and caught up with what the coordinator sent
+	Stopped    State = "stopped"    // the coordinator refused the replica for good (see LastError)
+)
+
+// Status is a snapshot of the replica's sync state.
+type Status struct {
+	State     State
+	LSN       uint64 // the snapshot's LSN
+	ServerLSN uint64 // the newest LSN the coordinator told of
+	Pending   int    // mutations not yet seen applied by the coordinator
+	LastError string // the last connection error or refusal
+}
+
+// Synced reports whether the replica is online with nothing pending and has
+// everything the coordinator told of.
+func (s Status) Synced() bool {
+	return s.State == Online && s.Pending == 0 && s.LSN >= s.ServerLSN
+}
+
+// Event is something the app may want to show: a status change or a
+// mutation the coordinator rejected.
+type Event struct {
+	Status   *Status
+	Rejected *engine.RejectedError
+}
+
+// Doc is an open document replica.
+type Doc struct {
+	opts  Options
+	eng   *engine.Client
+	store vfs.Store
+	log   engine.PendingLog
+	lg    *slog.Logger
+
+	mu       sync.Mutex
+	status   Status
+	watchers map[int]func(Event)
+	subs     map[int]*subscription
+	nextID   int
+	online   bool // the app wants to be online
+	kick     chan struct{}
+	cancel   context.CancelFunc
+	done     chan struct{}
+	closed   bool
+	closers  []func() error
+	pushWake chan struct{}
+}
+
+// Open opens (creating if needed) the replica of opts.DocID and, if a URL
+// is set, starts syncing it.
+func Open(ctx context.Context, opts Options) (*Doc, error) {
+	if opts.Mutator == nil {
+		return nil, errors.New("open document: no mutator")
+	}
+	if opts.DocID == "" {
+		return nil, errors.New("open document: no document ID")
+	}
+	if opts.MinBackoff == 0 {
+		opts.MinBackoff = 100 * time.Millisecond
+	}
+	if opts.MaxBackoff == 0 {
+		opts.MaxBackoff = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Dial == nil {
+		opts.Dial = dialWebSocket
+	}
+	d := &Doc{
+		opts:     opts,
+		lg:       opts.Logger.With("doc", opts.DocID),
+		watchers: map[int]func(Event){},
+		subs:     map[int]*subscription{},
+		online:   opts.URL != "",
+		kick:     make(chan struct{}, 1),
+		pushWake: make(chan struct{}, 1),
+		done:     make(chan struct{}),
+		status:   Status{State: Offline},
+	}
+	if err := d.openState(); err != nil {
+		d.closeState()
+		return nil, fmt.Errorf("open document %s: %w", opts.DocID, err)
+	}
+	eng, err := engine.OpenClient(ctx, d.store, d.log, opts.Mutator)
+	if err != nil {
+		d.closeState()
+		return nil, fmt.Errorf("open document %s: %w", opts.DocID, err)
+	}
+	d.eng = eng
+	d.closers = append([]func() error{eng.Close}, d.closers...)
+	d.status.LSN, d.status.Pending = eng.LSN(), eng.PendingCount()
+	eng.OnChange(d.changed)
+	loopCtx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	go d.syncLoop(loopCtx)
+	return d, nil
+}
+
+func (d *Doc) openState() error {
+	fsys := d.opts.FS
+	if fsys == nil && d.opts.StateDir != "" {
+		root, err := osfs.NewFS().Sub(toFSPath(d.opts.StateDir))
+		if err != nil {
+			return err
+		}
+		fsys = root
+	}
+	if fsys == nil {
+		d.store = memstore.New()
+		d.log = pendinglog.NewMemory(pendinglog.NewClientID())
+		return nil
+	}
+	dir := d.opts.DocID
+	if err := hackpadfs.MkdirAll(fsys, dir, 0o755); err != nil {
+		return err
+	}
+	store, err := filestore.Open(fsys, dir+"/snapshot")
+	if err != nil {
+		return err
+	}
+	d.store = store
+	d.closers = append(d.closers, store.Close)
+	log, err := pendinglog.Open(fsys, dir+"/pending")
+	if err != nil {
+		return err
+	}
+	d.log = log
+	d.closers = append(d.closers, log.Close)
+	return nil
+}
+
+func (d *Doc) closeState() error {
+	var errs []error
+	for _, c := range d.closers {
+		errs = append(errs, c())
+	}
+	d.closers = nil
+	return errors.Join(errs...)
+}
+
+// ClientID returns the replica's client ID.
+func (d *Doc) ClientID() string { return d.eng.ClientID() }
+
+// Engine returns the replica's document engine.
+func (d *Doc) Engine() *engine.Client { return d.eng }
+
+// Mutate runs the named mutation locally and queues it for the coordinator.
+// args is sent as is if it is []byte or json.RawMessage, else as its JSON.
+// When Mutate returns nil the mutation is durable locally and queries see it.
+func (d *Doc) Mutate(ctx context.Context, name string, args any) (uint64, error) {
+	var raw []byte
+	switch a := args.(type) {
+	case []byte:
+		raw = a
+	case json.RawMessage:
+		raw = a
+	default:
+		var err error
+		if raw, err = json.Marshal(args); err != nil {
+			return 0, fmt.Errorf("mutate %s: encode args: %w", name, err)
+		}
+	}
+	seq, err := d.eng.Mutate(ctx, name, raw)
+	if err != nil {
+		return 0, err
+	}
+	select {
+	case d.pushWake <- struct{}{}:
+	default:
+	}
+	return seq, nil
+}
+
+// Query runs a read-only statement, pending mutations included.
+func (d *Doc) Query(ctx context.Context, sql string, args ...any) (engine.Rows, error) {
+	return d.eng.Query(sql, args...)
+}
+
+// Status returns the replica's sync state now.
+func (d *Doc) Status() Status {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.status
+	s.LSN, s.Pending = d.eng.LSN(), d.eng.PendingCount()
+	return s
+}
+
+// Watch calls f for every event until the returned function is called.
+// f runs on the replica's goroutines and must not block.
+func (d *Doc) Watch(f func(Event)) (stop func()) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	id := d.nextID
+	d.nextID++
+	d.watchers[id] = f
+	return func() {
+		d.mu.Lock()
+		delete(d.watchers, id)
+		d.mu.Unlock()
+	}
+}
+
+func (d *Doc) emit(e Event) {
+	d.mu.Lock()
+	ws := make([]func(Event), 0, len(d.watchers))
+	for _, w := range d.watchers {
+		ws = append(ws, w)
+	}
+	d.mu.Unlock()
+	for _, w := range ws {
+		w(e)
+	}
+}
+
+func (d *Doc) setStatus(f func(*Status)) {
+	d.mu.Lock()
+	old := d.status
+	f(&d.status)
+	d.status.LSN, d.status.Pending = d.eng.LSN(), d.eng.PendingCount()
+	s := d.status
+	d.mu.Unlock()
+	if s != old {
+		d.emit(Event{Status: &s})
+	}
+}
+
+// WaitSynced waits until Status().Synced() holds, the replica is stopped, or
+// ctx ends.
+func (d *Doc) WaitSynced(ctx context.Context) error {
+	ch := make(chan struct{}, 1)
+	stop := d.Watch(func(Event) {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	})
+	defer stop()
+	for {
+		s := d.Status()
+		if s.Synced() {
+			return nil
+		}
+		if s.State == Stopped {
+			return fmt.Errorf("wait for sync: %w: %s", ErrStopped, s.LastError)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for sync (%s, %d pending, LSN %d of %d): %w", s.State, s.Pending, s.LSN, s.ServerLSN, ctx.Err())
+		}
+	}
+}
+
+// ErrStopped reports a replica the coordinator refused for good.
+var ErrStopped = errors.New("sync stopped")
+
+// SetOnline switches syncing on or off, as a "go offline" switch does; local
+// mutations go on either way.
+func (d *Doc) SetOnline(on bool) {
+	d.mu.Lock()
+	d.online = on && d.opts.URL != ""
+	d.mu.Unlock()
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Close stops syncing and closes the replica.
+func (d *Doc) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	d.mu.Unlock()
+	d.cancel()
+	<-d.done
+	return d.closeState()
+}
+
+// subscription is one live query.
+type subscription struct {
+	sql  string
+	args []any
+	fn   func(engine.Rows, error)
+	last *engine.Rows
+	mu   sync.Mutex
+}
+
+// Subscribe calls fn with the rows of a read-only query now and again after
+// every change that alters them, until the returned function is called.
+func (d *Doc) Subscribe(sql string, args []any, fn func(engine.Rows, error)) (cancel func()) {
+	s := &subscription{sql: sql, args: args, fn: fn}
+	d.mu.Lock()
+	id := d.nextID
+	d.nextID++
+	d.subs[id] = s
+	d.mu.Unlock()
+	d.rerun(s)
+	return func() {
+		d.mu.Lock()
+		delete(d.subs, id)
+		d.mu.Unlock()
+	}
+}
+
+func (d *Doc) rerun(s *subscription) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rows, err := d.eng.Query(s.sql, s.args...)
+	if err == nil && s.last != nil && reflect.DeepEqual(*s.last, rows) {
+		return
+	}
+	if err == nil {
+		s.last = &rows
+	}
+	s.fn(rows, err)
+}
+
+// changed re-runs the subscriptions after a local mutation or a rebase.
+func (d *Doc) changed(engine.Change) {
+	d.mu.Lock()
+	subs := make([]*subscription, 0, len(d.subs))
+	for _, s := range d.subs {
+		subs = append(subs, s)
+	}
+	d.mu.Unlock()
+	for _, s := range subs {
+		d.rerun(s)
+	}
+	d.setStatus(func(*Status) {})
+}

@@ -1,0 +1,295 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/sqlsync-go/sqlsync/shared/engine"
+	"github.com/sqlsync-go/sqlsync/shared/protocol"
+	"github.com/sqlsync-go/sqlsync/vfs"
+)
+
+// Transport carries binary frames to and from the coordinator.
+type Transport interface {
+	// Read returns the next frame.
+	Read(ctx context.Context) ([]byte, error)
+	// Write sends one frame.
+	Write(ctx context.Context, frame []byte) error
+	// Close ends the connection.
+	Close() error
+}
+
+// Dialer opens a transport to url.
+type Dialer func(ctx context.Context, url string) (Transport, error)
+
+// RefusedError is a Close frame from the coordinator.
+type RefusedError struct {
+	Code   string
+	Reason string
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("coordinator closed the connection: %s: %s", e.Code, e.Reason)
+}
+
+// permanent reports whether reconnecting cannot help.
+func (e *RefusedError) permanent() bool {
+	switch e.Code {
+	case protocol.CodeUnauthorized, protocol.CodeForbidden, protocol.CodeVersion:
+		return true
+	}
+	return false
+}
+
+// pushBatch bounds the mutations in one Push frame.
+const pushBatch = 256
+
+// syncLoop connects, syncs until the connection ends, and reconnects with
+// jittered exponential backoff, until the Doc closes.
+func (d *Doc) syncLoop(ctx context.Context) {
+	defer close(d.done)
+	backoff := d.opts.MinBackoff
+	for ctx.Err() == nil {
+		d.mu.Lock()
+		online := d.online
+		d.mu.Unlock()
+		if !online {
+			d.setStatus(func(s *Status) { s.State = Offline })
+			select {
+			case <-d.kick:
+			case <-ctx.Done():
+			}
+			continue
+		}
+		d.setStatus(func(s *Status) { s.State = Connecting })
+		welcomed, err := d.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if welcomed {
+			backoff = d.opts.MinBackoff
+		}
+		var refused *RefusedError
+		if errors.As(err, &refused) && refused.permanent() {
+			d.lg.Warn("sync stopped", "err", err)
+			d.setStatus(func(s *Status) { s.State, s.LastError = Stopped, err.Error() })
+			select {
+			case <-d.kick: // SetOnline tries again
+			case <-ctx.Done():
+			}
+			continue
+		}
+		d.lg.Debug("sync connection ended", "err", err)
+		d.setStatus(func(s *Status) {
+			s.State = Offline
+			if err != nil {
+				s.LastError = err.Error()
+			}
+		})
+		wait := backoff/2 + rand.N(backoff/2+1)
+		backoff = min(backoff*2, d.opts.MaxBackoff)
+		select {
+		case <-time.After(wait):
+		case <-d.kick:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// session runs one connection until it fails, the app goes offline, or ctx
+// ends. welcomed reports whether the coordinator accepted the Hello.
+func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	t, err := d.opts.Dial(ctx, d.opts.URL)
+	if err != nil {
+		return false, fmt.Errorf("dial: %w", err)
+	}
+	defer t.Close()
+	hello := protocol.Hello{Version: protocol.Version, DocID: d.opts.DocID, ClientID: d.eng.ClientID(), LSN: d.eng.LSN(), Token: d.opts.Token}
+	if err := writeFrame(ctx, t, protocol.Frame{Hello: &hello}); err != nil {
+		return false, err
+	}
+	frames := make(chan protocol.Frame, 16)
+	readErr := make(chan error, 1)
+	go func() {
+		for {
+			b, err := t.Read(ctx)
+			if err != nil {
+				readErr <- err
+				return
+			}
+			f, err := protocol.Decode(b, protocol.Limits{MaxFrameBytes: 64 << 20})
+			if err != nil {
+				readErr <- fmt.Errorf("bad frame from coordinator: %w", err)
+				return
+			}
+			select {
+			case frames <- f:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	pushErr := make(chan error, 1)
+	var partial *engine.Diff // a diff whose frames are still arriving
+	for {
+		var f protocol.Frame
+		select {
+		case f = <-frames:
+		case err := <-readErr:
+			return welcomed, err
+		case err := <-pushErr:
+			return welcomed, err
+		case <-d.kick:
+			d.mu.Lock()
+			online := d.online
+			d.mu.Unlock()
+			if !online {
+				return welcomed, nil
+			}
+			continue
+		case <-ctx.Done():
+			return welcomed, ctx.Err()
+		}
+		switch {
+		case f.Close != nil:
+			return welcomed, &RefusedError{Code: f.Close.Code, Reason: f.Close.Reason}
+		case f.Welcome != nil:
+			if welcomed {
+				return true, errors.New("second welcome from coordinator")
+			}
+			welcomed = true
+			d.setStatus(func(s *Status) {
+				s.ServerLSN = f.Welcome.LSN
+				if d.eng.LSN() >= f.Welcome.LSN {
+					s.State = Online
+				}
+			})
+			go func() { pushErr <- d.pushLoop(ctx, t) }()
+		case f.Rejected != nil:
+			d.emit(Event{Rejected: d.rejection(*f.Rejected)})
+		case f.Diff != nil:
+			var ready []engine.Diff
+			partial, ready = collect(partial, f.Diff, nil)
+			// Coalesce: take every diff frame already waiting, then rebase
+			// once for all of them.
+		more:
+			for {
+				select {
+				case g := <-frames:
+					if g.Diff == nil {
+						// Not a diff: handle it after this rebase.
+						if err := d.rebase(ctx, ready); err != nil {
+							return welcomed, err
+						}
+						ready = nil
+						if g.Rejected != nil {
+							d.emit(Event{Rejected: d.rejection(*g.Rejected)})
+							continue
+						}
+						if g.Close != nil {
+							return welcomed, &RefusedError{Code: g.Close.Code, Reason: g.Close.Reason}
+						}
+						return welcomed, fmt.Errorf("unexpected %s frame", g.Kind())
+					}
+					partial, ready = collect(partial, g.Diff, ready)
+				default:
+					break more
+				}
+			}
+			if err := d.rebase(ctx, ready); err != nil {
+				return welcomed, err
+			}
+		default:
+			return welcomed, fmt.Errorf("unexpected %s frame", f.Kind())
+		}
+	}
+}
+
+// collect adds one diff frame to the diff being assembled, moving it to
+// ready once its last frame arrived.
+func collect(partial *engine.Diff, f *protocol.Diff, ready []engine.Diff) (*engine.Diff, []engine.Diff) {
+	if partial == nil || partial.From != f.From || partial.LSN != f.To {
+		partial = &engine.Diff{From: f.From, Commit: vfs.Commit{LSN: f.To}}
+	}
+	partial.PageCount = f.PageCount
+	for _, p := range f.Pages {
+		partial.Pages = append(partial.Pages, vfs.Page{No: p.No, Data: p.Data})
+	}
+	if f.More {
+		return partial, ready
+	}
+	return nil, append(ready, *partial)
+}
+
+func (d *Doc) rebase(ctx context.Context, diffs []engine.Diff) error {
+	if len(diffs) == 0 {
+		return nil
+	}
+	if err := d.eng.Rebase(ctx, diffs...); err != nil {
+		return err
+	}
+	last := diffs[len(diffs)-1].LSN
+	d.setStatus(func(s *Status) {
+		s.ServerLSN = max(s.ServerLSN, last)
+		if d.eng.LSN() >= s.ServerLSN {
+			s.State = Online
+		}
+	})
+	return nil
+}
+
+func (d *Doc) rejection(r protocol.Rejected) *engine.RejectedError {
+	e := &engine.RejectedError{Seq: r.Seq, Message: r.Message}
+	for _, m := range d.eng.Pending() {
+		if m.Seq == r.Seq {
+			e.Name = m.Name
+		}
+	}
+	return e
+}
+
+// pushLoop sends pending mutations not yet sent on this connection, then
+// waits for more.
+func (d *Doc) pushLoop(ctx context.Context, t Transport) error {
+	var sent uint64
+	for {
+		var batch []protocol.Mutation
+		for _, m := range d.eng.Pending() {
+			if m.Seq <= sent {
+				continue
+			}
+			batch = append(batch, protocol.Mutation{Seq: m.Seq, Name: m.Name, Args: m.Args})
+			if len(batch) == pushBatch {
+				break
+			}
+		}
+		if len(batch) > 0 {
+			if err := writeFrame(ctx, t, protocol.Frame{Push: &protocol.Push{Mutations: batch}}); err != nil {
+				return err
+			}
+			sent = batch[len(batch)-1].Seq
+			continue
+		}
+		select {
+		case <-d.pushWake:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func writeFrame(ctx context.Context, t Transport, f protocol.Frame) error {
+	b, err := protocol.Encode(f)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", f.Kind(), err)
+	}
+	if err := t.Write(ctx, b); err != nil {
+		return fmt.Errorf("send %s: %w", f.Kind(), err)
+	}
+	return nil
+}

@@ -1,0 +1,190 @@
+package cli
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/sqlsync-go/sqlsync/client"
+	"github.com/sqlsync-go/sqlsync/shared/engine"
+	"github.com/sqlsync-go/sqlsync/shared/testmutator"
+)
+
+// clientFlags are the flags every client subcommand takes.
+type clientFlags struct {
+	url     string
+	doc     string
+	state   string
+	token   string
+	timeout time.Duration
+}
+
+func parseClient(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*clientFlags, []string, error) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f clientFlags
+	fs.StringVar(&f.url, "url", "", "coordinator address, e.g. http://127.0.0.1:8080 (required)")
+	fs.StringVar(&f.doc, "doc", "", "document ID (required)")
+	fs.StringVar(&f.state, "state", "", "directory keeping this replica between runs (default: in memory)")
+	fs.StringVar(&f.token, "token", "", "access token for the coordinator")
+	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "give up after this long")
+	if extra != nil {
+		extra(fs)
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, usageError{err.Error()}
+	}
+	if f.url == "" || f.doc == "" {
+		return nil, nil, usagef("%s needs --url and --doc", name)
+	}
+	return &f, fs.Args(), nil
+}
+
+// open opens the replica and waits until it is in sync with the coordinator.
+func (f *clientFlags) open(ctx context.Context) (*client.Doc, context.Context, context.CancelFunc, error) {
+	u, err := syncURL(f.url)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	doc, err := client.Open(ctx, client.Options{
+		URL: u, DocID: f.doc, StateDir: f.state, Token: f.token,
+		Mutator: testmutator.Mutator{},
+		Logger:  slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
+	return doc, ctx, cancel, nil
+}
+
+func mutate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f, rest, err := parseClient("mutate", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 2 {
+		return usagef("mutate takes NAME and ARGS_JSON, got %d arguments", len(rest))
+	}
+	if !json.Valid([]byte(rest[1])) {
+		return usagef("ARGS_JSON is not valid JSON: %s", rest[1])
+	}
+	doc, ctx, cancel, err := f.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	defer doc.Close()
+	var (
+		mu       sync.Mutex
+		rejected = map[uint64]*engine.RejectedError{}
+	)
+	stop := doc.Watch(func(e client.Event) {
+		if e.Rejected != nil {
+			mu.Lock()
+			rejected[e.Rejected.Seq] = e.Rejected
+			mu.Unlock()
+		}
+	})
+	defer stop()
+	seq, err := doc.Mutate(ctx, rest[0], []byte(rest[1]))
+	if err != nil {
+		return rejectedError{err}
+	}
+	if err := doc.WaitSynced(ctx); err != nil {
+		return fmt.Errorf("mutation %d is saved locally but not confirmed: %w", seq, err)
+	}
+	mu.Lock()
+	rej := rejected[seq]
+	mu.Unlock()
+	if rej != nil {
+		return rejectedError{fmt.Errorf("coordinator rejected %s: %s", rest[0], rej.Message)}
+	}
+	fmt.Fprintf(stdout, "{\"seq\":%d,\"lsn\":%d}\n", seq, doc.Status().LSN)
+	return nil
+}
+
+func query(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f, rest, err := parseClient("query", args, stderr, nil)
+	if err != nil {
+		return err
+	}
+	if len(rest) < 1 || len(rest) > 2 {
+		return usagef("query takes SQL and optional PARAMS_JSON (an array), got %d arguments", len(rest))
+	}
+	var params []any
+	if len(rest) == 2 {
+		if err := json.Unmarshal([]byte(rest[1]), &params); err != nil {
+			return usagef("PARAMS_JSON must be a JSON array: %v", err)
+		}
+		for i, p := range params {
+			if n, ok := p.(float64); ok && n == float64(int64(n)) {
+				params[i] = int64(n)
+			}
+		}
+	}
+	doc, ctx, cancel, err := f.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	defer doc.Close()
+	if err := doc.WaitSynced(ctx); err != nil {
+		return err
+	}
+	rows, err := doc.Query(ctx, rest[0], params...)
+	if err != nil {
+		return err
+	}
+	out := make([]map[string]any, 0, len(rows.Values))
+	for _, r := range rows.Values {
+		obj := make(map[string]any, len(r))
+		for i, v := range r {
+			if b, ok := v.([]byte); ok {
+				v = base64.StdEncoding.EncodeToString(b)
+			}
+			obj[rows.Columns[i]] = v
+		}
+		out = append(out, obj)
+	}
+	enc := json.NewEncoder(stdout)
+	return enc.Encode(out)
+}
+
+func dump(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	var raw bool
+	f, rest, err := parseClient("dump", args, stderr, func(fs *flag.FlagSet) {
+		fs.BoolVar(&raw, "raw", false, "write the database file's bytes instead of SQL text")
+	})
+	if err != nil {
+		return err
+	}
+	if len(rest) != 0 {
+		return usagef("dump takes no arguments, got %q", rest)
+	}
+	doc, ctx, cancel, err := f.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer cancel()
+	defer doc.Close()
+	if err := doc.WaitSynced(ctx); err != nil {
+		return err
+	}
+	if raw {
+		b, err := doc.Engine().Database().Bytes()
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(b)
+		return err
+	}
+	return doc.Engine().Dump(stdout)
+}

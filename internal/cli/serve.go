@@ -1,0 +1,68 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/sqlsync-go/sqlsync/server"
+)
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "127.0.0.1:8080", "address to listen on")
+	data := fs.String("data", "data", "data directory for the documents")
+	idle := fs.Duration("idle", time.Minute, "close a document this long after its last client leaves")
+	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
+	static := fs.String("static", "", "directory of static files to serve at / (the web app)")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if fs.NArg() != 0 {
+		return usagef("serve takes no arguments, got %q", fs.Args())
+	}
+	log, err := newLogger(stderr, *level)
+	if err != nil {
+		return err
+	}
+	cfg := server.Config{DataDir: *data, IdleTimeout: *idle, Logger: log}
+	if *static != "" {
+		cfg.Static = http.FileServer(http.Dir(*static))
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	log.Info("serving", "url", "http://"+ln.Addr().String(), "data", *data)
+	select {
+	case err := <-errc:
+		srv.Close(context.Background())
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// Close the documents first: it tells every client why, which
+	// http.Server.Shutdown would not do for hijacked WebSockets.
+	errClose := srv.Close(shutdownCtx)
+	errShutdown := hs.Shutdown(shutdownCtx)
+	if err := errors.Join(errClose, errShutdown); err != nil {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,309 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/sqlsync-go/sqlsync/shared/engine"
+	"github.com/sqlsync-go/sqlsync/shared/protocol"
+)
+
+// pagesPerFrame bounds the pages in one Diff frame; a larger diff is sent as
+// several frames, the last with More unset, and applied when all arrived.
+const pagesPerFrame = 1024
+
+// maxQueuedRejections bounds the rejections waiting for a slow client.
+const maxQueuedRejections = 10000
+
+// conn is one client's WebSocket connection to one document. The reader
+// goroutine hands pushes to the document; the writer goroutine sends, when
+// woken, the rejections and the diff the client lacks. Wakes coalesce, so a
+// slow client costs one pending diff, never a growing queue.
+type conn struct {
+	s        *Server
+	ws       *websocket.Conn
+	doc      *document
+	clientID string
+	log      *slog.Logger
+	wakeCh   chan struct{}
+	done     chan struct{}
+
+	mu        sync.Mutex
+	rejected  []protocol.Rejected
+	closeWith *protocol.Close
+}
+
+func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
+	ws, err := s.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	ws.SetReadLimit(int64(s.cfg.Limits.MaxFrameBytes))
+	s.wg.Add(1)
+	defer s.wg.Done()
+	c := &conn{s: s, ws: ws, log: s.log.With("remote", r.RemoteAddr), wakeCh: make(chan struct{}, 1), done: make(chan struct{})}
+	if code, reason := c.serve(r.Context()); code != "" {
+		c.log.Info("connection refused", "code", code, "reason", reason)
+		c.writeClose(code, reason)
+	}
+	ws.Close()
+}
+
+// serve handles the Hello and then runs the connection until it ends. A
+// nonempty code is a refusal still to be sent.
+func (c *conn) serve(ctx context.Context) (code, reason string) {
+	c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.HelloTimeout))
+	f, code, reason := c.read()
+	if code == "gone" {
+		return "", ""
+	}
+	if code != "" {
+		return code, reason
+	}
+	h := f.Hello
+	if h == nil {
+		return protocol.CodeBadRequest, "the first frame must be hello, got " + f.Kind()
+	}
+	if h.Version != protocol.Version {
+		return protocol.CodeVersion, fmt.Sprintf("protocol version %d is not supported; this coordinator speaks %d", h.Version, protocol.Version)
+	}
+	if h.ClientID == "" {
+		return protocol.CodeBadRequest, "hello has no client ID"
+	}
+	doc, err := c.s.acquire(ctx, h.DocID)
+	switch {
+	case errors.Is(err, ErrBadDocID):
+		return protocol.CodeBadRequest, err.Error()
+	case errors.Is(err, ErrClosed):
+		return protocol.CodeShutdown, "the coordinator is shutting down"
+	case err != nil:
+		c.log.Error("open document", "doc", h.DocID, "err", err)
+		return protocol.CodeInternal, "the document could not be opened"
+	}
+	defer c.s.release(doc)
+	if lsn := doc.coord.LSN(); h.LSN > lsn {
+		return protocol.CodeBadRequest, fmt.Sprintf("client is at LSN %d but the document is at %d: its snapshot is not from this coordinator", h.LSN, lsn)
+	}
+	c.doc, c.clientID = doc, h.ClientID
+	c.log = c.log.With("doc", doc.id, "client", h.ClientID)
+
+	c.s.mu.Lock()
+	closed := c.s.closed
+	if !closed {
+		c.s.conns[c] = true
+	}
+	c.s.mu.Unlock()
+	if closed {
+		return protocol.CodeShutdown, "the coordinator is shutting down"
+	}
+	doc.mu.Lock()
+	doc.conns[c] = true
+	doc.mu.Unlock()
+	defer func() {
+		doc.mu.Lock()
+		delete(doc.conns, c)
+		doc.mu.Unlock()
+		c.s.mu.Lock()
+		delete(c.s.conns, c)
+		c.s.mu.Unlock()
+	}()
+	c.log.Debug("connected", "lsn", h.LSN)
+	if err := c.write(protocol.Frame{Welcome: &protocol.Welcome{Version: protocol.Version, LSN: doc.coord.LSN()}}); err != nil {
+		return "", ""
+	}
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		c.readLoop()
+	}()
+	c.writeLoop(h.LSN)
+	c.ws.Close() // ends the reader if it is still going
+	<-readerDone
+	return "", ""
+}
+
+// read reads and decodes one frame; a nonempty code ends the connection.
+func (c *conn) read() (protocol.Frame, string, string) {
+	kind, data, err := c.ws.ReadMessage()
+	if err != nil {
+		if errors.Is(err, websocket.ErrReadLimit) {
+			return protocol.Frame{}, protocol.CodeLimit, fmt.Sprintf("frame larger than %d bytes", c.s.cfg.Limits.MaxFrameBytes)
+		}
+		return protocol.Frame{}, "gone", err.Error()
+	}
+	if kind != websocket.BinaryMessage {
+		return protocol.Frame{}, protocol.CodeBadFrame, "frames must be binary"
+	}
+	f, err := protocol.Decode(data, c.s.cfg.Limits)
+	switch {
+	case errors.Is(err, protocol.ErrTooLarge):
+		return protocol.Frame{}, protocol.CodeLimit, err.Error()
+	case err != nil:
+		return protocol.Frame{}, protocol.CodeBadFrame, err.Error()
+	}
+	return f, "", ""
+}
+
+func (c *conn) readLoop() {
+	for {
+		c.ws.SetReadDeadline(time.Time{})
+		f, code, reason := c.read()
+		if code == "gone" {
+			c.finish()
+			return
+		}
+		if code != "" {
+			c.fail(code, reason)
+			return
+		}
+		if f.Push == nil {
+			c.fail(protocol.CodeBadRequest, "after hello a client may only push, got "+f.Kind())
+			return
+		}
+		muts := make([]engine.Mutation, len(f.Push.Mutations))
+		for i, m := range f.Push.Mutations {
+			muts[i] = engine.Mutation{ClientID: c.clientID, Seq: m.Seq, Name: m.Name, Args: m.Args}
+		}
+		select {
+		case c.doc.in <- push{from: c, muts: muts}:
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// writeLoop sends what the client lacks each time the connection is woken.
+func (c *conn) writeLoop(lsn uint64) {
+	c.wake()
+	for {
+		select {
+		case <-c.wakeCh:
+		case <-c.done:
+		}
+		c.mu.Lock()
+		rejected, closeWith := c.rejected, c.closeWith
+		c.rejected = nil
+		c.mu.Unlock()
+		if closeWith == nil {
+			// Rejections go first: the diff that follows shows the
+			// rejected mutations as applied, and the client reports them.
+			for _, r := range rejected {
+				if err := c.write(protocol.Frame{Rejected: &r}); err != nil {
+					return
+				}
+			}
+			var err error
+			if lsn, err = c.sendDiff(lsn); err != nil {
+				c.log.Info("send diff", "err", err)
+				return
+			}
+		}
+		select {
+		case <-c.done:
+			if closeWith != nil {
+				c.writeClose(closeWith.Code, closeWith.Reason)
+			}
+			return
+		default:
+		}
+	}
+}
+
+// sendDiff sends the fast-forward diff from lsn, if the document moved on,
+// and returns the LSN the client now has.
+func (c *conn) sendDiff(lsn uint64) (uint64, error) {
+	if c.doc.coord.LSN() == lsn {
+		return lsn, nil
+	}
+	d, err := c.doc.coord.Diff(lsn)
+	if err != nil {
+		return lsn, err
+	}
+	pages := d.Pages
+	for first := true; first || len(pages) > 0; first = false {
+		n := min(len(pages), pagesPerFrame)
+		frame := &protocol.Diff{From: d.From, To: d.LSN, PageCount: d.PageCount, More: n < len(pages)}
+		for _, p := range pages[:n] {
+			frame.Pages = append(frame.Pages, protocol.Page{No: p.No, Data: p.Data})
+		}
+		pages = pages[n:]
+		if err := c.write(protocol.Frame{Diff: frame}); err != nil {
+			return lsn, err
+		}
+	}
+	return d.LSN, nil
+}
+
+func (c *conn) write(f protocol.Frame) error {
+	b, err := protocol.Encode(f)
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", f.Kind(), err)
+	}
+	c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+	return c.ws.WriteMessage(websocket.BinaryMessage, b)
+}
+
+// writeClose sends a Close frame and the WebSocket close with the reason.
+func (c *conn) writeClose(code, reason string) {
+	c.write(protocol.Frame{Close: &protocol.Close{Code: code, Reason: reason}})
+	msg := websocket.FormatCloseMessage(websocket.ClosePolicyViolation, truncate(code+": "+reason, 120))
+	c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// wake asks the writer to send what the client lacks.
+func (c *conn) wake() {
+	select {
+	case c.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+// reject queues a rejection for the client.
+func (c *conn) reject(r protocol.Rejected) {
+	c.mu.Lock()
+	over := len(c.rejected) >= maxQueuedRejections
+	if !over {
+		c.rejected = append(c.rejected, r)
+	}
+	c.mu.Unlock()
+	if over {
+		c.fail(protocol.CodeLimit, "too many rejections waiting: the client is not reading")
+	}
+}
+
+// fail ends the connection with a Close frame.
+func (c *conn) fail(code, reason string) {
+	c.mu.Lock()
+	if c.closeWith == nil {
+		c.closeWith = &protocol.Close{Code: code, Reason: reason}
+		if code != protocol.CodeShutdown {
+			c.log.Info("closing connection", "code", code, "reason", reason)
+		}
+	}
+	c.mu.Unlock()
+	c.finish()
+}
+
+// finish ends the connection's loops.
+func (c *conn) finish() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	select {
+	case <-c.done:
+	default:
+		close(c.done)
+	}
+}

@@ -1,0 +1,250 @@
+// Package server is the sqlsync coordinator: it serves many documents at
+// once, each with a single writer goroutine, over WebSocket, and keeps their
+// durable state in a data directory.
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/hack-pad/hackpadfs"
+	osfs "github.com/hack-pad/hackpadfs/os"
+	"github.com/sqlsync-go/sqlsync/shared/engine"
+	"github.com/sqlsync-go/sqlsync/shared/protocol"
+	"github.com/sqlsync-go/sqlsync/shared/testmutator"
+)
+
+// Config configures a Server. Zero fields take the defaults New documents.
+type Config struct {
+	// DataDir holds the documents' durable state (required).
+	DataDir string
+	// Mutator returns the mutator for a document; default: the built-in
+	// todo test mutator for every document.
+	Mutator func(docID string) engine.Mutator
+	// Limits bound every frame a client sends.
+	Limits protocol.Limits
+	// IdleTimeout closes a document this long after its last connection
+	// leaves; default 1 minute.
+	IdleTimeout time.Duration
+	// MutationTimeout bounds one mutation on the coordinator; default 5 s.
+	MutationTimeout time.Duration
+	// MaxBatch is the most mutations in one group commit; default 1000.
+	MaxBatch int
+	// HelloTimeout is how long a new connection has to say Hello; default 10 s.
+	HelloTimeout time.Duration
+	// WriteTimeout drops a client that does not take a frame in this long;
+	// default 30 s.
+	WriteTimeout time.Duration
+	// Static, if set, serves everything that is not the sync endpoint.
+	Static http.Handler
+	// Logger receives structured logs; default slog.Default().
+	Logger *slog.Logger
+}
+
+// Server serves documents. Create it with New; stop it with Close.
+type Server struct {
+	cfg      Config
+	fsys     hackpadfs.FS
+	log      *slog.Logger
+	upgrader websocket.Upgrader
+
+	mu      sync.Mutex
+	docs    map[string]*document
+	opening map[string]chan struct{} // documents being opened, closed when done
+	conns   map[*conn]bool
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+// ErrClosed reports use of a closed server.
+var ErrClosed = errors.New("server closed")
+
+// New returns a server over cfg.DataDir, creating it if needed.
+func New(cfg Config) (*Server, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("new server: no data directory")
+	}
+	if cfg.Mutator == nil {
+		cfg.Mutator = func(string) engine.Mutator { return testmutator.Mutator{} }
+	}
+	if cfg.IdleTimeout == 0 {
+		cfg.IdleTimeout = time.Minute
+	}
+	if cfg.MaxBatch == 0 {
+		cfg.MaxBatch = 1000
+	}
+	if cfg.HelloTimeout == 0 {
+		cfg.HelloTimeout = 10 * time.Second
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	cfg.Limits = cfg.Limits.WithDefaults()
+	dir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "docs"), 0o755); err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
+	fsys, err := osfs.NewFS().Sub(filepath.ToSlash(dir)[1:])
+	if err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
+	s := &Server{
+		cfg:     cfg,
+		fsys:    fsys,
+		log:     cfg.Logger,
+		docs:    map[string]*document{},
+		opening: map[string]chan struct{}{},
+		conns:   map[*conn]bool{},
+		upgrader: websocket.Upgrader{
+			ReadBufferSize:    32 << 10,
+			WriteBufferSize:   32 << 10,
+			EnableCompression: true,
+			CheckOrigin:       func(*http.Request) bool { return true },
+		},
+	}
+	return s, nil
+}
+
+// SyncPath is the URL path of the WebSocket endpoint.
+const SyncPath = "/v1/sync"
+
+// Handler returns the HTTP handler: the sync endpoint, /healthz, and Static.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET "+SyncPath, s.serveSync)
+	mux.HandleFunc("GET /healthz", s.serveHealth)
+	if s.cfg.Static != nil {
+		mux.Handle("/", s.cfg.Static)
+	}
+	return mux
+}
+
+func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	docs, conns, closed := len(s.docs), len(s.conns), s.closed
+	s.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	status := "ok"
+	if closed {
+		status = "shutting down"
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	json.NewEncoder(w).Encode(map[string]any{"status": status, "documents": docs, "connections": conns})
+}
+
+// acquire returns the open document id, opening it if needed, and holds it
+// open until release.
+func (s *Server) acquire(ctx context.Context, id string) (*document, error) {
+	if err := ValidDocID(id); err != nil {
+		return nil, err
+	}
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if d := s.docs[id]; d != nil {
+			d.mu.Lock()
+			d.refs++
+			d.mu.Unlock()
+			s.mu.Unlock()
+			return d, nil
+		}
+		if wait := s.opening[id]; wait != nil {
+			s.mu.Unlock()
+			<-wait
+			continue
+		}
+		wait := make(chan struct{})
+		s.opening[id] = wait
+		s.mu.Unlock()
+
+		d, err := openDocument(ctx, s, id)
+		s.mu.Lock()
+		delete(s.opening, id)
+		close(wait)
+		if err == nil {
+			if s.closed {
+				s.mu.Unlock()
+				d.close()
+				return nil, ErrClosed
+			}
+			d.refs = 1
+			s.docs[id] = d
+		}
+		s.mu.Unlock()
+		return d, err
+	}
+}
+
+// release lets go of a document; the last release starts its idle timer.
+func (s *Server) release(d *document) {
+	d.mu.Lock()
+	d.refs--
+	idle := d.refs == 0
+	d.mu.Unlock()
+	if !idle {
+		return
+	}
+	time.AfterFunc(s.cfg.IdleTimeout, func() {
+		s.mu.Lock()
+		d.mu.Lock()
+		still := d.refs == 0 && s.docs[d.id] == d
+		if still {
+			delete(s.docs, d.id)
+		}
+		d.mu.Unlock()
+		s.mu.Unlock()
+		if still {
+			if err := d.close(); err != nil {
+				s.log.Error("close idle document", "doc", d.id, "err", err)
+			}
+		}
+	})
+}
+
+// Close ends every connection with a shutdown notice, waits for the
+// documents' writers to finish what they hold, and closes the documents.
+func (s *Server) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	for c := range s.conns {
+		c.fail(protocol.CodeShutdown, "the coordinator is shutting down")
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+	}
+	s.mu.Lock()
+	docs := s.docs
+	s.docs = map[string]*document{}
+	s.mu.Unlock()
+	var errs []error
+	for _, d := range docs {
+		errs = append(errs, d.close())
+	}
+	return errors.Join(errs...)
+}
