@@ -12,6 +12,10 @@ export GOFLAGS
 
 all: build
 
+# Each part of the project may add its own targets and prerequisites in
+# mk/*.mk (the browser build, the mutators, the benchmarks).
+-include mk/*.mk
+
 ## build: the sqlsync binary (coordinator and CLI).
 build:
 	$(GO) build -o $(BIN)/sqlsync ./cmd/sqlsync

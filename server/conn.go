@@ -7,11 +7,13 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
+	"golang.org/x/time/rate"
 )
 
 // pagesPerFrame bounds the pages in one Diff frame; a larger diff is sent as
@@ -34,6 +36,10 @@ type conn struct {
 	wakeCh   chan struct{}
 	done     chan struct{}
 
+	readOnly bool
+	limiter  *rate.Limiter
+	queued   atomic.Int64 // mutations handed to the document, not yet applied
+
 	mu        sync.Mutex
 	rejected  []protocol.Rejected
 	closeWith *protocol.Close
@@ -47,7 +53,11 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 	ws.SetReadLimit(int64(s.cfg.Limits.MaxFrameBytes))
 	s.wg.Add(1)
 	defer s.wg.Done()
-	c := &conn{s: s, ws: ws, log: s.log.With("remote", r.RemoteAddr), wakeCh: make(chan struct{}, 1), done: make(chan struct{})}
+	c := &conn{
+		s: s, ws: ws, log: s.log.With("remote", r.RemoteAddr),
+		wakeCh: make(chan struct{}, 1), done: make(chan struct{}),
+		limiter: rate.NewLimiter(rate.Limit(s.cfg.RatePerConn), s.cfg.RateBurst),
+	}
 	if code, reason := c.serve(r.Context()); code != "" {
 		c.log.Info("connection refused", "code", code, "reason", reason)
 		c.writeClose(code, reason)
@@ -76,6 +86,26 @@ func (c *conn) serve(ctx context.Context) (code, reason string) {
 	if h.ClientID == "" {
 		return protocol.CodeBadRequest, "hello has no client ID"
 	}
+	if err := ValidDocID(h.DocID); err != nil {
+		return protocol.CodeBadRequest, err.Error()
+	}
+	// The token is checked before the document is even opened: nothing of
+	// it leaves the server for a client it was not granted to.
+	claims, err := c.s.cfg.Verifier.Verify(h.Token, h.DocID)
+	switch {
+	case errors.Is(err, ErrNotGranted):
+		return protocol.CodeForbidden, err.Error()
+	case err != nil:
+		return protocol.CodeUnauthorized, err.Error()
+	}
+	c.readOnly = claims.Role == RoleRead
+	if claims.ExpiresAt != nil {
+		// A token that expires mid-session ends the session.
+		t := time.AfterFunc(time.Until(claims.ExpiresAt.Time), func() {
+			c.fail(protocol.CodeUnauthorized, "token expired")
+		})
+		defer t.Stop()
+	}
 	doc, err := c.s.acquire(ctx, h.DocID)
 	switch {
 	case errors.Is(err, ErrBadDocID):
@@ -103,8 +133,17 @@ func (c *conn) serve(ctx context.Context) (code, reason string) {
 		return protocol.CodeShutdown, "the coordinator is shutting down"
 	}
 	doc.mu.Lock()
-	doc.conns[c] = true
+	full := len(doc.conns) >= c.s.cfg.MaxConnsPerDoc
+	if !full {
+		doc.conns[c] = true
+	}
 	doc.mu.Unlock()
+	if full {
+		c.s.mu.Lock()
+		delete(c.s.conns, c)
+		c.s.mu.Unlock()
+		return protocol.CodeLimit, fmt.Sprintf("the document already has %d connections", c.s.cfg.MaxConnsPerDoc)
+	}
 	defer func() {
 		doc.mu.Lock()
 		delete(doc.conns, c)
@@ -166,9 +205,21 @@ func (c *conn) readLoop() {
 			c.fail(protocol.CodeBadRequest, "after hello a client may only push, got "+f.Kind())
 			return
 		}
-		muts := make([]engine.Mutation, len(f.Push.Mutations))
+		n := len(f.Push.Mutations)
+		if !c.limiter.AllowN(time.Now(), n) {
+			c.fail(protocol.CodeLimit, fmt.Sprintf("rate limit: more than %g mutations per second", c.s.cfg.RatePerConn))
+			return
+		}
+		if q := c.queued.Add(int64(n)); q > int64(c.s.cfg.MaxQueuedPerConn) {
+			c.fail(protocol.CodeLimit, fmt.Sprintf("more than %d mutations waiting to be applied", c.s.cfg.MaxQueuedPerConn))
+			return
+		}
+		muts := make([]engine.Mutation, n)
 		for i, m := range f.Push.Mutations {
 			muts[i] = engine.Mutation{ClientID: c.clientID, Seq: m.Seq, Name: m.Name, Args: m.Args}
+			if c.readOnly {
+				muts[i].Refused = "read-only access: this client may not mutate the document"
+			}
 		}
 		select {
 		case c.doc.in <- push{from: c, muts: muts}:

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
+	"github.com/sqlsync-go/sqlsync/vfs"
 	"github.com/sqlsync-go/sqlsync/vfs/filestore"
 )
 
@@ -58,7 +59,10 @@ func openDocument(ctx context.Context, s *Server, id string) (*document, error) 
 	if err != nil {
 		return nil, fmt.Errorf("open document %s: %w", id, err)
 	}
-	coord, err := engine.OpenCoordinator(ctx, store, s.cfg.Mutator(id), engine.CoordinatorOptions{MutationTimeout: s.cfg.MutationTimeout})
+	coord, err := engine.OpenCoordinator(ctx, store, s.cfg.Mutator(id), engine.CoordinatorOptions{
+		MutationTimeout: s.cfg.MutationTimeout,
+		MaxPages:        s.cfg.MaxDocBytes / vfs.PageSize,
+	})
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("open document %s: %w", id, err)
@@ -112,6 +116,9 @@ func (d *document) apply(ctx context.Context, pushes []push) {
 		batch = append(batch, p.muts...)
 	}
 	res, err := d.coord.Apply(ctx, batch)
+	for _, p := range pushes {
+		p.from.queued.Add(-int64(len(p.muts)))
+	}
 	if err != nil {
 		// Nothing was committed: the clients keep the mutations pending and
 		// resend them when they reconnect.

@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -44,6 +46,26 @@ type Config struct {
 	// WriteTimeout drops a client that does not take a frame in this long;
 	// default 30 s.
 	WriteTimeout time.Duration
+	// Verifier checks access tokens; nil is the open development mode in
+	// which every client may read and write every document.
+	Verifier *Verifier
+	// AllowedOrigins lists the browser origins (scheme://host[:port]) that
+	// may open the sync endpoint; "*" allows any. Empty allows the
+	// endpoint's own origin only. Requests without an Origin header (not
+	// from a browser) are always allowed: tokens guard those.
+	AllowedOrigins []string
+	// MaxConnsPerDoc bounds the connections to one document; default 1000.
+	MaxConnsPerDoc int
+	// MaxQueuedPerConn bounds the mutations one connection may have waiting
+	// to be applied; default 10000.
+	MaxQueuedPerConn int
+	// RatePerConn and RateBurst bound the mutations per second one
+	// connection may send; defaults 2000/s with bursts of 4000.
+	RatePerConn float64
+	RateBurst   int
+	// MaxDocBytes bounds a document's size: a mutation that would grow it
+	// beyond is rejected; default 1 GiB.
+	MaxDocBytes int64
 	// Static, if set, serves everything that is not the sync endpoint.
 	Static http.Handler
 	// Logger receives structured logs; default slog.Default().
@@ -91,6 +113,21 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.MaxConnsPerDoc == 0 {
+		cfg.MaxConnsPerDoc = 1000
+	}
+	if cfg.MaxQueuedPerConn == 0 {
+		cfg.MaxQueuedPerConn = 10000
+	}
+	if cfg.RatePerConn == 0 {
+		cfg.RatePerConn = 2000
+	}
+	if cfg.RateBurst == 0 {
+		cfg.RateBurst = max(int(2*cfg.RatePerConn), cfg.Limits.WithDefaults().MaxMutationsPerPush)
+	}
+	if cfg.MaxDocBytes == 0 {
+		cfg.MaxDocBytes = 1 << 30
+	}
 	cfg.Limits = cfg.Limits.WithDefaults()
 	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
@@ -114,8 +151,11 @@ func New(cfg Config) (*Server, error) {
 			ReadBufferSize:    32 << 10,
 			WriteBufferSize:   32 << 10,
 			EnableCompression: true,
-			CheckOrigin:       func(*http.Request) bool { return true },
+			CheckOrigin:       checkOrigin(cfg.AllowedOrigins),
 		},
+	}
+	if cfg.Verifier == nil {
+		s.log.Warn("no token key configured: OPEN DEVELOPMENT MODE, every client may read and write every document")
 	}
 	return s, nil
 }
@@ -247,4 +287,26 @@ func (s *Server) Close(ctx context.Context) error {
 		errs = append(errs, d.close())
 	}
 	return errors.Join(errs...)
+}
+
+// checkOrigin allows requests without an Origin header, requests from an
+// allowed origin, and (when none are listed) requests from the endpoint's own
+// origin.
+func checkOrigin(allowed []string) func(*http.Request) bool {
+	return func(r *http.Request) bool {
+		origin := r.Header.Get("Origin")
+		if origin == "" {
+			return true
+		}
+		for _, a := range allowed {
+			if a == "*" || strings.EqualFold(a, origin) {
+				return true
+			}
+		}
+		if len(allowed) > 0 {
+			return false
+		}
+		u, err := url.Parse(origin)
+		return err == nil && strings.EqualFold(u.Host, r.Host)
+	}
 }

@@ -21,6 +21,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	idle := fs.Duration("idle", time.Minute, "close a document this long after its last client leaves")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	static := fs.String("static", "", "directory of static files to serve at / (the web app)")
+	var sec securityFlags
+	sec.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -32,6 +34,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg := server.Config{DataDir: *data, IdleTimeout: *idle, Logger: log}
+	if err := sec.apply(&cfg, *addr); err != nil {
+		return err
+	}
 	if *static != "" {
 		cfg.Static = http.FileServer(http.Dir(*static))
 	}

@@ -24,6 +24,9 @@ const clientsSchema = `CREATE TABLE IF NOT EXISTS ` + ClientsTable + `(
 type CoordinatorOptions struct {
 	// MutationTimeout bounds the time of one mutation's SQL; 0 means 5 s.
 	MutationTimeout time.Duration
+	// MaxPages bounds the document's size in pages: a mutation that would
+	// grow it beyond is rejected. 0 means no limit.
+	MaxPages int64
 }
 
 // Coordinator is the authority of one document: it puts mutations in one
@@ -176,9 +179,39 @@ func (c *Coordinator) Apply(ctx context.Context, batch []Mutation) (Result, erro
 // applyOne runs m in a savepoint. A *RejectedError means m was rolled back
 // and the transaction can go on; any other error means it cannot.
 func (c *Coordinator) applyOne(ctx context.Context, m Mutation) error {
+	if m.Refused != "" {
+		return &RejectedError{Seq: m.Seq, Name: m.Name, Message: m.Refused}
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.opts.MutationTimeout)
 	defer cancel()
-	return runMutation(ctx, c.conn, c.mut, m)
+	mut := c.mut
+	if c.opts.MaxPages > 0 {
+		mut = sizeLimited{Mutator: mut, maxPages: c.opts.MaxPages}
+	}
+	return runMutation(ctx, c.conn, mut, m)
+}
+
+// sizeLimited fails a mutation that leaves the document over maxPages pages.
+type sizeLimited struct {
+	Mutator
+	maxPages int64
+}
+
+// ErrTooBig reports a mutation that would grow a document past its limit.
+var ErrTooBig = errors.New("document size limit")
+
+func (s sizeLimited) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, args []byte) error {
+	if err := s.Mutator.Mutate(ctx, conn, name, args); err != nil {
+		return err
+	}
+	rows, err := Query(conn, `PRAGMA page_count`)
+	if err != nil {
+		return err
+	}
+	if n := rows.Values[0][0].(int64); n > s.maxPages {
+		return fmt.Errorf("%w: the document would have %d pages of %d bytes, over the limit of %d", ErrTooBig, n, vfs.PageSize, s.maxPages)
+	}
+	return nil
 }
 
 // runMutation runs m through mut inside a savepoint on conn, rolling it back

@@ -29,6 +29,9 @@ type Mutation struct {
 	Seq      uint64
 	Name     string
 	Args     []byte
+	// Refused, if set, makes the coordinator reject the mutation with this
+	// reason without running it (for example, a read-only client's write).
+	Refused string
 }
 
 // ID names the mutation for logs: client/seq.

@@ -1,0 +1,120 @@
+package server
+
+import (
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Role is what a token lets its holder do with the documents it grants.
+type Role string
+
+// Roles.
+const (
+	RoleRead  Role = "read"  // receive diffs; every mutation is refused
+	RoleWrite Role = "write" // receive diffs and mutate
+)
+
+// Claims are the claims of a sqlsync access token.
+type Claims struct {
+	// Docs grants documents by exact ID, or by prefix when an entry ends
+	// in "*" ("team-42/*" grants every ID starting "team-42/"; "*" grants all).
+	Docs []string `json:"docs"`
+	// Role is "read" or "write".
+	Role Role `json:"role"`
+	jwt.RegisteredClaims
+}
+
+// Grants reports whether the claims grant docID.
+func (c *Claims) Grants(docID string) bool {
+	for _, d := range c.Docs {
+		if prefix, ok := strings.CutSuffix(d, "*"); ok {
+			if strings.HasPrefix(docID, prefix) {
+				return true
+			}
+		} else if d == docID {
+			return true
+		}
+	}
+	return false
+}
+
+// Auth errors, matched with errors.Is.
+var (
+	ErrNoToken      = errors.New("no token")
+	ErrBadToken     = errors.New("invalid token")
+	ErrTokenExpired = errors.New("token expired")
+	ErrNotGranted   = errors.New("token does not grant this document")
+)
+
+// Verifier checks access tokens. A nil *Verifier is the open development
+// mode: every client may read and write every document.
+type Verifier struct {
+	key     any // []byte for HMAC, a crypto.PublicKey otherwise
+	methods []string
+	now     func() time.Time
+}
+
+// NewHMACVerifier verifies HS256/HS384/HS512 tokens signed with secret.
+func NewHMACVerifier(secret []byte) (*Verifier, error) {
+	if len(secret) < 32 {
+		return nil, fmt.Errorf("new verifier: HMAC secret has %d bytes, want at least 32", len(secret))
+	}
+	return &Verifier{key: secret, methods: []string{"HS256", "HS384", "HS512"}, now: time.Now}, nil
+}
+
+// NewPublicKeyVerifier verifies RS*, PS*, ES* or EdDSA tokens with the public
+// key in PEM (a PKIX "PUBLIC KEY" block).
+func NewPublicKeyVerifier(pemBytes []byte) (*Verifier, error) {
+	block, _ := pem.Decode(pemBytes)
+	if block == nil {
+		return nil, errors.New("new verifier: no PEM block in public key")
+	}
+	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("new verifier: parse public key: %w", err)
+	}
+	return &Verifier{key: pub.(crypto.PublicKey), methods: []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}, now: time.Now}, nil
+}
+
+// Verify checks token and that it grants docID, returning its claims.
+func (v *Verifier) Verify(token, docID string) (*Claims, error) {
+	if v == nil {
+		return &Claims{Docs: []string{"*"}, Role: RoleWrite}, nil
+	}
+	if token == "" {
+		return nil, ErrNoToken
+	}
+	var claims Claims
+	_, err := jwt.ParseWithClaims(token, &claims, func(*jwt.Token) (any, error) { return v.key, nil },
+		jwt.WithValidMethods(v.methods), jwt.WithTimeFunc(v.now), jwt.WithExpirationRequired(), jwt.WithLeeway(5*time.Second))
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return nil, ErrTokenExpired
+	case err != nil:
+		return nil, fmt.Errorf("%w: %v", ErrBadToken, err)
+	}
+	if claims.Role != RoleRead && claims.Role != RoleWrite {
+		return nil, fmt.Errorf("%w: role %q is neither read nor write", ErrBadToken, claims.Role)
+	}
+	if !claims.Grants(docID) {
+		return nil, fmt.Errorf("%w: %q", ErrNotGranted, docID)
+	}
+	return &claims, nil
+}
+
+// Mint signs a token for development and tests with an HMAC secret.
+func Mint(secret []byte, docs []string, role Role, ttl time.Duration) (string, error) {
+	now := time.Now()
+	c := Claims{Docs: docs, Role: role, RegisteredClaims: jwt.RegisteredClaims{
+		IssuedAt:  jwt.NewNumericDate(now),
+		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+	}}
+	return jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(secret)
+}
