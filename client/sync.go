@@ -9,7 +9,7 @@ import (
 
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
-	"github.com/sqlsync-go/sqlsync/vfs"
+	"github.com/sqlsync-go/sqlsync/shared/syncwire"
 )
 
 // Transport carries binary frames to and from the coordinator.
@@ -135,7 +135,8 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 		}
 	}()
 	pushErr := make(chan error, 1)
-	var partial *engine.Diff // a diff whose frames are still arriving
+	store := d.eng.Database().Store()
+	asm := &syncwire.Assembler{Base: store.ReadPage, BaseCount: store.PageCount}
 	for {
 		var f protocol.Frame
 		select {
@@ -173,8 +174,9 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 		case f.Rejected != nil:
 			d.emit(Event{Rejected: d.rejection(*f.Rejected)})
 		case f.Diff != nil:
-			var ready []engine.Diff
-			partial, ready = collect(partial, f.Diff, nil)
+			if err := asm.Add(f.Diff); err != nil {
+				return welcomed, err
+			}
 			// Coalesce: take every diff frame already waiting, then rebase
 			// once for all of them.
 		more:
@@ -183,10 +185,9 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 				case g := <-frames:
 					if g.Diff == nil {
 						// Not a diff: handle it after this rebase.
-						if err := d.rebase(ctx, ready); err != nil {
+						if err := d.rebase(ctx, asm.Take()); err != nil {
 							return welcomed, err
 						}
-						ready = nil
 						if g.Rejected != nil {
 							d.emit(Event{Rejected: d.rejection(*g.Rejected)})
 							continue
@@ -196,34 +197,20 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 						}
 						return welcomed, fmt.Errorf("unexpected %s frame", g.Kind())
 					}
-					partial, ready = collect(partial, g.Diff, ready)
+					if err := asm.Add(g.Diff); err != nil {
+						return welcomed, err
+					}
 				default:
 					break more
 				}
 			}
-			if err := d.rebase(ctx, ready); err != nil {
+			if err := d.rebase(ctx, asm.Take()); err != nil {
 				return welcomed, err
 			}
 		default:
 			return welcomed, fmt.Errorf("unexpected %s frame", f.Kind())
 		}
 	}
-}
-
-// collect adds one diff frame to the diff being assembled, moving it to
-// ready once its last frame arrived.
-func collect(partial *engine.Diff, f *protocol.Diff, ready []engine.Diff) (*engine.Diff, []engine.Diff) {
-	if partial == nil || partial.From != f.From || partial.LSN != f.To {
-		partial = &engine.Diff{From: f.From, Commit: vfs.Commit{LSN: f.To}}
-	}
-	partial.PageCount = f.PageCount
-	for _, p := range f.Pages {
-		partial.Pages = append(partial.Pages, vfs.Page{No: p.No, Data: p.Data})
-	}
-	if f.More {
-		return partial, ready
-	}
-	return nil, append(ready, *partial)
 }
 
 func (d *Doc) rebase(ctx context.Context, diffs []engine.Diff) error {

@@ -13,12 +13,9 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
+	"github.com/sqlsync-go/sqlsync/shared/syncwire"
 	"golang.org/x/time/rate"
 )
-
-// pagesPerFrame bounds the pages in one Diff frame; a larger diff is sent as
-// several frames, the last with More unset, and applied when all arrived.
-const pagesPerFrame = 1024
 
 // maxQueuedRejections bounds the rejections waiting for a slow client.
 const maxQueuedRejections = 10000
@@ -276,14 +273,7 @@ func (c *conn) sendDiff(lsn uint64) (uint64, error) {
 	if err != nil {
 		return lsn, err
 	}
-	pages := d.Pages
-	for first := true; first || len(pages) > 0; first = false {
-		n := min(len(pages), pagesPerFrame)
-		frame := &protocol.Diff{From: d.From, To: d.LSN, PageCount: d.PageCount, More: n < len(pages)}
-		for _, p := range pages[:n] {
-			frame.Pages = append(frame.Pages, protocol.Page{No: p.No, Data: p.Data})
-		}
-		pages = pages[n:]
+	for _, frame := range syncwire.Frames(d, syncwire.PagesPerFrame) {
 		if err := c.write(protocol.Frame{Diff: frame}); err != nil {
 			return lsn, err
 		}

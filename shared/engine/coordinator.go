@@ -40,6 +40,8 @@ type Coordinator struct {
 
 	lastSeq map[string]uint64 // cache of ClientsTable; reloaded after a failed commit
 
+	versions versionCache
+
 	readMu sync.Mutex
 	read   *sqlite3.Conn // for Query and Dump, opened on first use
 }
@@ -74,6 +76,11 @@ func OpenCoordinator(ctx context.Context, store vfs.Store, mut Mutator, opts Coo
 		return nil, fmt.Errorf("open coordinator: %w", err)
 	}
 	c := &Coordinator{db: db, conn: conn, mut: mut, opts: opts}
+	count := store.PageCount()
+	db.OnCommit(func(cm vfs.Commit) {
+		c.versions.record(cm, count)
+		count = cm.PageCount
+	})
 	if err := c.migrate(ctx); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("open coordinator: %w", err)
@@ -257,9 +264,22 @@ func inTx(conn *sqlite3.Conn, f func() error) error {
 
 // Diff returns the fast-forward diff from LSN from to the newest LSN: the
 // newest copy of each page changed after from, and the page count. Its cost
-// is proportional to the pages changed.
+// is proportional to the pages changed. Where the coordinator still knows
+// the receiver's copy of a page, Bases holds it.
 func (c *Coordinator) Diff(from uint64) (Diff, error) {
-	return DiffFrom(c.db.Store(), from)
+	d, err := DiffFrom(c.db.Store(), from)
+	if err != nil {
+		return d, err
+	}
+	for _, p := range d.Pages {
+		if b := c.versions.base(p.No, from, d.LSN); b != nil {
+			if d.Bases == nil {
+				d.Bases = map[uint32][]byte{}
+			}
+			d.Bases[p.No] = b
+		}
+	}
+	return d, nil
 }
 
 // Diff is a fast-forward diff: applied to a replica at LSN From, it brings the
@@ -267,6 +287,9 @@ func (c *Coordinator) Diff(from uint64) (Diff, error) {
 type Diff struct {
 	From uint64
 	vfs.Commit
+	// Bases holds, for some pages, the receiver's copy at From, so a
+	// transport may send those pages as deltas. Receivers ignore it.
+	Bases map[uint32][]byte
 }
 
 // DiffFrom reads the fast-forward diff from LSN from out of store.

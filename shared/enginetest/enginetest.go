@@ -15,6 +15,8 @@ import (
 
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/pendinglog"
+	"github.com/sqlsync-go/sqlsync/shared/protocol"
+	"github.com/sqlsync-go/sqlsync/shared/syncwire"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
 	"github.com/sqlsync-go/sqlsync/vfs/memstore"
 )
@@ -28,7 +30,7 @@ func Run(seed uint64, nClients, steps int, mut engine.Mutator) error {
 // message is what travels on the simulated network.
 type message struct {
 	push     []engine.Mutation // client to coordinator
-	diff     *engine.Diff      // coordinator to client
+	diff     [][]byte          // coordinator to client: encoded Diff frames
 	rejected *engine.Rejection
 }
 
@@ -200,21 +202,38 @@ func (s *sim) fanOut() error {
 		if err != nil {
 			return err
 		}
-		c.down = append(c.down, message{diff: &d})
+		// Through the wire format: split over frames of random size, pages
+		// the client has a copy of as deltas.
+		var frames [][]byte
+		for _, f := range syncwire.Frames(d, 1+s.r.IntN(8)) {
+			b, err := protocol.Encode(protocol.Frame{Diff: f})
+			if err != nil {
+				return err
+			}
+			frames = append(frames, b)
+		}
+		c.down = append(c.down, message{diff: frames})
 		c.sentLSN = d.LSN
 	}
 	return nil
 }
 
 func (s *sim) deliver(ctx context.Context, c *simClient) error {
-	var diffs []engine.Diff
+	store := c.eng.Database().Store()
+	asm := &syncwire.Assembler{Base: store.ReadPage, BaseCount: store.PageCount}
 	for _, m := range c.down {
-		if m.diff != nil {
-			diffs = append(diffs, *m.diff)
+		for _, b := range m.diff {
+			f, err := protocol.Decode(b, protocol.DefaultLimits())
+			if err != nil {
+				return err
+			}
+			if err := asm.Add(f.Diff); err != nil {
+				return err
+			}
 		}
 	}
 	c.down = nil
-	return c.eng.Rebase(ctx, diffs...)
+	return c.eng.Rebase(ctx, asm.Take()...)
 }
 
 func (s *sim) disconnect(c *simClient) {

@@ -50,6 +50,10 @@ type Welcome struct {
 type Page struct {
 	No   uint32 `cbor:"1,keyasint,omitempty"`
 	Data []byte `cbor:"2,keyasint,omitempty"`
+	// Delta says Data is the XOR of the page with the receiver's copy of it
+	// at the diff's From: mostly zeros, which the WebSocket's
+	// permessage-deflate shrinks to almost nothing.
+	Delta bool `cbor:"3,keyasint,omitempty"`
 }
 
 // Diff is a fast-forward diff taking a database from LSN From to LSN To.
