@@ -118,6 +118,8 @@ func (c *conn) serve(ctx context.Context) (code, reason string) {
 		return protocol.CodeBadRequest, fmt.Sprintf("client is at LSN %d but the document is at %d: its snapshot is not from this coordinator", h.LSN, lsn)
 	}
 	c.doc, c.clientID = doc, h.ClientID
+	c.s.metrics.connections.Inc()
+	defer c.s.metrics.connections.Dec()
 	c.log = c.log.With("doc", doc.id, "client", h.ClientID)
 
 	c.s.mu.Lock()
@@ -286,6 +288,9 @@ func (c *conn) write(f protocol.Frame) error {
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", f.Kind(), err)
 	}
+	if f.Diff != nil {
+		c.s.metrics.diffBytes.Add(float64(len(b)))
+	}
 	c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
 	return c.ws.WriteMessage(websocket.BinaryMessage, b)
 }
@@ -330,6 +335,7 @@ func (c *conn) fail(code, reason string) {
 	c.mu.Lock()
 	if c.closeWith == nil {
 		c.closeWith = &protocol.Close{Code: code, Reason: reason}
+		c.s.metrics.refused.WithLabelValues(code).Inc()
 		if code != protocol.CodeShutdown {
 			c.log.Info("closing connection", "code", code, "reason", reason)
 		}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"regexp"
 	"sync"
+	"time"
 
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
@@ -40,13 +41,14 @@ type push struct {
 // goroutine. Connections hand it pushes; after every commit it wakes them so
 // each sends its client the diff it lacks.
 type document struct {
-	id    string
-	log   *slog.Logger
-	store *filestore.Store
-	coord *engine.Coordinator
-	in    chan push
-	stop  chan struct{}
-	done  chan struct{}
+	id      string
+	log     *slog.Logger
+	metrics *metrics
+	store   *filestore.Store
+	coord   *engine.Coordinator
+	in      chan push
+	stop    chan struct{}
+	done    chan struct{}
 
 	mu    sync.Mutex
 	conns map[*conn]bool
@@ -68,14 +70,15 @@ func openDocument(ctx context.Context, s *Server, id string) (*document, error) 
 		return nil, fmt.Errorf("open document %s: %w", id, err)
 	}
 	d := &document{
-		id:    id,
-		log:   s.log.With("doc", id),
-		store: store,
-		coord: coord,
-		in:    make(chan push, 64),
-		stop:  make(chan struct{}),
-		done:  make(chan struct{}),
-		conns: map[*conn]bool{},
+		id:      id,
+		log:     s.log.With("doc", id),
+		metrics: s.metrics,
+		store:   store,
+		coord:   coord,
+		in:      make(chan push, 64),
+		stop:    make(chan struct{}),
+		done:    make(chan struct{}),
+		conns:   map[*conn]bool{},
 	}
 	go d.run(s.cfg.MaxBatch)
 	d.log.Info("document opened", "lsn", coord.LSN())
@@ -115,7 +118,11 @@ func (d *document) apply(ctx context.Context, pushes []push) {
 	for _, p := range pushes {
 		batch = append(batch, p.muts...)
 	}
+	start := time.Now()
 	res, err := d.coord.Apply(ctx, batch)
+	m := d.metrics
+	m.commitTime.Observe(time.Since(start).Seconds())
+	m.batchSize.Observe(float64(len(batch)))
 	for _, p := range pushes {
 		p.from.queued.Add(-int64(len(p.muts)))
 	}
@@ -151,7 +158,10 @@ func (d *document) apply(ctx context.Context, pushes []push) {
 			c.fail(protocol.CodeBadRequest, fmt.Sprintf("mutation seq %d skips ahead of the last applied seq", m.Seq))
 		}
 	}
+	m.applied.Add(float64(len(res.Applied)))
+	m.rejected.Add(float64(len(res.Rejected)))
 	if len(res.Applied) > 0 {
+		m.commits.Inc()
 		d.log.Debug("committed", "lsn", res.LSN, "applied", len(res.Applied), "rejected", len(res.Rejected))
 	}
 	d.mu.Lock()

@@ -20,6 +20,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/hack-pad/hackpadfs"
 	osfs "github.com/hack-pad/hackpadfs/os"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
@@ -78,6 +79,7 @@ type Server struct {
 	fsys     hackpadfs.FS
 	log      *slog.Logger
 	upgrader websocket.Upgrader
+	metrics  *metrics
 
 	mu      sync.Mutex
 	docs    map[string]*document
@@ -147,6 +149,7 @@ func New(cfg Config) (*Server, error) {
 		docs:    map[string]*document{},
 		opening: map[string]chan struct{}{},
 		conns:   map[*conn]bool{},
+		metrics: newMetrics(),
 		upgrader: websocket.Upgrader{
 			ReadBufferSize:    32 << 10,
 			WriteBufferSize:   32 << 10,
@@ -168,6 +171,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+SyncPath, s.serveSync)
 	mux.HandleFunc("GET /healthz", s.serveHealth)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	if s.cfg.Static != nil {
 		mux.Handle("/", s.cfg.Static)
 	}
@@ -227,6 +231,7 @@ func (s *Server) acquire(ctx context.Context, id string) (*document, error) {
 			}
 			d.refs = 1
 			s.docs[id] = d
+			s.metrics.documents.Set(float64(len(s.docs)))
 		}
 		s.mu.Unlock()
 		return d, err
@@ -248,6 +253,7 @@ func (s *Server) release(d *document) {
 		still := d.refs == 0 && s.docs[d.id] == d
 		if still {
 			delete(s.docs, d.id)
+			s.metrics.documents.Set(float64(len(s.docs)))
 		}
 		d.mu.Unlock()
 		s.mu.Unlock()

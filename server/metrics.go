@@ -1,0 +1,59 @@
+package server
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// metrics are the coordinator's Prometheus metrics, served at /metrics.
+type metrics struct {
+	registry    *prometheus.Registry
+	documents   prometheus.Gauge
+	connections prometheus.Gauge
+	applied     prometheus.Counter
+	rejected    prometheus.Counter
+	commits     prometheus.Counter
+	commitTime  prometheus.Histogram
+	batchSize   prometheus.Histogram
+	refused     *prometheus.CounterVec
+	diffBytes   prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		documents: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sqlsync_documents_open", Help: "Documents open on this coordinator.",
+		}),
+		connections: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sqlsync_connections", Help: "Client connections past Hello.",
+		}),
+		applied: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sqlsync_mutations_applied_total", Help: "Mutations applied, accepted or rejected.",
+		}),
+		rejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sqlsync_mutations_rejected_total", Help: "Mutations rejected by the mutator or a limit.",
+		}),
+		commits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sqlsync_commits_total", Help: "Durable group commits (one LSN each).",
+		}),
+		commitTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "sqlsync_commit_seconds", Help: "Time to apply and durably commit one batch.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
+		}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "sqlsync_batch_mutations", Help: "Mutations per group commit.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 12),
+		}),
+		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sqlsync_connections_closed_total", Help: "Connections the coordinator closed, by Close code.",
+		}, []string{"code"}),
+		diffBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sqlsync_diff_frame_bytes_total", Help: "Bytes of diff frames sent, before WebSocket compression.",
+		}),
+	}
+	m.registry.MustRegister(m.documents, m.connections, m.applied, m.rejected, m.commits,
+		m.commitTime, m.batchSize, m.refused, m.diffBytes,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
