@@ -341,11 +341,27 @@ func (d *Doc) Close() error {
 
 // subscription is one live query.
 type subscription struct {
-	sql  string
-	args []any
-	fn   func(engine.Rows, error)
-	last *engine.Rows
-	mu   sync.Mutex
+	sql    string
+	args   []any
+	fn     func(engine.Rows, error)
+	mu     sync.Mutex
+	last   *engine.Rows
+	tables map[string]bool // tables the query read last time
+}
+
+// affected reports whether ch may alter the subscription's rows.
+func (s *subscription) affected(ch engine.Change) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ch.All || s.tables == nil {
+		return true
+	}
+	for t := range ch.Tables {
+		if s.tables[t] {
+			return true
+		}
+	}
+	return false
 }
 
 // Subscribe calls fn with the rows of a read-only query now and again after
@@ -368,7 +384,8 @@ func (d *Doc) Subscribe(sql string, args []any, fn func(engine.Rows, error)) (ca
 func (d *Doc) rerun(s *subscription) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	rows, err := d.eng.Query(s.sql, s.args...)
+	rows, tables, err := d.eng.QueryTables(s.sql, s.args...)
+	s.tables = tables
 	if err == nil && s.last != nil && reflect.DeepEqual(*s.last, rows) {
 		return
 	}
@@ -378,8 +395,9 @@ func (d *Doc) rerun(s *subscription) {
 	s.fn(rows, err)
 }
 
-// changed re-runs the subscriptions after a local mutation or a rebase.
-func (d *Doc) changed(engine.Change) {
+// changed re-runs, after a local mutation or a rebase, the subscriptions
+// whose tables it may have touched.
+func (d *Doc) changed(ch engine.Change) {
 	d.mu.Lock()
 	subs := make([]*subscription, 0, len(d.subs))
 	for _, s := range d.subs {
@@ -387,7 +405,9 @@ func (d *Doc) changed(engine.Change) {
 	}
 	d.mu.Unlock()
 	for _, s := range subs {
-		d.rerun(s)
+		if s.affected(ch) {
+			d.rerun(s)
+		}
 	}
 	d.setStatus(func(*Status) {})
 }

@@ -45,6 +45,7 @@ type Client struct {
 	onChange func(Change)
 
 	written map[string]bool // tables written by the mutation running now
+	read    map[string]bool // tables read by the query being prepared
 }
 
 // OpenClient opens a replica over its snapshot store and pending log, and
@@ -63,6 +64,9 @@ func OpenClient(ctx context.Context, store vfs.Store, log PendingLog, mut Mutato
 		return nil, fmt.Errorf("open client: load pending log: %w", err)
 	}
 	err = conn.SetAuthorizer(func(action sqlite3.AuthorizerActionCode, name3, _, _, _ string) sqlite3.AuthorizerReturnCode {
+		if c.read != nil && action == sqlite3.AUTH_READ {
+			c.read[name3] = true
+		}
 		if c.written != nil {
 			switch action {
 			case sqlite3.AUTH_INSERT, sqlite3.AUTH_UPDATE, sqlite3.AUTH_DELETE:
@@ -283,8 +287,24 @@ var ErrNotReadOnly = errors.New("statement writes: use a mutation")
 
 // Query runs a read-only statement on the replica, pending mutations included.
 func (c *Client) Query(sql string, args ...any) (Rows, error) {
+	rows, _, err := c.QueryTables(sql, args...)
+	return rows, err
+}
+
+// QueryTables is Query that also returns the tables the statement reads, to
+// decide which changes can alter its result.
+func (c *Client) QueryTables(sql string, args ...any) (Rows, map[string]bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.read = map[string]bool{}
+	rows, err := c.query(sql, args...)
+	tables := c.read
+	c.read = nil
+	return rows, tables, err
+}
+
+// +checklocks:c.mu
+func (c *Client) query(sql string, args ...any) (Rows, error) {
 	stmt, _, err := c.conn.Prepare(sql)
 	if err != nil {
 		return Rows{}, fmt.Errorf("query: %w", err)
