@@ -152,7 +152,7 @@ func (c *conn) serve(ctx context.Context) (code, reason string) {
 		c.s.mu.Unlock()
 	}()
 	c.log.Debug("connected", "lsn", h.LSN)
-	if err := c.write(protocol.Frame{Welcome: &protocol.Welcome{Version: protocol.Version, LSN: doc.coord.LSN()}}); err != nil {
+	if err := c.write(protocol.Frame{Welcome: &protocol.Welcome{Version: protocol.Version, LSN: doc.coord.LSN(), MutatorHash: doc.hash}}); err != nil {
 		return "", ""
 	}
 	readerDone := make(chan struct{})

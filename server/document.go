@@ -42,6 +42,7 @@ type push struct {
 // each sends its client the diff it lacks.
 type document struct {
 	id      string
+	hash    string // the mutator module's hash, "" for a Go mutator
 	log     *slog.Logger
 	metrics *metrics
 	store   *filestore.Store
@@ -61,7 +62,10 @@ func openDocument(ctx context.Context, s *Server, id string) (*document, error) 
 	if err != nil {
 		return nil, fmt.Errorf("open document %s: %w", id, err)
 	}
-	coord, err := engine.OpenCoordinator(ctx, store, s.cfg.Mutator(id), engine.CoordinatorOptions{
+	mut := s.cfg.Mutator(id)
+	hash := s.modules.add(mut)
+	coord, err := engine.OpenCoordinator(ctx, store, mut, engine.CoordinatorOptions{
+		MutatorHash:     hash,
 		MutationTimeout: s.cfg.MutationTimeout,
 		MaxPages:        s.cfg.MaxDocBytes / vfs.PageSize,
 	})
@@ -70,6 +74,7 @@ func openDocument(ctx context.Context, s *Server, id string) (*document, error) 
 		return nil, fmt.Errorf("open document %s: %w", id, err)
 	}
 	d := &document{
+		hash:    hash,
 		id:      id,
 		log:     s.log.With("doc", id),
 		metrics: s.metrics,

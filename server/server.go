@@ -31,7 +31,8 @@ type Config struct {
 	// DataDir holds the documents' durable state (required).
 	DataDir string
 	// Mutator returns the mutator for a document; default: the built-in
-	// todo test mutator for every document.
+	// todo test mutator for every document. A ModuleMutator's module is
+	// served to clients by its hash.
 	Mutator func(docID string) engine.Mutator
 	// Limits bound every frame a client sends.
 	Limits protocol.Limits
@@ -80,6 +81,7 @@ type Server struct {
 	log      *slog.Logger
 	upgrader websocket.Upgrader
 	metrics  *metrics
+	modules  modules
 
 	mu      sync.Mutex
 	docs    map[string]*document
@@ -171,6 +173,8 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+SyncPath, s.serveSync)
 	mux.HandleFunc("GET /healthz", s.serveHealth)
+	mux.HandleFunc("GET "+MutatorPath+"{name}", s.serveModule)
+	mux.HandleFunc("GET /v1/docs/{doc}/mutator", s.serveDocMutator)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	if s.cfg.Static != nil {
 		mux.Handle("/", s.cfg.Static)

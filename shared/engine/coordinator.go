@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,7 +28,20 @@ type CoordinatorOptions struct {
 	// MaxPages bounds the document's size in pages: a mutation that would
 	// grow it beyond is rejected. 0 means no limit.
 	MaxPages int64
+	// MutatorHash, if set, names the mutator module; the document records
+	// the hash it was last migrated with in MetaTable.
+	MutatorHash string
 }
+
+// MetaTable is the table, inside every document, where the coordinator
+// records facts about the document itself, such as the mutator it was last
+// migrated with (key "mutator_hash").
+const MetaTable = "__sqlsync_meta"
+
+const metaSchema = `CREATE TABLE IF NOT EXISTS ` + MetaTable + `(
+	key TEXT PRIMARY KEY NOT NULL,
+	value ANY
+) WITHOUT ROWID`
 
 // Coordinator is the authority of one document: it puts mutations in one
 // order, applies them, and serves fast-forward diffs. Apply must not be
@@ -96,8 +110,37 @@ func (c *Coordinator) migrate(ctx context.Context) error {
 		if err := c.mut.Migrate(ctx, c.conn); err != nil {
 			return fmt.Errorf("migrate: %w", err)
 		}
+		if c.opts.MutatorHash == "" {
+			return nil
+		}
+		if err := c.conn.Exec(metaSchema); err != nil {
+			return fmt.Errorf("create meta table: %w", err)
+		}
+		// Written only when it changes, so reopening commits nothing.
+		err := Exec(c.conn, `INSERT INTO `+MetaTable+`(key, value) VALUES ('mutator_hash', ?)
+			ON CONFLICT(key) DO UPDATE SET value = excluded.value WHERE value IS NOT excluded.value`, c.opts.MutatorHash)
+		if err != nil {
+			return fmt.Errorf("record mutator hash: %w", err)
+		}
 		return nil
 	})
+}
+
+// MutatorHash returns the hash of the mutator module the document was last
+// migrated with, or "".
+func (c *Coordinator) MutatorHash() (string, error) {
+	rows, err := Query(c.conn, `SELECT value FROM `+MetaTable+` WHERE key = 'mutator_hash'`)
+	if err != nil {
+		if strings.Contains(err.Error(), "no such table") {
+			return "", nil
+		}
+		return "", err
+	}
+	if len(rows.Values) == 0 {
+		return "", nil
+	}
+	h, _ := rows.Values[0][0].(string)
+	return h, nil
 }
 
 // LSN returns the document's newest LSN.
