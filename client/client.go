@@ -38,6 +38,11 @@ type Options struct {
 	// FS, if set, is used instead of StateDir's directory: the state lives
 	// under FS at the document's ID.
 	FS hackpadfs.FS
+	// Store and PendingLog, if both set, hold the replica's state instead
+	// of StateDir or FS (the browser's IndexedDB, for one). The Doc takes
+	// them over: Close closes them (PendingLog if it has a Close method).
+	Store      vfs.Store
+	PendingLog engine.PendingLog
 	// Token is sent to the coordinator in Hello.
 	Token string
 	// MinBackoff and MaxBackoff bound the wait between reconnects;
@@ -156,6 +161,14 @@ func Open(ctx context.Context, opts Options) (*Doc, error) {
 }
 
 func (d *Doc) openState() error {
+	if d.opts.Store != nil && d.opts.PendingLog != nil {
+		d.store, d.log = d.opts.Store, d.opts.PendingLog
+		d.closers = append(d.closers, d.store.Close)
+		if c, ok := d.log.(interface{ Close() error }); ok {
+			d.closers = append(d.closers, c.Close)
+		}
+		return nil
+	}
 	fsys := d.opts.FS
 	if fsys == nil && d.opts.StateDir != "" {
 		root, err := osfs.NewFS().Sub(toFSPath(d.opts.StateDir))

@@ -38,7 +38,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *static != "" {
-		cfg.Static = http.FileServer(http.Dir(*static))
+		cfg.Static = server.StaticDir(*static)
 	}
 	srv, err := server.New(cfg)
 	if err != nil {

@@ -1,0 +1,300 @@
+import type { ErrorInfo, FromWorker, Method, ToWorker } from './messages.js';
+import type { OpenOptions, Param, Progress, RawRows, Rejection, Row, Status } from './types.js';
+import { decodeRows, encodeArgs, encodeParams, syncUrl, toObjects } from './values.js';
+
+/** An error from the replica, with a stable code when it has one. */
+export class SqlsyncError extends Error {
+  /**
+   * rejected (the mutator refused the mutation), not_read_only,
+   * bad_request, owner_lost, closed, internal, ...
+   */
+  readonly code: string;
+  constructor(info: ErrorInfo) {
+    super(info.message);
+    this.name = 'SqlsyncError';
+    this.code = info.code ?? 'internal';
+  }
+}
+
+/** A mutation the coordinator rejected after it ran locally. */
+export class RejectedMutationError extends SqlsyncError {
+  readonly seq: number;
+  readonly mutation: string;
+  constructor(r: Rejection) {
+    super({ code: 'rejected', message: `mutation ${r.seq} (${r.name}) rejected: ${r.message}` });
+    this.name = 'RejectedMutationError';
+    this.seq = r.seq;
+    this.mutation = r.name;
+  }
+}
+
+/** Events a document emits. */
+export interface DocumentEvents {
+  /** The sync status changed. */
+  status: Status;
+  /** The coordinator rejected one of this replica's mutations; its effect is gone. */
+  rejected: Rejection;
+  /** An error to show: a rejected mutation (as RejectedMutationError), or a worker failure. */
+  error: SqlsyncError;
+  /** The wasm bundle is downloading. */
+  progress: Progress;
+}
+
+type Listener<T> = (v: T) => void;
+
+/** The minimal part of Worker a document needs (a fake in tests). */
+export interface WorkerLike {
+  postMessage(m: ToWorker): void;
+  onmessage: ((ev: { data: FromWorker }) => void) | null;
+  onerror: ((ev: { message?: string }) => void) | null;
+  terminate(): void;
+}
+
+interface Subscription {
+  onRows: (rows: RawRows) => void;
+  onError?: (e: SqlsyncError) => void;
+}
+
+/** An open document: a local SQLite replica kept in sync with the coordinator. */
+export class SqlsyncDocument {
+  /** The document's ID. */
+  readonly docId: string;
+  private w: WorkerLike;
+  private nextId = 1;
+  private calls = new Map<number, { resolve(v: unknown): void; reject(e: SqlsyncError): void }>();
+  private subs = new Map<number, Subscription>();
+  private listeners = new Map<keyof DocumentEvents, Set<Listener<never>>>();
+  private current?: Status;
+  private closed = false;
+  private ready: Promise<void>;
+
+  /** @internal Use openDocument. */
+  constructor(worker: WorkerLike, docId: string, onProgress?: (p: Progress) => void) {
+    this.w = worker;
+    this.docId = docId;
+    if (onProgress) this.on('progress', onProgress);
+    this.ready = new Promise((resolve, reject) => {
+      this.w.onmessage = (ev) => {
+        const m = ev.data;
+        if (m.t === 'status' && !this.current) {
+          this.current = m.status;
+          resolve();
+        }
+        if (m.t === 'fatal') reject(new SqlsyncError(m.error));
+        this.receive(m);
+      };
+      this.w.onerror = (ev) => {
+        const err = new SqlsyncError({ code: 'worker', message: `sqlsync worker: ${ev.message ?? 'failed to start'}` });
+        reject(err);
+        this.emit('error', err);
+      };
+    });
+  }
+
+  /** @internal */
+  whenReady(): Promise<void> {
+    return this.ready;
+  }
+
+  private receive(m: FromWorker): void {
+    switch (m.t) {
+      case 'ret': {
+        const c = this.calls.get(m.id);
+        if (!c) return;
+        this.calls.delete(m.id);
+        if (m.ok) c.resolve(m.value);
+        else c.reject(new SqlsyncError(m.error));
+        return;
+      }
+      case 'rows': {
+        const s = this.subs.get(m.subId);
+        if (!s) return;
+        if (m.error) {
+          const err = new SqlsyncError(m.error);
+          if (s.onError) s.onError(err);
+          else this.emit('error', err);
+        } else if (m.json !== undefined) {
+          s.onRows(decodeRows(m.json));
+        }
+        return;
+      }
+      case 'status':
+        this.current = m.status;
+        this.emit('status', m.status);
+        return;
+      case 'rejected':
+        this.emit('rejected', m.rejection);
+        this.emit('error', new RejectedMutationError(m.rejection));
+        return;
+      case 'progress':
+        this.emit('progress', { loaded: m.loaded, total: m.total });
+        return;
+      case 'fatal':
+        this.emit('error', new SqlsyncError(m.error));
+        return;
+    }
+  }
+
+  private emit<K extends keyof DocumentEvents>(event: K, v: DocumentEvents[K]): void {
+    for (const l of this.listeners.get(event) ?? []) {
+      try {
+        (l as unknown as Listener<DocumentEvents[K]>)(v);
+      } catch (e) {
+        console.error('sqlsync: listener failed', e);
+      }
+    }
+  }
+
+  /** Calls fn on every `event` until the returned function is called. */
+  on<K extends keyof DocumentEvents>(event: K, fn: Listener<DocumentEvents[K]>): () => void {
+    let set = this.listeners.get(event);
+    if (!set) this.listeners.set(event, (set = new Set()));
+    const l = fn as unknown as Listener<never>;
+    set.add(l);
+    return () => {
+      set.delete(l);
+    };
+  }
+
+  private call(method: Method, args: unknown[]): Promise<unknown> {
+    if (this.closed) return Promise.reject(new SqlsyncError({ code: 'closed', message: 'document closed' }));
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.calls.set(id, { resolve, reject });
+      this.w.postMessage({ t: 'call', id, method, args });
+    });
+  }
+
+  /**
+   * Runs mutation `name` locally with `args` (JSON-encoded, or bytes as
+   * is) and queues it for the coordinator. Resolves with its sequence
+   * number once it is durable locally; queries see it from then on.
+   * Rejects with a SqlsyncError (code "rejected") if the mutator refuses it.
+   */
+  async mutate(name: string, args?: unknown): Promise<number> {
+    return (await this.call('mutate', [name, encodeArgs(args)])) as number;
+  }
+
+  /** Runs a read-only query; resolves with its rows as objects. */
+  async query<T = Row>(sql: string, params?: readonly Param[]): Promise<T[]> {
+    return toObjects<T>(await this.queryRaw(sql, params));
+  }
+
+  /** Runs a read-only query; resolves with its columns and rows as arrays. */
+  async queryRaw(sql: string, params?: readonly Param[]): Promise<RawRows> {
+    return decodeRows((await this.call('query', [sql, encodeParams(params)])) as string);
+  }
+
+  /**
+   * Calls onRows with the query's rows now and again whenever a local
+   * mutation or a sync changes them (only queries reading a changed table
+   * re-run, and only changed results are delivered), until the returned
+   * function is called.
+   */
+  subscribe<T = Row>(
+    sql: string,
+    params: readonly Param[] | undefined,
+    onRows: (rows: T[]) => void,
+    onError?: (e: SqlsyncError) => void,
+  ): () => void {
+    return this.subscribeRaw(sql, params, (r) => onRows(toObjects<T>(r)), onError);
+  }
+
+  /** subscribe with rows as arrays. */
+  subscribeRaw(
+    sql: string,
+    params: readonly Param[] | undefined,
+    onRows: (rows: RawRows) => void,
+    onError?: (e: SqlsyncError) => void,
+  ): () => void {
+    const subId = this.nextId++;
+    this.subs.set(subId, { onRows, onError });
+    this.w.postMessage({ t: 'sub', subId, sql, params: encodeParams(params) });
+    return () => {
+      if (this.subs.delete(subId) && !this.closed) this.w.postMessage({ t: 'unsub', subId });
+    };
+  }
+
+  /** The latest status. */
+  get status(): Status {
+    return this.current!;
+  }
+
+  /** Asks the replica for its status now. */
+  async fetchStatus(): Promise<Status> {
+    const s = (await this.call('status', [])) as Status;
+    this.current = s;
+    return s;
+  }
+
+  /** Switches syncing on or off ("work offline"); local mutations go on either way. */
+  async setOnline(on: boolean): Promise<void> {
+    await this.call('setOnline', [on]);
+  }
+
+  /**
+   * Closes the document. If this tab owned the document's storage, another
+   * tab that has it open takes over.
+   */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    const id = this.nextId++;
+    const done = new Promise<void>((resolve) => {
+      this.calls.set(id, { resolve: () => resolve(), reject: () => resolve() });
+    });
+    this.w.postMessage({ t: 'close', id });
+    await Promise.race([done, new Promise((r) => setTimeout(r, 5000))]);
+    this.closed = true;
+    for (const [, c] of this.calls) c.reject(new SqlsyncError({ code: 'closed', message: 'document closed' }));
+    this.calls.clear();
+    this.subs.clear();
+    this.w.terminate();
+  }
+}
+
+function defaultBase(): URL {
+  return new URL('./', import.meta.url);
+}
+
+/** Starts the worker, across origins through a same-origin blob if needed. */
+function startWorker(url: URL): WorkerLike {
+  if (typeof location !== 'undefined' && url.origin !== location.origin) {
+    const blob = new Blob([`importScripts(${JSON.stringify(url.href)});`], { type: 'text/javascript' });
+    return new Worker(URL.createObjectURL(blob)) as unknown as WorkerLike;
+  }
+  return new Worker(url) as unknown as WorkerLike;
+}
+
+/**
+ * Opens a document: starts its worker, loads the wasm bundle (reporting
+ * progress), and resolves once the replica is ready to query, as the owner
+ * of the document's storage in this origin or through the tab that owns it.
+ */
+export async function openDocument(opts: OpenOptions, worker?: WorkerLike): Promise<SqlsyncDocument> {
+  if (!opts.docId) throw new TypeError('openDocument: docId is required');
+  const base = opts.baseUrl ? new URL(opts.baseUrl, typeof location !== 'undefined' ? location.href : undefined) : defaultBase();
+  const workerUrl = new URL(opts.workerUrl ?? 'worker.js', base);
+  const wasmUrl = new URL(opts.wasmUrl ?? 'sqlsync.wasm', base);
+  const w = worker ?? startWorker(workerUrl);
+  const doc = new SqlsyncDocument(w, opts.docId, opts.onProgress);
+  w.postMessage({
+    t: 'init',
+    config: {
+      url: syncUrl(opts.url, typeof location !== 'undefined' ? location.href : undefined),
+      docId: opts.docId,
+      storage: opts.storage,
+      token: opts.token,
+      mutator: opts.mutator,
+      offline: opts.online === false,
+      logLevel: opts.logLevel,
+      wasmUrl: wasmUrl.href,
+    },
+  });
+  try {
+    await doc.whenReady();
+  } catch (e) {
+    w.terminate();
+    throw e;
+  }
+  return doc;
+}

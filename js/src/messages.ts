@@ -1,0 +1,55 @@
+// Messages between the main thread and the worker, and among the workers
+// of one document (tabs of one origin) over a BroadcastChannel.
+import type { Rejection, Status, Storage } from './types.js';
+
+/** The worker's config, sent with 'init'. */
+export interface WorkerConfig {
+  url: string;
+  docId: string;
+  storage?: Storage;
+  token?: string;
+  mutator?: string;
+  offline?: boolean;
+  logLevel?: string;
+  wasmUrl: string;
+}
+
+export interface ErrorInfo {
+  message: string;
+  code?: string;
+}
+
+/** Methods a document answers; args and results cross as below. */
+export type Method = 'mutate' | 'query' | 'status' | 'setOnline';
+
+/** main -> worker */
+export type ToWorker =
+  | { t: 'init'; config: WorkerConfig }
+  | { t: 'call'; id: number; method: Method; args: unknown[] }
+  | { t: 'sub'; subId: number; sql: string; params: string }
+  | { t: 'unsub'; subId: number }
+  | { t: 'close'; id: number };
+
+/** worker -> main */
+export type FromWorker =
+  | { t: 'ret'; id: number; ok: true; value: unknown }
+  | { t: 'ret'; id: number; ok: false; error: ErrorInfo }
+  | { t: 'rows'; subId: number; json?: string; error?: ErrorInfo }
+  | { t: 'status'; status: Status }
+  | { t: 'rejected'; rejection: Rejection }
+  | { t: 'progress'; loaded: number; total?: number }
+  | { t: 'fatal'; error: ErrorInfo };
+
+/** among the workers of one document */
+export type Peer =
+  | { k: 'hello'; from: string }
+  | { k: 'owner'; owner: string }
+  | { k: 'req'; from: string; to: string; id: number; method: Method; args: unknown[] }
+  | { k: 'ack'; to: string; id: number }
+  | { k: 'res'; to: string; id: number; ok: boolean; value?: unknown; error?: ErrorInfo }
+  | { k: 'sub'; from: string; to: string; subId: number; sql: string; params: string }
+  | { k: 'unsub'; from: string; to: string; subId: number }
+  | { k: 'rows'; to: string; subId: number; json?: string; error?: ErrorInfo }
+  | { k: 'status'; status: Omit<Status, 'role'> }
+  | { k: 'rejected'; rejection: Rejection }
+  | { k: 'bye'; from: string };

@@ -1,0 +1,92 @@
+/** Where a document's replica keeps its state in the browser. */
+export type Storage = 'opfs' | 'indexeddb' | 'memory';
+
+/** Options of {@link openDocument}. */
+export interface OpenOptions {
+  /**
+   * The coordinator: its sync endpoint (`ws://host/v1/sync`) or its origin
+   * (`http://host:8080`, to which `/v1/sync` is added). Omit it to keep
+   * the document local.
+   */
+  url?: string;
+  /** The document's ID. */
+  docId: string;
+  /**
+   * Where to keep the replica; default: OPFS where the browser has
+   * synchronous access handles, else IndexedDB.
+   */
+  storage?: Storage;
+  /** Access token sent to the coordinator. */
+  token?: string;
+  /** Name of the mutator compiled into the wasm bundle; default "todo". */
+  mutator?: string;
+  /**
+   * Where `worker.js` and `sqlsync.wasm` are served from; default: next to
+   * this module.
+   */
+  baseUrl?: string | URL;
+  /** The worker script's URL, if not `${baseUrl}/worker.js`. */
+  workerUrl?: string | URL;
+  /** The wasm bundle's URL, if not `${baseUrl}/sqlsync.wasm`. */
+  wasmUrl?: string | URL;
+  /** Start with syncing switched on (default) or off. */
+  online?: boolean;
+  /** Called as the wasm bundle downloads. */
+  onProgress?: (p: Progress) => void;
+  /** Log level of the Go replica (to the console); default "warn". */
+  logLevel?: 'debug' | 'info' | 'warn' | 'error';
+}
+
+/** Download progress of the wasm bundle, in bytes. */
+export interface Progress {
+  loaded: number;
+  /** Total size, when the server said. */
+  total?: number;
+}
+
+/** Connection state of a replica. */
+export type ConnectionState = 'offline' | 'connecting' | 'online' | 'stopped';
+
+/** A replica's sync status. */
+export interface Status {
+  /** Connection state. */
+  state: ConnectionState;
+  /** The LSN of the local snapshot. */
+  lsn: number;
+  /** The newest LSN the coordinator told of. */
+  serverLsn: number;
+  /** Mutations not yet seen applied by the coordinator. */
+  pending: number;
+  /** The last connection error or refusal, or "". */
+  lastError: string;
+  /** Online, nothing pending, and caught up. */
+  synced: boolean;
+  /** Where the replica keeps its state. */
+  storage: Storage | '';
+  /** The replica's client ID (shared by the tabs of one origin). */
+  clientId: string;
+  /** Whether this tab owns the document's storage or goes through the tab that does. */
+  role: 'owner' | 'follower';
+}
+
+/** A mutation the coordinator (or the mutator, locally) rejected. */
+export interface Rejection {
+  seq: number;
+  name: string;
+  message: string;
+}
+
+/** A SQLite value as a query returns it. */
+export type Value = null | number | string | Uint8Array;
+
+/** A row as an object keyed by column name. */
+export type Row = Record<string, Value>;
+
+/** A query result in column order. */
+export interface RawRows {
+  columns: string[];
+  rows: Value[][];
+}
+
+/** A value a query parameter may take. */
+export type Param = null | boolean | number | bigint | string | Uint8Array;

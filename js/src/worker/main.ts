@@ -1,0 +1,21 @@
+// The document worker's entry point: a dedicated Web Worker started by
+// openDocument, one per document per tab.
+import '../../build/wasm_exec.js';
+import type { ToWorker } from '../messages.js';
+import { WorkerCore } from './core.js';
+import { loadGo } from './go.js';
+
+const scope = globalThis as unknown as {
+  postMessage(m: unknown): void;
+  onmessage: ((ev: MessageEvent<ToWorker>) => void) | null;
+};
+
+const core = new WorkerCore({
+  post: (m) => scope.postMessage(m),
+  channel: (name) => (typeof BroadcastChannel === 'function' ? new BroadcastChannel(name) : null),
+  locks: typeof navigator !== 'undefined' && navigator.locks ? navigator.locks : null,
+  loadGo,
+  newId: () => crypto.randomUUID(),
+});
+
+scope.onmessage = (ev) => core.handle(ev.data);

@@ -1,0 +1,96 @@
+// The end-to-end test page: window.sq drives the package from Playwright,
+// and a small React app shows the hooks at work.
+import { createRoot } from 'react-dom/client';
+import { openDocument, type OpenOptions, type Param, type Rejection, type Row, type SqlsyncDocument, type Status } from '../../../src/index.js';
+import { useMutate, useQuery, useStatus } from '../../../src/react.js';
+
+interface Recorded {
+  rejected: Rejection[];
+  errors: string[];
+  statuses: Status[];
+  progress: number;
+  live: Record<string, Row[]>;
+  liveCalls: Record<string, number>;
+}
+
+let doc: SqlsyncDocument | undefined;
+const rec: Recorded = { rejected: [], errors: [], statuses: [], progress: 0, live: {}, liveCalls: {} };
+
+function Todos({ d }: { d: SqlsyncDocument }) {
+  const { rows } = useQuery<{ id: string; title: string }>(d, 'SELECT id, title FROM items WHERE NOT deleted ORDER BY id');
+  const status = useStatus(d);
+  const mutate = useMutate(d);
+  return (
+    <div>
+      <p id="status">{status?.state}</p>
+      <ul id="items">
+        {rows?.map((r) => (
+          <li key={r.id}>{r.title}</li>
+        ))}
+      </ul>
+      <button id="add" onClick={() => mutate('add', { id: 'react-' + Date.now(), title: 'from react' })}>
+        add
+      </button>
+    </div>
+  );
+}
+
+const sq = {
+  rec,
+  async open(opts: Partial<OpenOptions> & { docId: string }) {
+    const t0 = performance.now();
+    doc = await openDocument({
+      url: location.origin,
+      baseUrl: '/dist/',
+      onProgress: (p) => (rec.progress = p.loaded),
+      ...opts,
+    });
+    const opened = performance.now() - t0;
+    doc.on('rejected', (r) => rec.rejected.push(r));
+    doc.on('error', (e) => rec.errors.push(e.message));
+    doc.on('status', (s) => rec.statuses.push(s));
+    createRoot(document.getElementById('root')!).render(<Todos d={doc} />);
+    return { status: doc.status, opened };
+  },
+  mutate: (name: string, args: unknown) => doc!.mutate(name, args),
+  async mutateError(name: string, args: unknown) {
+    try {
+      await doc!.mutate(name, args);
+      return null;
+    } catch (e) {
+      const err = e as { message: string; code: string };
+      return { message: err.message, code: err.code };
+    }
+  },
+  query: (sql: string, params?: Param[]) => doc!.query(sql, params),
+  status: () => doc!.fetchStatus(),
+  setOnline: (on: boolean) => doc!.setOnline(on),
+  close: () => doc!.close(),
+  subscribe(key: string, sql: string, params?: Param[]) {
+    rec.liveCalls[key] = 0;
+    doc!.subscribe(sql, params, (rows) => {
+      rec.live[key] = rows;
+      rec.liveCalls[key]++;
+    });
+  },
+  async waitSynced(timeoutMs = 20000) {
+    const end = Date.now() + timeoutMs;
+    for (;;) {
+      const s = await doc!.fetchStatus();
+      if (s.synced) return s;
+      if (Date.now() > end) throw new Error('not synced: ' + JSON.stringify(s));
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  },
+  async bench(n: number) {
+    const times: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const t0 = performance.now();
+      await doc!.mutate('add', { id: `bench-${i}-${Math.random()}`, title: 'bench' });
+      times.push(performance.now() - t0);
+    }
+    return times;
+  },
+};
+
+(window as unknown as { sq: typeof sq }).sq = sq;

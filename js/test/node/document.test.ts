@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { openDocument, RejectedMutationError, SqlsyncError } from '../../src/document.js';
+import type { FromWorker, ToWorker } from '../../src/messages.js';
+import type { WorkerLike } from '../../src/document.js';
+import { Origin } from './fakes.js';
+
+/** A WorkerLike running a WorkerCore in this thread. */
+function inProcessWorker(o: Origin, id: string): WorkerLike & { terminated: boolean } {
+  const tab = o.tab(id);
+  const w = {
+    onmessage: null as ((ev: { data: FromWorker }) => void) | null,
+    onerror: null,
+    terminated: false,
+    postMessage: (m: ToWorker) => setTimeout(() => tab.send(structuredClone(m)), 0),
+    terminate: () => {
+      w.terminated = true;
+      tab.kill();
+    },
+  };
+  tab.onPost((m) => setTimeout(() => w.onmessage?.({ data: structuredClone(m) }), 0));
+  return w;
+}
+
+test('openDocument, mutate, query, subscribe, events, close', async () => {
+  const o = new Origin();
+  const w = inProcessWorker(o, 'a');
+  const doc = await openDocument({ docId: 'doc', url: 'http://127.0.0.1:1', baseUrl: 'http://127.0.0.1:1/x/' }, w);
+  assert.equal(doc.status.role, 'owner');
+  const seen: string[][] = [];
+  const stop = doc.subscribe<{ id: string }>('SELECT id FROM items', [], (rows) => seen.push(rows.map((r) => r.id)));
+  assert.equal(await doc.mutate('add', { id: 'x' }), 1);
+  assert.deepEqual(await doc.query('SELECT id FROM items'), [{ id: 'x' }]);
+  await new Promise((r) => setTimeout(r, 10));
+  assert.deepEqual(seen, [[], ['x']]);
+  stop();
+  await assert.rejects(doc.mutate('fail', { message: 'nope' }), (e: unknown) => e instanceof SqlsyncError && e.code === 'rejected' && e.message === 'nope');
+  const errors: unknown[] = [];
+  doc.on('error', (e) => errors.push(e));
+  w.onmessage!({ data: { t: 'rejected', rejection: { seq: 3, name: 'add', message: 'UNIQUE constraint failed: items.id' } } });
+  assert.ok(errors[0] instanceof RejectedMutationError);
+  assert.match((errors[0] as Error).message, /UNIQUE/);
+  await doc.close();
+  assert.equal(w.terminated, true);
+  await assert.rejects(doc.query('SELECT 1'), /closed/);
+});
+
+test('openDocument rejects when the replica cannot open', async () => {
+  const w: WorkerLike = {
+    onmessage: null,
+    onerror: null,
+    postMessage(m: ToWorker) {
+      if (m.t === 'init') setTimeout(() => this.onmessage?.({ data: { t: 'fatal', error: { message: 'no storage', code: 'internal' } } }), 0);
+    },
+    terminate() {},
+  };
+  await assert.rejects(openDocument({ docId: 'd', baseUrl: 'http://h/' }, w), /no storage/);
+});

@@ -1,0 +1,71 @@
+# The browser client: the Go wasm bundle, the npm package @sqlsync-go/client
+# (js/), and their tests in Node and in Debian's Chromium.
+#
+#   make wasm-bundle    js/dist/sqlsync.wasm (+ .gz, .br) and js/build/wasm_exec.js
+#   make js-package     the npm package in js/dist (needs npm ci)
+#   make test-browser   node tests, Go wasm tests in Chromium, end-to-end tests
+#   make bench-browser  cold start and mutate latency in Chromium (report only)
+#   make size-report    wasm bundle sizes, written into the READMEs
+
+NPM       ?= npm
+NODE      ?= node
+CHROMIUM  ?= /usr/bin/chromium
+WASM_OUT  := js/dist/sqlsync.wasm
+GOTEST_WASM := vfs/opfs vfs/idbstore shared/pendinglog/idblog
+WASM_VET  := ./wasm/... ./client/ ./vfs/... ./shared/pendinglog/... ./internal/jsinterop/
+
+.PHONY: wasm-bundle js-package deps-npm deps-chromium vet-wasm test-browser \
+	test-js-node test-gowasm test-e2e bench-browser size-report
+
+build: wasm-bundle
+test: test-browser
+
+## wasm-bundle: the Go replica for the browser worker, size-optimised and pre-compressed.
+wasm-bundle:
+	@mkdir -p js/dist js/build
+	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags="-s -w" -o $(WASM_OUT) ./wasm
+	cp "$$($(GO) env GOROOT)/lib/wasm/wasm_exec.js" js/build/wasm_exec.js 2>/dev/null || \
+		cp "$$($(GO) env GOROOT)/misc/wasm/wasm_exec.js" js/build/wasm_exec.js
+	$(NODE) js/scripts/compress.mjs $(WASM_OUT)
+
+## deps-npm: install the npm packages from package-lock.json.
+deps-npm:
+	$(NPM) ci --no-audit --no-fund
+
+## deps-chromium: Debian's Chromium for the browser tests.
+deps-chromium:
+	@command -v chromium >/dev/null 2>&1 || test -x $(CHROMIUM) || \
+		(apt-get update && apt-get install -y chromium)
+
+## js-package: build @sqlsync-go/client (js/dist) with its worker and types.
+js-package: deps-npm wasm-bundle
+	$(NPM) run build -w js
+
+vet-wasm:
+	GOOS=js GOARCH=wasm $(GO) vet $(WASM_VET)
+
+## test-browser: the package's Node tests, the Go stores in Chromium, the end-to-end suite.
+test-browser: vet-wasm test-js-node test-gowasm test-e2e
+
+test-js-node: js-package
+	$(NPM) test -w js
+
+test-gowasm: js-package deps-chromium
+	@mkdir -p js/build/gotest
+	for p in $(GOTEST_WASM); do \
+		GOOS=js GOARCH=wasm $(GO) test -c -o js/build/gotest/$$(basename $$p).test.wasm ./$$p || exit 1; \
+	done
+	$(NODE) js/test/gowasm/run.mjs js/build/gotest/*.test.wasm
+
+test-e2e: js-package deps-chromium build
+	$(NODE) js/scripts/build.mjs --tests
+	CHROMIUM=$(CHROMIUM) $(NPM) run test:e2e -w js
+
+## bench-browser: cold start and mutate p50/p99 in Chromium on OPFS and IndexedDB.
+bench-browser: js-package deps-chromium build
+	$(NODE) js/scripts/build.mjs --tests
+	CHROMIUM=$(CHROMIUM) $(NODE) js/test/e2e/bench.mjs
+
+## size-report: raw and compressed size of the wasm bundle, into js/README.md and README.md.
+size-report: wasm-bundle js-package
+	GO_VERSION="$$($(GO) env GOVERSION)" $(NODE) js/scripts/size-report.mjs --write

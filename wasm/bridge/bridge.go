@@ -1,0 +1,291 @@
+// Package bridge is the browser worker's view of a [client.Doc]: byte and
+// JSON values in and out, so that the syscall/js glue in package main stays
+// a thin layer of conversions, and everything here runs under plain go test.
+//
+// Values cross as JSON. Query parameters are a JSON array of null, booleans,
+// numbers (integral ones bind as INTEGER), strings and {"$blob": base64}
+// objects; rows come back as {"columns": [...], "rows": [[...], ...]} with
+// the same encoding, +-Infinity as 1e999 and -1e999 (which JSON.parse reads
+// back as infinities), NaN as null.
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+
+	"github.com/hack-pad/hackpadfs"
+	"github.com/sqlsync-go/sqlsync/client"
+	"github.com/sqlsync-go/sqlsync/shared/engine"
+	"github.com/sqlsync-go/sqlsync/vfs"
+)
+
+// Config is what the app passes to open a document.
+type Config struct {
+	// URL is the coordinator's sync endpoint; empty keeps the document
+	// offline.
+	URL string `json:"url"`
+	// DocID names the document.
+	DocID string `json:"docId"`
+	// Storage is "opfs", "indexeddb", "memory", or "" to pick the best the
+	// browser has; the worker's main package resolves it.
+	Storage string `json:"storage"`
+	// Token is sent to the coordinator.
+	Token string `json:"token"`
+	// Mutator names a registered mutator; default DefaultMutator.
+	Mutator string `json:"mutator"`
+	// Offline opens the document with syncing switched off.
+	Offline bool `json:"offline"`
+}
+
+// DefaultMutator is the mutator a Config without one gets.
+const DefaultMutator = "todo"
+
+// MutatorFactory builds the mutator for a document.
+type MutatorFactory func(ctx context.Context, cfg Config) (engine.Mutator, error)
+
+var (
+	regMu    sync.Mutex
+	registry = map[string]MutatorFactory{}
+)
+
+// RegisterMutator makes a mutator available by name. The browser build
+// registers the Go todo mutator as "todo"; the WebAssembly mutator runtime
+// plugs in here too.
+func RegisterMutator(name string, f MutatorFactory) {
+	regMu.Lock()
+	defer regMu.Unlock()
+	registry[name] = f
+}
+
+// Mutators returns the registered mutator names, sorted.
+func Mutators() []string {
+	regMu.Lock()
+	defer regMu.Unlock()
+	var names []string
+	for n := range registry {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// State is where a replica keeps its state: FS, or Store and Log, or none
+// of them for memory.
+type State struct {
+	FS    hackpadfs.FS
+	Store vfs.Store
+	Log   engine.PendingLog
+	// Kind names the storage for status reports ("opfs", ...).
+	Kind string
+}
+
+// Error is an error with a stable code for the JavaScript side.
+type Error struct {
+	code string
+	err  error
+}
+
+// Error returns the underlying error's message.
+func (e *Error) Error() string { return e.err.Error() }
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error { return e.err }
+
+// Code returns the error's code: bad_request, rejected, not_read_only,
+// closed or internal.
+func (e *Error) Code() string { return e.code }
+
+func coded(code string, err error) error { return &Error{code: code, err: err} }
+
+// classify gives err the code the JavaScript side acts on.
+func classify(err error) error {
+	var rej *engine.RejectedError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &rej):
+		return coded("rejected", err)
+	case errors.Is(err, engine.ErrNotReadOnly):
+		return coded("not_read_only", err)
+	}
+	return coded("internal", err)
+}
+
+// Doc is an open document.
+type Doc struct {
+	doc   *client.Doc
+	kind  string
+	emit  func([]byte)
+	watch func()
+
+	mu     sync.Mutex
+	subs   map[int]func()
+	nextID int
+}
+
+// Open opens the document cfg names over state. emit receives every event
+// as JSON: {"type":"status","status":{...}} or {"type":"rejected","seq":n,
+// "name":..., "message":...}; it runs on the replica's goroutines and must
+// not block.
+func Open(ctx context.Context, cfg Config, state State, logger *slog.Logger, emit func([]byte)) (*Doc, error) {
+	if cfg.DocID == "" {
+		return nil, coded("bad_request", errors.New("open document: no document ID"))
+	}
+	name := cfg.Mutator
+	if name == "" {
+		name = DefaultMutator
+	}
+	regMu.Lock()
+	factory := registry[name]
+	regMu.Unlock()
+	if factory == nil {
+		return nil, coded("bad_request", fmt.Errorf("open document: no mutator %q (have %v)", name, Mutators()))
+	}
+	mut, err := factory(ctx, cfg)
+	if err != nil {
+		return nil, coded("internal", fmt.Errorf("open document: mutator %s: %w", name, err))
+	}
+	opts := client.Options{
+		URL:        cfg.URL,
+		DocID:      cfg.DocID,
+		Mutator:    mut,
+		FS:         state.FS,
+		Store:      state.Store,
+		PendingLog: state.Log,
+		Token:      cfg.Token,
+		Logger:     logger,
+	}
+	doc, err := client.Open(ctx, opts)
+	if err != nil {
+		return nil, coded("internal", err)
+	}
+	if cfg.Offline {
+		doc.SetOnline(false)
+	}
+	d := &Doc{doc: doc, kind: state.Kind, emit: emit, subs: map[int]func(){}}
+	d.watch = doc.Watch(d.event)
+	return d, nil
+}
+
+// Status is the JSON form of a replica's status.
+type Status struct {
+	State     client.State `json:"state"`
+	LSN       uint64       `json:"lsn"`
+	ServerLSN uint64       `json:"serverLsn"`
+	Pending   int          `json:"pending"`
+	LastError string       `json:"lastError"`
+	Synced    bool         `json:"synced"`
+	Storage   string       `json:"storage"`
+	ClientID  string       `json:"clientId"`
+}
+
+func (d *Doc) status(s client.Status) Status {
+	return Status{State: s.State, LSN: s.LSN, ServerLSN: s.ServerLSN, Pending: s.Pending, LastError: s.LastError, Synced: s.Synced(), Storage: d.kind, ClientID: d.doc.ClientID()}
+}
+
+// event turns a replica event into JSON for emit.
+func (d *Doc) event(e client.Event) {
+	var v any
+	switch {
+	case e.Status != nil:
+		v = map[string]any{"type": "status", "status": d.status(*e.Status)}
+	case e.Rejected != nil:
+		v = map[string]any{"type": "rejected", "seq": e.Rejected.Seq, "name": e.Rejected.Name, "message": e.Rejected.Message}
+	default:
+		return
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return
+	}
+	d.emit(b)
+}
+
+// Status returns the replica's status as JSON.
+func (d *Doc) Status() []byte {
+	b, _ := json.Marshal(d.status(d.doc.Status()))
+	return b
+}
+
+// Mutate runs mutation name with args (bytes the mutator decodes; JSON for
+// the todo mutator) and returns its seq once it is durable locally.
+func (d *Doc) Mutate(ctx context.Context, name string, args []byte) (uint64, error) {
+	if name == "" {
+		return 0, coded("bad_request", errors.New("mutate: no mutation name"))
+	}
+	seq, err := d.doc.Mutate(ctx, name, args)
+	return seq, classify(err)
+}
+
+// Query runs a read-only statement with params (a JSON array, or empty) and
+// returns its rows as JSON.
+func (d *Doc) Query(ctx context.Context, sql string, params []byte) ([]byte, error) {
+	args, err := DecodeParams(params)
+	if err != nil {
+		return nil, coded("bad_request", fmt.Errorf("query: %w", err))
+	}
+	rows, err := d.doc.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return EncodeRows(rows), nil
+}
+
+// Subscribe calls fn with the rows of a read-only query now (before it
+// returns) and after every change that alters them, until Unsubscribe.
+func (d *Doc) Subscribe(sql string, params []byte, fn func(rows []byte, err error)) (int, error) {
+	args, err := DecodeParams(params)
+	if err != nil {
+		return 0, coded("bad_request", fmt.Errorf("subscribe: %w", err))
+	}
+	d.mu.Lock()
+	d.nextID++
+	id := d.nextID
+	d.mu.Unlock()
+	cancel := d.doc.Subscribe(sql, args, func(rows engine.Rows, err error) {
+		if err != nil {
+			fn(nil, classify(err))
+			return
+		}
+		fn(EncodeRows(rows), nil)
+	})
+	d.mu.Lock()
+	d.subs[id] = cancel
+	d.mu.Unlock()
+	return id, nil
+}
+
+// Unsubscribe ends subscription id.
+func (d *Doc) Unsubscribe(id int) {
+	d.mu.Lock()
+	cancel := d.subs[id]
+	delete(d.subs, id)
+	d.mu.Unlock()
+	if cancel != nil {
+		cancel()
+	}
+}
+
+// SetOnline switches syncing on or off.
+func (d *Doc) SetOnline(on bool) { d.doc.SetOnline(on) }
+
+// ClientID returns the replica's client ID.
+func (d *Doc) ClientID() string { return d.doc.ClientID() }
+
+// Close ends every subscription and closes the replica.
+func (d *Doc) Close() error {
+	d.mu.Lock()
+	subs := d.subs
+	d.subs = map[int]func(){}
+	d.mu.Unlock()
+	for _, cancel := range subs {
+		cancel()
+	}
+	d.watch()
+	return d.doc.Close()
+}
