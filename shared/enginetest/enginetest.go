@@ -124,7 +124,12 @@ func (s *sim) mutate(ctx context.Context, c *simClient) error {
 		}
 		return s.ids[s.r.IntN(len(s.ids))]
 	}
-	switch n := s.r.IntN(20); {
+	switch n := s.r.IntN(22); {
+	case n == 20:
+		pos := float64(s.r.IntN(100)) / 4
+		name, a.ID, a.Position = "move", pick(), &pos
+	case n == 21:
+		name, a.Title = "retitle", fmt.Sprintf("list %d", s.r.IntN(100))
 	case n < 8:
 		name, a.ID, a.Title = "add", fmt.Sprintf("c%d-%d", c.id, c.created), fmt.Sprintf("item %d", s.r.IntN(1000))
 		c.created++

@@ -4,11 +4,14 @@
 //
 // Mutations take JSON args:
 //
-//	add     {"id", "title"}   insert an item (rejected if the id exists)
+//	add     {"id", "title", "position"?}  insert an item (rejected if the id exists);
+//	                                      without a position it goes last
 //	rename  {"id", "title"}   retitle an item; renaming a deleted item restores it
 //	toggle  {"id"}            flip done
 //	delete  {"id"}            mark deleted
+//	move    {"id", "position"} set an item's position (items sort by position, then id)
 //	purge   {}                remove deleted items for good
+//	retitle {"title"}         set the list's own title
 //	bulk    {"prefix", "n"}   add n items at once
 //	fail    {"message"}       always rejected with message
 package testmutator
@@ -35,6 +38,8 @@ var Migrations = []string{
 	)`,
 	`CREATE INDEX items_by_title ON items(title)`,
 	`ALTER TABLE items ADD COLUMN note TEXT NOT NULL DEFAULT ''`,
+	`ALTER TABLE items ADD COLUMN position REAL NOT NULL DEFAULT 0`,
+	`CREATE TABLE list(id INTEGER PRIMARY KEY CHECK (id = 1), title TEXT NOT NULL)`,
 }
 
 // Mutator is the todo mutator.
@@ -61,11 +66,12 @@ func (Mutator) Migrate(ctx context.Context, conn *sqlite3.Conn) error {
 
 // Args are the fields every mutation draws from.
 type Args struct {
-	ID      string `json:"id,omitempty"`
-	Title   string `json:"title,omitempty"`
-	Prefix  string `json:"prefix,omitempty"`
-	N       int    `json:"n,omitempty"`
-	Message string `json:"message,omitempty"`
+	ID       string   `json:"id,omitempty"`
+	Title    string   `json:"title,omitempty"`
+	Position *float64 `json:"position,omitempty"`
+	Prefix   string   `json:"prefix,omitempty"`
+	N        int      `json:"n,omitempty"`
+	Message  string   `json:"message,omitempty"`
 }
 
 // Encode returns a's JSON.
@@ -94,7 +100,19 @@ func (Mutator) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, raw 
 	}
 	switch name {
 	case "add":
-		return engine.Exec(conn, `INSERT INTO items(id, title) VALUES (?, ?)`, a.ID, a.Title)
+		if a.Position != nil {
+			return engine.Exec(conn, `INSERT INTO items(id, title, position) VALUES (?, ?, ?)`, a.ID, a.Title, *a.Position)
+		}
+		return engine.Exec(conn, `INSERT INTO items(id, title, position)
+			VALUES (?, ?, (SELECT coalesce(max(position), 0) + 1 FROM items))`, a.ID, a.Title)
+	case "move":
+		if a.Position == nil {
+			return errors.New("move: no position")
+		}
+		return need(engine.Exec(conn, `UPDATE items SET position = ? WHERE id = ?`, *a.Position, a.ID))
+	case "retitle":
+		return engine.Exec(conn, `INSERT INTO list(id, title) VALUES (1, ?)
+			ON CONFLICT(id) DO UPDATE SET title = excluded.title`, a.Title)
 	case "rename":
 		return need(engine.Exec(conn, `UPDATE items SET title = ?, deleted = 0 WHERE id = ?`, a.Title, a.ID))
 	case "toggle":
