@@ -1,0 +1,167 @@
+package interrupt_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sqlsync-go/sqlsync/shared/wasmhost/internal/interrupt"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+)
+
+// spinModule is a module with a memory, a global of its own and one export,
+// spin, that loops forever:
+//
+//	(module (memory 1) (global (mut i32) (i32.const 7))
+//	  (func (export "spin") (loop (br 0))))
+func spinModule() []byte {
+	return wasmModule(
+		section(1, vec(funcType(nil, nil))),
+		section(3, vec([]byte{0})),
+		section(5, vec([]byte{0x00, 0x01})),
+		section(6, vec([]byte{0x7f, 0x01, 0x41, 0x07, 0x0b})),
+		section(7, vec(exportFunc("spin", 0))),
+		section(10, vec(body(0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b))),
+		section(0, append(name(".debug_info"), 1, 2, 3)),
+	)
+}
+
+// A spinning guest lets stop-the-world pauses through, and stops once the
+// flag is set.
+func TestInterruptSpin(t *testing.T) {
+	ctx := context.Background()
+	wasm, err := interrupt.Instrument(spinModule())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(wasm, []byte(".debug_info")) {
+		t.Error("debug info kept")
+	}
+	r := wazero.NewRuntime(ctx) // no WithCloseOnContextDone: the flag is the only way out
+	defer r.Close(ctx)
+	mod, err := r.Instantiate(ctx, wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := mod.ExportedGlobal(interrupt.Export); g == nil || g.Get() != 0 {
+		t.Fatalf("flag %v", g)
+	}
+	flag := mod.ExportedGlobal(interrupt.Export).(api.MutableGlobal)
+	done := make(chan error, 1)
+	go func() {
+		_, err := mod.ExportedFunction("spin").Call(ctx)
+		done <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	gcDone := make(chan struct{})
+	go func() {
+		runtime.GC() // stops the world: must not wait for the spinning guest forever
+		close(gcDone)
+	}()
+	select {
+	case <-gcDone:
+	case <-time.After(5 * time.Second):
+		t.Fatal("a GC did not finish while the guest spun")
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("spin returned early: %v", err)
+	default:
+	}
+	flag.Set(1)
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "unreachable") {
+			t.Fatalf("spin returned %v, want an unreachable trap", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the guest did not stop after the flag was set")
+	}
+}
+
+func TestUnsupported(t *testing.T) {
+	cases := map[string][]byte{
+		"not wasm":  []byte("nope"),
+		"no memory": wasmModule(section(1, vec(funcType(nil, nil))), section(3, vec([]byte{0})), section(10, vec(body(0x0b)))),
+		"unknown opcode": wasmModule(
+			section(1, vec(funcType(nil, nil))), section(3, vec([]byte{0})), section(5, vec([]byte{0x00, 0x01})),
+			section(10, vec(body(0xc5, 0x0b)))),
+		"flag exported already": wasmModule(
+			section(5, vec([]byte{0x00, 0x01})),
+			section(7, vec(append(name(interrupt.Export), 0x02, 0x00)))),
+	}
+	for name, wasm := range cases {
+		if _, err := interrupt.Instrument(wasm); !errors.Is(err, interrupt.ErrUnsupported) {
+			t.Errorf("%s: got %v, want ErrUnsupported", name, err)
+		}
+	}
+}
+
+// Whatever the input, Instrument does not panic, and a module wazero
+// accepts is still accepted once instrumented.
+func FuzzInstrument(f *testing.F) {
+	f.Add(spinModule())
+	f.Add(wasmModule(section(5, vec([]byte{0x00, 0x01}))))
+	ctx := context.Background()
+	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
+	f.Fuzz(func(t *testing.T, wasm []byte) {
+		out, err := interrupt.Instrument(wasm)
+		if err != nil {
+			return
+		}
+		if _, err := r.CompileModule(ctx, wasm); err != nil {
+			return
+		}
+		if _, err := r.CompileModule(ctx, out); err != nil {
+			t.Fatalf("instrumented module refused: %v", err)
+		}
+	})
+}
+
+// The smallest pieces of the binary format.
+
+func wasmModule(sections ...[]byte) []byte {
+	return append([]byte("\x00asm\x01\x00\x00\x00"), bytes.Join(sections, nil)...)
+}
+
+func uleb(n int) []byte {
+	var b []byte
+	for {
+		c := byte(n & 0x7f)
+		n >>= 7
+		if n == 0 {
+			return append(b, c)
+		}
+		b = append(b, c|0x80)
+	}
+}
+
+func section(id byte, content []byte) []byte {
+	return append(append([]byte{id}, uleb(len(content))...), content...)
+}
+
+func vec(items ...[]byte) []byte { return append(uleb(len(items)), bytes.Join(items, nil)...) }
+
+func name(s string) []byte { return append(uleb(len(s)), s...) }
+
+func funcType(params, results []byte) []byte {
+	b := append([]byte{0x60}, uleb(len(params))...)
+	b = append(b, params...)
+	b = append(b, uleb(len(results))...)
+	return append(b, results...)
+}
+
+func exportFunc(field string, funcIdx int) []byte {
+	return append(append(name(field), 0x00), uleb(funcIdx)...)
+}
+
+// body is a function body without locals.
+func body(code ...byte) []byte {
+	b := append([]byte{0x00}, code...)
+	return append(uleb(len(b)), b...)
+}

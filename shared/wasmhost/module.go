@@ -1,0 +1,381 @@
+package wasmhost
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sqlsync-go/sqlsync/shared/abi"
+	"github.com/sqlsync-go/sqlsync/shared/wasmhost/internal/interrupt"
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+)
+
+// Limits bound what a mutator may use. Zero fields take their defaults.
+type Limits struct {
+	// Timeout bounds the wall time of one mutation; 0 means 5 s. A mutation
+	// over time is stopped (an infinite loop included) and rejected.
+	Timeout time.Duration
+	// MigrateTimeout bounds the wall time of one migration, and of the
+	// start of an instance; 0 means 60 s.
+	MigrateTimeout time.Duration
+	// MemoryPages caps an instance's linear memory, in 64 KiB pages; 0
+	// means 1024 (64 MiB).
+	MemoryPages uint32
+	// MaxArgsBytes caps the size of a mutation's args; 0 means 1 MiB.
+	MaxArgsBytes int
+	// MaxResultBytes caps the encoded response of one sqlsync.run call (a
+	// query's rows, say); 0 means 8 MiB.
+	MaxResultBytes int
+	// MaxLogBytes caps the guest output logged per call; 0 means 8 KiB.
+	MaxLogBytes int
+}
+
+func (l Limits) withDefaults() Limits {
+	if l.Timeout <= 0 {
+		l.Timeout = 5 * time.Second
+	}
+	if l.MigrateTimeout <= 0 {
+		l.MigrateTimeout = 60 * time.Second
+	}
+	if l.MemoryPages == 0 {
+		l.MemoryPages = 1024
+	}
+	if l.MaxArgsBytes <= 0 {
+		l.MaxArgsBytes = 1 << 20
+	}
+	if l.MaxResultBytes <= 0 {
+		l.MaxResultBytes = 8 << 20
+	}
+	if l.MaxLogBytes <= 0 {
+		l.MaxLogBytes = 8 << 10
+	}
+	return l
+}
+
+// maxMemoryPages is WebAssembly's 4 GiB of 32-bit memory.
+const maxMemoryPages = 65536
+
+// ErrBadModule reports a module that is not a sqlsync mutator: not
+// WebAssembly, lacking the ABI's exports, importing what the host does not
+// grant, or of another ABI version.
+var ErrBadModule = errors.New("not a sqlsync mutator")
+
+// useInterruptFlag turns the interrupt flag off, for tests of the fallback.
+var useInterruptFlag = true
+
+// compilationCache is shared by every Module of the process, so a module
+// compiled once (the slow part of loading it) is not compiled again.
+var compilationCache = wazero.NewCompilationCache()
+
+// Module is a compiled mutator, ready to run for any number of documents.
+// Its methods are safe for concurrent use.
+type Module struct {
+	hash     string
+	size     int
+	limits   Limits
+	rt       wazero.Runtime
+	compiled wazero.CompiledModule
+
+	// interruptible is set when the module carries the interrupt flag of
+	// package interrupt; else wazero's WithCloseOnContextDone stops calls.
+	interruptible bool
+
+	mu    sync.Mutex
+	spare *instance // started at load to check the module; taken by the first Mutator
+}
+
+// Compile compiles and checks a mutator module: it must be a WASI reactor
+// exporting the ABI of package abi, importing only what the host grants
+// (the sqlsync imports and some of WASI's), and starting cleanly. The
+// machine code is cached for the life of the process, keyed by the bytes.
+func Compile(ctx context.Context, wasm []byte, limits Limits) (*Module, error) {
+	limits = limits.withDefaults()
+	if limits.MemoryPages > maxMemoryPages {
+		return nil, fmt.Errorf("compile mutator: memory limit of %d pages exceeds %d", limits.MemoryPages, maxMemoryPages)
+	}
+	sum := sha256.Sum256(wasm)
+	m := &Module{hash: hex.EncodeToString(sum[:]), size: len(wasm), limits: limits}
+	// Calls must stop at their deadline. The cheap way is an interrupt flag
+	// the module checks at every loop head; a module the rewriter cannot
+	// read gets wazero's own checks, correct but several times slower.
+	code, err := interrupt.Instrument(wasm)
+	if !useInterruptFlag {
+		err = errors.New("disabled")
+	}
+	m.interruptible = err == nil
+	if err != nil {
+		code = wasm
+		slog.Debug("mutator runs with wazero's termination checks", "mutator", m.hash[:12], "err", err)
+	}
+	cfg := wazero.NewRuntimeConfig().
+		WithCompilationCache(compilationCache).
+		WithCloseOnContextDone(!m.interruptible).
+		WithMemoryLimitPages(limits.MemoryPages)
+	m.rt = wazero.NewRuntimeWithConfig(ctx, cfg)
+	if err := m.load(ctx, code); err != nil {
+		m.rt.Close(ctx)
+		return nil, fmt.Errorf("compile mutator %s: %w", m.hash[:12], err)
+	}
+	return m, nil
+}
+
+func (m *Module) load(ctx context.Context, wasm []byte) error {
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, m.rt); err != nil {
+		return fmt.Errorf("define WASI: %w", err)
+	}
+	if err := instantiateHostModule(ctx, m.rt); err != nil {
+		return fmt.Errorf("define sqlsync imports: %w", err)
+	}
+	compiled, err := m.rt.CompileModule(ctx, wasm)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrBadModule, err)
+	}
+	m.compiled = compiled
+	if err := m.validate(); err != nil {
+		return err
+	}
+	// Start one instance now: it checks the ABI version and that the
+	// module starts, and the first document to run the module takes it.
+	inst, err := m.instantiate(ctx, slog.Default())
+	if err != nil {
+		return err
+	}
+	m.spare = inst
+	return nil
+}
+
+// grantedWASI are the WASI functions a mutator may import: what Go, Rust
+// and C reactors need to start and print. The host gives them fixed
+// values: no arguments or environment, a clock stopped at 2000-01-01, a
+// deterministic random source, no files (stdout and stderr go to the log).
+var grantedWASI = map[string]bool{
+	"args_get": true, "args_sizes_get": true,
+	"environ_get": true, "environ_sizes_get": true,
+	"clock_res_get": true, "clock_time_get": true,
+	"fd_close": true, "fd_fdstat_get": true, "fd_fdstat_set_flags": true,
+	"fd_prestat_get": true, "fd_prestat_dir_name": true,
+	"fd_seek": true, "fd_write": true,
+	"poll_oneoff": true, "proc_exit": true, "random_get": true, "sched_yield": true,
+}
+
+// wantExports are the ABI's exports with their types.
+var wantExports = map[string]signature{
+	abi.ExportVersion: {nil, []api.ValueType{api.ValueTypeI32}},
+	abi.ExportAlloc:   {[]api.ValueType{api.ValueTypeI32}, []api.ValueType{api.ValueTypeI32}},
+	abi.ExportMutate: {
+		[]api.ValueType{api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32, api.ValueTypeI32},
+		[]api.ValueType{api.ValueTypeI64},
+	},
+	abi.ExportMigrate: {nil, []api.ValueType{api.ValueTypeI64}},
+}
+
+type signature struct{ params, results []api.ValueType }
+
+func signatureOf(def api.FunctionDefinition) signature {
+	return signature{def.ParamTypes(), def.ResultTypes()}
+}
+
+func (s signature) equal(o signature) bool {
+	return slices.Equal(s.params, o.params) && slices.Equal(s.results, o.results)
+}
+
+func (s signature) String() string {
+	names := func(ts []api.ValueType) string {
+		var b strings.Builder
+		for i, t := range ts {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(api.ValueTypeName(t))
+		}
+		return b.String()
+	}
+	return "(" + names(s.params) + ") -> (" + names(s.results) + ")"
+}
+
+// validate checks the module's imports and exports against the ABI,
+// reporting every problem at once.
+func (m *Module) validate() error {
+	var problems []string
+	for _, f := range m.compiled.ImportedFunctions() {
+		mod, name, _ := f.Import()
+		granted := mod == abi.ImportModule || (mod == wasi_snapshot_preview1.ModuleName && grantedWASI[name])
+		var host api.FunctionDefinition
+		if granted {
+			host = m.rt.Module(mod).ExportedFunctionDefinitions()[name]
+		}
+		if host == nil {
+			problems = append(problems, fmt.Sprintf("imports %s.%s, which the host does not grant", mod, name))
+			continue
+		}
+		if got, want := signatureOf(f), signatureOf(host); !got.equal(want) {
+			problems = append(problems, fmt.Sprintf("imports %s.%s as %v, want %v", mod, name, got, want))
+		}
+	}
+	if len(m.compiled.ImportedMemories()) > 0 {
+		problems = append(problems, "imports a memory: a mutator must define its own")
+	}
+	exports := m.compiled.ExportedFunctions()
+	for _, name := range slices.Sorted(maps.Keys(wantExports)) {
+		want := wantExports[name]
+		def, ok := exports[name]
+		switch {
+		case !ok:
+			problems = append(problems, fmt.Sprintf("lacks the export %s %v", name, want))
+		case !signatureOf(def).equal(want):
+			problems = append(problems, fmt.Sprintf("exports %s as %v, want %v", name, signatureOf(def), want))
+		}
+	}
+	if _, ok := exports[abi.ExportStart]; ok {
+		problems = append(problems, "exports _start, so it is a WASI command: build a reactor (Go: -buildmode=c-shared)")
+	}
+	if _, ok := m.compiled.ExportedMemories()[abi.ExportMemory]; !ok {
+		problems = append(problems, "lacks the export memory")
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%w: %s", ErrBadModule, strings.Join(problems, "; "))
+	}
+	return nil
+}
+
+// Hash returns the SHA-256 of the module's bytes, in hex: its identity.
+func (m *Module) Hash() string { return m.hash }
+
+// Size returns the size of the module's bytes.
+func (m *Module) Size() int { return m.size }
+
+// Limits returns the module's limits, defaults filled in.
+func (m *Module) Limits() Limits { return m.limits }
+
+// Close releases the module and every instance of it; its Mutators fail
+// from then on.
+func (m *Module) Close(ctx context.Context) error {
+	m.mu.Lock()
+	m.spare = nil
+	m.mu.Unlock()
+	return m.rt.Close(ctx)
+}
+
+// takeSpare returns the instance started at load, once.
+func (m *Module) takeSpare() *instance {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	inst := m.spare
+	m.spare = nil
+	return inst
+}
+
+// fixedWalltime is the guest's clock: 2000-01-01T00:00:00Z, always.
+func fixedWalltime() (sec int64, nsec int32) { return 946684800, 0 }
+
+// instance is one running copy of the module, with its own memory.
+type instance struct {
+	mod                    api.Module
+	flag                   api.MutableGlobal // the interrupt flag, or nil
+	mem                    api.Memory
+	alloc, mutate, migrate api.Function
+	out                    *output
+	inPtr, inCap           uint32 // the region sqlsync_alloc last returned
+	stack                  [4]uint64
+}
+
+// instantiate starts an instance: _initialize runs (a Go guest's runtime
+// and init functions), then the ABI version is checked.
+func (m *Module) instantiate(ctx context.Context, log *slog.Logger) (*instance, error) {
+	out := newOutput(log, m.limits.MaxLogBytes)
+	cfg := wazero.NewModuleConfig().
+		WithName("").         // anonymous: any number of instances
+		WithStartFunctions(). // _initialize runs below, under the time limit
+		WithStdout(stream{out, 0}).
+		WithStderr(stream{out, 1}).
+		WithWalltime(fixedWalltime, 1)
+	// The fake monotonic clock (1 ms more at each reading), no-op sleep and
+	// seeded random source are wazero's defaults.
+	ctx, cancel := context.WithTimeout(ctx, m.limits.MigrateTimeout)
+	defer cancel()
+	mod, err := m.rt.InstantiateModule(ctx, m.compiled, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start mutator: %s%s", firstLine(err.Error()), out.summary())
+	}
+	inst := &instance{
+		mod:     mod,
+		mem:     mod.Memory(),
+		alloc:   mod.ExportedFunction(abi.ExportAlloc),
+		mutate:  mod.ExportedFunction(abi.ExportMutate),
+		migrate: mod.ExportedFunction(abi.ExportMigrate),
+		out:     out,
+	}
+	if m.interruptible {
+		inst.flag, _ = mod.ExportedGlobal(interrupt.Export).(api.MutableGlobal)
+		if inst.flag == nil {
+			mod.Close(ctx)
+			return nil, fmt.Errorf("start mutator: the interrupt flag %s is missing", interrupt.Export)
+		}
+	}
+	if init := mod.ExportedFunction(abi.ExportInitialize); init != nil {
+		stop := inst.watch(ctx)
+		err := init.CallWithStack(ctx, inst.stack[:])
+		stop()
+		if err != nil {
+			mod.Close(ctx)
+			if ctx.Err() != nil {
+				return nil, fmt.Errorf("start mutator: %s did not finish within %v", abi.ExportInitialize, m.limits.MigrateTimeout)
+			}
+			return nil, fmt.Errorf("start mutator: %s: %s%s", abi.ExportInitialize, firstLine(err.Error()), out.summary())
+		}
+	}
+	if err := mod.ExportedFunction(abi.ExportVersion).CallWithStack(ctx, inst.stack[:]); err != nil {
+		mod.Close(ctx)
+		return nil, fmt.Errorf("start mutator: %s: %s%s", abi.ExportVersion, firstLine(err.Error()), out.summary())
+	}
+	if v := api.DecodeU32(inst.stack[0]); v != abi.Version {
+		mod.Close(ctx)
+		return nil, fmt.Errorf("%w: it implements ABI version %d, this host version %d", ErrBadModule, v, abi.Version)
+	}
+	return inst, nil
+}
+
+// watch sets the instance's interrupt flag once ctx is done, so that a
+// guest still running then traps within one slice of loop iterations
+// (see package interrupt). The returned
+// function disarms it; call it when the guest has returned.
+func (inst *instance) watch(ctx context.Context) (stop func()) {
+	if inst.flag == nil {
+		return func() {} // wazero watches ctx itself
+	}
+	var mu sync.Mutex
+	running := true
+	stopAfter := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if running {
+			inst.flag.Set(1)
+		}
+	})
+	return func() {
+		stopAfter()
+		mu.Lock()
+		running = false
+		mu.Unlock()
+		inst.flag.Set(0)
+	}
+}
+
+func (inst *instance) close() {
+	inst.mod.Close(context.Background())
+}
+
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
+}

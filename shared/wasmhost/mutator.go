@@ -1,0 +1,265 @@
+package wasmhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ncruces/go-sqlite3"
+	"github.com/sqlsync-go/sqlsync/shared/abi"
+	"github.com/sqlsync-go/sqlsync/shared/engine"
+	"github.com/tetratelabs/wazero/sys"
+)
+
+// Errors of a mutator call, matched with errors.Is. Each fails that call
+// only: the document's transaction goes on, and an instance that may be
+// damaged is discarded and started afresh for the next call.
+var (
+	ErrUnknownMutation = errors.New("unknown mutation")  // the guest has no handler of that name
+	ErrBadArgs         = errors.New("bad mutation args") // the guest could not decode the args
+	ErrPanic           = errors.New("mutator panicked")  // the guest recovered from a panic
+	ErrTrap            = errors.New("mutator trapped")   // the guest trapped, exited or broke the ABI
+	ErrTimeLimit       = errors.New("mutator exceeded its time limit")
+	ErrMemoryLimit     = errors.New("mutator exceeded its memory limit")
+	ErrArgsTooLarge    = errors.New("mutation args exceed the size limit")
+	ErrNoTransaction   = errors.New("mutator called outside a transaction")
+	ErrClosed          = errors.New("mutator closed")
+)
+
+// GuestError is an error the mutator itself reported: its handler's error,
+// an unknown mutation name, bad args or a recovered panic. Its message is
+// the guest's, unchanged, so it reaches the client as the mutator wrote it.
+type GuestError struct {
+	Status  abi.Status
+	Message string
+}
+
+func (e *GuestError) Error() string { return e.Message }
+
+// Is matches ErrUnknownMutation, ErrBadArgs and ErrPanic by status.
+func (e *GuestError) Is(target error) bool {
+	switch target {
+	case ErrUnknownMutation:
+		return e.Status == abi.StatusUnknown
+	case ErrBadArgs:
+		return e.Status == abi.StatusBadArgs
+	case ErrPanic:
+		return e.Status == abi.StatusPanic
+	}
+	return false
+}
+
+// maxMessage caps the error message read from a guest.
+const maxMessage = 64 << 10
+
+// Mutator runs a module's mutations for one document. It implements
+// engine.Mutator. It holds one instance of the module, started on first
+// use and started again after a call that trapped, timed out or panicked.
+// Calls are serialized: it is safe for concurrent use, but meant for one
+// engine at a time (a document's coordinator, or one client); give each
+// document its own so guest state never crosses documents.
+type Mutator struct {
+	m   *Module
+	log *slog.Logger
+
+	mu     sync.Mutex
+	inst   *instance // nil until first use and after a discard
+	call   callState
+	closed bool
+}
+
+var _ engine.Mutator = (*Mutator)(nil)
+
+// Mutator returns a new Mutator of the module, logging guest output and
+// failures to log (slog.Default() if nil). It starts no instance yet.
+func (m *Module) Mutator(log *slog.Logger) *Mutator {
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("mutator", m.hash[:12])
+	return &Mutator{m: m, log: log}
+}
+
+// Migrate runs the guest's migrate export on conn, inside the engine's
+// transaction.
+func (mu *Mutator) Migrate(ctx context.Context, conn *sqlite3.Conn) error {
+	err := mu.invoke(ctx, conn, mu.m.limits.MigrateTimeout, func(ctx context.Context, inst *instance) error {
+		return inst.migrate.CallWithStack(ctx, inst.stack[:])
+	})
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// Mutate runs the named mutation on conn, inside the engine's transaction
+// and savepoint. Errors are the guest's (a *GuestError) or the host's
+// verdict on the call (ErrTrap, ErrTimeLimit, …).
+func (mu *Mutator) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, args []byte) error {
+	if len(args) > mu.m.limits.MaxArgsBytes {
+		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrArgsTooLarge, len(args), mu.m.limits.MaxArgsBytes)
+	}
+	return mu.invoke(ctx, conn, mu.m.limits.Timeout, func(ctx context.Context, inst *instance) error {
+		namePtr, argsPtr, err := inst.input(ctx, name, args)
+		if err != nil {
+			return err
+		}
+		inst.stack = [4]uint64{
+			api32(namePtr), api32(uint32(len(name))),
+			api32(argsPtr), api32(uint32(len(args))),
+		}
+		return inst.mutate.CallWithStack(ctx, inst.stack[:])
+	})
+}
+
+func api32(v uint32) uint64 { return uint64(v) }
+
+// Close stops the Mutator's instance; later calls fail with ErrClosed.
+func (mu *Mutator) Close() error {
+	mu.mu.Lock()
+	defer mu.mu.Unlock()
+	mu.closed = true
+	mu.discard()
+	return nil
+}
+
+func (mu *Mutator) discard() {
+	if mu.inst != nil {
+		mu.inst.close()
+		mu.inst = nil
+	}
+}
+
+// invoke runs f, a call into the guest, with conn available to the host
+// imports and timeout as its time limit, and turns the outcome into an
+// error.
+func (mu *Mutator) invoke(ctx context.Context, conn *sqlite3.Conn, timeout time.Duration, f func(context.Context, *instance) error) error {
+	mu.mu.Lock()
+	defer mu.mu.Unlock()
+	if mu.closed {
+		return ErrClosed
+	}
+	if conn.GetAutocommit() {
+		return ErrNoTransaction
+	}
+	if mu.inst == nil {
+		inst := mu.m.takeSpare()
+		if inst != nil {
+			inst.out.log = mu.log
+		} else {
+			var err error
+			if inst, err = mu.m.instantiate(ctx, mu.log); err != nil {
+				return err
+			}
+		}
+		mu.inst = inst
+	}
+	inst := mu.inst
+
+	callCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	mu.call.conn, mu.call.maxResult = conn, mu.m.limits.MaxResultBytes
+	// The host imports find the call's state in the context; SQLite stops
+	// a long statement when the context is done.
+	old := conn.SetInterrupt(callCtx)
+	inst.out.begin()
+	stop := inst.watch(callCtx)
+	err := f(context.WithValue(callCtx, callKey{}, &mu.call), inst)
+	stop()
+	conn.SetInterrupt(old)
+	mu.call.conn, mu.call.pending = nil, nil
+	if cap(mu.call.out) > 1<<20 {
+		mu.call.out = nil // do not pin a large result's buffer
+	}
+
+	if err != nil {
+		mu.discard()
+		err = mu.classify(ctx, callCtx, timeout, err, inst)
+		mu.log.Debug("mutator call failed; instance discarded", "err", err)
+		return err
+	}
+	ret := inst.stack[0]
+	if ret == 0 {
+		return nil
+	}
+	if callCtx.Err() != nil && ctx.Err() == nil {
+		// The guest noticed the interrupted SQL and gave up in time.
+		mu.discard()
+		return fmt.Errorf("%w of %v", ErrTimeLimit, timeout)
+	}
+	gerr, err := inst.record(ret)
+	if err != nil {
+		mu.discard()
+		return err
+	}
+	if gerr.Status == abi.StatusPanic {
+		mu.discard() // recovered, but its globals may be half-updated
+	}
+	return gerr
+}
+
+// classify turns an error from a call into the guest into the host's
+// verdict.
+func (mu *Mutator) classify(ctx, callCtx context.Context, timeout time.Duration, err error, inst *instance) error {
+	var exit *sys.ExitError
+	isExit := errors.As(err, &exit)
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("mutator call: %w", ctx.Err())
+	case callCtx.Err() != nil:
+		return fmt.Errorf("%w of %v", ErrTimeLimit, timeout)
+	case inst.out.outOfMemory():
+		return fmt.Errorf("%w of %d MiB%s", ErrMemoryLimit, mu.m.limits.MemoryPages/16, inst.out.summary())
+	case isExit:
+		return fmt.Errorf("%w: exited with code %d%s", ErrTrap, exit.ExitCode(), inst.out.summary())
+	}
+	return fmt.Errorf("%w: %s%s", ErrTrap, firstLine(err.Error()), inst.out.summary())
+}
+
+// input places name and args in guest memory, in the region sqlsync_alloc
+// returned, asking for a larger one only when they do not fit.
+func (inst *instance) input(ctx context.Context, name string, args []byte) (namePtr, argsPtr uint32, err error) {
+	need := uint32(len(name) + len(args))
+	if inst.inPtr == 0 || need > inst.inCap {
+		size := max(need, 1024)
+		inst.stack[0] = api32(size)
+		if err := inst.alloc.CallWithStack(ctx, inst.stack[:]); err != nil {
+			return 0, 0, err
+		}
+		ptr := uint32(inst.stack[0])
+		if ptr == 0 {
+			return 0, 0, fmt.Errorf("%s(%d) returned 0", abi.ExportAlloc, size)
+		}
+		inst.inPtr, inst.inCap = ptr, size
+	}
+	if !inst.mem.WriteString(inst.inPtr, name) || !inst.mem.Write(inst.inPtr+uint32(len(name)), args) {
+		return 0, 0, fmt.Errorf("%s returned %d, outside memory", abi.ExportAlloc, inst.inPtr)
+	}
+	return inst.inPtr, inst.inPtr + uint32(len(name)), nil
+}
+
+// record reads the error record a call returned.
+func (inst *instance) record(ret uint64) (*GuestError, error) {
+	ptr, n := abi.UnpackError(ret)
+	if n == 0 {
+		return nil, fmt.Errorf("%w: empty error record at %d", ErrTrap, ptr)
+	}
+	b, ok := inst.mem.Read(ptr, min(n, maxMessage))
+	if !ok {
+		return nil, fmt.Errorf("%w: error record at %d+%d lies outside memory", ErrTrap, ptr, n)
+	}
+	status := abi.Status(b[0])
+	switch status {
+	case abi.StatusUnknown, abi.StatusBadArgs, abi.StatusPanic:
+	default:
+		status = abi.StatusError
+	}
+	msg := string(b[1:])
+	if msg == "" {
+		msg = status.String()
+	}
+	return &GuestError{Status: status, Message: msg}, nil
+}
