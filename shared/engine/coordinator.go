@@ -165,12 +165,23 @@ func (c *Coordinator) loadLastSeq() error {
 	if err != nil {
 		return fmt.Errorf("load clients table: %w", err)
 	}
-	c.lastSeq = make(map[string]uint64, len(rows.Values))
+	lastSeq := make(map[string]uint64, len(rows.Values))
 	for _, r := range rows.Values {
-		c.lastSeq[r[0].(string)] = uint64(r[1].(int64))
+		// A mutator can write anything into the table: an error, not a crash.
+		id, okID := r[0].(string)
+		seq, okSeq := r[1].(int64)
+		if !okID || !okSeq {
+			return fmt.Errorf("load clients table: %w: row (%v, %v)", ErrBadClientsTable, r[0], r[1])
+		}
+		lastSeq[id] = uint64(seq)
 	}
+	c.lastSeq = lastSeq
 	return nil
 }
+
+// ErrBadClientsTable reports a clients table row that is not a text client
+// ID with an integer last seq.
+var ErrBadClientsTable = errors.New("bad clients table")
 
 // Apply applies a batch of mutations, from any clients, in order and in one
 // durable commit. Each runs in its own savepoint: a mutation the mutator
@@ -181,40 +192,57 @@ func (c *Coordinator) Apply(ctx context.Context, batch []Mutation) (Result, erro
 	if err := c.loadLastSeq(); err != nil {
 		return Result{}, err
 	}
+	// A mutation that breaks the transaction itself (SQLite rolls the whole
+	// transaction back when, say, a write is interrupted by the time limit)
+	// is poisoned: the batch runs again with it rejected, so one bad
+	// mutation can never stall a document.
+	poisoned := map[int]string{}
 	var res Result
-	updated := map[string]uint64{}
-	err := inTx(c.conn, func() error {
-		for _, m := range batch {
-			last, ok := updated[m.ClientID]
-			if !ok {
-				last = c.lastSeq[m.ClientID]
-			}
-			switch {
-			case m.Seq <= last:
-				continue // a resend of a mutation already applied
-			case m.Seq != last+1:
-				res.Gaps = append(res.Gaps, m)
-				continue
-			}
-			if err := c.applyOne(ctx, m); err != nil {
-				var rej *RejectedError
-				if !errors.As(err, &rej) {
-					return err
+	var updated map[string]uint64
+	var err error
+	for attempt := 0; attempt <= len(batch); attempt++ {
+		res, updated = Result{}, map[string]uint64{}
+		var broken *brokenTxError
+		err = inTx(c.conn, func() error {
+			for i, m := range batch {
+				last, ok := updated[m.ClientID]
+				if !ok {
+					last = c.lastSeq[m.ClientID]
 				}
-				res.Rejected = append(res.Rejected, Rejection{Mutation: m, Err: rej})
+				switch {
+				case m.Seq <= last:
+					continue // a resend of a mutation already applied
+				case m.Seq != last+1:
+					res.Gaps = append(res.Gaps, m)
+					continue
+				}
+				if msg, ok := poisoned[i]; ok {
+					m.Refused = msg
+				}
+				if err := c.applyOne(ctx, m); err != nil {
+					var rej *RejectedError
+					if !errors.As(err, &rej) {
+						return &brokenTxError{index: i, err: err}
+					}
+					res.Rejected = append(res.Rejected, Rejection{Mutation: m, Err: rej})
+				}
+				updated[m.ClientID] = m.Seq
+				res.Applied = append(res.Applied, m)
 			}
-			updated[m.ClientID] = m.Seq
-			res.Applied = append(res.Applied, m)
-		}
-		for id, seq := range updated {
-			err := Exec(c.conn, `INSERT INTO `+ClientsTable+`(client_id, last_seq) VALUES (?, ?)
-				ON CONFLICT(client_id) DO UPDATE SET last_seq = excluded.last_seq`, id, seq)
-			if err != nil {
-				return fmt.Errorf("record last seq: %w", err)
+			for id, seq := range updated {
+				err := Exec(c.conn, `INSERT INTO `+ClientsTable+`(client_id, last_seq) VALUES (?, ?)
+					ON CONFLICT(client_id) DO UPDATE SET last_seq = excluded.last_seq`, id, seq)
+				if err != nil {
+					return fmt.Errorf("record last seq: %w", err)
+				}
 			}
+			return nil
+		})
+		if !errors.As(err, &broken) {
+			break
 		}
-		return nil
-	})
+		poisoned[broken.index] = "the mutation broke its transaction: " + broken.err.Error()
+	}
 	if err != nil {
 		c.lastSeq = nil // reload: the cache may be ahead of what was committed
 		return Result{}, fmt.Errorf("apply batch: %w", err)
@@ -225,6 +253,15 @@ func (c *Coordinator) Apply(ctx context.Context, batch []Mutation) (Result, erro
 	res.LSN = c.LSN()
 	return res, nil
 }
+
+// brokenTxError is a mutation after which the transaction cannot go on.
+type brokenTxError struct {
+	index int
+	err   error
+}
+
+func (e *brokenTxError) Error() string { return e.err.Error() }
+func (e *brokenTxError) Unwrap() error { return e.err }
 
 // applyOne runs m in a savepoint. A *RejectedError means m was rolled back
 // and the transaction can go on; any other error means it cannot.

@@ -2,7 +2,10 @@ package engine_test
 
 import (
 	"context"
+	"errors"
 	"testing"
+
+	"github.com/ncruces/go-sqlite3"
 
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
@@ -61,5 +64,39 @@ func TestRefusedAndSizeLimit(t *testing.T) {
 	}
 	if seq, _ := c.LastSeq("a"); seq != 3 {
 		t.Fatalf("last seq %d, want 3", seq)
+	}
+}
+
+// breaker is the todo mutator plus a mutation that ends the engine's
+// transaction behind its back, as an interrupted write does.
+type breaker struct{ testmutator.Mutator }
+
+func (b breaker) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, args []byte) error {
+	if name == "break" {
+		conn.Exec(`ROLLBACK`)
+		return errors.New("interrupted")
+	}
+	return b.Mutator.Mutate(ctx, conn, name, args)
+}
+
+func TestMutationThatBreaksTheTransaction(t *testing.T) {
+	ctx := context.Background()
+	c, err := engine.OpenCoordinator(ctx, memstore.New(), breaker{}, engine.CoordinatorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	add := func(seq uint64, id string) engine.Mutation {
+		return engine.Mutation{ClientID: "a", Seq: seq, Name: "add", Args: testmutator.Args{ID: id, Title: id}.Encode()}
+	}
+	res, err := c.Apply(ctx, []engine.Mutation{add(1, "x"), {ClientID: "a", Seq: 2, Name: "break"}, add(3, "y")})
+	if err != nil {
+		t.Fatalf("one broken mutation failed the batch: %v", err)
+	}
+	if len(res.Applied) != 3 || len(res.Rejected) != 1 || res.Rejected[0].Mutation.Seq != 2 {
+		t.Fatalf("applied %d, rejected %+v; want 3 applied, seq 2 rejected", len(res.Applied), res.Rejected)
+	}
+	if rows, _ := c.Query(`SELECT count(*) FROM items`); rows.Values[0][0] != int64(2) {
+		t.Fatalf("items %v, want 2", rows.Values)
 	}
 }
