@@ -8,7 +8,7 @@ ADDR      ?= 127.0.0.1:8080
 GOFLAGS   ?=
 export GOFLAGS
 
-.PHONY: all build run test test-go vet deps-go fuzz bench clean
+.PHONY: all build mutators run test test-go vet deps-go fuzz bench clean
 
 all: build
 
@@ -16,14 +16,20 @@ all: build
 # mk/*.mk (the browser build, the mutators, the benchmarks).
 -include mk/*.mk
 
-## build: the sqlsync binary (coordinator and CLI).
-build:
+## build: the sqlsync binary (coordinator and CLI) and the example mutators.
+build: mutators
 	$(GO) build -o $(BIN)/sqlsync ./cmd/sqlsync
+
+## mutators: the WebAssembly mutators, built from source.
+mutators:
+	@mkdir -p $(BIN)/mutators
+	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -ldflags="-s -w" -buildmode=c-shared \
+		-o $(BIN)/mutators/todo.wasm ./demo-todo/mutator
 
 ## run: build everything and serve the demo at http://$(ADDR).
 run: build
 	@echo "sqlsync: serving the todo demo at http://$(ADDR) (data in ./$(DATA))"
-	$(BIN)/sqlsync serve --addr $(ADDR) --data $(DATA)
+	$(BIN)/sqlsync serve --addr $(ADDR) --data $(DATA) --mutator $(BIN)/mutators/todo.wasm
 
 ## deps-go: fetch the Go modules the build and tests need.
 deps-go:

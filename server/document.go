@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"regexp"
 	"sync"
@@ -43,6 +44,7 @@ type push struct {
 type document struct {
 	id      string
 	hash    string // the mutator module's hash, "" for a Go mutator
+	mut     engine.Mutator
 	log     *slog.Logger
 	metrics *metrics
 	store   *filestore.Store
@@ -75,6 +77,7 @@ func openDocument(ctx context.Context, s *Server, id string) (*document, error) 
 	}
 	d := &document{
 		hash:    hash,
+		mut:     mut,
 		id:      id,
 		log:     s.log.With("doc", id),
 		metrics: s.metrics,
@@ -181,6 +184,9 @@ func (d *document) close() error {
 	close(d.stop)
 	<-d.done
 	err := errors.Join(d.coord.Close(), d.store.Close())
+	if c, ok := d.mut.(io.Closer); ok {
+		err = errors.Join(err, c.Close()) // a module instance's memory
+	}
 	d.log.Info("document closed", "lsn", d.store.LSN())
 	return err
 }

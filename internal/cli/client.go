@@ -8,12 +8,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"sync"
 	"time"
 
 	"github.com/sqlsync-go/sqlsync/client"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
-	"github.com/sqlsync-go/sqlsync/shared/testmutator"
 )
 
 // clientFlags are the flags every client subcommand takes.
@@ -53,9 +53,17 @@ func (f *clientFlags) open(ctx context.Context) (*client.Doc, context.Context, c
 		return nil, nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	// Run the document's own mutator, as the coordinator announces it.
+	base, _ := url.Parse(u)
+	base.Scheme = map[string]string{"ws": "http", "wss": "https"}[base.Scheme]
+	mut, err := documentMutator(ctx, base, f.doc, f.state)
+	if err != nil {
+		cancel()
+		return nil, nil, nil, err
+	}
 	doc, err := client.Open(ctx, client.Options{
 		URL: u, DocID: f.doc, StateDir: f.state, Token: f.token,
-		Mutator: testmutator.Mutator{},
+		Mutator: mut,
 		Logger:  slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
@@ -94,6 +102,11 @@ func mutate(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 	})
 	defer stop()
+	// Catch up first: the mutation must run on the document as it is, not
+	// on an empty replica that has not heard from the coordinator yet.
+	if err := doc.WaitSynced(ctx); err != nil {
+		return err
+	}
 	seq, err := doc.Mutate(ctx, rest[0], []byte(rest[1]))
 	if err != nil {
 		return rejectedError{err}

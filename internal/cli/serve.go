@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/sqlsync-go/sqlsync/server"
@@ -20,7 +21,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	data := fs.String("data", "data", "data directory for the documents")
 	idle := fs.Duration("idle", time.Minute, "close a document this long after its last client leaves")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
-	static := fs.String("static", "", "directory of static files to serve at / (the web app)")
+	static := fs.String("static", "", "directory of static files to serve at / (the web app); default "+demoDir+" if it exists, \"\" for none")
+	mutator := fs.String("mutator", "", "WebAssembly mutator module (.wasm) for every document (default: the built-in Go todo mutator)")
 	var sec securityFlags
 	sec.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -34,8 +36,23 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg := server.Config{DataDir: *data, IdleTimeout: *idle, Logger: log}
+	if *mutator != "" {
+		module, bytes, err := loadModule(ctx, *mutator)
+		if err != nil {
+			return err
+		}
+		defer module.Close(context.Background())
+		cfg.Mutator = moduleMutators(module, bytes, log)
+		log.Info("mutator loaded", "file", *mutator, "hash", module.Hash())
+	}
 	if err := sec.apply(&cfg, *addr); err != nil {
 		return err
+	}
+	if !flagSet(fs, "static") {
+		if info, err := os.Stat(demoDir); err == nil && info.IsDir() {
+			*static = demoDir
+			log.Info("serving the todo demo (no --static given)", "dir", demoDir)
+		}
 	}
 	if *static != "" {
 		cfg.Static = server.StaticDir(*static)
@@ -70,4 +87,15 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// demoDir is the built todo demo, relative to the repository root: served
+// at / when serve is run from there without --static.
+const demoDir = "demo-todo/dist"
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
