@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -47,7 +48,6 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return // the upgrader has answered
 	}
-	ws.SetReadLimit(int64(s.cfg.Limits.MaxFrameBytes))
 	s.wg.Add(1)
 	defer s.wg.Done()
 	c := &conn{
@@ -167,16 +167,26 @@ func (c *conn) serve(ctx context.Context) (code, reason string) {
 }
 
 // read reads and decodes one frame; a nonempty code ends the connection.
+//
+// The frame size limit is enforced here rather than with SetReadLimit:
+// gorilla answers a frame over that limit with its own WebSocket close and
+// then refuses every write, so the client would never get the Close frame
+// saying why.
 func (c *conn) read() (protocol.Frame, string, string) {
-	kind, data, err := c.ws.ReadMessage()
+	kind, r, err := c.ws.NextReader()
 	if err != nil {
-		if errors.Is(err, websocket.ErrReadLimit) {
-			return protocol.Frame{}, protocol.CodeLimit, fmt.Sprintf("frame larger than %d bytes", c.s.cfg.Limits.MaxFrameBytes)
-		}
 		return protocol.Frame{}, "gone", err.Error()
 	}
 	if kind != websocket.BinaryMessage {
 		return protocol.Frame{}, protocol.CodeBadFrame, "frames must be binary"
+	}
+	limit := c.s.cfg.Limits.MaxFrameBytes
+	data, err := io.ReadAll(io.LimitReader(r, int64(limit)+1))
+	if err != nil {
+		return protocol.Frame{}, "gone", err.Error()
+	}
+	if len(data) > limit {
+		return protocol.Frame{}, protocol.CodeLimit, fmt.Sprintf("frame larger than %d bytes", limit)
 	}
 	f, err := protocol.Decode(data, c.s.cfg.Limits)
 	switch {
@@ -256,6 +266,10 @@ func (c *conn) writeLoop(lsn uint64) {
 		}
 		select {
 		case <-c.done:
+			// Read again: fail may have run since the read above.
+			c.mu.Lock()
+			closeWith = c.closeWith
+			c.mu.Unlock()
 			if closeWith != nil {
 				c.writeClose(closeWith.Code, closeWith.Reason)
 			}

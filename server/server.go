@@ -255,9 +255,15 @@ func (s *Server) release(d *document) {
 		s.mu.Lock()
 		d.mu.Lock()
 		still := d.refs == 0 && s.docs[d.id] == d
+		var closed chan struct{}
 		if still {
 			delete(s.docs, d.id)
 			s.metrics.documents.Set(float64(len(s.docs)))
+			// Until the document is closed, acquire waits instead of
+			// opening a second store on the same files: the writer may
+			// still be committing a push from a client that has left.
+			closed = make(chan struct{})
+			s.opening[d.id] = closed
 		}
 		d.mu.Unlock()
 		s.mu.Unlock()
@@ -265,6 +271,10 @@ func (s *Server) release(d *document) {
 			if err := d.close(); err != nil {
 				s.log.Error("close idle document", "doc", d.id, "err", err)
 			}
+			s.mu.Lock()
+			delete(s.opening, d.id)
+			s.mu.Unlock()
+			close(closed)
 		}
 	})
 }

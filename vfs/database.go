@@ -152,6 +152,10 @@ func (d *Database) ApplyDiff(c Commit) error {
 	if err := d.locks.idle(); err != nil {
 		return fmt.Errorf("apply diff: %w", err)
 	}
+	// A commit the store would refuse must not cost the local layer.
+	if err := c.Validate(d.store.LSN()); err != nil {
+		return fmt.Errorf("apply diff: %w", err)
+	}
 	d.local = nil
 	d.gen++
 	if err := d.store.Apply(c); err != nil {
@@ -282,9 +286,14 @@ func (d *Database) commitBatch() error {
 // batch-atomic writes it never bumps the value itself, so the VFS presents
 // the number of changes f did not make: any commit by another connection or
 // any swap of layers changes it, while f's own commits keep f's cache warm.
+//
+// The count is doubled because when f's own commit rewrites page 1 (the file
+// grew, say), SQLite writes there, and remembers, the counter it last read
+// plus one: a single change after that must not present that very value, or
+// SQLite keeps pages cached from before the change.
 // +checklocks:d.mu
 func (d *Database) changeCounter(f *file) uint32 {
-	return d.gen - f.ownCommits
+	return 2 * (d.gen - f.ownCommits)
 }
 
 // patchChangeCounter overwrites the change counter bytes within buf, which

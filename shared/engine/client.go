@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/ncruces/go-sqlite3"
@@ -46,6 +47,7 @@ type Client struct {
 
 	written map[string]bool // tables written by the mutation running now
 	read    map[string]bool // tables read by the query being prepared
+	refused bool            // the authorizer refused part of the query being prepared
 }
 
 // OpenClient opens a replica over its snapshot store and pending log, and
@@ -63,7 +65,11 @@ func OpenClient(ctx context.Context, store vfs.Store, log PendingLog, mut Mutato
 		c.Close()
 		return nil, fmt.Errorf("open client: load pending log: %w", err)
 	}
-	err = conn.SetAuthorizer(func(action sqlite3.AuthorizerActionCode, name3, _, _, _ string) sqlite3.AuthorizerReturnCode {
+	err = conn.SetAuthorizer(func(action sqlite3.AuthorizerActionCode, name3, name4, _, _ string) sqlite3.AuthorizerReturnCode {
+		if c.read != nil && !queryMayPrepare(action, name3, name4) {
+			c.refused = true
+			return sqlite3.AUTH_DENY
+		}
 		if c.read != nil && action == sqlite3.AUTH_READ {
 			c.read[name3] = true
 		}
@@ -165,6 +171,10 @@ func (c *Client) Rebase(ctx context.Context, diffs ...Diff) error {
 		c.mu.Unlock()
 		return err
 	}
+	if err := checkGrowth(merged, c.db.Store().PageCount()); err != nil {
+		c.mu.Unlock()
+		return err
+	}
 	if err := c.db.ApplyDiff(merged.Commit); err != nil {
 		c.mu.Unlock()
 		return fmt.Errorf("rebase: %w", err)
@@ -216,6 +226,28 @@ func mergeDiffs(lsn uint64, diffs []Diff) (Diff, bool, error) {
 		out.Pages = append(out.Pages, vfs.Page{No: no, Data: pages[no]})
 	}
 	return out, true, nil
+}
+
+// checkGrowth refuses a diff that grows the database past count pages
+// without carrying every new page. A true fast-forward diff always carries
+// them, as pages that came into being count as changed; trusting a bare page
+// count instead would let one bad frame make the store zero-fill up to 2^32
+// pages.
+func checkGrowth(d Diff, count uint32) error {
+	if d.PageCount <= count {
+		return nil
+	}
+	var have uint32
+	for _, p := range d.Pages {
+		if p.No > count && p.No <= d.PageCount {
+			have++
+		}
+	}
+	if want := d.PageCount - count; have != want {
+		return fmt.Errorf("rebase: %w: the diff grows the database from %d to %d pages but carries %d of the %d new pages",
+			vfs.ErrBadCommit, count, d.PageCount, have, want)
+	}
+	return nil
 }
 
 // rebuild drops acknowledged mutations and replays the rest over a fresh
@@ -279,7 +311,13 @@ func (c *Client) lastSeq() (uint64, error) {
 	if len(rows.Values) == 0 {
 		return 0, nil
 	}
-	return uint64(rows.Values[0][0].(int64)), nil
+	// The snapshot is data from elsewhere: a mutator may have written
+	// anything there.
+	seq, ok := rows.Values[0][0].(int64)
+	if !ok {
+		return 0, fmt.Errorf("read last seq: %w: %s holds %v for this client", ErrBadClientsTable, ClientsTable, rows.Values[0][0])
+	}
+	return uint64(seq), nil
 }
 
 // ErrNotReadOnly reports a query that would write: writes go through mutations.
@@ -296,17 +334,43 @@ func (c *Client) Query(sql string, args ...any) (Rows, error) {
 func (c *Client) QueryTables(sql string, args ...any) (Rows, map[string]bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.read = map[string]bool{}
+	c.read, c.refused = map[string]bool{}, false
 	rows, err := c.query(sql, args...)
 	tables := c.read
 	c.read = nil
 	return rows, tables, err
 }
 
+// queryMayPrepare reports whether a query may contain the action the
+// authorizer is asked about. sqlite3_stmt_readonly holds for statements that
+// write nothing to the file but change the connection: BEGIN or SAVEPOINT
+// would leave it in a transaction, so no mutation or rebase could run, and
+// ATTACH or a pragma given a value (query_only, locking_mode, ...) would
+// change how it works for every later mutation.
+func queryMayPrepare(action sqlite3.AuthorizerActionCode, name3, name4 string) bool {
+	switch action {
+	case sqlite3.AUTH_TRANSACTION, sqlite3.AUTH_SAVEPOINT, sqlite3.AUTH_ATTACH, sqlite3.AUTH_DETACH:
+		return false
+	case sqlite3.AUTH_PRAGMA:
+		return name4 == "" || queryPragmas[strings.ToLower(name3)]
+	}
+	return true
+}
+
+// queryPragmas are the pragmas that take an argument and only read.
+var queryPragmas = map[string]bool{
+	"foreign_key_check": true, "foreign_key_list": true, "index_info": true, "index_list": true,
+	"index_xinfo": true, "integrity_check": true, "quick_check": true, "table_info": true,
+	"table_list": true, "table_xinfo": true,
+}
+
 // +checklocks:c.mu
 func (c *Client) query(sql string, args ...any) (Rows, error) {
 	stmt, _, err := c.conn.Prepare(sql)
 	if err != nil {
+		if c.refused {
+			return Rows{}, fmt.Errorf("query: %w: %v", ErrNotReadOnly, err)
+		}
 		return Rows{}, fmt.Errorf("query: %w", err)
 	}
 	ro := stmt.ReadOnly()
@@ -316,6 +380,9 @@ func (c *Client) query(sql string, args ...any) (Rows, error) {
 	}
 	rows, err := Query(c.conn, sql, args...)
 	if err != nil {
+		if c.refused {
+			return Rows{}, fmt.Errorf("query: %w: %v", ErrNotReadOnly, err)
+		}
 		return Rows{}, fmt.Errorf("query: %w", err)
 	}
 	return rows, nil
