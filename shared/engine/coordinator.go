@@ -28,6 +28,9 @@ type CoordinatorOptions struct {
 	// MaxPages bounds the document's size in pages: a mutation that would
 	// grow it beyond is rejected. 0 means no limit.
 	MaxPages int64
+	// MaxHeapBytes bounds the memory SQLite may use for the document's
+	// writer: a mutation that needs more fails alone. 0 means 512 MiB.
+	MaxHeapBytes int64
 	// MutatorHash, if set, names the mutator module; the document records
 	// the hash it was last migrated with in MetaTable.
 	MutatorHash string
@@ -89,6 +92,10 @@ func OpenCoordinator(ctx context.Context, store vfs.Store, mut Mutator, opts Coo
 		db.Close()
 		return nil, fmt.Errorf("open coordinator: %w", err)
 	}
+	if opts.MaxHeapBytes == 0 {
+		opts.MaxHeapBytes = 512 << 20
+	}
+	conn.HardHeapLimit(opts.MaxHeapBytes)
 	c := &Coordinator{db: db, conn: conn, mut: mut, opts: opts}
 	count := store.PageCount()
 	db.OnCommit(func(cm vfs.Commit) {
@@ -308,7 +315,7 @@ func runMutation(ctx context.Context, conn *sqlite3.Conn, mut Mutator, m Mutatio
 		return fmt.Errorf("mutation %s: savepoint: %w", m.ID(), err)
 	}
 	old := conn.SetInterrupt(ctx)
-	err := mut.Mutate(ctx, conn, m.Name, m.Args)
+	err := callMutator(ctx, conn, mut, m)
 	conn.SetInterrupt(old)
 	if err == nil {
 		if err := conn.Exec(`RELEASE mutation`); err != nil {
@@ -320,6 +327,18 @@ func runMutation(ctx context.Context, conn *sqlite3.Conn, mut Mutator, m Mutatio
 		return fmt.Errorf("mutation %s: roll back after %v: %w", m.ID(), err, rbErr)
 	}
 	return &RejectedError{Seq: m.Seq, Name: m.Name, Message: err.Error()}
+}
+
+// callMutator runs the mutator, turning a panic into the mutation's error:
+// a Go mutator's bug, or SQLite running out of memory (the driver panics on
+// SQLITE_NOMEM), must fail that mutation only.
+func callMutator(ctx context.Context, conn *sqlite3.Conn, mut Mutator, m Mutation) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("mutator panicked: %v", r)
+		}
+	}()
+	return mut.Mutate(ctx, conn, m.Name, m.Args)
 }
 
 // inTx runs f in an immediate transaction on conn, committing if f succeeds.

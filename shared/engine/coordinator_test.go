@@ -100,3 +100,37 @@ func TestMutationThatBreaksTheTransaction(t *testing.T) {
 		t.Fatalf("items %v, want 2", rows.Values)
 	}
 }
+
+// hog is the todo mutator plus a mutation that makes SQLite run out of memory.
+type hog struct{ testmutator.Mutator }
+
+func (h hog) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, args []byte) error {
+	if name == "hog" {
+		return conn.Exec(`WITH RECURSIVE c(i) AS (SELECT 1 UNION ALL SELECT i+1 FROM c)
+			INSERT INTO items(id, title) SELECT i, randomblob(100000) FROM c LIMIT 100000`)
+	}
+	return h.Mutator.Mutate(ctx, conn, name, args)
+}
+
+func TestOutOfMemoryFailsOneMutation(t *testing.T) {
+	ctx := context.Background()
+	c, err := engine.OpenCoordinator(ctx, memstore.New(), hog{}, engine.CoordinatorOptions{MaxHeapBytes: 32 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	res, err := c.Apply(ctx, []engine.Mutation{
+		{ClientID: "a", Seq: 1, Name: "add", Args: testmutator.Args{ID: "x", Title: "x"}.Encode()},
+		{ClientID: "a", Seq: 2, Name: "hog"},
+		{ClientID: "a", Seq: 3, Name: "add", Args: testmutator.Args{ID: "y", Title: "y"}.Encode()},
+	})
+	if err != nil {
+		t.Fatalf("an out-of-memory mutation failed the batch: %v", err)
+	}
+	if len(res.Rejected) != 1 || res.Rejected[0].Mutation.Seq != 2 {
+		t.Fatalf("rejected %+v, want seq 2 only", res.Rejected)
+	}
+	if rows, _ := c.Query(`SELECT count(*) FROM items`); rows.Values[0][0] != int64(2) {
+		t.Fatalf("items %v, want 2", rows.Values)
+	}
+}
