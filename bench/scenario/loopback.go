@@ -1,0 +1,331 @@
+package scenario
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/sqlsync-go/sqlsync/client"
+	"github.com/sqlsync-go/sqlsync/server"
+	"github.com/sqlsync-go/sqlsync/shared/engine"
+	"github.com/sqlsync-go/sqlsync/shared/protocol"
+)
+
+// coordinator is a sqlsync server listening on 127.0.0.1, with its data in
+// a scratch directory.
+type coordinator struct {
+	srv *server.Server
+	hs  *http.Server
+	ln  net.Listener
+	// URL is the sync endpoint, ws://127.0.0.1:port/v1/sync.
+	URL  string
+	errc chan error
+}
+
+// startCoordinator starts a server over cfg (DataDir and Logger must be
+// set) on a free loopback port.
+func startCoordinator(cfg server.Config) (*coordinator, error) {
+	srv, err := server.New(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("start coordinator: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		srv.Close(context.Background())
+		return nil, fmt.Errorf("start coordinator: %w", err)
+	}
+	c := &coordinator{
+		srv:  srv,
+		hs:   &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second},
+		ln:   ln,
+		URL:  "ws://" + ln.Addr().String() + server.SyncPath,
+		errc: make(chan error, 1),
+	}
+	go func() { c.errc <- c.hs.Serve(ln) }()
+	return c, nil
+}
+
+// Close shuts the server down, waiting at most 10 s.
+func (c *coordinator) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := c.srv.Close(ctx)
+	if herr := c.hs.Shutdown(ctx); herr != nil {
+		err = errors.Join(err, fmt.Errorf("shut down http: %w", herr))
+	}
+	return err
+}
+
+// meter counts what a client receives: the bytes read from its TCP
+// connection (WebSocket framing and permessage-deflate included, TCP/IP
+// headers not) and, decoded from the frames, the diff pages they carried.
+type meter struct {
+	tcpRead    atomic.Int64
+	tcpWritten atomic.Int64
+	diffFrames atomic.Int64
+	frameBytes atomic.Int64 // encoded (CBOR) size of the diff frames, before deflate
+	pages      atomic.Int64 // pages in the diff frames
+	deltas     atomic.Int64 // of which sent as XOR deltas
+}
+
+// meterSnap is a meter's counts at one moment.
+type meterSnap struct {
+	tcpRead, tcpWritten, diffFrames, frameBytes, pages, deltas int64
+}
+
+func (m *meter) snap() meterSnap {
+	return meterSnap{m.tcpRead.Load(), m.tcpWritten.Load(), m.diffFrames.Load(), m.frameBytes.Load(), m.pages.Load(), m.deltas.Load()}
+}
+
+func (a meterSnap) sub(b meterSnap) meterSnap {
+	return meterSnap{a.tcpRead - b.tcpRead, a.tcpWritten - b.tcpWritten, a.diffFrames - b.diffFrames,
+		a.frameBytes - b.frameBytes, a.pages - b.pages, a.deltas - b.deltas}
+}
+
+// dial is a client.Dialer with the settings of the client's own WebSocket
+// dialer (permessage-deflate offered, 32 KiB buffers, 64 MiB read limit)
+// whose connection m counts.
+func (m *meter) dial(ctx context.Context, url string) (client.Transport, error) {
+	d := websocket.Dialer{
+		EnableCompression: true,
+		ReadBufferSize:    32 << 10,
+		WriteBufferSize:   32 << 10,
+		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return &countingConn{Conn: c, m: m}, nil
+		},
+	}
+	ws, resp, err := d.DialContext(ctx, url, nil)
+	if err != nil {
+		if resp != nil {
+			return nil, fmt.Errorf("dial %s: %w (HTTP %s)", url, err, resp.Status)
+		}
+		return nil, fmt.Errorf("dial %s: %w", url, err)
+	}
+	ws.SetReadLimit(64 << 20)
+	t := &wsTransport{ws: ws, m: m}
+	t.stop = context.AfterFunc(ctx, func() { ws.Close() })
+	return t, nil
+}
+
+// countingConn counts the bytes read and written through a net.Conn.
+type countingConn struct {
+	net.Conn
+	m *meter
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.m.tcpRead.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.m.tcpWritten.Add(int64(n))
+	return n, err
+}
+
+// wsTransport is a client.Transport over a gorilla WebSocket that decodes
+// the diff frames it reads, to count their pages.
+type wsTransport struct {
+	ws   *websocket.Conn
+	m    *meter
+	wmu  sync.Mutex
+	stop func() bool
+}
+
+func (t *wsTransport) Read(ctx context.Context) ([]byte, error) {
+	_, b, err := t.ws.ReadMessage()
+	if err != nil {
+		return nil, err
+	}
+	if f, derr := protocol.Decode(b, protocol.Limits{MaxFrameBytes: 64 << 20}); derr == nil && f.Diff != nil {
+		t.m.diffFrames.Add(1)
+		t.m.frameBytes.Add(int64(len(b)))
+		t.m.pages.Add(int64(len(f.Diff.Pages)))
+		for _, p := range f.Diff.Pages {
+			if p.Delta {
+				t.m.deltas.Add(1)
+			}
+		}
+	}
+	return b, nil
+}
+
+func (t *wsTransport) Write(ctx context.Context, frame []byte) error {
+	t.wmu.Lock()
+	defer t.wmu.Unlock()
+	return t.ws.WriteMessage(websocket.BinaryMessage, frame)
+}
+
+func (t *wsTransport) Close() error {
+	t.stop()
+	return t.ws.Close()
+}
+
+// echoServer is a gorilla/websocket echo server on 127.0.0.1, with the
+// coordinator's upgrader settings (permessage-deflate, 32 KiB buffers).
+type echoServer struct {
+	hs  *http.Server
+	URL string
+}
+
+func startEcho() (*echoServer, error) {
+	up := websocket.Upgrader{ReadBufferSize: 32 << 10, WriteBufferSize: 32 << 10, EnableCompression: true}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("start echo server: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer ws.Close()
+		ws.SetReadLimit(64 << 20)
+		for {
+			kind, b, err := ws.ReadMessage()
+			if err != nil {
+				return
+			}
+			if err := ws.WriteMessage(kind, b); err != nil {
+				return
+			}
+		}
+	})
+	s := &echoServer{hs: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, URL: "ws://" + ln.Addr().String() + "/"}
+	go s.hs.Serve(ln)
+	return s, nil
+}
+
+func (s *echoServer) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return s.hs.Shutdown(ctx)
+}
+
+// dialEcho connects to the echo server with the client's dialer settings.
+func dialEcho(ctx context.Context, url string) (*websocket.Conn, error) {
+	d := websocket.Dialer{EnableCompression: true, ReadBufferSize: 32 << 10, WriteBufferSize: 32 << 10}
+	ws, _, err := d.DialContext(ctx, url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("dial echo server: %w", err)
+	}
+	ws.SetReadLimit(64 << 20)
+	return ws, nil
+}
+
+// echoClient measures round trips through an echo server.
+type echoClient struct {
+	srv *echoServer
+	ws  *websocket.Conn
+	msg []byte
+}
+
+// newEchoClient starts an echo server and connects to it; msg is the
+// message each round trip sends.
+func newEchoClient(ctx context.Context, msg []byte) (*echoClient, error) {
+	srv, err := startEcho()
+	if err != nil {
+		return nil, err
+	}
+	ws, err := dialEcho(ctx, srv.URL)
+	if err != nil {
+		srv.Close()
+		return nil, err
+	}
+	c := &echoClient{srv: srv, ws: ws, msg: msg}
+	for range 50 { // warm up
+		if _, err := c.rtt(); err != nil {
+			c.Close()
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// rtt sends the message and waits for it to come back.
+func (c *echoClient) rtt() (time.Duration, error) {
+	c.ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	c.ws.SetReadDeadline(time.Now().Add(10 * time.Second))
+	start := time.Now()
+	if err := c.ws.WriteMessage(websocket.BinaryMessage, c.msg); err != nil {
+		return 0, fmt.Errorf("echo: write: %w", err)
+	}
+	if _, _, err := c.ws.ReadMessage(); err != nil {
+		return 0, fmt.Errorf("echo: read: %w", err)
+	}
+	return time.Since(start), nil
+}
+
+// rtts appends n round trips to ds.
+func (c *echoClient) rtts(ds []time.Duration, n int) ([]time.Duration, error) {
+	for range n {
+		d, err := c.rtt()
+		if err != nil {
+			return ds, err
+		}
+		ds = append(ds, d)
+	}
+	return ds, nil
+}
+
+func (c *echoClient) Close() error {
+	c.ws.Close()
+	return c.srv.Close()
+}
+
+// waitLSN waits until doc's snapshot reaches lsn, for at most d.
+func waitLSN(ctx context.Context, doc *client.Doc, lsn uint64, d time.Duration) error {
+	ch := make(chan struct{}, 1)
+	stop := doc.Watch(func(client.Event) {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	})
+	defer stop()
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		if doc.Status().LSN >= lsn {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-time.After(5 * time.Millisecond): // in case an event raced the check
+		case <-timer.C:
+			return fmt.Errorf("wait for LSN %d: still at %d after %v", lsn, doc.Status().LSN, d)
+		case <-ctx.Done():
+			return fmt.Errorf("wait for LSN %d: %w", lsn, ctx.Err())
+		}
+	}
+}
+
+// waitSynced is client.Doc.WaitSynced bounded by d.
+func waitSynced(ctx context.Context, doc *client.Doc, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return doc.WaitSynced(ctx)
+}
+
+// keepLive subscribes doc to a cheap live query on the todo items, as an
+// app that shows its list does. (While this suite was written it also kept
+// writers clear of a stale page cache bug in the VFS, since fixed: a
+// replica whose own commit grew the file could, at the next rebase, keep
+// reading the pages of its dropped local layer; the query's read
+// transaction after each mutation made SQLite re-check its cache.)
+func keepLive(doc *client.Doc) (stop func()) {
+	return doc.Subscribe(`SELECT max(rowid) FROM items`, nil, func(engine.Rows, error) {})
+}

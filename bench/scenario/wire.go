@@ -1,0 +1,183 @@
+package scenario
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/sqlsync-go/sqlsync/bench/report"
+	"github.com/sqlsync-go/sqlsync/client"
+	"github.com/sqlsync-go/sqlsync/server"
+	"github.com/sqlsync-go/sqlsync/shared/engine"
+	"github.com/sqlsync-go/sqlsync/shared/testmutator"
+	"github.com/sqlsync-go/sqlsync/vfs"
+)
+
+// WireConfig tunes scenario 5.
+type WireConfig struct {
+	Samples  int           // mutations measured per kind
+	Rows     int           // small items in the document before the inserts
+	BigRows  int           // items with RowBytes-long titles before the updates
+	RowBytes int           // title length of the updated rows
+	Duration time.Duration // upper bound per kind
+}
+
+func (c *WireConfig) register(fs *flag.FlagSet) {
+	fs.IntVar(&c.Samples, "wire.samples", c.Samples, "scenario 5: mutations measured per kind")
+	fs.IntVar(&c.Rows, "wire.rows", c.Rows, "scenario 5: items in the document first")
+	fs.IntVar(&c.BigRows, "wire.big-rows", c.BigRows, "scenario 5: big items updated")
+	fs.IntVar(&c.RowBytes, "wire.row-bytes", c.RowBytes, "scenario 5: title bytes of a big item")
+	fs.DurationVar(&c.Duration, "wire.duration", c.Duration, "scenario 5: time bound per kind")
+}
+
+// runWire is scenario 5: the bytes a receiving replica reads from its TCP
+// connection per mutation of another replica (a one-row todo insert; an
+// update of a 1 KiB row), against the pages that changed sent whole.
+func runWire(ctx context.Context, e *env) (recs []report.Record, err error) {
+	cfg := e.cfg.Wire
+	pool, err := e.mutators()
+	if err != nil {
+		return nil, err
+	}
+	defer pool.close()
+	data, err := e.subdir("server")
+	if err != nil {
+		return nil, err
+	}
+	coord, err := startCoordinator(server.Config{DataDir: data, Logger: e.log, Mutator: func(string) engine.Mutator { return pool.mustGet(ctx) }})
+	if err != nil {
+		return nil, err
+	}
+	defer func() { err = errors.Join(err, coord.Close()) }()
+	ma, err := pool.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	a, err := client.Open(ctx, client.Options{URL: coord.URL, DocID: "wire", Mutator: ma, Logger: e.log})
+	if err != nil {
+		return nil, err
+	}
+	defer a.Close()
+	keepLive(a)
+	mb, err := pool.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var m meter
+	b, err := client.Open(ctx, client.Options{URL: coord.URL, DocID: "wire", Mutator: mb, Logger: e.log, Dial: m.dial})
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+
+	// syncAB waits until A's mutations are applied and B has them.
+	syncAB := func() error {
+		if err := waitSynced(ctx, a, 30*time.Second); err != nil {
+			return err
+		}
+		return waitLSN(ctx, b, a.Status().LSN, 30*time.Second)
+	}
+	if _, err := a.Mutate(ctx, "bulk", testmutator.Args{Prefix: "seed-", N: cfg.Rows}); err != nil {
+		return nil, err
+	}
+	if err := syncAB(); err != nil {
+		return nil, err
+	}
+
+	// measure runs mutations one at a time and records what B received
+	// for each.
+	type sample struct{ tcp, frame, pages, deltas float64 }
+	measure := func(mutate func(i int) error) ([]sample, error) {
+		var out []sample
+		for dl, i := newDeadline(cfg.Samples, cfg.Duration), 0; dl.more(ctx, i); i++ {
+			before := m.snap()
+			if err := mutate(i); err != nil {
+				return nil, err
+			}
+			if err := syncAB(); err != nil {
+				return nil, err
+			}
+			d := m.snap().sub(before)
+			out = append(out, sample{float64(d.tcpRead), float64(d.frameBytes), float64(d.pages), float64(d.deltas)})
+		}
+		if len(out) == 0 {
+			return nil, errors.New("no samples")
+		}
+		return out, nil
+	}
+	record := func(id, name string, params map[string]any, s []sample) report.Record {
+		var tcp, frame, pageBytes, pages []float64
+		var npages, ndeltas float64
+		for _, x := range s {
+			tcp = append(tcp, x.tcp)
+			frame = append(frame, x.frame)
+			pageBytes = append(pageBytes, x.pages*vfs.PageSize)
+			pages = append(pages, x.pages)
+			npages += x.pages
+			ndeltas += x.deltas
+		}
+		params["mutator"] = pool.impl.Name
+		params["counted"] = "bytes read from B's TCP connection (WebSocket framing, deflate), not TCP/IP headers"
+		r := report.Record{
+			ID: id, Scenario: 5, Name: name, Params: params, Samples: len(s),
+			Figure:   report.Dist("B", tcp),
+			Baseline: &report.Named{Name: "changed pages × 4096", Stat: report.Dist("B", pageBytes)},
+			Aim:      &report.Aim{Text: "≤ 1/8 of baseline (mean)", MaxRatio: 0.125},
+			Also: []report.Named{
+				{Name: "diff frames before deflate (CBOR)", Stat: report.Dist("B", frame)},
+				{Name: "pages per diff", Stat: report.Dist("pages", pages)},
+				{Name: "share of pages sent as XOR deltas", Stat: report.Value("%", 100*ndeltas/max(npages, 1))},
+			},
+		}
+		r.Finish("mean")
+		return r
+	}
+
+	ins, err := measure(func(i int) error {
+		_, err := a.Mutate(ctx, "add", row{id: fmt.Sprintf("ins-%06d", i), title: fmt.Sprintf("todo %d: call the plumber about the sink", i), pos: float64(cfg.Rows + i + 1)}.args())
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("inserts: %w", err)
+	}
+	recs = append(recs, record("5.insert", "bytes received per one-row todo insert",
+		map[string]any{"rows_before": cfg.Rows}, ins))
+
+	// Big rows: titles of RowBytes characters of base64 (6 bits of entropy
+	// per byte, so deflate can shrink them only by a quarter).
+	rng := rand.New(rand.NewPCG(5, 5))
+	title := func(i int) string {
+		raw := make([]byte, cfg.RowBytes*3/4+3)
+		for j := range raw {
+			raw[j] = byte(rng.Uint32())
+		}
+		return fmt.Sprintf("%06d ", i) + base64.StdEncoding.EncodeToString(raw)[:cfg.RowBytes-7]
+	}
+	for i := range cfg.BigRows {
+		if _, err := a.Mutate(ctx, "add", row{id: fmt.Sprintf("big-%05d", i), title: title(i), pos: float64(2*cfg.Rows + cfg.Samples + i + 1)}.args()); err != nil {
+			return recs, err
+		}
+		if a.Status().Pending >= 100 {
+			if err := waitSynced(ctx, a, 30*time.Second); err != nil {
+				return recs, err
+			}
+		}
+	}
+	if err := syncAB(); err != nil {
+		return recs, err
+	}
+	upd, err := measure(func(i int) error {
+		_, err := a.Mutate(ctx, "rename", testmutator.Args{ID: fmt.Sprintf("big-%05d", rng.IntN(cfg.BigRows)), Title: title(i)})
+		return err
+	})
+	if err != nil {
+		return recs, fmt.Errorf("updates: %w", err)
+	}
+	recs = append(recs, record("5.update", fmt.Sprintf("bytes received per %d B-row update", cfg.RowBytes),
+		map[string]any{"big_rows": cfg.BigRows, "row_bytes": cfg.RowBytes, "title": "random base64, indexed column"}, upd))
+	return recs, nil
+}
