@@ -40,6 +40,7 @@ func init() {
 		`ALTER TABLE items ADD COLUMN note TEXT NOT NULL DEFAULT ''`,
 		`ALTER TABLE items ADD COLUMN position REAL NOT NULL DEFAULT 0`,
 		`CREATE TABLE list(id INTEGER PRIMARY KEY CHECK (id = 1), title TEXT NOT NULL)`,
+		`CREATE INDEX items_by_position ON items(position)`,
 	)
 
 	guest.HandleJSON("add", add)

@@ -45,6 +45,8 @@ type Client struct {
 	nextSeq  uint64
 	onChange func(Change)
 
+	sp *savepoints
+
 	written map[string]bool // tables written by the mutation running now
 	read    map[string]bool // tables read by the query being prepared
 	refused bool            // the authorizer refused part of the query being prepared
@@ -59,7 +61,13 @@ func OpenClient(ctx context.Context, store vfs.Store, log PendingLog, mut Mutato
 		db.Close()
 		return nil, fmt.Errorf("open client: %w", err)
 	}
-	c := &Client{db: db, conn: conn, mut: mut, log: log}
+	sp, err := prepareSavepoints(conn)
+	if err != nil {
+		conn.Close()
+		db.Close()
+		return nil, fmt.Errorf("open client: %w", err)
+	}
+	c := &Client{db: db, conn: conn, mut: mut, log: log, sp: sp}
 	c.pending, err = log.Load()
 	if err != nil {
 		c.Close()
@@ -135,7 +143,7 @@ func (c *Client) Mutate(ctx context.Context, name string, args []byte) (uint64, 
 	m := Mutation{ClientID: c.log.ClientID(), Seq: c.nextSeq, Name: name, Args: args}
 	c.written = map[string]bool{}
 	err := inTx(c.conn, func() error {
-		if err := runMutation(ctx, c.conn, c.mut, m); err != nil {
+		if err := c.sp.run(ctx, c.mut, m); err != nil {
 			return err
 		}
 		if err := c.log.Append(m); err != nil {
@@ -279,10 +287,17 @@ func (c *Client) rebuild(ctx context.Context) error {
 		if err := c.mut.Migrate(ctx, c.conn); err != nil {
 			return fmt.Errorf("migrate: %w", err)
 		}
+		// Usually every pending mutation still succeeds: replay them all in
+		// one savepoint, and only if one fails go again one savepoint each.
+		if len(c.pending) > 1 {
+			if done, err := c.sp.runAll(ctx, c.mut, c.pending); done || err != nil {
+				return err
+			}
+		}
 		for _, m := range c.pending {
 			// A mutation that fails here stays pending: the coordinator
 			// decides its fate.
-			if err := runMutation(ctx, c.conn, c.mut, m); err != nil {
+			if err := c.sp.run(ctx, c.mut, m); err != nil {
 				var rej *RejectedError
 				if !errors.As(err, &rej) {
 					return err
@@ -392,7 +407,7 @@ func (c *Client) query(sql string, args ...any) (Rows, error) {
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	err := c.conn.Close()
+	err := errors.Join(c.sp.close(), c.conn.Close())
 	c.db.Close()
 	return err
 }

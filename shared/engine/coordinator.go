@@ -58,6 +58,7 @@ type Coordinator struct {
 	lastSeq map[string]uint64 // cache of ClientsTable; reloaded after a failed commit
 
 	versions versionCache
+	sp       *savepoints
 
 	readMu sync.Mutex
 	read   *sqlite3.Conn // for Query and Dump, opened on first use
@@ -96,7 +97,13 @@ func OpenCoordinator(ctx context.Context, store vfs.Store, mut Mutator, opts Coo
 		opts.MaxHeapBytes = 512 << 20
 	}
 	conn.HardHeapLimit(opts.MaxHeapBytes)
-	c := &Coordinator{db: db, conn: conn, mut: mut, opts: opts}
+	sp, err := prepareSavepoints(conn)
+	if err != nil {
+		conn.Close()
+		db.Close()
+		return nil, fmt.Errorf("open coordinator: %w", err)
+	}
+	c := &Coordinator{db: db, conn: conn, mut: mut, opts: opts, sp: sp}
 	count := store.PageCount()
 	db.OnCommit(func(cm vfs.Commit) {
 		c.versions.record(cm, count)
@@ -282,7 +289,7 @@ func (c *Coordinator) applyOne(ctx context.Context, m Mutation) error {
 	if c.opts.MaxPages > 0 {
 		mut = sizeLimited{Mutator: mut, maxPages: c.opts.MaxPages}
 	}
-	return runMutation(ctx, c.conn, mut, m)
+	return c.sp.run(ctx, mut, m)
 }
 
 // sizeLimited fails a mutation that leaves the document over maxPages pages.
@@ -306,27 +313,6 @@ func (s sizeLimited) Mutate(ctx context.Context, conn *sqlite3.Conn, name string
 		return fmt.Errorf("%w: the document would have %d pages of %d bytes, over the limit of %d", ErrTooBig, n, vfs.PageSize, s.maxPages)
 	}
 	return nil
-}
-
-// runMutation runs m through mut inside a savepoint on conn, rolling it back
-// and returning a *RejectedError if the mutator fails.
-func runMutation(ctx context.Context, conn *sqlite3.Conn, mut Mutator, m Mutation) error {
-	if err := conn.Exec(`SAVEPOINT mutation`); err != nil {
-		return fmt.Errorf("mutation %s: savepoint: %w", m.ID(), err)
-	}
-	old := conn.SetInterrupt(ctx)
-	err := callMutator(ctx, conn, mut, m)
-	conn.SetInterrupt(old)
-	if err == nil {
-		if err := conn.Exec(`RELEASE mutation`); err != nil {
-			return fmt.Errorf("mutation %s: release: %w", m.ID(), err)
-		}
-		return nil
-	}
-	if rbErr := conn.Exec(`ROLLBACK TO mutation; RELEASE mutation`); rbErr != nil {
-		return fmt.Errorf("mutation %s: roll back after %v: %w", m.ID(), err, rbErr)
-	}
-	return &RejectedError{Seq: m.Seq, Name: m.Name, Message: err.Error()}
 }
 
 // callMutator runs the mutator, turning a panic into the mutation's error:
@@ -450,7 +436,7 @@ func (c *Coordinator) Close() error {
 		c.read.Close()
 	}
 	c.readMu.Unlock()
-	err := c.conn.Close()
+	err := errors.Join(c.sp.close(), c.conn.Close())
 	c.db.Close()
 	return err
 }

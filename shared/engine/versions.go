@@ -23,6 +23,15 @@ type versionCache struct {
 	mu    sync.Mutex
 	pages map[uint32]*[2]pageVersion // [older, newer]
 	bytes int
+	// order lists pages as they were recorded, oldest first, for evicting
+	// the least recently changed pages when over budget. An entry whose
+	// page was recorded again later is stale and skipped.
+	order []recorded
+}
+
+type recorded struct {
+	no  uint32
+	lsn uint64
 }
 
 // record notes the pages of a commit. A commit that shrinks the database
@@ -30,9 +39,10 @@ type versionCache struct {
 func (v *versionCache) record(c vfs.Commit, before uint32) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.pages == nil || c.PageCount < before || v.bytes > versionBudget {
-		v.pages, v.bytes = map[uint32]*[2]pageVersion{}, 0
+	if v.pages == nil || c.PageCount < before {
+		v.pages, v.bytes, v.order = map[uint32]*[2]pageVersion{}, 0, nil
 	}
+	defer v.evict()
 	for _, p := range c.Pages {
 		e := v.pages[p.No]
 		if e == nil {
@@ -43,6 +53,29 @@ func (v *versionCache) record(c vfs.Commit, before uint32) {
 		}
 		e[0], e[1] = e[1], pageVersion{lsn: c.LSN, data: p.Data}
 		v.bytes += len(p.Data)
+		v.order = append(v.order, recorded{p.No, c.LSN})
+	}
+}
+
+// evict drops the least recently changed pages until the cache fits its
+// budget.
+func (v *versionCache) evict() {
+	for v.bytes > versionBudget && len(v.order) > 0 {
+		r := v.order[0]
+		v.order = v.order[1:]
+		if e := v.pages[r.no]; e != nil && e[1].lsn == r.lsn {
+			v.bytes -= len(e[0].data) + len(e[1].data)
+			delete(v.pages, r.no)
+		}
+	}
+	if len(v.order) > 4*len(v.pages)+64 {
+		live := v.order[:0]
+		for _, r := range v.order {
+			if e := v.pages[r.no]; e != nil && e[1].lsn == r.lsn {
+				live = append(live, r)
+			}
+		}
+		v.order = live
 	}
 }
 
