@@ -16,6 +16,11 @@ import (
 // .wasm as application/wasm so that browsers can compile it while it
 // downloads. A pre-compressed response carries the uncompressed size in
 // X-Decoded-Content-Length, for download progress.
+//
+// Files under /assets/ (where Vite and similar bundlers put files whose
+// names carry a content hash) are cached for a year as immutable; every
+// other file (index.html, the worker, the wasm bundle) must be revalidated
+// (no-cache), so a new build is picked up on the next load.
 func StaticDir(dir string) http.Handler {
 	return &staticDir{root: dir, files: http.FileServer(http.Dir(dir))}
 }
@@ -33,6 +38,7 @@ func (s *staticDir) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ctype := contentType(name); ctype != "" {
 		w.Header().Set("Content-Type", ctype)
 	}
+	w.Header().Set("Cache-Control", cacheControl(name))
 	if r.Method != http.MethodGet && r.Method != http.MethodHead || strings.HasSuffix(r.URL.Path, "/") {
 		s.files.ServeHTTP(w, r)
 		return
@@ -83,6 +89,15 @@ func contentType(name string) string {
 		return "text/javascript; charset=utf-8"
 	}
 	return mime.TypeByExtension(path.Ext(name))
+}
+
+// cacheControl returns the Cache-Control header for name: immutable for
+// the content-hashed files under /assets/, revalidate for the rest.
+func cacheControl(name string) string {
+	if strings.HasPrefix(name, "/assets/") {
+		return "public, max-age=31536000, immutable"
+	}
+	return "no-cache"
 }
 
 // accepts reports whether an Accept-Encoding header value allows enc.

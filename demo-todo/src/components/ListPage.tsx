@@ -1,0 +1,93 @@
+import { useStatus } from '@sqlsync-go/client/react';
+import { useEffect } from 'react';
+import { rememberList } from '../recentLists';
+import { describeError, ReportProvider, Toasts, useToasts } from '../toasts';
+import { useList } from '../useList';
+import { AddItem } from './AddItem';
+import { ConnectionBadge } from './ConnectionBadge';
+import { DeletedItems } from './DeletedItems';
+import { HowItWorks } from './HowItWorks';
+import { ItemList } from './ItemList';
+import { ListTitle } from './ListTitle';
+import { OfflineSwitch } from './OfflineSwitch';
+import { ShareLink } from './ShareLink';
+
+interface Props {
+  listId: string;
+  offline: boolean;
+  onOfflineChange: (offline: boolean) => void;
+}
+
+/** One list: its document opened for as long as the page shows it. */
+export function ListPage({ listId, offline, onOfflineChange }: Props) {
+  const { doc, progress, error } = useList(listId, !offline);
+  const { toasts, show, dismiss } = useToasts();
+  const report = (e: unknown) => show(describeError(e));
+
+  useEffect(() => rememberList(listId), [listId]);
+
+  // A mutation the coordinator refused after it ran here: its effect is
+  // already rolled back; say why.
+  useEffect(
+    () => doc?.on('rejected', (r) => show(`The server refused “${r.name}”: ${r.message}. It has been undone.`)),
+    [doc, show],
+  );
+
+  const switchOffline = (off: boolean) => {
+    onOfflineChange(off);
+    doc?.setOnline(!off).catch(report);
+  };
+
+  // The tabs of one browser share one replica, run by one of them (the
+  // owner). When this tab takes over from a closed one, its replica starts
+  // as this tab opened it: apply the switch as it is now.
+  const role = useStatus(doc)?.role;
+  useEffect(() => {
+    if (role === 'owner') doc?.setOnline(!offline).catch(report);
+  }, [doc, role]); // not on `offline`: the switch itself calls setOnline
+
+  return (
+    <ReportProvider value={report}>
+      <div className="page">
+        <header className="topbar">
+          <a href="#/" className="home">
+            <span aria-hidden="true">←</span> All lists
+          </a>
+          <div className="sync-controls">
+            <ConnectionBadge doc={doc} />
+            <OfflineSwitch offline={offline} onChange={switchOffline} />
+          </div>
+        </header>
+        <div className="layout">
+          <main className="list-panel card">
+            {error ? (
+              <p role="alert">Could not open the list: {error}</p>
+            ) : !doc ? (
+              <Opening loaded={progress?.loaded} total={progress?.total} />
+            ) : (
+              <>
+                <ListTitle doc={doc} listId={listId} />
+                <ShareLink listId={listId} />
+                <AddItem doc={doc} />
+                <ItemList doc={doc} />
+                <DeletedItems doc={doc} />
+              </>
+            )}
+          </main>
+          <HowItWorks doc={doc} />
+        </div>
+        <Toasts toasts={toasts} dismiss={dismiss} />
+      </div>
+    </ReportProvider>
+  );
+}
+
+function Opening({ loaded, total }: { loaded?: number; total?: number }) {
+  return (
+    <div className="opening">
+      <p id="opening-label">Opening the list…</p>
+      {/* The first visit downloads the database engine (a few MB). */}
+      <progress aria-labelledby="opening-label" value={loaded} max={total} />
+    </div>
+  );
+}

@@ -1,0 +1,32 @@
+# The todo demo (demo-todo/): a React + Vite app on @sqlsync-go/client,
+# built into demo-todo/dist, which `sqlsync serve` serves at / when run
+# from the repository root (so `make run` serves it).
+#
+#   make demo-build   the wasm bundle, the package and the demo
+#   make test-demo    the demo in Debian's Chromium, two people against the real coordinator
+#   make demo-dev     Vite's dev server for the demo (run `make run` beside it)
+
+NPM      ?= npm
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: demo-build test-demo demo-dev
+
+build: demo-build
+test: test-demo
+
+# npm ci only when node_modules is missing or older than the lockfile.
+node_modules/.package-lock.json: package-lock.json
+	$(NPM) ci --no-audit --no-fund
+
+## demo-build: the todo demo in demo-todo/dist, with the worker and wasm bundle it serves.
+demo-build: node_modules/.package-lock.json wasm-bundle
+	$(NPM) run build -w js
+	$(NPM) run build -w demo-todo
+
+## test-demo: the demo driven as a person would, in two Chromium contexts.
+test-demo: demo-build deps-chromium build
+	CHROMIUM=$(CHROMIUM) $(NPM) run test:e2e -w demo-todo
+
+## demo-dev: Vite's dev server on the demo, syncing with the coordinator of `make run`.
+demo-dev: demo-build
+	$(NPM) run dev -w demo-todo
