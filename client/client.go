@@ -107,6 +107,9 @@ type Doc struct {
 	closed   bool
 	closers  []func() error
 	pushWake chan struct{}
+	// pushBatch is the most mutations in one Push frame; only the sync
+	// loop's goroutine uses it.
+	pushBatch int
 }
 
 // Open opens (creating if needed) the replica of opts.DocID and, if a URL
@@ -131,15 +134,16 @@ func Open(ctx context.Context, opts Options) (*Doc, error) {
 		opts.Dial = dialWebSocket
 	}
 	d := &Doc{
-		opts:     opts,
-		lg:       opts.Logger.With("doc", opts.DocID),
-		watchers: map[int]func(Event){},
-		subs:     map[int]*subscription{},
-		online:   opts.URL != "",
-		kick:     make(chan struct{}, 1),
-		pushWake: make(chan struct{}, 1),
-		done:     make(chan struct{}),
-		status:   Status{State: Offline},
+		opts:      opts,
+		lg:        opts.Logger.With("doc", opts.DocID),
+		watchers:  map[int]func(Event){},
+		subs:      map[int]*subscription{},
+		online:    opts.URL != "",
+		kick:      make(chan struct{}, 1),
+		pushWake:  make(chan struct{}, 1),
+		pushBatch: pushBatch,
+		done:      make(chan struct{}),
+		status:    Status{State: Offline},
 	}
 	if err := d.openState(); err != nil {
 		d.closeState()

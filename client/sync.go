@@ -44,7 +44,11 @@ func (e *RefusedError) permanent() bool {
 	return false
 }
 
-// pushBatch bounds the mutations in one Push frame.
+// pushBatch bounds the mutations in one Push frame. A coordinator may take
+// fewer (its --max-mutations-per-frame, --max-frame-bytes or rate burst):
+// each time it closes the connection with CodeLimit the replica halves its
+// batch for the next connections, down to one mutation, so a replica with
+// many pending mutations is not refused for ever.
 const pushBatch = 256
 
 // syncLoop connects, syncs until the connection ends, and reconnects with
@@ -73,6 +77,9 @@ func (d *Doc) syncLoop(ctx context.Context) {
 			backoff = d.opts.MinBackoff
 		}
 		var refused *RefusedError
+		if errors.As(err, &refused) && refused.Code == protocol.CodeLimit && d.pushBatch > 1 {
+			d.pushBatch /= 2
+		}
 		if errors.As(err, &refused) && refused.permanent() {
 			d.lg.Warn("sync stopped", "err", err)
 			d.setStatus(func(s *Status) { s.State, s.LastError = Stopped, err.Error() })
@@ -170,7 +177,8 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 					s.State = Online
 				}
 			})
-			go func() { pushErr <- d.pushLoop(ctx, t) }()
+			batch := d.pushBatch
+			go func() { pushErr <- d.pushLoop(ctx, t, batch) }()
 		case f.Rejected != nil:
 			d.emit(Event{Rejected: d.rejection(*f.Rejected)})
 		case f.Diff != nil:
@@ -240,9 +248,9 @@ func (d *Doc) rejection(r protocol.Rejected) *engine.RejectedError {
 	return e
 }
 
-// pushLoop sends pending mutations not yet sent on this connection, then
-// waits for more.
-func (d *Doc) pushLoop(ctx context.Context, t Transport) error {
+// pushLoop sends pending mutations not yet sent on this connection, at most
+// batchSize in a frame, then waits for more.
+func (d *Doc) pushLoop(ctx context.Context, t Transport, batchSize int) error {
 	var sent uint64
 	for {
 		var batch []protocol.Mutation
@@ -251,7 +259,7 @@ func (d *Doc) pushLoop(ctx context.Context, t Transport) error {
 				continue
 			}
 			batch = append(batch, protocol.Mutation{Seq: m.Seq, Name: m.Name, Args: m.Args})
-			if len(batch) == pushBatch {
+			if len(batch) == batchSize {
 				break
 			}
 		}

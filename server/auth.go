@@ -24,7 +24,7 @@ const (
 // Claims are the claims of a sqlsync access token.
 type Claims struct {
 	// Docs grants documents by exact ID, or by prefix when an entry ends
-	// in "*" ("team-42/*" grants every ID starting "team-42/"; "*" grants all).
+	// in "*" ("team-42-*" grants every ID starting "team-42-"; "*" grants all).
 	Docs []string `json:"docs"`
 	// Role is "read" or "write".
 	Role Role `json:"role"`
@@ -99,6 +99,13 @@ func (v *Verifier) Verify(token, docID string) (*Claims, error) {
 		return nil, ErrTokenExpired
 	case err != nil:
 		return nil, fmt.Errorf("%w: %v", ErrBadToken, err)
+	}
+	// The leeway tolerates clock skew on nbf and iat, not on exp: a
+	// session ends exactly at exp (conn.serve), so a token past it must be
+	// refused here too, before the document is opened, rather than
+	// welcomed and then closed at once.
+	if !v.now().Before(claims.ExpiresAt.Time) {
+		return nil, ErrTokenExpired
 	}
 	if claims.Role != RoleRead && claims.Role != RoleWrite {
 		return nil, fmt.Errorf("%w: role %q is neither read nor write", ErrBadToken, claims.Role)

@@ -44,12 +44,25 @@ type conn struct {
 }
 
 func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
+	// Join the wait group under the lock Close takes before it waits, so
+	// that Close waits for this connection or this connection sees it
+	// closed: an Add racing with Wait could let Close return, and close the
+	// documents, while the connection goes on.
+	s.mu.Lock()
+	closed := s.closed
+	if !closed {
+		s.wg.Add(1)
+	}
+	s.mu.Unlock()
+	if closed {
+		http.Error(w, "the coordinator is shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	defer s.wg.Done()
 	ws, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered
 	}
-	s.wg.Add(1)
-	defer s.wg.Done()
 	c := &conn{
 		s: s, ws: ws, log: s.log.With("remote", r.RemoteAddr),
 		wakeCh: make(chan struct{}, 1), done: make(chan struct{}),
