@@ -5,7 +5,7 @@
 // package's worker script, and exposes the Go replica (package client, over
 // OPFS, IndexedDB or memory) to that script as globalThis.sqlsyncGo:
 //
-//	sqlsyncGo.open(configJSON, onEvent) -> Promise<doc>
+//	sqlsyncGo.open(configJSON, onEvent, module?) -> Promise<doc>
 //	doc.mutate(name, argsBytes)         -> Promise<seq>
 //	doc.query(sql, paramsJSON)          -> Promise<rowsJSON>
 //	doc.subscribe(sql, paramsJSON, onRows(rowsJSON, error)) -> Promise<id>
@@ -14,9 +14,11 @@
 //	doc.setOnline(on)                   -> Promise<void>
 //	doc.close()                         -> Promise<void>
 //
-// Config and values are described in package bridge. Every method returns
-// at once and does its work on a goroutine, since a Go function called
-// from JavaScript must not block; main never returns.
+// Config and values are described in package bridge; module, a Uint8Array,
+// is the document's WebAssembly mutator, which runs on the browser's own
+// engine (package jsmutator) instead of the built-in Go todo mutator. Every
+// method returns at once and does its work on a goroutine, since a Go
+// function called from JavaScript must not block; main never returns.
 package main
 
 import (
@@ -35,14 +37,17 @@ import (
 	"github.com/sqlsync-go/sqlsync/vfs/idbstore"
 	"github.com/sqlsync-go/sqlsync/vfs/opfs"
 	"github.com/sqlsync-go/sqlsync/wasm/bridge"
+	"github.com/sqlsync-go/sqlsync/wasm/jsmutator"
 )
 
 func main() {
-	// Until the browser runtime for WebAssembly mutators plugs in, the Go
-	// todo mutator is compiled in.
+	// The Go todo mutator is compiled in, for documents whose coordinator
+	// runs it (or that are opened offline before their module was cached);
+	// a document's own WebAssembly module runs on the browser's engine.
 	bridge.RegisterMutator(bridge.DefaultMutator, func(context.Context, bridge.Config) (engine.Mutator, error) {
 		return testmutator.Mutator{}, nil
 	})
+	bridge.ModuleRuntime = moduleMutator
 	api := js.Global().Get("Object").New()
 	api.Set("open", js.FuncOf(open))
 	api.Set("storages", js.FuncOf(func(js.Value, []js.Value) any { return js.ValueOf(available()) }))
@@ -59,19 +64,38 @@ type openConfig struct {
 	LogLevel string `json:"logLevel"`
 }
 
-// open(configJSON, onEvent) -> Promise<doc>.
+// moduleMutator compiles a document's mutator module (once per worker for
+// each module) and gives the document its own instance of it.
+func moduleMutator(ctx context.Context, cfg bridge.Config, logger *slog.Logger) (engine.Mutator, error) {
+	m, err := jsmutator.Compile(ctx, cfg.Module, jsmutator.Limits{})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.MutatorHash != "" && m.Hash() != cfg.MutatorHash {
+		return nil, fmt.Errorf("mutator module %s does not have the hash %s", m.Hash(), cfg.MutatorHash)
+	}
+	return m.Mutator(logger.With("doc", cfg.DocID)), nil
+}
+
+// open(configJSON, onEvent, module?) -> Promise<doc>.
 func open(this js.Value, args []js.Value) any {
 	if len(args) < 2 || args[0].Type() != js.TypeString || args[1].Type() != js.TypeFunction {
 		return jsinterop.Promise(func() (any, error) {
-			return nil, errors.New("open: want (configJSON string, onEvent function)")
+			return nil, errors.New("open: want (configJSON string, onEvent function, module? Uint8Array)")
 		})
 	}
 	raw, onEvent := args[0].String(), args[1]
+	var module []byte
+	if len(args) > 2 && args[2].Type() == js.TypeObject {
+		module = make([]byte, args[2].Get("byteLength").Int())
+		js.CopyBytesToGo(module, args[2])
+	}
 	return jsinterop.Promise(func() (any, error) {
 		var cfg openConfig
 		if err := json.Unmarshal([]byte(raw), &cfg); err != nil {
 			return nil, fmt.Errorf("open: bad config: %w", err)
 		}
+		cfg.Module = module
 		var level slog.Level
 		if cfg.LogLevel == "" {
 			cfg.LogLevel = "warn"

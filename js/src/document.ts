@@ -34,7 +34,11 @@ export interface DocumentEvents {
   status: Status;
   /** The coordinator rejected one of this replica's mutations; its effect is gone. */
   rejected: Rejection;
-  /** An error to show: a rejected mutation (as RejectedMutationError), or a worker failure. */
+  /**
+   * An error to show: a rejected mutation (as RejectedMutationError), a
+   * worker failure, or a warning such as code `mutator_fallback` (the
+   * document's own mutator could not be loaded offline: the built-in runs).
+   */
   error: SqlsyncError;
   /** The wasm bundle is downloading. */
   progress: Progress;
@@ -129,6 +133,7 @@ export class SqlsyncDocument {
       case 'progress':
         this.emit('progress', { loaded: m.loaded, total: m.total });
         return;
+      case 'warning':
       case 'fatal':
         this.emit('error', new SqlsyncError(m.error));
         return;
@@ -285,6 +290,8 @@ export async function openDocument(opts: OpenOptions, worker?: WorkerLike): Prom
       storage: opts.storage,
       token: opts.token,
       mutator: opts.mutator,
+      mutatorUrl: opts.mutatorUrl ? new URL(opts.mutatorUrl, typeof location !== 'undefined' ? location.href : undefined).href : undefined,
+      mutatorHash: opts.mutatorHash,
       offline: opts.online === false,
       logLevel: opts.logLevel,
       wasmUrl: wasmUrl.href,

@@ -8,6 +8,7 @@ export { openDocument, SqlsyncDocument, SqlsyncError, RejectedMutationError } fr
 export type { DocumentEvents } from './document.js';
 export type {
   ConnectionState,
+  MutatorInfo,
   OpenOptions,
   Param,
   Progress,

@@ -9,6 +9,8 @@ export interface WorkerConfig {
   storage?: Storage;
   token?: string;
   mutator?: string;
+  mutatorUrl?: string;
+  mutatorHash?: string;
   offline?: boolean;
   logLevel?: string;
   wasmUrl: string;
@@ -38,6 +40,7 @@ export type FromWorker =
   | { t: 'status'; status: Status }
   | { t: 'rejected'; rejection: Rejection }
   | { t: 'progress'; loaded: number; total?: number }
+  | { t: 'warning'; error: ErrorInfo }
   | { t: 'fatal'; error: ErrorInfo };
 
 /** among the workers of one document */

@@ -18,8 +18,24 @@ export interface OpenOptions {
   storage?: Storage;
   /** Access token sent to the coordinator. */
   token?: string;
-  /** Name of the mutator compiled into the wasm bundle; default "todo". */
-  mutator?: string;
+  /**
+   * Which mutator runs the document's mutations in this replica.
+   * `'auto'` (the default): the WebAssembly module the coordinator says the
+   * document uses (fetched from it, SHA-256 checked, cached for offline
+   * reloads, run on the browser's WebAssembly engine), or the built-in one
+   * when the coordinator runs a built-in Go mutator or there is no
+   * coordinator. Any other name forces that mutator compiled into the wasm
+   * bundle (`'todo'`), whatever the coordinator runs.
+   */
+  mutator?: 'auto' | (string & {});
+  /**
+   * Forces the WebAssembly mutator module at this URL (fetched, cached for
+   * offline reloads); `mutator` is then ignored. openDocument fails if it
+   * can be neither fetched nor found in the cache.
+   */
+  mutatorUrl?: string | URL;
+  /** The SHA-256 (hex) the module at `mutatorUrl` must have. */
+  mutatorHash?: string;
   /**
    * Where `worker.js` and `sqlsync.wasm` are served from; default: next to
    * this module.
@@ -67,6 +83,31 @@ export interface Status {
   clientId: string;
   /** Whether this tab owns the document's storage or goes through the tab that does. */
   role: 'owner' | 'follower';
+  /** The mutator the replica runs. */
+  mutator?: MutatorInfo;
+}
+
+/** The mutator a replica runs, and why that one. */
+export interface MutatorInfo {
+  /** `'module'`: a WebAssembly module on the browser's engine; `'builtin'`: a Go mutator compiled into the wasm bundle. */
+  kind: 'module' | 'builtin';
+  /** The module's SHA-256 (hex), for a module. */
+  hash?: string;
+  /** The built-in's name, for a built-in. */
+  name?: string;
+  /** The module's URL, when forced with `mutatorUrl`. */
+  url?: string;
+  /**
+   * How it was chosen: `coordinator` (the coordinator said so just now),
+   * `cache` (the coordinator was unreachable: what it said last time, with
+   * the module cached then), `url` (`mutatorUrl`), `option` (`mutator`
+   * named a built-in), `default` (no coordinator), `fallback` (the
+   * coordinator was unreachable and nothing was cached: the built-in runs
+   * instead of the document's mutator, see `reason`).
+   */
+  source: 'coordinator' | 'cache' | 'url' | 'option' | 'default' | 'fallback';
+  /** Why the built-in runs instead of the document's own mutator (source `fallback`). */
+  reason?: string;
 }
 
 /** A mutation the coordinator (or the mutator, locally) rejected. */

@@ -11,7 +11,7 @@
 // reachable through two host imports (sqlsync.run and sqlsync.result).
 //
 // Calls are stopped at their deadline by an interrupt flag the module is
-// rewritten to check at every loop head (package internal/interrupt);
+// rewritten to check at every loop head (package mutatorhost/interrupt);
 // a module the rewriter cannot read runs under wazero's own, slower,
 // termination checks instead.
 //
@@ -23,6 +23,11 @@
 // transaction (BEGIN, COMMIT, SAVEPOINT, RELEASE, …), reach other databases
 // (ATTACH), change the connection (most PRAGMAs), create TEMP objects, or
 // touch the engine's own tables.
+//
+// What does not depend on wazero (limits, errors, the guest's SQL behind
+// the statement guard, its output, the WASI values) is package
+// mutatorhost's, which the browser's host (wasm/jsmutator) shares, so a
+// mutator behaves the same on the coordinator and in every replica.
 //
 // docs/mutator-abi.md describes the ABI for guests in any language.
 package wasmhost

@@ -11,64 +11,22 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/sqlsync-go/sqlsync/shared/abi"
-	"github.com/sqlsync-go/sqlsync/shared/wasmhost/internal/interrupt"
+	"github.com/sqlsync-go/sqlsync/shared/mutatorhost"
+	"github.com/sqlsync-go/sqlsync/shared/mutatorhost/interrupt"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 )
 
 // Limits bound what a mutator may use. Zero fields take their defaults.
-type Limits struct {
-	// Timeout bounds the wall time of one mutation; 0 means 5 s. A mutation
-	// over time is stopped (an infinite loop included) and rejected.
-	Timeout time.Duration
-	// MigrateTimeout bounds the wall time of one migration, and of the
-	// start of an instance; 0 means 60 s.
-	MigrateTimeout time.Duration
-	// MemoryPages caps an instance's linear memory, in 64 KiB pages; 0
-	// means 1024 (64 MiB).
-	MemoryPages uint32
-	// MaxArgsBytes caps the size of a mutation's args; 0 means 1 MiB.
-	MaxArgsBytes int
-	// MaxResultBytes caps the encoded response of one sqlsync.run call (a
-	// query's rows, say); 0 means 8 MiB.
-	MaxResultBytes int
-	// MaxLogBytes caps the guest output logged per call; 0 means 8 KiB.
-	MaxLogBytes int
-}
-
-func (l Limits) withDefaults() Limits {
-	if l.Timeout <= 0 {
-		l.Timeout = 5 * time.Second
-	}
-	if l.MigrateTimeout <= 0 {
-		l.MigrateTimeout = 60 * time.Second
-	}
-	if l.MemoryPages == 0 {
-		l.MemoryPages = 1024
-	}
-	if l.MaxArgsBytes <= 0 {
-		l.MaxArgsBytes = 1 << 20
-	}
-	if l.MaxResultBytes <= 0 {
-		l.MaxResultBytes = 8 << 20
-	}
-	if l.MaxLogBytes <= 0 {
-		l.MaxLogBytes = 8 << 10
-	}
-	return l
-}
-
-// maxMemoryPages is WebAssembly's 4 GiB of 32-bit memory.
-const maxMemoryPages = 65536
+type Limits = mutatorhost.Limits
 
 // ErrBadModule reports a module that is not a sqlsync mutator: not
 // WebAssembly, lacking the ABI's exports, importing what the host does not
 // grant, or of another ABI version.
-var ErrBadModule = errors.New("not a sqlsync mutator")
+var ErrBadModule = mutatorhost.ErrBadModule
 
 // useInterruptFlag turns the interrupt flag off, for tests of the fallback.
 var useInterruptFlag = true
@@ -99,9 +57,9 @@ type Module struct {
 // (the sqlsync imports and some of WASI's), and starting cleanly. The
 // machine code is cached for the life of the process, keyed by the bytes.
 func Compile(ctx context.Context, wasm []byte, limits Limits) (*Module, error) {
-	limits = limits.withDefaults()
-	if limits.MemoryPages > maxMemoryPages {
-		return nil, fmt.Errorf("compile mutator: memory limit of %d pages exceeds %d", limits.MemoryPages, maxMemoryPages)
+	limits = limits.WithDefaults()
+	if limits.MemoryPages > mutatorhost.MaxMemoryPages {
+		return nil, fmt.Errorf("compile mutator: memory limit of %d pages exceeds %d", limits.MemoryPages, mutatorhost.MaxMemoryPages)
 	}
 	sum := sha256.Sum256(wasm)
 	m := &Module{hash: hex.EncodeToString(sum[:]), size: len(wasm), limits: limits}
@@ -154,20 +112,6 @@ func (m *Module) load(ctx context.Context, wasm []byte) error {
 	return nil
 }
 
-// grantedWASI are the WASI functions a mutator may import: what Go, Rust
-// and C reactors need to start and print. The host gives them fixed
-// values: no arguments or environment, a clock stopped at 2000-01-01, a
-// deterministic random source, no files (stdout and stderr go to the log).
-var grantedWASI = map[string]bool{
-	"args_get": true, "args_sizes_get": true,
-	"environ_get": true, "environ_sizes_get": true,
-	"clock_res_get": true, "clock_time_get": true,
-	"fd_close": true, "fd_fdstat_get": true, "fd_fdstat_set_flags": true,
-	"fd_prestat_get": true, "fd_prestat_dir_name": true,
-	"fd_seek": true, "fd_write": true,
-	"poll_oneoff": true, "proc_exit": true, "random_get": true, "sched_yield": true,
-}
-
 // wantExports are the ABI's exports with their types.
 var wantExports = map[string]signature{
 	abi.ExportVersion: {nil, []api.ValueType{api.ValueTypeI32}},
@@ -209,7 +153,7 @@ func (m *Module) validate() error {
 	var problems []string
 	for _, f := range m.compiled.ImportedFunctions() {
 		mod, name, _ := f.Import()
-		granted := mod == abi.ImportModule || (mod == wasi_snapshot_preview1.ModuleName && grantedWASI[name])
+		granted := mod == abi.ImportModule || (mod == wasi_snapshot_preview1.ModuleName && mutatorhost.GrantedWASI[name])
 		var host api.FunctionDefinition
 		if granted {
 			host = m.rt.Module(mod).ExportedFunctionDefinitions()[name]
@@ -276,7 +220,7 @@ func (m *Module) takeSpare() *instance {
 }
 
 // fixedWalltime is the guest's clock: 2000-01-01T00:00:00Z, always.
-func fixedWalltime() (sec int64, nsec int32) { return 946684800, 0 }
+func fixedWalltime() (sec int64, nsec int32) { return mutatorhost.Walltime, 0 }
 
 // instance is one running copy of the module, with its own memory.
 type instance struct {
@@ -284,7 +228,7 @@ type instance struct {
 	flag                   api.MutableGlobal // the interrupt flag, or nil
 	mem                    api.Memory
 	alloc, mutate, migrate api.Function
-	out                    *output
+	out                    *mutatorhost.Output
 	inPtr, inCap           uint32 // the region sqlsync_alloc last returned
 	stack                  [4]uint64
 }
@@ -292,20 +236,21 @@ type instance struct {
 // instantiate starts an instance: _initialize runs (a Go guest's runtime
 // and init functions), then the ABI version is checked.
 func (m *Module) instantiate(ctx context.Context, log *slog.Logger) (*instance, error) {
-	out := newOutput(log, m.limits.MaxLogBytes)
+	out := mutatorhost.NewOutput(log, m.limits.MaxLogBytes)
 	cfg := wazero.NewModuleConfig().
 		WithName("").         // anonymous: any number of instances
 		WithStartFunctions(). // _initialize runs below, under the time limit
-		WithStdout(stream{out, 0}).
-		WithStderr(stream{out, 1}).
-		WithWalltime(fixedWalltime, 1)
-	// The fake monotonic clock (1 ms more at each reading), no-op sleep and
-	// seeded random source are wazero's defaults.
+		WithStdout(out.Stream(mutatorhost.Stdout)).
+		WithStderr(out.Stream(mutatorhost.Stderr)).
+		WithWalltime(fixedWalltime, 1).
+		WithRandSource(mutatorhost.NewRandom())
+	// The fake monotonic clock (1 ms more at each reading, from 0) and the
+	// no-op sleep are wazero's defaults; the browser host gives the same.
 	ctx, cancel := context.WithTimeout(ctx, m.limits.MigrateTimeout)
 	defer cancel()
 	mod, err := m.rt.InstantiateModule(ctx, m.compiled, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("start mutator: %s%s", firstLine(err.Error()), out.summary())
+		return nil, fmt.Errorf("start mutator: %s%s", firstLine(err.Error()), out.Summary())
 	}
 	inst := &instance{
 		mod:     mod,
@@ -331,12 +276,12 @@ func (m *Module) instantiate(ctx context.Context, log *slog.Logger) (*instance, 
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("start mutator: %s did not finish within %v", abi.ExportInitialize, m.limits.MigrateTimeout)
 			}
-			return nil, fmt.Errorf("start mutator: %s: %s%s", abi.ExportInitialize, firstLine(err.Error()), out.summary())
+			return nil, fmt.Errorf("start mutator: %s: %s%s", abi.ExportInitialize, firstLine(err.Error()), out.Summary())
 		}
 	}
 	if err := mod.ExportedFunction(abi.ExportVersion).CallWithStack(ctx, inst.stack[:]); err != nil {
 		mod.Close(ctx)
-		return nil, fmt.Errorf("start mutator: %s: %s%s", abi.ExportVersion, firstLine(err.Error()), out.summary())
+		return nil, fmt.Errorf("start mutator: %s: %s%s", abi.ExportVersion, firstLine(err.Error()), out.Summary())
 	}
 	if v := api.DecodeU32(inst.stack[0]); v != abi.Version {
 		mod.Close(ctx)

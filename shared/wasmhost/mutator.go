@@ -11,49 +11,30 @@ import (
 	"github.com/ncruces/go-sqlite3"
 	"github.com/sqlsync-go/sqlsync/shared/abi"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
+	"github.com/sqlsync-go/sqlsync/shared/mutatorhost"
 	"github.com/tetratelabs/wazero/sys"
 )
 
 // Errors of a mutator call, matched with errors.Is. Each fails that call
 // only: the document's transaction goes on, and an instance that may be
-// damaged is discarded and started afresh for the next call.
+// damaged is discarded and started afresh for the next call. They are
+// package mutatorhost's, shared with the browser's host.
 var (
-	ErrUnknownMutation = errors.New("unknown mutation")  // the guest has no handler of that name
-	ErrBadArgs         = errors.New("bad mutation args") // the guest could not decode the args
-	ErrPanic           = errors.New("mutator panicked")  // the guest recovered from a panic
-	ErrTrap            = errors.New("mutator trapped")   // the guest trapped, exited or broke the ABI
-	ErrTimeLimit       = errors.New("mutator exceeded its time limit")
-	ErrMemoryLimit     = errors.New("mutator exceeded its memory limit")
-	ErrArgsTooLarge    = errors.New("mutation args exceed the size limit")
-	ErrNoTransaction   = errors.New("mutator called outside a transaction")
-	ErrClosed          = errors.New("mutator closed")
+	ErrUnknownMutation = mutatorhost.ErrUnknownMutation // the guest has no handler of that name
+	ErrBadArgs         = mutatorhost.ErrBadArgs         // the guest could not decode the args
+	ErrPanic           = mutatorhost.ErrPanic           // the guest recovered from a panic
+	ErrTrap            = mutatorhost.ErrTrap            // the guest trapped, exited or broke the ABI
+	ErrTimeLimit       = mutatorhost.ErrTimeLimit
+	ErrMemoryLimit     = mutatorhost.ErrMemoryLimit
+	ErrArgsTooLarge    = mutatorhost.ErrArgsTooLarge
+	ErrNoTransaction   = mutatorhost.ErrNoTransaction
+	ErrClosed          = mutatorhost.ErrClosed
 )
 
 // GuestError is an error the mutator itself reported: its handler's error,
 // an unknown mutation name, bad args or a recovered panic. Its message is
 // the guest's, unchanged, so it reaches the client as the mutator wrote it.
-type GuestError struct {
-	Status  abi.Status
-	Message string
-}
-
-func (e *GuestError) Error() string { return e.Message }
-
-// Is matches ErrUnknownMutation, ErrBadArgs and ErrPanic by status.
-func (e *GuestError) Is(target error) bool {
-	switch target {
-	case ErrUnknownMutation:
-		return e.Status == abi.StatusUnknown
-	case ErrBadArgs:
-		return e.Status == abi.StatusBadArgs
-	case ErrPanic:
-		return e.Status == abi.StatusPanic
-	}
-	return false
-}
-
-// maxMessage caps the error message read from a guest.
-const maxMessage = 64 << 10
+type GuestError = mutatorhost.GuestError
 
 // Mutator runs a module's mutations for one document. It implements
 // engine.Mutator. It holds one instance of the module, started on first
@@ -67,7 +48,7 @@ type Mutator struct {
 
 	mu     sync.Mutex
 	inst   *instance // nil until first use and after a discard
-	call   callState
+	exec   mutatorhost.Exec
 	closed bool
 }
 
@@ -148,7 +129,7 @@ func (mu *Mutator) invoke(ctx context.Context, conn *sqlite3.Conn, timeout time.
 	if mu.inst == nil {
 		inst := mu.m.takeSpare()
 		if inst != nil {
-			inst.out.log = mu.log
+			inst.out.SetLogger(mu.log)
 		} else {
 			var err error
 			if inst, err = mu.m.instantiate(ctx, mu.log); err != nil {
@@ -161,19 +142,16 @@ func (mu *Mutator) invoke(ctx context.Context, conn *sqlite3.Conn, timeout time.
 
 	callCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	mu.call.conn, mu.call.maxResult = conn, mu.m.limits.MaxResultBytes
+	mu.exec.Begin(conn, mu.m.limits.MaxResultBytes)
 	// The host imports find the call's state in the context; SQLite stops
 	// a long statement when the context is done.
 	old := conn.SetInterrupt(callCtx)
-	inst.out.begin()
+	inst.out.Begin()
 	stop := inst.watch(callCtx)
-	err := f(context.WithValue(callCtx, callKey{}, &mu.call), inst)
+	err := f(context.WithValue(callCtx, callKey{}, &mu.exec), inst)
 	stop()
 	conn.SetInterrupt(old)
-	mu.call.conn, mu.call.pending = nil, nil
-	if cap(mu.call.out) > 1<<20 {
-		mu.call.out = nil // do not pin a large result's buffer
-	}
+	mu.exec.End()
 
 	if err != nil {
 		mu.discard()
@@ -211,12 +189,12 @@ func (mu *Mutator) classify(ctx, callCtx context.Context, timeout time.Duration,
 		return fmt.Errorf("mutator call: %w", ctx.Err())
 	case callCtx.Err() != nil:
 		return fmt.Errorf("%w of %v", ErrTimeLimit, timeout)
-	case inst.out.outOfMemory():
-		return fmt.Errorf("%w of %d MiB%s", ErrMemoryLimit, mu.m.limits.MemoryPages/16, inst.out.summary())
+	case inst.out.OutOfMemory():
+		return fmt.Errorf("%w of %d MiB%s", ErrMemoryLimit, mu.m.limits.MemoryPages/16, inst.out.Summary())
 	case isExit:
-		return fmt.Errorf("%w: exited with code %d%s", ErrTrap, exit.ExitCode(), inst.out.summary())
+		return fmt.Errorf("%w: exited with code %d%s", ErrTrap, exit.ExitCode(), inst.out.Summary())
 	}
-	return fmt.Errorf("%w: %s%s", ErrTrap, firstLine(err.Error()), inst.out.summary())
+	return fmt.Errorf("%w: %s%s", ErrTrap, firstLine(err.Error()), inst.out.Summary())
 }
 
 // input places name and args in guest memory, in the region sqlsync_alloc
@@ -247,19 +225,9 @@ func (inst *instance) record(ret uint64) (*GuestError, error) {
 	if n == 0 {
 		return nil, fmt.Errorf("%w: empty error record at %d", ErrTrap, ptr)
 	}
-	b, ok := inst.mem.Read(ptr, min(n, maxMessage))
+	b, ok := inst.mem.Read(ptr, min(n, mutatorhost.MaxMessage))
 	if !ok {
 		return nil, fmt.Errorf("%w: error record at %d+%d lies outside memory", ErrTrap, ptr, n)
 	}
-	status := abi.Status(b[0])
-	switch status {
-	case abi.StatusUnknown, abi.StatusBadArgs, abi.StatusPanic:
-	default:
-		status = abi.StatusError
-	}
-	msg := string(b[1:])
-	if msg == "" {
-		msg = status.String()
-	}
-	return &GuestError{Status: status, Message: msg}, nil
+	return mutatorhost.DecodeRecord(b), nil
 }

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sort"
 	"sync"
@@ -36,8 +37,16 @@ type Config struct {
 	Storage string `json:"storage"`
 	// Token is sent to the coordinator.
 	Token string `json:"token"`
-	// Mutator names a registered mutator; default DefaultMutator.
+	// Mutator names a registered mutator; default DefaultMutator. It is
+	// ignored when Module is set.
 	Mutator string `json:"mutator"`
+	// MutatorHash is the SHA-256 (hex) Module must have, when the worker
+	// fetched it by hash; empty skips the check.
+	MutatorHash string `json:"mutatorHash"`
+	// Module, if set, is the document's WebAssembly mutator module, run by
+	// ModuleRuntime instead of a registered mutator. The worker passes it
+	// beside the JSON config.
+	Module []byte `json:"-"`
 	// Offline opens the document with syncing switched off.
 	Offline bool `json:"offline"`
 }
@@ -52,6 +61,10 @@ var (
 	regMu    sync.Mutex
 	registry = map[string]MutatorFactory{}
 )
+
+// ModuleRuntime builds a document's mutator from its WebAssembly module
+// (Config.Module); the browser build sets it (package wasm/jsmutator).
+var ModuleRuntime func(ctx context.Context, cfg Config, logger *slog.Logger) (engine.Mutator, error)
 
 // RegisterMutator makes a mutator available by name. The browser build
 // registers the Go todo mutator as "todo"; the WebAssembly mutator runtime
@@ -97,7 +110,8 @@ func (e *Error) Error() string { return e.err.Error() }
 func (e *Error) Unwrap() error { return e.err }
 
 // Code returns the error's code: bad_request, rejected, not_read_only,
-// closed or internal.
+// mutator (the document's mutator module failed to load), closed or
+// internal.
 func (e *Error) Code() string { return e.code }
 
 func coded(code string, err error) error { return &Error{code: code, err: err} }
@@ -119,6 +133,7 @@ func classify(err error) error {
 // Doc is an open document.
 type Doc struct {
 	doc   *client.Doc
+	mut   engine.Mutator
 	kind  string
 	emit  func([]byte)
 	watch func()
@@ -136,6 +151,56 @@ func Open(ctx context.Context, cfg Config, state State, logger *slog.Logger, emi
 	if cfg.DocID == "" {
 		return nil, coded("bad_request", errors.New("open document: no document ID"))
 	}
+	mut, err := mutatorFor(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Module) > 0 && state.Store != nil {
+		// The module's SQL runs inside a call from JavaScript, where an
+		// IndexedDB read (a promise) would deadlock: serve pages from memory.
+		store, err := Preload(state.Store)
+		if err != nil {
+			closeMutator(mut)
+			return nil, coded("internal", fmt.Errorf("open document: %w", err))
+		}
+		state.Store = store
+	}
+	opts := client.Options{
+		URL:        cfg.URL,
+		DocID:      cfg.DocID,
+		Mutator:    mut,
+		FS:         state.FS,
+		Store:      state.Store,
+		PendingLog: state.Log,
+		Token:      cfg.Token,
+		Logger:     logger,
+	}
+	doc, err := client.Open(ctx, opts)
+	if err != nil {
+		closeMutator(mut)
+		return nil, coded("internal", err)
+	}
+	if cfg.Offline {
+		doc.SetOnline(false)
+	}
+	d := &Doc{doc: doc, mut: mut, kind: state.Kind, emit: emit, subs: map[int]func(){}}
+	d.watch = doc.Watch(d.event)
+	return d, nil
+}
+
+// mutatorFor builds the document's mutator: its module, or the registered
+// mutator cfg names.
+func mutatorFor(ctx context.Context, cfg Config, logger *slog.Logger) (engine.Mutator, error) {
+	if len(cfg.Module) > 0 {
+		if ModuleRuntime == nil {
+			return nil, coded("bad_request", errors.New("open document: this build cannot run WebAssembly mutator modules"))
+		}
+		mut, err := ModuleRuntime(ctx, cfg, logger)
+		if err != nil {
+			return nil, coded("mutator", fmt.Errorf("open document: %w", err))
+		}
+		return mut, nil
+	}
 	name := cfg.Mutator
 	if name == "" {
 		name = DefaultMutator
@@ -150,26 +215,13 @@ func Open(ctx context.Context, cfg Config, state State, logger *slog.Logger, emi
 	if err != nil {
 		return nil, coded("internal", fmt.Errorf("open document: mutator %s: %w", name, err))
 	}
-	opts := client.Options{
-		URL:        cfg.URL,
-		DocID:      cfg.DocID,
-		Mutator:    mut,
-		FS:         state.FS,
-		Store:      state.Store,
-		PendingLog: state.Log,
-		Token:      cfg.Token,
-		Logger:     logger,
+	return mut, nil
+}
+
+func closeMutator(mut engine.Mutator) {
+	if c, ok := mut.(io.Closer); ok {
+		c.Close()
 	}
-	doc, err := client.Open(ctx, opts)
-	if err != nil {
-		return nil, coded("internal", err)
-	}
-	if cfg.Offline {
-		doc.SetOnline(false)
-	}
-	d := &Doc{doc: doc, kind: state.Kind, emit: emit, subs: map[int]func(){}}
-	d.watch = doc.Watch(d.event)
-	return d, nil
 }
 
 // Status is the JSON form of a replica's status.
@@ -287,5 +339,7 @@ func (d *Doc) Close() error {
 		cancel()
 	}
 	d.watch()
-	return d.doc.Close()
+	err := d.doc.Close()
+	closeMutator(d.mut)
+	return err
 }

@@ -6,7 +6,8 @@
 // BroadcastChannel. When the owner's tab closes its lock passes to another
 // tab's worker, which opens the same durable storage and carries on.
 import type { ErrorInfo, FromWorker, Method, Peer, ToWorker, WorkerConfig } from '../messages.js';
-import type { Progress, Rejection, Status } from '../types.js';
+import type { MutatorInfo, Progress, Rejection, Status } from '../types.js';
+import { defaultBuiltin, type ResolvedMutator } from './mutator.js';
 
 /** The Go side of one open document (see wasm/main.go). */
 export interface GoDoc {
@@ -21,7 +22,8 @@ export interface GoDoc {
 
 /** The Go side's entry point, globalThis.sqlsyncGo. */
 export interface GoApi {
-  open(configJSON: string, onEvent: (json: string) => void): Promise<GoDoc>;
+  /** Opens a document; module, if given, is its mutator module (run on the browser's engine). */
+  open(configJSON: string, onEvent: (json: string) => void, module?: Uint8Array): Promise<GoDoc>;
 }
 
 /** What the worker needs of a BroadcastChannel. */
@@ -46,6 +48,11 @@ export interface Env {
   locks: LocksLike | null;
   /** Loads and starts the Go wasm bundle. */
   loadGo(wasmUrl: string, onProgress: (p: Progress) => void): Promise<GoApi>;
+  /**
+   * Decides which mutator the replica runs (see mutator.ts); without it,
+   * the built-in the config names, or the default one.
+   */
+  resolveMutator?(cfg: WorkerConfig): Promise<ResolvedMutator>;
   /** Returns a fresh unique ID for this worker. */
   newId(): string;
 }
@@ -99,6 +106,7 @@ export class WorkerCore {
   private release?: () => void;
   private status?: Omit<Status, 'role'>;
   private owning = false; // set once this worker starts opening the replica
+  private mutator?: MutatorInfo; // what the replica runs, when this worker owns it
 
   constructor(private env: Env) {
     this.id = env.newId();
@@ -175,19 +183,29 @@ export class WorkerCore {
     const cfg = this.cfg!;
     this.owning = true;
     let go: GoDoc;
+    let resolved: ResolvedMutator;
     try {
-      const api = await this.loadGo();
-      go = await api.open(
+      const api = this.loadGo();
+      api.catch(() => {}); // awaited below; a failure must not go unhandled meanwhile
+      resolved = this.env.resolveMutator
+        ? await this.env.resolveMutator(cfg)
+        : { info: { kind: 'builtin', name: cfg.mutator && cfg.mutator !== 'auto' ? cfg.mutator : defaultBuiltin, source: 'option' } };
+      this.mutator = resolved.info;
+      go = await (
+        await api
+      ).open(
         JSON.stringify({
           url: cfg.url,
           docId: cfg.docId,
           storage: cfg.storage ?? '',
           token: cfg.token ?? '',
-          mutator: cfg.mutator ?? '',
+          mutator: resolved.info.kind === 'builtin' ? resolved.info.name : '',
+          mutatorHash: resolved.info.hash ?? '',
           offline: !!cfg.offline,
           logLevel: cfg.logLevel ?? '',
         }),
         (json) => this.goEvent(json),
+        resolved.module,
       );
     } catch (e) {
       this.owning = false;
@@ -204,8 +222,16 @@ export class WorkerCore {
     for (const subId of this.subs.keys()) this.subscribe(subId);
     this.retry();
     this.send({ k: 'owner', owner: this.id });
-    this.status = JSON.parse(await go.status());
+    this.status = this.decorate(JSON.parse(await go.status()));
     this.postStatus();
+    // After the first status, so that openDocument has resolved and the
+    // app's error listeners can hear it.
+    if (resolved.warning) this.env.post({ t: 'warning', error: resolved.warning });
+  }
+
+  /** decorate adds to the Go replica's status what only the worker knows. */
+  private decorate(s: Omit<Status, 'role'>): Omit<Status, 'role'> {
+    return this.mutator ? { ...s, mutator: this.mutator } : s;
   }
 
   private postStatus(): void {
@@ -215,9 +241,9 @@ export class WorkerCore {
   private goEvent(json: string): void {
     const ev = JSON.parse(json) as { type: string; status?: Omit<Status, 'role'> } & Rejection;
     if (ev.type === 'status' && ev.status) {
-      this.status = ev.status;
+      this.status = this.decorate(ev.status);
       this.postStatus();
-      this.send({ k: 'status', status: ev.status });
+      this.send({ k: 'status', status: this.status });
     } else if (ev.type === 'rejected') {
       const rejection = { seq: ev.seq, name: ev.name, message: ev.message };
       this.env.post({ t: 'rejected', rejection });
@@ -244,7 +270,7 @@ export class WorkerCore {
         case 'query':
           return await go.query(args[0] as string, args[1] as string);
         case 'status':
-          return { ...JSON.parse(await go.status()), role: 'owner' };
+          return { ...this.decorate(JSON.parse(await go.status())), role: 'owner' };
         case 'setOnline':
           await go.setOnline(!!args[0]);
           return null;

@@ -4,6 +4,10 @@ import '../../build/wasm_exec.js';
 import type { ToWorker } from '../messages.js';
 import { WorkerCore } from './core.js';
 import { loadGo } from './go.js';
+import { resolveMutator, subtleSha256 } from './mutator.js';
+import { installMutatorHost } from './mutator-host.js';
+
+installMutatorHost(); // for wasm/jsmutator, which runs a document's mutator module
 
 const scope = globalThis as unknown as {
   postMessage(m: unknown): void;
@@ -15,6 +19,12 @@ const core = new WorkerCore({
   channel: (name) => (typeof BroadcastChannel === 'function' ? new BroadcastChannel(name) : null),
   locks: typeof navigator !== 'undefined' && navigator.locks ? navigator.locks : null,
   loadGo,
+  resolveMutator: (cfg) =>
+    resolveMutator(cfg, {
+      fetch: (url, init) => fetch(url, init),
+      caches: typeof caches !== 'undefined' ? caches : null,
+      sha256: subtleSha256,
+    }),
   newId: () => crypto.randomUUID(),
 });
 

@@ -24,12 +24,21 @@ export function freePort() {
   });
 }
 
-/** Starts bin/sqlsync serve; resolves once it answers /healthz. */
-export async function startServer() {
+/** The todo mutator module built from demo-todo/mutator by make (bin/mutators/todo.wasm). */
+export const todoMutator = process.env.SQLSYNC_TODO_WASM ?? join(repo, 'bin', 'mutators', 'todo.wasm');
+
+/**
+ * Starts bin/sqlsync serve; resolves once it answers /healthz. opts.mutator
+ * is a mutator module (.wasm) for every document (default: the built-in Go
+ * todo mutator).
+ */
+export async function startServer(opts = {}) {
   const port = await freePort();
   const data = mkdtempSync(join(tmpdir(), 'sqlsync-e2e-'));
   const bin = process.env.SQLSYNC_BIN ?? join(repo, 'bin', 'sqlsync');
-  const proc = spawn(bin, ['serve', '--addr', `127.0.0.1:${port}`, '--data', data, '--static', jsDir, '--log-level', 'warn'], {
+  const args = ['serve', '--addr', `127.0.0.1:${port}`, '--data', data, '--static', jsDir, '--log-level', 'warn'];
+  if (opts.mutator) args.push('--mutator', opts.mutator);
+  const proc = spawn(bin, args, {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;

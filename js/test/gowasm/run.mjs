@@ -3,15 +3,39 @@
 // IndexedDB exist, and exits non-zero if any fails. Usage:
 //
 //	node test/gowasm/run.mjs pkg1.test.wasm pkg2.test.wasm ...
-import { readFileSync } from 'node:fs';
+//
+// The worker also loads the JavaScript half of the mutator host
+// (src/worker/mutator-host.ts, bundled here), as the package's worker does.
+// GOWASM_DATA names a directory served at /data/, whose URL the tests find
+// in $SQLSYNC_MUTATORS (the mutator modules wasm/jsmutator's tests run);
+// GOWASM_ARGS adds flags to every binary (e.g. "-test.run=^$ -test.bench=.");
+// other SQLSYNC_* variables pass through to the tests' environment.
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as esbuild from 'esbuild';
 import { launch } from '../e2e/harness.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const wasmExec = join(here, '..', '..', 'build', 'wasm_exec.js');
 const binaries = process.argv.slice(2).map((f) => resolve(f));
+const dataDir = process.env.GOWASM_DATA ? resolve(process.env.GOWASM_DATA) : '';
+const extraArgs = (process.env.GOWASM_ARGS ?? '').split(/\s+/).filter(Boolean);
+const extraEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('SQLSYNC_')));
+const mutatorHost = (
+  await esbuild.build({
+    stdin: {
+      contents: "import { installMutatorHost } from './mutator-host.ts'; installMutatorHost();",
+      resolveDir: join(here, '..', '..', 'src', 'worker'),
+      loader: 'ts',
+    },
+    bundle: true,
+    write: false,
+    format: 'iife',
+    target: 'es2022',
+  })
+).outputFiles[0].text;
 if (binaries.length === 0) {
   console.error('usage: run.mjs pkg.test.wasm ...');
   process.exit(2);
@@ -20,16 +44,18 @@ if (binaries.length === 0) {
 const worker = `
 console.log = (...a) => postMessage({ out: a.join(' ') });
 console.error = console.log;
-importScripts('/wasm_exec.js');
+importScripts('/wasm_exec.js', '/mutator-host.js');
 onmessage = async (ev) => {
   const go = new Go();
-  go.argv = [ev.data.name, '-test.v', '-test.timeout=5m'];
+  go.argv = [ev.data.name, '-test.v', '-test.timeout=5m', ...ev.data.args];
+  go.env = { ...ev.data.env };
+  if (ev.data.data) go.env.SQLSYNC_MUTATORS = ev.data.data;
   go.exit = (code) => postMessage({ exit: code });
   const { instance } = await WebAssembly.instantiateStreaming(fetch('/bin/' + ev.data.name), go.importObject);
   await go.run(instance);
 };`;
 const page = `<!doctype html><script>
-window.run = (name) => new Promise((resolve) => {
+window.run = (name, args, data, env) => new Promise((resolve) => {
   const out = [];
   const w = new Worker('/worker.js');
   w.onmessage = (ev) => {
@@ -37,7 +63,7 @@ window.run = (name) => new Promise((resolve) => {
     if ('exit' in ev.data) { w.terminate(); resolve({ code: ev.data.exit, out: out.join('\\n') }); }
   };
   w.onerror = (e) => resolve({ code: 1, out: out.join('\\n') + '\\nworker error: ' + e.message });
-  w.postMessage({ name });
+  w.postMessage({ name, args, data, env });
 });
 </script>`;
 
@@ -51,6 +77,11 @@ const server = createServer((req, res) => {
   if (path === '/') return send('text/html', page);
   if (path === '/worker.js') return send('text/javascript', worker);
   if (path === '/wasm_exec.js') return send('text/javascript', readFileSync(wasmExec));
+  if (path === '/mutator-host.js') return send('text/javascript', mutatorHost);
+  if (dataDir && path.startsWith('/data/')) {
+    const file = normalize(join(dataDir, decodeURIComponent(path.slice(6))));
+    if (file.startsWith(dataDir) && existsSync(file)) return send('application/wasm', readFileSync(file));
+  }
   if (path.startsWith('/bin/') && byName.has(path.slice(5))) return send('application/wasm', readFileSync(byName.get(path.slice(5))));
   res.writeHead(404);
   res.end();
@@ -65,7 +96,8 @@ try {
     const context = await browser.newContext();
     const p = await context.newPage();
     await p.goto(origin + '/');
-    const { code, out } = await p.evaluate((n) => window.run(n), name);
+    const data = dataDir ? origin + '/data/' : '';
+    const { code, out } = await p.evaluate(([n, a, d, e]) => window.run(n, a, d, e), [name, extraArgs, data, extraEnv]);
     console.log(`=== ${name} (in Chromium)\n${out}`);
     if (code !== 0) {
       failed++;

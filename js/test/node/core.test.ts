@@ -118,3 +118,44 @@ test('status reaches followers', async () => {
   assert.equal(s.status.role, 'follower');
   assert.equal(s.status.clientId, 'c1');
 });
+
+test('the owner runs the mutator it resolved, says so in its status, and warns of a fallback', async () => {
+  const o = new Origin();
+  o.resolveMutator = async () => ({
+    info: { kind: 'builtin', name: 'todo', source: 'fallback', reason: 'offline' },
+    warning: { code: 'mutator_fallback', message: 'running the built-in' },
+  });
+  const a = o.tab('a');
+  a.send(init());
+  const s = await roleOf(a, 'owner');
+  assert.deepEqual(s.status.mutator, { kind: 'builtin', name: 'todo', source: 'fallback', reason: 'offline' });
+  const w = await a.waitFor((m): m is Extract<FromWorker, { t: 'warning' }> => m.t === 'warning');
+  assert.equal(w.error.code, 'mutator_fallback');
+  assert.ok(a.out.indexOf(w) > a.out.indexOf(s), 'the warning follows the first status');
+  assert.equal(a.opened[0].config.mutator, 'todo');
+
+  // A module goes to Go beside the config; a follower sees the owner's mutator.
+  const o2 = new Origin();
+  const bytes = new Uint8Array([0, 0x61, 0x73, 0x6d]);
+  o2.resolveMutator = async () => ({ info: { kind: 'module', hash: 'ab'.repeat(32), source: 'coordinator' }, module: bytes });
+  const b = o2.tab('b');
+  b.send(init());
+  await roleOf(b, 'owner');
+  assert.deepEqual(b.opened[0].module, bytes);
+  assert.equal(b.opened[0].config.mutatorHash, 'ab'.repeat(32));
+  assert.equal(b.opened[0].config.mutator, '');
+  const c = o2.tab('c');
+  c.send(init());
+  const fs = await roleOf(c, 'follower');
+  assert.equal(fs.status.mutator?.kind, 'module');
+
+  // A mutator that cannot run fails the open.
+  const o3 = new Origin();
+  o3.resolveMutator = async () => {
+    throw Object.assign(new Error('refusing to run it'), { code: 'mutator_mismatch' });
+  };
+  const d = o3.tab('d');
+  d.send(init());
+  const f = await d.waitFor((m): m is Extract<FromWorker, { t: 'fatal' }> => m.t === 'fatal');
+  assert.equal(f.error.code, 'mutator_mismatch');
+});

@@ -1,6 +1,7 @@
 // Fakes of the browser around a WorkerCore: Web Locks, BroadcastChannels
 // and the Go replica, for an "origin" of several tabs in one Node process.
-import type { FromWorker, ToWorker } from '../../src/messages.js';
+import type { FromWorker, ToWorker, WorkerConfig } from '../../src/messages.js';
+import type { ResolvedMutator } from '../../src/worker/mutator.js';
 import type { ChannelLike, Env, GoApi, GoDoc, LocksLike } from '../../src/worker/core.js';
 import { WorkerCore } from '../../src/worker/core.js';
 
@@ -149,6 +150,8 @@ export class Tab {
   core: WorkerCore;
   out: FromWorker[] = [];
   go?: FakeGoDoc;
+  /** What each open passed to Go: its config and module. */
+  opened: { config: Record<string, unknown>; module?: Uint8Array }[] = [];
   private listeners = new Set<(m: FromWorker) => void>();
   constructor(
     readonly id: string,
@@ -162,12 +165,14 @@ export class Tab {
       channel: origin.bus.forTab(id),
       locks: origin.locks.forTab(id),
       loadGo: async (): Promise<GoApi> => ({
-        open: async () => {
+        open: async (config, _onEvent, module) => {
+          this.opened.push({ config: JSON.parse(config), module });
           origin.storage.opens++;
           this.go = new FakeGoDoc(origin.storage);
           return this.go;
         },
       }),
+      resolveMutator: origin.resolveMutator,
       newId: () => id,
     };
     this.core = new WorkerCore(env);
@@ -206,6 +211,7 @@ export class Origin {
   locks = new FakeLockManager();
   bus = new FakeBus();
   storage = new FakeStorage();
+  resolveMutator?: (cfg: WorkerConfig) => Promise<ResolvedMutator>;
   tab(id: string): Tab {
     return new Tab(id, this);
   }

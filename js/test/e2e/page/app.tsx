@@ -1,6 +1,6 @@
 // The end-to-end test page: window.sq drives the package from Playwright,
 // and a small React app shows the hooks at work.
-import { createRoot } from 'react-dom/client';
+import { createRoot, type Root } from 'react-dom/client';
 import { openDocument, type OpenOptions, type Param, type Rejection, type Row, type SqlsyncDocument, type Status } from '../../../src/index.js';
 import { useMutate, useQuery, useStatus } from '../../../src/react.js';
 
@@ -14,6 +14,7 @@ interface Recorded {
 }
 
 let doc: SqlsyncDocument | undefined;
+let root: Root | undefined;
 const rec: Recorded = { rejected: [], errors: [], statuses: [], progress: 0, live: {}, liveCalls: {} };
 
 function Todos({ d }: { d: SqlsyncDocument }) {
@@ -49,7 +50,8 @@ const sq = {
     doc.on('rejected', (r) => rec.rejected.push(r));
     doc.on('error', (e) => rec.errors.push(e.message));
     doc.on('status', (s) => rec.statuses.push(s));
-    createRoot(document.getElementById('root')!).render(<Todos d={doc} />);
+    root ??= createRoot(document.getElementById('root')!);
+    root.render(<Todos d={doc} />);
     return { status: doc.status, opened };
   },
   mutate: (name: string, args: unknown) => doc!.mutate(name, args),

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sqlsync-go/sqlsync/shared/wasmhost/internal/interrupt"
+	"github.com/sqlsync-go/sqlsync/shared/mutatorhost/interrupt"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 )
@@ -84,6 +84,112 @@ func TestInterruptSpin(t *testing.T) {
 	}
 }
 
+// With Tick, a spinning guest calls the function the host put in the
+// exported table every Slice loop iterations, and stops when it throws.
+func TestTick(t *testing.T) {
+	ctx := context.Background()
+	wasm, err := interrupt.InstrumentWith(spinModule(), interrupt.Options{Tick: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := wazero.NewRuntime(ctx)
+	defer r.Close(ctx)
+	ticks := 0
+	_, err = r.NewHostModuleBuilder("env").NewFunctionBuilder().
+		WithFunc(func(context.Context) {
+			if ticks++; ticks == 3 {
+				panic(errors.New("deadline passed"))
+			}
+		}).Export("tick").Instantiate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	guest, err := r.InstantiateWithConfig(ctx, wasm, wazero.NewModuleConfig().WithName("guest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if guest.ExportedGlobal(interrupt.Export) != nil {
+		t.Error("the flag is exported too")
+	}
+	// Without a function in the slot, the first check traps.
+	if _, err := guest.ExportedFunction("spin").Call(ctx); err == nil {
+		t.Fatal("spin returned without a tick function")
+	}
+	// A second module fills the slot with a function that calls env.tick:
+	//	(import "env" "tick" (func)) (import "guest" "sqlsync_tick" (table 1 funcref))
+	//	(func call 0) (elem (i32.const 0) 1)
+	filler := wasmModule(
+		section(1, vec(funcType(nil, nil))),
+		section(2, vec(
+			append(append(name("env"), name("tick")...), 0x00, 0x00),
+			append(append(name("guest"), name(interrupt.TickExport)...), 0x01, 0x70, 0x00, 0x01))),
+		section(3, vec([]byte{0})),
+		section(9, vec([]byte{0x00, 0x41, 0x00, 0x0b, 0x01, 0x01})),
+		section(10, vec(body(0x10, 0x00, 0x0b))),
+	)
+	if _, err := r.Instantiate(ctx, filler); err != nil {
+		t.Fatal(err)
+	}
+	_, err = guest.ExportedFunction("spin").Call(ctx)
+	if err == nil || !strings.Contains(err.Error(), "deadline passed") {
+		t.Fatalf("spin returned %v, want the tick's error", err)
+	}
+	if ticks != 3 {
+		t.Fatalf("%d ticks, want 3", ticks)
+	}
+}
+
+// growModule is (module (memory min max?) (func (export "grow") (param i32)
+// (result i32) local.get 0 memory.grow 0)).
+func growModule(limits ...byte) []byte {
+	return wasmModule(
+		section(1, vec(funcType([]byte{0x7f}, []byte{0x7f}))),
+		section(3, vec([]byte{0})),
+		section(5, vec(limits)),
+		section(7, vec(exportFunc("grow", 0))),
+		section(10, vec(body(0x20, 0x00, 0x40, 0x00, 0x0b))),
+	)
+}
+
+func TestMaxMemoryPages(t *testing.T) {
+	ctx := context.Background()
+	r := wazero.NewRuntime(ctx)
+	defer r.Close(ctx)
+	for _, tc := range []struct {
+		name   string
+		limits []byte
+		grows  []uint32 // memory.grow results for grow(1), ...
+	}{
+		{"no maximum", []byte{0x00, 0x01}, []uint32{1, 2, 0xffffffff}},
+		{"lower maximum kept", []byte{0x01, 0x01, 0x02}, []uint32{1, 0xffffffff}},
+		{"higher maximum lowered", []byte{0x01, 0x01, 0x10}, []uint32{1, 2, 0xffffffff}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			wasm, err := interrupt.InstrumentWith(growModule(tc.limits...), interrupt.Options{Tick: true, MaxMemoryPages: 3})
+			if err != nil {
+				t.Fatal(err)
+			}
+			mod, err := r.Instantiate(ctx, wasm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer mod.Close(ctx)
+			for i, want := range tc.grows {
+				res, err := mod.ExportedFunction("grow").Call(ctx, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := uint32(res[0]); got != want {
+					t.Fatalf("grow %d: memory.grow returned %d, want %d", i, int32(got), int32(want))
+				}
+			}
+		})
+	}
+	if _, err := interrupt.InstrumentWith(growModule(0x00, 0x04), interrupt.Options{MaxMemoryPages: 3}); !errors.Is(err, interrupt.ErrUnsupported) {
+		t.Errorf("a memory starting over the limit: got %v", err)
+	}
+}
+
 func TestUnsupported(t *testing.T) {
 	cases := map[string][]byte{
 		"not wasm":  []byte("nope"),
@@ -110,15 +216,17 @@ func FuzzInstrument(f *testing.F) {
 	ctx := context.Background()
 	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
 	f.Fuzz(func(t *testing.T, wasm []byte) {
-		out, err := interrupt.Instrument(wasm)
-		if err != nil {
-			return
-		}
-		if _, err := r.CompileModule(ctx, wasm); err != nil {
-			return
-		}
-		if _, err := r.CompileModule(ctx, out); err != nil {
-			t.Fatalf("instrumented module refused: %v", err)
+		for _, opts := range []interrupt.Options{{}, {Tick: true, MaxMemoryPages: 1024}} {
+			out, err := interrupt.InstrumentWith(wasm, opts)
+			if err != nil {
+				continue
+			}
+			if _, err := r.CompileModule(ctx, wasm); err != nil {
+				return
+			}
+			if _, err := r.CompileModule(ctx, out); err != nil {
+				t.Fatalf("instrumented module (%+v) refused: %v", opts, err)
+			}
 		}
 	})
 }

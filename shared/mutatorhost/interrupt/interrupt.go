@@ -1,9 +1,10 @@
 // Package interrupt rewrites a WebAssembly module so that its host can stop
-// it cheaply. It adds two mutable i32 globals, an interrupt flag exported as
-// [Export] and a fuel counter, and a few instructions at the head of every
-// loop: the fuel counts down, and when it runs out (every [Slice] loop
-// iterations) the guest checks the flag, trapping with unreachable if the
-// host has set it (from any goroutine), and then executes memory.grow 0.
+// it cheaply. [Instrument] adds two mutable i32 globals, an interrupt flag
+// exported as [Export] and a fuel counter, and a few instructions at the
+// head of every loop: the fuel counts down, and when it runs out (every
+// [Slice] loop iterations) the guest checks the flag, trapping with
+// unreachable if the host has set it (from any goroutine), and then
+// executes memory.grow 0.
 // That no-op exits to the Go runtime, which matters as much as the flag: Go
 // cannot preempt a goroutine running generated machine code, so a guest
 // that never left it would stall every stop-the-world pause of the process
@@ -16,6 +17,16 @@
 // function body is a loop) several times slower. A module the rewriter
 // cannot read (an opcode it does not know, no memory) is reported with
 // [ErrUnsupported], and the host falls back to wazero's checks.
+//
+// A browser runs the guest on the thread that would have to set the flag,
+// so nothing can set it while the guest runs. [InstrumentWith] with
+// [Options.Tick] calls out instead: every [Slice] loop iterations the guest
+// calls the function at index 0 of a one-slot table it exports as
+// [TickExport], which the host fills with a function of its own (one that
+// throws once the call's deadline has passed, say). The table is defined by
+// the module, added after its own, so no index of the module changes.
+// [Options.MaxMemoryPages] caps the module's memory, for engines that, like
+// browsers, have no per-instance memory limit of their own.
 package interrupt
 
 import (
@@ -28,8 +39,26 @@ import (
 // Export is the name of the interrupt flag the rewritten module exports.
 const Export = "sqlsync_interrupt"
 
+// TickExport is the name of the table a module rewritten with Options.Tick
+// exports: one funcref slot, for a function of type () -> () the host sets
+// before the first call.
+const TickExport = "sqlsync_tick"
+
 // Slice is the number of loop iterations between two checks of the flag.
 const Slice = 1 << 14
+
+// Options change how [InstrumentWith] rewrites a module.
+type Options struct {
+	// Tick, if set, makes each check call the function in the exported
+	// table TickExport instead of checking a flag; the module then has no
+	// flag and does not execute memory.grow 0.
+	Tick bool
+	// MaxMemoryPages, if not 0, sets the maximum of the module's memories
+	// to at most that many 64 KiB pages: memory.grow past it fails (returns
+	// -1), as under a host's memory limit. A memory that starts larger is
+	// an error.
+	MaxMemoryPages uint32
+}
 
 // ErrUnsupported reports a module the rewriter cannot handle.
 var ErrUnsupported = errors.New("interrupt: module not supported")
@@ -37,7 +66,9 @@ var ErrUnsupported = errors.New("interrupt: module not supported")
 // Section ids, and the order sections must come in.
 const (
 	secCustom = 0
+	secType   = 1
 	secImport = 2
+	secTable  = 4
 	secMemory = 5
 	secGlobal = 6
 	secExport = 7
@@ -53,7 +84,11 @@ type section struct {
 
 // Instrument returns a copy of the module wasm with the interrupt global
 // and its checks added.
-func Instrument(wasm []byte) (_ []byte, err error) {
+func Instrument(wasm []byte) ([]byte, error) { return InstrumentWith(wasm, Options{}) }
+
+// InstrumentWith returns a copy of the module wasm with checks added at
+// every loop head, as opts says.
+func InstrumentWith(wasm []byte, opts Options) (_ []byte, err error) {
 	defer func() {
 		if err != nil {
 			err = fmt.Errorf("%w: %w", ErrUnsupported, err)
@@ -73,13 +108,22 @@ func Instrument(wasm []byte) (_ []byte, err error) {
 		}
 	}
 
-	var importedGlobals, definedGlobals, memories uint32
+	var imported importCounts
+	var definedGlobals, definedTables, types, memories uint32
 	for _, s := range sections {
 		switch s.id {
-		case secImport:
-			if importedGlobals, memories, err = countImports(s.data); err != nil {
+		case secType:
+			if types, err = countFuncTypes(s.data); err != nil {
 				return nil, err
 			}
+		case secImport:
+			if imported, err = countImports(s.data); err != nil {
+				return nil, err
+			}
+			memories += imported.memories
+		case secTable:
+			tr := reader{b: s.data}
+			definedTables = tr.u32()
 		case secMemory:
 			mr := reader{b: s.data}
 			memories += mr.u32()
@@ -90,44 +134,87 @@ func Instrument(wasm []byte) (_ []byte, err error) {
 				return nil, gr.err
 			}
 		case secExport:
-			if exports(s.data, Export) {
-				return nil, fmt.Errorf("the module already exports %s", Export)
+			for _, name := range []string{Export, TickExport} {
+				if exports(s.data, name) {
+					return nil, fmt.Errorf("the module already exports %s", name)
+				}
 			}
 		}
 	}
 	if memories == 0 {
 		return nil, errors.New("the module has no memory")
 	}
-	flag, fuel := importedGlobals+definedGlobals, importedGlobals+definedGlobals+1
-	check := loopCheck(flag, fuel)
+	if opts.MaxMemoryPages > 0 && imported.memories > 0 {
+		return nil, errors.New("the module imports its memory: its maximum cannot be set")
+	}
 
-	// mut i32 flag = 0, mut i32 fuel = Slice
-	newGlobals := append([]byte{0x7f, 0x01, 0x41, 0x00, 0x0b, 0x7f, 0x01, 0x41}, sleb(Slice)...)
-	newGlobals = append(newGlobals, 0x0b)
-	newExport := append(append(name(Export), 0x03), uleb(flag)...)
+	// Without Tick: mut i32 flag = 0, mut i32 fuel = Slice, the flag
+	// exported. With Tick: mut i32 fuel = Slice, a one-slot funcref table
+	// exported, and the type () -> () for the call through it.
+	globals := imported.globals + definedGlobals
+	var (
+		check, newGlobals, newExport, newTable, newType []byte
+		nGlobals                                        uint32
+	)
+	fuelGlobal := append([]byte{0x7f, 0x01, 0x41}, sleb(Slice)...)
+	fuelGlobal = append(fuelGlobal, 0x0b)
+	if opts.Tick {
+		fuel, table := globals, imported.tables+definedTables
+		check = tickCheck(fuel, types, table)
+		newGlobals, nGlobals = fuelGlobal, 1
+		newExport = append(append(name(TickExport), 0x01), uleb(table)...)
+		newTable = []byte{0x70, 0x01, 0x01, 0x01} // funcref, min 1, max 1
+		newType = []byte{0x60, 0x00, 0x00}        // () -> ()
+	} else {
+		flag, fuel := globals, globals+1
+		check = loopCheck(flag, fuel)
+		newGlobals, nGlobals = append([]byte{0x7f, 0x01, 0x41, 0x00, 0x0b}, fuelGlobal...), 2
+		newExport = append(append(name(Export), 0x03), uleb(flag)...)
+	}
 	var out []section
-	haveGlobal, haveExport := false, false
+	have := map[byte]bool{}
 	for _, s := range sections {
 		switch s.id {
 		case secCustom:
 			if n := customName(s.data); strings.HasPrefix(n, ".debug") || n == "sourceMappingURL" {
 				continue // code offsets change: debug info would lie
 			}
+		case secType:
+			if newType != nil {
+				s.data = appendToVec(s.data, newType, 1)
+			}
+		case secTable:
+			if newTable != nil {
+				s.data = appendToVec(s.data, newTable, 1)
+			}
+		case secMemory:
+			if opts.MaxMemoryPages > 0 {
+				if s.data, err = capMemories(s.data, opts.MaxMemoryPages); err != nil {
+					return nil, err
+				}
+			}
 		case secGlobal:
-			s.data, haveGlobal = appendToVec(s.data, newGlobals, 2), true
+			s.data = appendToVec(s.data, newGlobals, nGlobals)
 		case secExport:
-			s.data, haveExport = appendToVec(s.data, newExport, 1), true
+			s.data = appendToVec(s.data, newExport, 1)
 		case secCode:
 			if s.data, err = rewriteCode(s.data, check); err != nil {
 				return nil, err
 			}
 		}
+		have[s.id] = true
 		out = append(out, s)
 	}
-	if !haveGlobal {
-		out = insertSection(out, section{secGlobal, appendToVec([]byte{0}, newGlobals, 2)})
+	if newType != nil && !have[secType] {
+		out = insertSection(out, section{secType, appendToVec([]byte{0}, newType, 1)})
 	}
-	if !haveExport {
+	if newTable != nil && !have[secTable] {
+		out = insertSection(out, section{secTable, appendToVec([]byte{0}, newTable, 1)})
+	}
+	if !have[secGlobal] {
+		out = insertSection(out, section{secGlobal, appendToVec([]byte{0}, newGlobals, nGlobals)})
+	}
+	if !have[secExport] {
 		out = insertSection(out, section{secExport, appendToVec([]byte{0}, newExport, 1)})
 	}
 	b := append([]byte(nil), wasm[:8]...)
@@ -163,6 +250,91 @@ func loopCheck(flag, fuel uint32) []byte {
 	return append(b, 0x0b)
 }
 
+// tickCheck returns the instructions put at the head of every loop with
+// Options.Tick:
+//
+//	global.get $fuel  i32.const 1  i32.sub  global.set $fuel
+//	global.get $fuel  i32.eqz
+//	if
+//	  i32.const Slice  global.set $fuel
+//	  i32.const 0  call_indirect $void $tick
+//	end
+func tickCheck(fuel, voidType, table uint32) []byte {
+	var b []byte
+	b = append(append(b, 0x23), uleb(fuel)...)
+	b = append(b, 0x41, 0x01, 0x6b)
+	b = append(append(b, 0x24), uleb(fuel)...)
+	b = append(append(b, 0x23), uleb(fuel)...)
+	b = append(b, 0x45, 0x04, 0x40)
+	b = append(append(b, 0x41), sleb(Slice)...)
+	b = append(append(b, 0x24), uleb(fuel)...)
+	b = append(b, 0x41, 0x00, 0x11)
+	b = append(b, uleb(voidType)...)
+	b = append(b, uleb(table)...)
+	return append(b, 0x0b)
+}
+
+// countFuncTypes returns the number of types in a type section, which must
+// all be plain function types (no recursive groups or subtypes of the GC
+// proposal, whose indices count differently).
+func countFuncTypes(data []byte) (uint32, error) {
+	r := reader{b: data}
+	n := r.u32()
+	for range n {
+		if form := r.byte(); form != 0x60 && r.err == nil {
+			return 0, fmt.Errorf("type form %#x", form)
+		}
+		for range 2 { // params, results
+			for range r.u32() {
+				r.valType()
+			}
+		}
+		if r.err != nil {
+			break
+		}
+	}
+	return n, r.err
+}
+
+// capMemories sets the maximum of every memory of a memory section to at
+// most max pages.
+func capMemories(data []byte, max uint32) ([]byte, error) {
+	r := reader{b: data}
+	n := r.u32()
+	out := uleb(n)
+	for i := range n {
+		flags := r.byte()
+		if flags&^0x03 != 0 { // memory64, or a page size of the custom-page-sizes proposal
+			return nil, fmt.Errorf("memory %d has limits flags %#x", i, flags)
+		}
+		min := r.u32()
+		hi := max
+		if flags&1 != 0 {
+			hi = min32(r.u32(), max)
+		}
+		if r.err != nil {
+			return nil, r.err
+		}
+		if min > max {
+			return nil, fmt.Errorf("memory %d starts at %d pages, over the limit of %d", i, min, max)
+		}
+		out = append(out, flags|1)
+		out = append(out, uleb(min)...)
+		out = append(out, uleb(hi)...)
+	}
+	if r.more() {
+		return nil, errors.New("trailing bytes in the memory section")
+	}
+	return out, nil
+}
+
+func min32(a, b uint32) uint32 {
+	if a < b {
+		return a
+	}
+	return b
+}
+
 // insertSection puts s before the first non-custom section that must follow it.
 func insertSection(sections []section, s section) []section {
 	for i, o := range sections {
@@ -181,8 +353,11 @@ func appendToVec(vec []byte, items []byte, n uint32) []byte {
 	return append(out, items...)
 }
 
-// countImports returns the number of imported globals and memories.
-func countImports(data []byte) (globals, memories uint32, err error) {
+// importCounts counts a module's imports by kind.
+type importCounts struct{ tables, memories, globals uint32 }
+
+// countImports returns the number of imported tables, memories and globals.
+func countImports(data []byte) (c importCounts, err error) {
 	r := reader{b: data}
 	for range r.u32() {
 		r.name()
@@ -193,24 +368,25 @@ func countImports(data []byte) (globals, memories uint32, err error) {
 		case 0x01: // table
 			r.refType()
 			r.limits()
+			c.tables++
 		case 0x02: // memory
 			r.limits()
-			memories++
+			c.memories++
 		case 0x03: // global
 			r.valType()
 			r.byte()
-			globals++
+			c.globals++
 		case 0x04: // tag
 			r.byte()
 			r.u32()
 		default:
-			return 0, 0, fmt.Errorf("import kind %#x", kind)
+			return c, fmt.Errorf("import kind %#x", kind)
 		}
 		if r.err != nil {
 			break
 		}
 	}
-	return globals, memories, r.err
+	return c, r.err
 }
 
 func exports(data []byte, want string) bool {

@@ -1,17 +1,19 @@
-package wasmhost
+package mutatorhost
 
 import (
 	"bytes"
 	"context"
+	"io"
 	"log/slog"
 	"strings"
 )
 
-// output receives a guest's stdout and stderr (WASI fd_write): it logs
+// Output receives a guest's stdout and stderr (WASI fd_write): it logs
 // them line by line at debug level, up to a byte budget per call, and keeps
 // the start of the call's stderr for error messages (a Go guest prints its
-// fatal errors there before it exits).
-type output struct {
+// fatal errors there before it exits). It is not safe for concurrent use:
+// a host gives each instance its own and calls it from one call at a time.
+type Output struct {
 	log     *slog.Logger
 	budget  int // bytes that may still be logged during this call
 	limit   int
@@ -25,20 +27,34 @@ const (
 	maxLineSize = 1 << 10 // a longer unfinished line is logged in pieces
 )
 
-func newOutput(log *slog.Logger, limit int) *output {
-	return &output{log: log, limit: limit, budget: limit}
+// NewOutput returns an Output logging to log, at most limit bytes per call.
+func NewOutput(log *slog.Logger, limit int) *Output {
+	return &Output{log: log, limit: limit, budget: limit}
 }
 
-// begin starts a call: a fresh log budget and stderr record.
-func (o *output) begin() {
+// SetLogger changes the logger, as when an instance passes to a new owner.
+func (o *Output) SetLogger(log *slog.Logger) { o.log = log }
+
+// Begin starts a call: a fresh log budget and stderr record.
+func (o *Output) Begin() {
 	o.budget, o.dropped = o.limit, false
 	o.partial[0], o.partial[1] = o.partial[0][:0], o.partial[1][:0]
 	o.stderr = o.stderr[:0]
 }
 
+// Stdout and Stderr are the guest's two output streams, as WASI numbers
+// them less one.
+const (
+	Stdout = 0
+	Stderr = 1
+)
+
+// Stream returns the writer of stream idx ([Stdout] or [Stderr]).
+func (o *Output) Stream(idx int) io.Writer { return stream{o, idx} }
+
 // stream is one of the guest's two output streams.
 type stream struct {
-	o   *output
+	o   *Output
 	idx int // 0: stdout, 1: stderr
 }
 
@@ -69,7 +85,7 @@ func (s stream) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (o *output) line(idx int, line []byte) {
+func (o *Output) line(idx int, line []byte) {
 	if o.budget <= 0 {
 		if !o.dropped {
 			o.dropped = true
@@ -81,10 +97,10 @@ func (o *output) line(idx int, line []byte) {
 	o.log.Debug("mutator output", "stream", streamNames[idx], "line", string(line))
 }
 
-// summary returns the telling line of this call's stderr, as " (stderr:
+// Summary returns the telling line of this call's stderr, as " (stderr:
 // line)", or "" if there is none: a Go runtime's "fatal error:" or
 // "panic:" line if present, else the first line.
-func (o *output) summary() string {
+func (o *Output) Summary() string {
 	text := strings.ToValidUTF8(string(o.stderr), "\uFFFD")
 	var first string
 	for line := range strings.Lines(text) {
@@ -105,8 +121,8 @@ func (o *output) summary() string {
 	return " (stderr: " + first + ")"
 }
 
-// outOfMemory reports whether this call's stderr says the guest ran out of
+// OutOfMemory reports whether this call's stderr says the guest ran out of
 // memory (as a Go runtime does before it exits).
-func (o *output) outOfMemory() bool {
+func (o *Output) OutOfMemory() bool {
 	return bytes.Contains(o.stderr, []byte("out of memory"))
 }

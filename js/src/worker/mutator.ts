@@ -1,0 +1,210 @@
+// Which mutator a document's replica runs, and where its module comes
+// from. The coordinator says which module a document uses (GET
+// /v1/docs/<id>/mutator: {"hash", "url"}) and serves it by content hash
+// (/v1/mutators/<hash>.wasm); the worker fetches it, checks its SHA-256,
+// and keeps both answers in the Cache API, so that a reload without a
+// network still runs the same module. Free of browser globals (fetch, the
+// Cache API and SHA-256 come in MutatorDeps) so that Node tests drive it.
+import type { ErrorInfo, WorkerConfig } from '../messages.js';
+import type { MutatorInfo } from '../types.js';
+
+/** The Go mutator compiled into the wasm bundle that runs by default. */
+export const defaultBuiltin = 'todo';
+
+/** The Cache API cache the worker keeps mutator modules and answers in. */
+export const cacheName = 'sqlsync-mutators';
+
+/** What resolveMutator needs from the browser. */
+export interface MutatorDeps {
+  fetch(url: string, init?: { cache?: RequestCache; signal?: AbortSignal }): Promise<Response>;
+  /** The Cache API (self.caches), or null where there is none (insecure contexts). */
+  caches: { open(name: string): Promise<CacheLike> } | null;
+  /** SHA-256 of bytes, lowercase hex. */
+  sha256(bytes: Uint8Array): Promise<string>;
+  /** How long to wait for the coordinator's answer before working from the cache; default 10 s. */
+  timeoutMs?: number;
+}
+
+/** The part of a Cache the worker uses. */
+export interface CacheLike {
+  match(url: string): Promise<Response | undefined>;
+  put(url: string, resp: Response): Promise<void>;
+  delete(url: string): Promise<boolean>;
+}
+
+/** The outcome: a module to run, or the name of a built-in, and what to tell the app. */
+export interface ResolvedMutator {
+  info: MutatorInfo;
+  /** The module's bytes (info.kind 'module'). */
+  module?: Uint8Array;
+  /** A warning for the app's error event (a fallback to the built-in). */
+  warning?: ErrorInfo;
+}
+
+/** An error that fails openDocument: the mutator the app asked for cannot run. */
+export class MutatorError extends Error {
+  constructor(
+    message: string,
+    readonly code: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The coordinator's HTTP base URL from its sync endpoint (ws://host/v1/sync -> http://host). */
+export function httpBase(syncUrl: string): string {
+  const u = new URL(syncUrl);
+  u.protocol = u.protocol === 'wss:' ? 'https:' : u.protocol === 'ws:' ? 'http:' : u.protocol;
+  u.pathname = u.pathname.replace(/\/v1\/sync\/?$/, '');
+  u.search = '';
+  u.hash = '';
+  return u.toString().replace(/\/$/, '');
+}
+
+/** sha256 with crypto.subtle. */
+export async function subtleSha256(bytes: Uint8Array): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', bytes as unknown as ArrayBuffer));
+  return Array.from(d, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+class Unreachable extends Error {}
+
+/**
+ * resolveMutator decides which mutator the replica of cfg.docId runs:
+ *
+ * - cfg.mutatorUrl: that module (from the network, else the cache); its
+ *   hash is checked against cfg.mutatorHash when given. Unavailable: an error.
+ * - cfg.mutator naming a built-in (anything but '' and 'auto'): that built-in.
+ * - otherwise ('auto'): the module the coordinator says the document uses,
+ *   or its built-in if it runs a Go mutator; with no coordinator, the
+ *   default built-in. When the coordinator cannot be reached, the answer
+ *   and the module cached last time; with nothing cached, the default
+ *   built-in and a warning (code mutator_fallback).
+ */
+export async function resolveMutator(cfg: WorkerConfig, deps: MutatorDeps): Promise<ResolvedMutator> {
+  const cache = await openCache(deps);
+  if (cfg.mutatorUrl) return forcedModule(cfg.mutatorUrl, cfg.mutatorHash, cache, deps);
+  if (cfg.mutator && cfg.mutator !== 'auto') return { info: { kind: 'builtin', name: cfg.mutator, source: 'option' } };
+  if (!cfg.url) return { info: { kind: 'builtin', name: defaultBuiltin, source: 'default' } };
+
+  const base = httpBase(cfg.url);
+  const infoUrl = `${base}/v1/docs/${encodeURIComponent(cfg.docId)}/mutator`;
+  let reason: string;
+  try {
+    const resp = await fetchOK(deps, infoUrl);
+    const text = await resp.text();
+    const hash = parseHash(text);
+    await cache?.put(infoUrl, new Response(text, { headers: { 'content-type': 'application/json' } })).catch(() => {});
+    if (!hash) return { info: { kind: 'builtin', name: defaultBuiltin, source: 'coordinator' } };
+    return { info: { kind: 'module', hash, source: 'coordinator' }, module: await moduleByHash(base, hash, cache, deps) };
+  } catch (e) {
+    if (!(e instanceof Unreachable)) throw e;
+    reason = e.message;
+  }
+
+  // Offline, or the coordinator would not say: what it said last time.
+  const cached = await cache?.match(infoUrl).catch(() => undefined);
+  if (cached) {
+    const hash = parseHash(await cached.text());
+    if (!hash) return { info: { kind: 'builtin', name: defaultBuiltin, source: 'cache' } };
+    const module = await cachedModule(`${base}/v1/mutators/${hash}.wasm`, hash, cache!, deps);
+    if (module) return { info: { kind: 'module', hash, source: 'cache' }, module };
+    reason += `; this document's mutator module ${hash.slice(0, 12)} is not cached`;
+  } else {
+    reason += cache ? "; this document's mutator was never cached here" : '; this context has no Cache API to keep mutators in';
+  }
+  const message = `running the built-in mutator "${defaultBuiltin}" instead of the document's own: ${reason}`;
+  return {
+    info: { kind: 'builtin', name: defaultBuiltin, source: 'fallback', reason: message },
+    warning: { code: 'mutator_fallback', message },
+  };
+}
+
+async function openCache(deps: MutatorDeps): Promise<CacheLike | null> {
+  if (!deps.caches) return null;
+  try {
+    return await deps.caches.open(cacheName);
+  } catch {
+    return null; // e.g. storage disabled
+  }
+}
+
+function parseHash(text: string): string {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    throw new MutatorError(`the coordinator's answer about the document's mutator is not JSON: ${text.slice(0, 100)}`, 'mutator_bad_answer');
+  }
+  const hash = (v as { hash?: unknown })?.hash;
+  if (hash === undefined || hash === '') return '';
+  if (typeof hash !== 'string' || !/^[0-9a-f]{64}$/.test(hash)) {
+    throw new MutatorError(`the coordinator named the mutator ${JSON.stringify(hash)}, not a SHA-256`, 'mutator_bad_answer');
+  }
+  return hash;
+}
+
+/** fetchOK fetches url, turning network failures, time-outs and HTTP errors into Unreachable. */
+async function fetchOK(deps: MutatorDeps, url: string): Promise<Response> {
+  const ctl = new AbortController();
+  const timer = setTimeout(() => ctl.abort(), deps.timeoutMs ?? 10000);
+  let resp: Response;
+  try {
+    resp = await deps.fetch(url, { cache: 'no-store', signal: ctl.signal });
+  } catch (e) {
+    throw new Unreachable(`GET ${url}: ${ctl.signal.aborted ? 'timed out' : e instanceof Error ? e.message : String(e)}`);
+  } finally {
+    clearTimeout(timer);
+  }
+  if (!resp.ok) throw new Unreachable(`GET ${url}: HTTP ${resp.status}`);
+  return resp;
+}
+
+async function bytesOf(resp: Response): Promise<Uint8Array> {
+  return new Uint8Array(await resp.arrayBuffer());
+}
+
+/** The cached copy of the module at url, if its hash is still hash. */
+async function cachedModule(url: string, hash: string, cache: CacheLike, deps: MutatorDeps): Promise<Uint8Array | undefined> {
+  const resp = await cache.match(url).catch(() => undefined);
+  if (!resp) return undefined;
+  const b = await bytesOf(resp);
+  if ((await deps.sha256(b)) === hash) return b;
+  await cache.delete(url).catch(() => false); // damaged: fetch again
+  return undefined;
+}
+
+async function moduleByHash(base: string, hash: string, cache: CacheLike | null, deps: MutatorDeps): Promise<Uint8Array> {
+  const url = `${base}/v1/mutators/${hash}.wasm`;
+  const cached = cache && (await cachedModule(url, hash, cache, deps));
+  if (cached) return cached;
+  const b = await bytesOf(await fetchOK(deps, url));
+  const got = await deps.sha256(b);
+  if (got !== hash) {
+    throw new MutatorError(`the mutator module served at ${url} has SHA-256 ${got}, not ${hash}: refusing to run it`, 'mutator_mismatch');
+  }
+  await cache?.put(url, new Response(b as unknown as BodyInit, { headers: { 'content-type': 'application/wasm' } })).catch(() => {});
+  return b;
+}
+
+async function forcedModule(url: string, want: string | undefined, cache: CacheLike | null, deps: MutatorDeps): Promise<ResolvedMutator> {
+  let b: Uint8Array | undefined;
+  let source: MutatorInfo['source'] = 'url';
+  try {
+    b = await bytesOf(await fetchOK(deps, url));
+  } catch (e) {
+    if (!(e instanceof Unreachable)) throw e;
+    const resp = await cache?.match(url).catch(() => undefined);
+    if (!resp) throw new MutatorError(`the mutator module at ${url} cannot be loaded (${e.message}) and is not cached`, 'mutator_unavailable');
+    b = await bytesOf(resp);
+    source = 'cache';
+  }
+  const hash = await deps.sha256(b);
+  if (want && hash !== want.toLowerCase()) {
+    throw new MutatorError(`the mutator module at ${url} has SHA-256 ${hash}, not ${want}: refusing to run it`, 'mutator_mismatch');
+  }
+  if (source === 'url') {
+    await cache?.put(url, new Response(b as unknown as BodyInit, { headers: { 'content-type': 'application/wasm' } })).catch(() => {});
+  }
+  return { info: { kind: 'module', hash, source, url }, module: b };
+}

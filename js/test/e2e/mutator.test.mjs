@@ -1,0 +1,229 @@
+// End-to-end tests of WebAssembly mutators in the browser: the coordinator
+// runs `sqlsync serve --mutator bin/mutators/todo.wasm` (demo-todo/mutator,
+// built by make), and each browser replica fetches that module from it,
+// checks its hash, caches it and runs it on Chromium's own WebAssembly
+// engine (wasm/jsmutator), instead of the Go todo mutator compiled into
+// the bundle.
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { launch, openPage, startServer, todoMutator, until } from './harness.mjs';
+
+let server;
+let browser;
+let hash;
+
+before(async () => {
+  hash = createHash('sha256').update(readFileSync(todoMutator)).digest('hex');
+  server = await startServer({ mutator: todoMutator });
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+const items = (page) => page.evaluate(() => sq.query('SELECT id, title, done, deleted, position FROM items ORDER BY position, id'));
+
+// Args the todo module's JSON decoding refuses. The module's message names
+// its own Go type (args.id), the built-in Go mutator's its (Args.id): the
+// local rejection tells which one ran in the page.
+const badArgs = { id: 5, title: 'x' };
+const moduleBadArgs = /cannot unmarshal number into Go struct field args\.id of type string/;
+const builtinBadArgs = /cannot unmarshal number into Go struct field Args\.id of type string/;
+
+/** Blocks the coordinator's mutator endpoints for a context, as if it were unreachable. */
+const blockMutatorEndpoints = (context) =>
+  Promise.all([context.route('**/v1/docs/**', (r) => r.abort()), context.route('**/v1/mutators/**', (r) => r.abort())]);
+
+describe('WebAssembly mutator in the browser', () => {
+  it('two contexts run the coordinator\'s module and converge with it', async () => {
+    const doc = 'wasm-converge';
+    const a = await browser.newContext();
+    const b = await browser.newContext();
+    try {
+      const pa = await openPage(a, server, { docId: doc });
+      const pb = await openPage(b, server, { docId: doc });
+      for (const p of [pa, pb]) assert.deepEqual(p.status.mutator, { kind: 'module', hash, source: 'coordinator' });
+
+      // Added in turn, so that positions (each add goes last) are known.
+      await pa.page.evaluate(async () => {
+        for (const [id, title] of [['a1', 'milk'], ['a2', 'eggs'], ['a3', 'jam']]) await sq.mutate('add', { id, title });
+        await sq.waitSynced();
+      });
+      await until(pb.page, () => sq.query('SELECT count(*) AS n FROM items').then((r) => r[0].n === 3));
+      await pb.page.evaluate(() => sq.mutate('add', { id: 'b1', title: 'bread' }));
+      for (const p of [pb.page, pa.page]) await p.evaluate(() => sq.waitSynced());
+      await until(pa.page, () => sq.query('SELECT count(*) AS n FROM items').then((r) => r[0].n === 4));
+
+      // Each side edits the other's items, concurrently, while offline.
+      await pa.page.evaluate(() => sq.setOnline(false));
+      await pb.page.evaluate(() => sq.setOnline(false));
+      await pa.page.evaluate(async () => {
+        await sq.mutate('rename', { id: 'b1', title: 'rye bread' });
+        await sq.mutate('move', { id: 'b1', position: 0.5 }); // before a1
+        await sq.mutate('delete', { id: 'a3' });
+        await sq.mutate('toggle', { id: 'a1' });
+      });
+      await pb.page.evaluate(async () => {
+        await sq.mutate('delete', { id: 'a2' });
+        await sq.mutate('rename', { id: 'a3', title: 'apricot jam' }); // renaming what a deleted brings it back
+        await sq.mutate('move', { id: 'a1', position: 10 });
+      });
+      await pa.page.evaluate(() => sq.setOnline(true));
+      await pa.page.evaluate(() => sq.waitSynced());
+      await pb.page.evaluate(() => sq.setOnline(true));
+      await pb.page.evaluate(() => sq.waitSynced());
+      await pa.page.evaluate(() => sq.waitSynced());
+
+      const want = [
+        { id: 'b1', title: 'rye bread', done: 0, deleted: 0, position: 0.5 },
+        { id: 'a2', title: 'eggs', done: 0, deleted: 1, position: 2 },
+        { id: 'a3', title: 'apricot jam', done: 0, deleted: 0, position: 3 },
+        { id: 'a1', title: 'milk', done: 1, deleted: 0, position: 10 },
+      ];
+      assert.deepEqual(await items(pa.page), want);
+      assert.deepEqual(await items(pb.page), want);
+      for (const p of [pa.page, pb.page]) {
+        assert.deepEqual(await p.evaluate(() => sq.rec.rejected), []);
+        assert.equal((await p.evaluate(() => sq.query('PRAGMA integrity_check')))[0].integrity_check, 'ok');
+      }
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
+  it('a mutation the module rejects locally surfaces its message', async () => {
+    const a = await browser.newContext();
+    try {
+      const pa = await openPage(a, server, { docId: 'wasm-reject' });
+      await pa.page.evaluate(() => sq.mutate('add', { id: 'x', title: 'one' }));
+      const cases = [
+        ['fail', { message: 'not today' }, /not today/],
+        ['rename', { id: 'missing', title: 'y' }, /no such item: "missing"/],
+        ['move', { id: 'x' }, /move: no position/],
+        ['add', { id: 'x', title: 'again' }, /UNIQUE constraint failed: items\.id/],
+        ['bulk', { prefix: 'p', n: 20000 }, /bulk: n 20000 outside 0\.\.10000/],
+        ['nope', {}, /unknown mutation "nope"/],
+        ['add', badArgs, moduleBadArgs],
+      ];
+      for (const [name, args, want] of cases) {
+        const err = await pa.page.evaluate(([n, a]) => sq.mutateError(n, a), [name, args]);
+        assert.ok(err, `${name} was accepted`);
+        assert.equal(err.code, 'rejected', `${name}: ${err.message}`);
+        assert.match(err.message, want);
+      }
+      // Nothing of them stayed, and nothing of them went to the coordinator.
+      assert.deepEqual((await items(pa.page)).map((r) => r.id), ['x']);
+      assert.equal((await pa.page.evaluate(() => sq.waitSynced())).pending, 0);
+      assert.deepEqual(await pa.page.evaluate(() => sq.rec.rejected), []);
+    } finally {
+      await a.close();
+    }
+  });
+
+  it('an offline reload runs the cached module; a first open offline falls back to the built-in', async () => {
+    const doc = 'wasm-offline';
+    const a = await browser.newContext();
+    const fresh = await browser.newContext();
+    try {
+      const pa = await openPage(a, server, { docId: doc });
+      await pa.page.evaluate(() => sq.mutate('add', { id: 'k', title: 'kept' }));
+      await pa.page.evaluate(() => sq.waitSynced());
+
+      // The coordinator becomes unreachable for the mutator's endpoints;
+      // the page reloads and the replica reopens offline.
+      await blockMutatorEndpoints(a);
+      await pa.page.reload();
+      await pa.page.waitForFunction(() => window.sq);
+      const re = await pa.page.evaluate((o) => sq.open(o), { docId: doc, online: false });
+      assert.deepEqual(re.status.mutator, { kind: 'module', hash, source: 'cache' });
+      const err = await pa.page.evaluate((a) => sq.mutateError('add', a), badArgs);
+      assert.match(err.message, moduleBadArgs);
+      await pa.page.evaluate(() => sq.mutate('rename', { id: 'k', title: 'kept offline' }));
+      assert.deepEqual((await items(pa.page)).map((r) => r.title), ['kept offline']);
+
+      // A context that never saw the document has nothing cached.
+      await blockMutatorEndpoints(fresh);
+      const pf = await openPage(fresh, server, { docId: doc, online: false });
+      assert.equal(pf.status.mutator.kind, 'builtin');
+      assert.equal(pf.status.mutator.source, 'fallback');
+      assert.match(pf.status.mutator.reason, /built-in mutator "todo"/);
+      const warned = await until(pf.page, () => sq.rec.errors.find((m) => /built-in mutator/.test(m)));
+      assert.match(warned, /never cached/);
+      const err2 = await pf.page.evaluate((a) => sq.mutateError('add', a), badArgs);
+      assert.match(err2.message, builtinBadArgs);
+    } finally {
+      await a.close();
+      await fresh.close();
+    }
+  });
+
+  it('over IndexedDB, the module runs on pages read back after a reload', async () => {
+    // The module's SQL runs inside a call from JavaScript into Go, where an
+    // IndexedDB read cannot be awaited: the worker preloads the pages.
+    const doc = 'wasm-idb';
+    const a = await browser.newContext();
+    try {
+      const pa = await openPage(a, server, { docId: doc, storage: 'indexeddb' });
+      await pa.page.evaluate(async () => {
+        await sq.mutate('bulk', { prefix: 'i', n: 300 });
+        await sq.waitSynced();
+      });
+      await pa.page.reload();
+      await pa.page.waitForFunction(() => window.sq);
+      const re = await pa.page.evaluate((o) => sq.open(o), { docId: doc, storage: 'indexeddb', online: false });
+      assert.equal(re.status.mutator.kind, 'module');
+      await pa.page.evaluate(async () => {
+        await sq.mutate('rename', { id: 'i150', title: 'renamed' });
+        await sq.mutate('delete', { id: 'i7' });
+      });
+      const rows = await pa.page.evaluate(() => sq.query("SELECT count(*) AS n, sum(deleted) AS d, max(title = 'renamed') AS r FROM items"));
+      assert.deepEqual(rows, [{ n: 300, d: 1, r: 1 }]);
+      assert.equal((await pa.page.evaluate(() => sq.query('PRAGMA integrity_check')))[0].integrity_check, 'ok');
+    } finally {
+      await a.close();
+    }
+  });
+
+  it('openDocument can force the built-in or a module URL', async () => {
+    const a = await browser.newContext();
+    try {
+      const pa = await openPage(a, server, { docId: 'wasm-forced', mutator: 'todo', storage: 'memory' });
+      assert.deepEqual(pa.status.mutator, { kind: 'builtin', name: 'todo', source: 'option' });
+      assert.match((await pa.page.evaluate((a) => sq.mutateError('add', a), badArgs)).message, builtinBadArgs);
+      await pa.page.evaluate(() => sq.close());
+
+      const url = `${server.url}/v1/mutators/${hash}.wasm`;
+      const forced = await pa.page.evaluate((o) => sq.open(o), { docId: 'wasm-forced-2', storage: 'memory', mutatorUrl: url, mutatorHash: hash });
+      assert.deepEqual(forced.status.mutator, { kind: 'module', hash, source: 'url', url });
+      assert.match((await pa.page.evaluate((a) => sq.mutateError('add', a), badArgs)).message, moduleBadArgs);
+      await pa.page.evaluate(() => sq.close());
+
+      const wrong = await pa.page.evaluate(
+        (o) => sq.open(o).then(
+          () => null,
+          (e) => ({ code: e.code, message: e.message }),
+        ),
+        { docId: 'wasm-forced-3', storage: 'memory', mutatorUrl: url, mutatorHash: '0'.repeat(64) },
+      );
+      assert.equal(wrong?.code, 'mutator_mismatch');
+
+      // Not a mutator at all: refused with the reason.
+      const bad = await pa.page.evaluate(
+        (o) => sq.open(o).then(
+          () => null,
+          (e) => ({ code: e.code, message: e.message }),
+        ),
+        { docId: 'wasm-forced-4', storage: 'memory', mutatorUrl: `${server.url}/dist/index.js` },
+      );
+      assert.equal(bad?.code, 'mutator');
+      assert.match(bad.message, /not a sqlsync mutator/);
+    } finally {
+      await a.close();
+    }
+  });
+});

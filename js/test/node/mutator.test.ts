@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { WorkerConfig } from '../../src/messages.js';
+import { type CacheLike, httpBase, type MutatorDeps, MutatorError, resolveMutator, subtleSha256 } from '../../src/worker/mutator.js';
+
+const module = new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 42]);
+const other = new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 7]);
+
+class FakeCache implements CacheLike {
+  entries = new Map<string, Uint8Array>();
+  async match(url: string) {
+    const b = this.entries.get(url);
+    return b ? new Response(b) : undefined;
+  }
+  async put(url: string, resp: Response) {
+    this.entries.set(url, new Uint8Array(await resp.arrayBuffer()));
+  }
+  async delete(url: string) {
+    return this.entries.delete(url);
+  }
+}
+
+/** A coordinator at http://co (or none, offline) and a browser's cache. */
+class World {
+  online = true;
+  served = new Map<string, Uint8Array | string>();
+  fetched: string[] = [];
+  cache = new FakeCache();
+  deps(): MutatorDeps {
+    return {
+      fetch: async (url) => {
+        this.fetched.push(url);
+        if (!this.online) throw new TypeError('Failed to fetch');
+        const body = this.served.get(url);
+        if (body === undefined) return new Response('not found', { status: 404 });
+        return new Response(body);
+      },
+      caches: { open: async () => this.cache },
+      sha256: subtleSha256,
+    };
+  }
+  async serveModule(doc: string, bytes: Uint8Array) {
+    const hash = await subtleSha256(bytes);
+    this.served.set(`http://co/v1/docs/${doc}/mutator`, JSON.stringify({ hash, url: `/v1/mutators/${hash}.wasm` }));
+    this.served.set(`http://co/v1/mutators/${hash}.wasm`, bytes);
+    return hash;
+  }
+}
+
+const cfg = (c: Partial<WorkerConfig> = {}): WorkerConfig => ({ url: 'ws://co/v1/sync', docId: 'd', wasmUrl: '', ...c });
+
+test('httpBase turns the sync endpoint into the coordinator origin', () => {
+  assert.equal(httpBase('ws://co:8080/v1/sync'), 'http://co:8080');
+  assert.equal(httpBase('wss://co/prefix/v1/sync?x=1'), 'https://co/prefix');
+});
+
+test('the module the coordinator names is fetched, checked and cached; offline it comes from the cache', async () => {
+  const w = new World();
+  const hash = await w.serveModule('d', module);
+  const r = await resolveMutator(cfg(), w.deps());
+  assert.deepEqual(r.info, { kind: 'module', hash, source: 'coordinator' });
+  assert.deepEqual(r.module, module);
+  assert.equal(r.warning, undefined);
+  assert.ok(w.cache.entries.has(`http://co/v1/mutators/${hash}.wasm`));
+
+  // Online again: the module comes from the cache, only the answer from the network.
+  w.fetched = [];
+  await resolveMutator(cfg(), w.deps());
+  assert.deepEqual(w.fetched, ['http://co/v1/docs/d/mutator']);
+
+  w.online = false;
+  const off = await resolveMutator(cfg(), w.deps());
+  assert.deepEqual(off.info, { kind: 'module', hash, source: 'cache' });
+  assert.deepEqual(off.module, module);
+});
+
+test('a coordinator running a built-in mutator gets the built-in', async () => {
+  const w = new World();
+  w.served.set('http://co/v1/docs/d/mutator', JSON.stringify({ hash: '' }));
+  const r = await resolveMutator(cfg(), w.deps());
+  assert.deepEqual(r.info, { kind: 'builtin', name: 'todo', source: 'coordinator' });
+  assert.equal(r.module, undefined);
+});
+
+test('offline with nothing cached falls back to the built-in, with a warning', async () => {
+  const w = new World();
+  w.online = false;
+  const r = await resolveMutator(cfg(), w.deps());
+  assert.equal(r.info.kind, 'builtin');
+  assert.equal(r.info.source, 'fallback');
+  assert.equal(r.warning?.code, 'mutator_fallback');
+  assert.match(r.warning!.message, /built-in mutator "todo".*never cached/);
+
+  // The answer was cached but not the module (lost between the two fetches).
+  const hash = await w.serveModule('d', module);
+  w.online = true;
+  w.served.delete(`http://co/v1/mutators/${hash}.wasm`);
+  const half = await resolveMutator(cfg(), w.deps());
+  assert.equal(half.info.source, 'fallback');
+  assert.match(half.warning!.message, /not cached/);
+});
+
+test('a module that does not match its hash is refused', async () => {
+  const w = new World();
+  const hash = await w.serveModule('d', module);
+  w.served.set(`http://co/v1/mutators/${hash}.wasm`, other);
+  await assert.rejects(resolveMutator(cfg(), w.deps()), (e: MutatorError) => e.code === 'mutator_mismatch');
+  // A damaged cached copy is dropped and fetched again.
+  w.served.set(`http://co/v1/mutators/${hash}.wasm`, module);
+  w.cache.entries.set(`http://co/v1/mutators/${hash}.wasm`, other);
+  const r = await resolveMutator(cfg(), w.deps());
+  assert.deepEqual(r.module, module);
+});
+
+test('options force a built-in or a module URL', async () => {
+  const w = new World();
+  await w.serveModule('d', module);
+  const b = await resolveMutator(cfg({ mutator: 'todo' }), w.deps());
+  assert.deepEqual(b.info, { kind: 'builtin', name: 'todo', source: 'option' });
+  assert.deepEqual(w.fetched, [], 'a forced built-in asks nothing');
+
+  w.served.set('http://cdn/m.wasm', other);
+  const hash = await subtleSha256(other);
+  const u = await resolveMutator(cfg({ mutatorUrl: 'http://cdn/m.wasm' }), w.deps());
+  assert.deepEqual(u.info, { kind: 'module', hash, source: 'url', url: 'http://cdn/m.wasm' });
+  await assert.rejects(resolveMutator(cfg({ mutatorUrl: 'http://cdn/m.wasm', mutatorHash: '00'.repeat(32) }), w.deps()), /refusing/);
+  w.online = false;
+  const cached = await resolveMutator(cfg({ mutatorUrl: 'http://cdn/m.wasm' }), w.deps());
+  assert.equal(cached.info.source, 'cache');
+  await assert.rejects(resolveMutator(cfg({ mutatorUrl: 'http://cdn/other.wasm' }), w.deps()), (e: MutatorError) => e.code === 'mutator_unavailable');
+
+  const local = await resolveMutator(cfg({ url: '' }), w.deps());
+  assert.deepEqual(local.info, { kind: 'builtin', name: 'todo', source: 'default' });
+});

@@ -1,0 +1,254 @@
+package mutatorhost
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/ncruces/go-sqlite3"
+	"github.com/sqlsync-go/sqlsync/shared/abi"
+)
+
+// Exec runs a guest's SQL requests on the engine's connection during one
+// call into the guest: it implements the two host imports of the ABI,
+// sqlsync.run ([Exec.Run]) and sqlsync.result ([Exec.Result]), apart from
+// reading and writing guest memory, which is the engine's business. An Exec
+// is reused from call to call (it keeps its buffers); it is not safe for
+// concurrent use.
+type Exec struct {
+	conn      *sqlite3.Conn
+	maxResult int
+	stmts     []abi.Statement
+	out       []byte // the response being built; reused across calls
+	pending   []byte // a response too big for the guest's buffer, kept for Result
+}
+
+// Begin starts a call: requests run on conn, and a response may take up to
+// maxResult bytes.
+func (e *Exec) Begin(conn *sqlite3.Conn, maxResult int) {
+	e.conn, e.maxResult, e.pending = conn, maxResult, nil
+}
+
+// End ends the call: requests fail until the next Begin.
+func (e *Exec) End() {
+	e.conn, e.pending = nil, nil
+	if cap(e.out) > 1<<20 {
+		e.out = nil // do not pin a large result's buffer
+	}
+}
+
+// Active reports whether a call is under way.
+func (e *Exec) Active() bool { return e.conn != nil }
+
+// Run is sqlsync.run: it runs the encoded request req and returns the
+// length n of the encoded response. If n <= outCap, out is the response,
+// to be written at the guest's out_ptr; otherwise out is nil and the
+// response is kept for Result. An error (a request outside a call, or a
+// malformed one) is the guest's bug: the host traps the guest with it.
+// out is valid until the next call of Run.
+func (e *Exec) Run(req []byte, outCap uint32) (out []byte, n uint32, err error) {
+	if e.conn == nil {
+		return nil, 0, fmt.Errorf("sqlsync.%s called outside a mutation or migration", abi.ImportRun)
+	}
+	e.pending = nil
+	resp, err := e.run(req)
+	if err != nil {
+		return nil, 0, fmt.Errorf("sqlsync.%s: %w", abi.ImportRun, err)
+	}
+	n = uint32(len(resp))
+	if n > outCap {
+		e.pending = resp
+		return nil, n, nil
+	}
+	return resp, n, nil
+}
+
+// Result is sqlsync.result: it returns the length n of the kept response
+// (0 if none is kept) and, if n <= outCap, the response itself, to be
+// written at the guest's out_ptr; then the response is forgotten. The
+// host calls Forget if it cannot write it.
+func (e *Exec) Result(outCap uint32) (out []byte, n uint32, err error) {
+	if e.conn == nil {
+		return nil, 0, fmt.Errorf("sqlsync.%s called outside a mutation or migration", abi.ImportResult)
+	}
+	n = uint32(len(e.pending))
+	if e.pending != nil && n <= outCap {
+		out, e.pending = e.pending, nil
+	}
+	return out, n, nil
+}
+
+// run executes an encoded request and returns the encoded response.
+func (e *Exec) run(req []byte) ([]byte, error) {
+	stmts, err := abi.DecodeRequest(req, e.stmts)
+	if err != nil {
+		return nil, err
+	}
+	e.stmts = stmts
+	out := abi.AppendU32(e.out[:0], 0)
+	n := 0
+	for _, s := range stmts {
+		start := len(out)
+		out, err = e.statement(out, s)
+		n++
+		if err != nil {
+			out = appendError(out[:start], err)
+			break
+		}
+	}
+	abi.PutU32(out, 0, uint32(n))
+	e.out = out
+	return out, nil
+}
+
+// hostError is an error of the host's own, with the SQLite code it maps to.
+type hostError struct {
+	code int32
+	msg  string
+}
+
+func (e *hostError) Error() string { return e.msg }
+
+func appendError(out []byte, err error) []byte {
+	return abi.AppendResult(out, abi.Result{Code: errorCode(err), Message: err.Error()})
+}
+
+// errorCode maps err to an SQLite extended result code.
+func errorCode(err error) int32 {
+	var (
+		he *hostError
+		rf *refusal
+		se *sqlite3.Error
+		xc sqlite3.ExtendedErrorCode
+		ec sqlite3.ErrorCode
+	)
+	switch {
+	case errors.As(err, &he):
+		return he.code
+	case errors.As(err, &rf):
+		return abi.CodeAuth
+	case errors.As(err, &se):
+		return int32(se.ExtendedCode())
+	case errors.As(err, &xc):
+		return int32(xc)
+	case errors.As(err, &ec):
+		return int32(ec)
+	}
+	return abi.CodeError
+}
+
+// statement runs one statement of a request, appending its result to out.
+// On error out may hold a partial result: the caller truncates it.
+func (e *Exec) statement(out []byte, s abi.Statement) ([]byte, error) {
+	sql := string(s.SQL)
+	if err := checkNames(sql); err != nil {
+		return out, err
+	}
+	rows := s.Flags&abi.FlagRows != 0
+	single := rows || len(s.Params) > 0
+	// Result header; changes, rowid and the row count are patched in.
+	start := len(out)
+	out = abi.AppendI32(out, 0)
+	out = abi.AppendI64(out, 0)
+	out = abi.AppendI64(out, 0)
+	var changes int64
+	wroteColumns := false
+	for {
+		if err := checkStatement(sql); err != nil {
+			return out, err
+		}
+		stmt, tail, err := e.conn.Prepare(sql)
+		if err != nil {
+			return out, err
+		}
+		if stmt == nil {
+			break // only comments and whitespace were left
+		}
+		if single && !blank(tail) {
+			stmt.Close()
+			return out, &hostError{abi.CodeError, "sqlsync: a statement with parameters or rows must be alone in its SQL text"}
+		}
+		before := e.conn.TotalChanges()
+		out, err = e.step(out, stmt, s, rows)
+		stmt.Close()
+		if err != nil {
+			return out, err
+		}
+		if e.conn.TotalChanges() != before {
+			changes += e.conn.Changes()
+		}
+		wroteColumns = wroteColumns || rows
+		sql = tail
+		if sql == "" {
+			break
+		}
+	}
+	if !wroteColumns {
+		out = abi.AppendU32(out, 0) // no columns
+		out = abi.AppendU32(out, 0) // no rows
+	}
+	abi.PutI64(out, start+4, changes)
+	abi.PutI64(out, start+12, e.conn.LastInsertRowID())
+	return out, nil
+}
+
+// step binds s's parameters to stmt and runs it, appending its columns and
+// rows when rows is set.
+func (e *Exec) step(out []byte, stmt *sqlite3.Stmt, s abi.Statement, rows bool) ([]byte, error) {
+	if got, want := len(s.Params), stmt.BindCount(); got != want {
+		return out, &hostError{abi.CodeRange, fmt.Sprintf("sqlsync: statement takes %d parameters, got %d", want, got)}
+	}
+	for i, v := range s.Params {
+		var err error
+		switch v.Type {
+		case abi.TypeNull:
+			err = stmt.BindNull(i + 1)
+		case abi.TypeInteger:
+			err = stmt.BindInt64(i+1, v.Int)
+		case abi.TypeReal:
+			err = stmt.BindFloat(i+1, v.Real)
+		case abi.TypeText:
+			err = stmt.BindText(i+1, string(v.Bytes))
+		case abi.TypeBlob:
+			err = stmt.BindBlob(i+1, v.Bytes)
+		}
+		if err != nil {
+			return out, fmt.Errorf("bind parameter %d: %w", i+1, err)
+		}
+	}
+	if !rows {
+		return out, stmt.Exec()
+	}
+	ncol := stmt.ColumnCount()
+	out = abi.AppendU32(out, uint32(ncol))
+	for i := range ncol {
+		out = abi.AppendString(out, stmt.ColumnName(i))
+	}
+	countAt := len(out)
+	out = abi.AppendU32(out, 0)
+	n := 0
+	for stmt.Step() {
+		for i := range ncol {
+			switch stmt.ColumnType(i) {
+			case sqlite3.INTEGER:
+				out = abi.AppendInt(out, stmt.ColumnInt64(i))
+			case sqlite3.FLOAT:
+				out = abi.AppendReal(out, stmt.ColumnFloat(i))
+			case sqlite3.TEXT:
+				out = abi.AppendRawText(out, stmt.ColumnRawText(i))
+			case sqlite3.BLOB:
+				out = abi.AppendBlob(out, stmt.ColumnRawBlob(i))
+			default:
+				out = abi.AppendNull(out)
+			}
+		}
+		n++
+		if len(out) > e.maxResult {
+			return out, &hostError{abi.CodeTooBig, fmt.Sprintf("sqlsync: query result exceeds the limit of %d bytes", e.maxResult)}
+		}
+	}
+	if err := stmt.Err(); err != nil {
+		return out, err
+	}
+	abi.PutU32(out, countAt, uint32(n))
+	return out, nil
+}
