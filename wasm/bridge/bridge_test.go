@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
@@ -84,10 +85,25 @@ func TestMutateQuery(t *testing.T) {
 	if st.Pending != 1 || st.Storage != "memory" || st.State != "offline" || st.ClientID == "" {
 		t.Fatalf("status %+v", st)
 	}
-	ev.mu.Lock()
-	defer ev.mu.Unlock()
-	if len(ev.list) == 0 || ev.list[len(ev.list)-1]["type"] != "status" {
-		t.Fatalf("events %v", ev.list)
+	// The status event may come from the replica's sync goroutine, which
+	// can compute the change before the mutation's own notification and
+	// emit it just after: wait for it.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		ev.mu.Lock()
+		n := len(ev.list)
+		last := map[string]any{}
+		if n > 0 {
+			last = ev.list[n-1]
+		}
+		ev.mu.Unlock()
+		if n > 0 && last["type"] == "status" {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no status event after a mutation: %d events, last %v", n, last)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
