@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"sync"
 
 	"github.com/sqlsync-go/sqlsync/shared/engine"
@@ -57,7 +58,7 @@ const MutatorPath = "/v1/mutators/"
 // may be cached for ever.
 func (s *Server) serveModule(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	hash, ok := cutSuffix(name, ".wasm")
+	hash, ok := strings.CutSuffix(name, ".wasm")
 	b, found := s.modules.get(hash)
 	if !ok || !found {
 		http.Error(w, "no such mutator module", http.StatusNotFound)
@@ -67,13 +68,6 @@ func (s *Server) serveModule(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
 	w.Header().Set("ETag", `"`+hash+`"`)
 	w.Write(b)
-}
-
-func cutSuffix(s, suffix string) (string, bool) {
-	if len(s) > len(suffix) && s[len(s)-len(suffix):] == suffix {
-		return s[:len(s)-len(suffix)], true
-	}
-	return "", false
 }
 
 // serveDocMutator tells which mutator module a document uses:

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/ncruces/go-sqlite3"
 )
@@ -20,7 +21,7 @@ func Query(conn *sqlite3.Conn, sql string, args ...any) (Rows, error) {
 		return Rows{}, err
 	}
 	defer stmt.Close()
-	if tail != "" && !blank(tail) {
+	if strings.Trim(tail, " \t\r\n;") != "" {
 		return Rows{}, fmt.Errorf("query: more than one statement in %q", sql)
 	}
 	if err := bind(stmt, args); err != nil {
@@ -99,13 +100,4 @@ func bind(stmt *sqlite3.Stmt, args []any) error {
 		}
 	}
 	return nil
-}
-
-func blank(s string) bool {
-	for _, r := range s {
-		if r != ' ' && r != '\n' && r != '\t' && r != '\r' && r != ';' {
-			return false
-		}
-	}
-	return true
 }
