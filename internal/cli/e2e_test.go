@@ -537,6 +537,26 @@ func TestServeSIGTERM(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitSynced(t, d)
+	// The close reason is seen as an event: LastError is overwritten by
+	// the replica's next reconnect attempt, so polling Status races it.
+	told := make(chan client.Status, 1)
+	var seen []string
+	var seenMu sync.Mutex
+	stopWatch := d.Watch(func(e client.Event) {
+		if e.Status == nil {
+			return
+		}
+		seenMu.Lock()
+		seen = append(seen, string(e.Status.State)+": "+e.Status.LastError)
+		seenMu.Unlock()
+		if strings.Contains(e.Status.LastError, protocol.CodeShutdown) {
+			select {
+			case told <- *e.Status:
+			default:
+			}
+		}
+	})
+	defer stopWatch()
 	if code := srv.stop(t, syscall.SIGTERM); code != 0 {
 		t.Fatalf("serve after SIGTERM: exit %d\n%s", code, srv.stderr)
 	}
@@ -545,12 +565,12 @@ func TestServeSIGTERM(t *testing.T) {
 			t.Fatalf("serve's log lacks %q:\n%s", want, srv.stderr)
 		}
 	}
-	deadline := time.Now().Add(testTimeout)
-	for s := d.Status(); !strings.Contains(s.LastError, protocol.CodeShutdown); s = d.Status() {
-		if time.Now().After(deadline) {
-			t.Fatalf("the replica was not told of the shutdown: %+v", s)
-		}
-		time.Sleep(5 * time.Millisecond)
+	select {
+	case <-told:
+	case <-time.After(testTimeout):
+		seenMu.Lock()
+		defer seenMu.Unlock()
+		t.Fatalf("the replica was not told of the shutdown; its status events: %q", seen)
 	}
 	file, _ := coordinatorFile(t, srv.dir, "term")
 	b, _ := d.Engine().Database().Bytes()
