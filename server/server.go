@@ -10,10 +10,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"time"
 
@@ -51,10 +49,12 @@ type Config struct {
 	// Verifier checks access tokens; nil is the open development mode in
 	// which every client may read and write every document.
 	Verifier *Verifier
-	// AllowedOrigins lists the browser origins (scheme://host[:port]) that
-	// may open the sync endpoint; "*" allows any. Empty allows the
-	// endpoint's own origin only. Requests without an Origin header (not
-	// from a browser) are always allowed: tokens guard those.
+	// AllowedOrigins lists the browser origins (scheme://host[:port]),
+	// besides the coordinator's own, that may open the sync endpoint and
+	// read the mutator endpoints (CORS); "*" allows any. The own origin
+	// (an Origin whose host is the request's Host) is always allowed.
+	// Requests without an Origin header (not from a browser) are always
+	// allowed: tokens guard those. Refusals are logged at Warn.
 	AllowedOrigins []string
 	// MaxConnsPerDoc bounds the connections to one document; default 1000.
 	MaxConnsPerDoc int
@@ -82,6 +82,7 @@ type Server struct {
 	upgrader websocket.Upgrader
 	metrics  *metrics
 	modules  modules
+	origins  *origins
 
 	mu      sync.Mutex
 	docs    map[string]*document
@@ -144,8 +145,10 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
 	}
+	orig := newOrigins(cfg.AllowedOrigins, cfg.Logger)
 	s := &Server{
 		cfg:     cfg,
+		origins: orig,
 		fsys:    fsys,
 		log:     cfg.Logger,
 		docs:    map[string]*document{},
@@ -156,7 +159,7 @@ func New(cfg Config) (*Server, error) {
 			ReadBufferSize:    32 << 10,
 			WriteBufferSize:   32 << 10,
 			EnableCompression: true,
-			CheckOrigin:       checkOrigin(cfg.AllowedOrigins),
+			CheckOrigin:       orig.checkWebSocket,
 		},
 	}
 	if cfg.Verifier == nil {
@@ -168,13 +171,16 @@ func New(cfg Config) (*Server, error) {
 // SyncPath is the URL path of the WebSocket endpoint.
 const SyncPath = "/v1/sync"
 
-// Handler returns the HTTP handler: the sync endpoint, /healthz, and Static.
+// Handler returns the HTTP handler: the sync endpoint, /healthz, /metrics,
+// the mutator endpoints (with CORS for the allowed origins), and Static.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+SyncPath, s.serveSync)
 	mux.HandleFunc("GET /healthz", s.serveHealth)
-	mux.HandleFunc("GET "+MutatorPath+"{name}", s.serveModule)
-	mux.HandleFunc("GET /v1/docs/{doc}/mutator", s.serveDocMutator)
+	mux.HandleFunc("GET "+MutatorPath+"{name}", s.origins.cors(s.serveModule))
+	mux.HandleFunc("OPTIONS "+MutatorPath+"{name}", s.origins.preflight)
+	mux.HandleFunc("GET /v1/docs/{doc}/mutator", s.origins.cors(s.serveDocMutator))
+	mux.HandleFunc("OPTIONS /v1/docs/{doc}/mutator", s.origins.preflight)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
 	if s.cfg.Static != nil {
 		mux.Handle("/", s.cfg.Static)
@@ -307,26 +313,4 @@ func (s *Server) Close(ctx context.Context) error {
 		errs = append(errs, d.close())
 	}
 	return errors.Join(errs...)
-}
-
-// checkOrigin allows requests without an Origin header, requests from an
-// allowed origin, and (when none are listed) requests from the endpoint's own
-// origin.
-func checkOrigin(allowed []string) func(*http.Request) bool {
-	return func(r *http.Request) bool {
-		origin := r.Header.Get("Origin")
-		if origin == "" {
-			return true
-		}
-		for _, a := range allowed {
-			if a == "*" || strings.EqualFold(a, origin) {
-				return true
-			}
-		}
-		if len(allowed) > 0 {
-			return false
-		}
-		u, err := url.Parse(origin)
-		return err == nil && strings.EqualFold(u.Host, r.Host)
-	}
 }
