@@ -3,7 +3,7 @@
 //
 // # Files
 //
-// A store directory holds three files:
+// A store directory holds three files (and a lock file, see Locking):
 //
 //   - data: the base pages; page n at offset (n-1)*PageSize.
 //   - lsns: the base page LSNs; 8 bytes little-endian per page, the LSN at
@@ -67,8 +67,17 @@
 // other page, the only ones read from data, is untouched. Likewise the lsns
 // entries it changed belong to pages that the log rewrites or drops. A crash
 // after the rename finds the new log, whose base files are already durable.
-// Either way the directory always holds one consistent state. Only one Store
-// may have a directory open at a time.
+// Either way the directory always holds one consistent state.
+//
+// # Locking
+//
+// Only one Store may have a directory open at a time. On the os file system
+// Open takes an exclusive flock on a fourth file, lock, and holds it until
+// Close (or the process's death): a second Open of the directory, by this
+// process or another, fails at once with an error wrapping
+// [dirlock.ErrInUse], "state directory D is in use by another process".
+// Other file systems are private to one process or keep writers apart
+// themselves (see package dirlock).
 //
 // # Page count
 //
@@ -88,6 +97,7 @@ import (
 
 	"github.com/hack-pad/hackpadfs"
 
+	"github.com/sqlsync-go/sqlsync/internal/dirlock"
 	"github.com/sqlsync-go/sqlsync/vfs"
 	"github.com/sqlsync-go/sqlsync/vfs/internal/pageindex"
 )
@@ -98,6 +108,7 @@ const (
 	lsnsName = "lsns"
 	logName  = "log"
 	tmpName  = "log.tmp"
+	lockName = "lock" // see Locking
 )
 
 // On-disk format.
@@ -154,6 +165,7 @@ type Store struct {
 	log     hackpadfs.File
 	logSize int64
 	closed  bool
+	lock    *dirlock.Lock
 
 	// Writer-only state, under wmu.
 	lowWater uint32 // lowest page count since the last checkpoint
@@ -188,10 +200,14 @@ func (s *Store) open() error {
 	if err := hackpadfs.MkdirAll(s.fsys, s.dir, 0o755); err != nil {
 		return err
 	}
+	lock, err := dirlock.Acquire(s.fsys, s.path(lockName), "state directory "+dirlock.OSPath(s.fsys, s.dir))
+	if err != nil {
+		return err
+	}
+	s.lock = lock
 	if err := hackpadfs.Remove(s.fsys, s.path(tmpName)); err != nil && !errors.Is(err, hackpadfs.ErrNotExist) {
 		return fmt.Errorf("remove stale %s: %w", tmpName, err)
 	}
-	var err error
 	if s.data, err = hackpadfs.OpenFile(s.fsys, s.path(dataName), hackpadfs.FlagReadWrite|hackpadfs.FlagCreate, 0o644); err != nil {
 		return err
 	}
@@ -696,6 +712,8 @@ func (s *Store) closeFiles() error {
 		}
 	}
 	s.log, s.data, s.lsns = nil, nil, nil
+	// Last: the directory is free once nothing of it is open.
+	errs = append(errs, s.lock.Release())
 	return errors.Join(errs...)
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/hack-pad/hackpadfs/mem"
 	osfs "github.com/hack-pad/hackpadfs/os"
 
+	"github.com/sqlsync-go/sqlsync/internal/dirlock"
 	"github.com/sqlsync-go/sqlsync/vfs"
 	"github.com/sqlsync-go/sqlsync/vfs/memstore"
 	"github.com/sqlsync-go/sqlsync/vfs/storetest"
@@ -960,5 +961,40 @@ func TestDirs(t *testing.T) {
 	}
 	if _, err := Open(memFS(t), "../x"); !errors.Is(err, hackpadfs.ErrInvalid) {
 		t.Fatalf("Open(../x) = %v, want ErrInvalid", err)
+	}
+}
+
+// TestOneOpenPerDirectory: while a store is open, a second Open of its
+// directory fails at once with a clear error and touches nothing; Close, or
+// a crash (abandon), frees it.
+func TestOneOpenPerDirectory(t *testing.T) {
+	if !dirlock.Supported {
+		t.Skip("no flock on this system") // listed in docs/test-skips.md
+	}
+	fsys := osFS(t)
+	s := mustOpen(t, fsys, "db", OpenOptions{})
+	c := randomCommit(rand.New(rand.NewPCG(1, 0)), 0, 0)
+	mustApply(t, s, c)
+	_, err := Open(fsys, "db")
+	if !errors.Is(err, dirlock.ErrInUse) {
+		t.Fatalf("second Open: %v, want ErrInUse", err)
+	}
+	if want := "state directory " + dirlock.OSPath(fsys, "db") + " is in use by another process"; !strings.Contains(err.Error(), want) {
+		t.Fatalf("second Open: %q does not say %q", err, want)
+	}
+	// The refused open changed nothing: the first store goes on.
+	mustApply(t, s, randomCommit(rand.New(rand.NewPCG(2, 0)), s.LSN(), s.PageCount()))
+	lsn := s.LSN()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpen(t, fsys, "db", OpenOptions{})
+	if s.LSN() != lsn {
+		t.Fatalf("reopened at LSN %d, want %d", s.LSN(), lsn)
+	}
+	abandon(s)
+	s = mustOpen(t, fsys, "db", OpenOptions{})
+	if s.LSN() != lsn {
+		t.Fatalf("reopened after a crash at LSN %d, want %d", s.LSN(), lsn)
 	}
 }
