@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -28,7 +29,7 @@ func (f *securityFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.secret, "jwt-secret", "", "HMAC secret verifying access tokens (or env SQLSYNC_JWT_SECRET)")
 	fs.StringVar(&f.secretFile, "jwt-secret-file", "", "file holding the HMAC secret")
 	fs.StringVar(&f.publicKey, "jwt-public-key", "", "PEM file of the public key verifying RS/PS/ES/EdDSA tokens")
-	fs.StringVar(&f.origins, "allowed-origins", "", "comma-separated browser origins allowed to connect; * for any (default: the server's own origin)")
+	fs.StringVar(&f.origins, "allowed-origins", "", "comma-separated browser origins (scheme://host:port), besides the server's own, allowed to use the sync and mutator endpoints; * for any")
 	fs.BoolVar(&f.insecureOpen, "insecure-open", false, "allow open development mode (no token key) on a non-loopback address")
 	fs.IntVar(&f.maxFrame, "max-frame-bytes", 16<<20, "largest frame a client may send")
 	fs.IntVar(&f.maxPerFrame, "max-mutations-per-frame", 1000, "most mutations in one push")
@@ -73,7 +74,11 @@ func (f *securityFlags) apply(cfg *server.Config, addr string) error {
 	}
 	if f.origins != "" {
 		for _, o := range strings.Split(f.origins, ",") {
-			cfg.AllowedOrigins = append(cfg.AllowedOrigins, strings.TrimSpace(o))
+			o, err := parseOrigin(o)
+			if err != nil {
+				return usagef("--allowed-origins: %v", err)
+			}
+			cfg.AllowedOrigins = append(cfg.AllowedOrigins, o)
 		}
 	}
 	cfg.Limits.MaxFrameBytes = f.maxFrame
@@ -84,6 +89,22 @@ func (f *securityFlags) apply(cfg *server.Config, addr string) error {
 	cfg.RatePerConn = f.rate
 	cfg.MaxDocBytes = f.maxDocBytes
 	return nil
+}
+
+// parseOrigin checks one --allowed-origins entry: "*", or an origin as a
+// browser sends it (scheme://host[:port], no path; a trailing slash is
+// dropped).
+func parseOrigin(o string) (string, error) {
+	o = strings.TrimSpace(o)
+	if o == "*" {
+		return o, nil
+	}
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return "", fmt.Errorf("%q is not an origin: want * or scheme://host[:port], like http://127.0.0.1:4173", o)
+	}
+	return u.Scheme + "://" + u.Host, nil
 }
 
 func isLoopback(addr string) bool {
