@@ -16,6 +16,7 @@ const (
 	CodeInternal     = "internal"     // the sender hit an internal error
 	CodeShutdown     = "shutdown"     // the sender is shutting down
 	CodeBadRequest   = "bad_request"  // the frame was valid but not allowed at this point
+	CodeIdentity     = "identity"     // the Hello's client ID is bound to another secret
 )
 
 // Mutation is one named mutation a client asks the coordinator to apply.
@@ -32,6 +33,10 @@ type Hello struct {
 	ClientID string `cbor:"3,keyasint,omitempty"`
 	LSN      uint64 `cbor:"4,keyasint,omitempty"`
 	Token    string `cbor:"5,keyasint,omitempty"`
+	// Secret proves the client owns ClientID: a random string the client
+	// keeps with its ID and never shows anyone but the coordinator, which
+	// binds the ID to it on first sight (optional: older clients send none).
+	Secret string `cbor:"6,keyasint,omitempty"`
 }
 
 // Push carries the client's pending mutations, in seq order.
@@ -125,7 +130,7 @@ type Limits struct {
 	MaxArgsBytes        int // Mutation.Args
 	MaxNameBytes        int // Mutation.Name, Close.Code, Welcome.MutatorHash
 	MaxPagesPerDiff     int // pages in one Diff
-	MaxDocIDBytes       int // Hello.DocID and Hello.ClientID
+	MaxDocIDBytes       int // Hello.DocID, Hello.ClientID and Hello.Secret
 	MaxTokenBytes       int // Hello.Token
 	MaxMessageBytes     int // Rejected.Message and Close.Reason
 }

@@ -22,6 +22,7 @@ func validFrames() []namedFrame {
 	return []namedFrame{
 		{"hello", Frame{Hello: &Hello{Version: Version, DocID: "doc-1", ClientID: "client-1", LSN: 42, Token: "secret"}}},
 		{"hello new", Frame{Hello: &Hello{Version: Version, DocID: "doc-1", ClientID: "client-1"}}},
+		{"hello with secret", Frame{Hello: &Hello{Version: Version, DocID: "doc-1", ClientID: "client-1", Secret: "0123456789abcdef"}}},
 		{"push", Frame{Push: &Push{Mutations: []Mutation{
 			{Seq: 1, Name: "addTodo", Args: []byte(`{"title":"milk"}`)},
 			{Seq: 2, Name: "clear"},
@@ -94,6 +95,8 @@ func TestWireFormat(t *testing.T) {
 	}{
 		{"hello", Frame{Hello: &Hello{Version: 1, DocID: "d", ClientID: "c", LSN: 2, Token: "t"}},
 			"a1 01 a5 01 01 02 61 64 03 61 63 04 02 05 61 74"},
+		{"hello with secret", Frame{Hello: &Hello{Version: 1, DocID: "d", ClientID: "c", LSN: 2, Token: "t", Secret: "s"}},
+			"a1 01 a6 01 01 02 61 64 03 61 63 04 02 05 61 74 06 61 73"},
 		{"push", Frame{Push: &Push{Mutations: []Mutation{{Seq: 1, Name: "n", Args: []byte{0xff}}}}},
 			"a1 02 a1 01 81 a3 01 01 02 61 6e 03 41 ff"},
 		{"welcome", Frame{Welcome: &Welcome{Version: 1, LSN: 3, MutatorHash: "h"}},
@@ -134,6 +137,7 @@ func TestValidation(t *testing.T) {
 		{"hello no client id", Frame{Hello: &Hello{Version: 1, DocID: "d"}}, ErrBadFrame, "hello: client id is empty"},
 		{"hello long doc id", Frame{Hello: &Hello{Version: 1, DocID: long(lim.MaxDocIDBytes + 1), ClientID: "c"}}, ErrTooLarge, "hello: doc id is 129 bytes, limit 128"},
 		{"hello long client id", Frame{Hello: &Hello{Version: 1, DocID: "d", ClientID: long(lim.MaxDocIDBytes + 1)}}, ErrTooLarge, "client id is 129 bytes"},
+		{"hello long secret", Frame{Hello: &Hello{Version: 1, DocID: "d", ClientID: "c", Secret: long(lim.MaxDocIDBytes + 1)}}, ErrTooLarge, "secret is 129 bytes"},
 		{"hello long token", Frame{Hello: &Hello{Version: 1, DocID: "d", ClientID: "c", Token: long(lim.MaxTokenBytes + 1)}}, ErrTooLarge, "token is 8193 bytes"},
 		{"push empty", Frame{Push: &Push{}}, ErrBadFrame, "push: no mutations"},
 		{"push seq 0", Frame{Push: &Push{Mutations: []Mutation{{Seq: 0, Name: "m"}}}}, ErrBadFrame, "push: mutation 0: seq is 0"},
@@ -213,6 +217,7 @@ func TestEncodeInvalidUTF8(t *testing.T) {
 	}{
 		{"doc id", Frame{Hello: &Hello{Version: 1, DocID: "\xff", ClientID: "c"}}},
 		{"token", Frame{Hello: &Hello{Version: 1, DocID: "d", ClientID: "c", Token: "\xff"}}},
+		{"secret", Frame{Hello: &Hello{Version: 1, DocID: "d", ClientID: "c", Secret: "\xff"}}},
 		{"mutation name", Frame{Push: &Push{Mutations: []Mutation{{Seq: 1, Name: "\xff"}}}}},
 		{"close reason", Frame{Close: &Close{Code: "x", Reason: "\xc3"}}},
 	}

@@ -73,6 +73,9 @@ func validateHello(h *Hello, lim *Limits) error {
 	if err := checkString("client id", h.ClientID, true, lim, maxDocIDBytes); err != nil {
 		return err
 	}
+	if err := checkString("secret", h.Secret, false, lim, maxDocIDBytes); err != nil {
+		return err
+	}
 	return checkString("token", h.Token, false, lim, maxTokenBytes)
 }
 
