@@ -32,8 +32,9 @@ type Options struct {
 	DocID string
 	// Mutator runs the document's mutations (required).
 	Mutator engine.Mutator
-	// StateDir keeps the replica (snapshot, pending log, client ID) on
-	// disk so it survives restarts; empty keeps it in memory.
+	// StateDir keeps the replica (snapshot, pending log, client ID and
+	// its secret) on disk so it survives restarts; empty keeps it in
+	// memory.
 	StateDir string
 	// FS, if set, is used instead of StateDir's directory: the state lives
 	// under FS at the document's ID.
@@ -41,6 +42,8 @@ type Options struct {
 	// Store and PendingLog, if both set, hold the replica's state instead
 	// of StateDir or FS (the browser's IndexedDB, for one). The Doc takes
 	// them over: Close closes them (PendingLog if it has a Close method).
+	// A PendingLog that is a SecretKeeper binds the client ID to its
+	// secret; one that is not leaves the ID unbound (see SecretKeeper).
 	Store      vfs.Store
 	PendingLog engine.PendingLog
 	// Token is sent to the coordinator in Hello.
@@ -94,6 +97,9 @@ type Doc struct {
 	store vfs.Store
 	log   engine.PendingLog
 	lg    *slog.Logger
+	// secret proves to the coordinator that the replica owns its client
+	// ID (Hello.Secret); "" for a PendingLog that keeps none.
+	secret string
 
 	mu       sync.Mutex
 	status   Status
@@ -171,6 +177,15 @@ func (d *Doc) openState() error {
 		if c, ok := d.log.(interface{ Close() error }); ok {
 			d.closers = append(d.closers, c.Close)
 		}
+		if k, ok := d.log.(SecretKeeper); ok {
+			secret, err := k.ClientSecret()
+			if err != nil {
+				return fmt.Errorf("client secret: %w", err)
+			}
+			d.secret = secret
+		} else {
+			d.lg.Debug("the pending log keeps no client secret: the client ID is not bound to this replica")
+		}
 		return nil
 	}
 	fsys := d.opts.FS
@@ -184,6 +199,7 @@ func (d *Doc) openState() error {
 	if fsys == nil {
 		d.store = memstore.New()
 		d.log = pendinglog.NewMemory(pendinglog.NewClientID())
+		d.secret = newSecret() // lives and dies with the client ID
 		return nil
 	}
 	dir := d.opts.DocID
@@ -202,7 +218,8 @@ func (d *Doc) openState() error {
 	}
 	d.log = log
 	d.closers = append(d.closers, log.Close)
-	return nil
+	d.secret, err = loadSecret(fsys, dir+"/"+identityFile, log.ClientID())
+	return err
 }
 
 func (d *Doc) closeState() error {

@@ -38,7 +38,7 @@ func (e *RefusedError) Error() string {
 // permanent reports whether reconnecting cannot help.
 func (e *RefusedError) permanent() bool {
 	switch e.Code {
-	case protocol.CodeUnauthorized, protocol.CodeForbidden, protocol.CodeVersion:
+	case protocol.CodeUnauthorized, protocol.CodeForbidden, protocol.CodeVersion, protocol.CodeIdentity:
 		return true
 	}
 	return false
@@ -116,7 +116,7 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 		return false, fmt.Errorf("dial: %w", err)
 	}
 	defer t.Close()
-	hello := protocol.Hello{Version: protocol.Version, DocID: d.opts.DocID, ClientID: d.eng.ClientID(), LSN: d.eng.LSN(), Token: d.opts.Token}
+	hello := protocol.Hello{Version: protocol.Version, DocID: d.opts.DocID, ClientID: d.eng.ClientID(), LSN: d.eng.LSN(), Token: d.opts.Token, Secret: d.secret}
 	if err := writeFrame(ctx, t, protocol.Frame{Hello: &hello}); err != nil {
 		return false, err
 	}

@@ -127,6 +127,19 @@ func (c *conn) serve(ctx context.Context) (code, reason string) {
 		return protocol.CodeInternal, "the document could not be opened"
 	}
 	defer c.s.release(doc)
+	// The client ID is public (every replica's __sqlsync_clients lists
+	// it): the secret proves the client owns it, before it may push.
+	bound, err := doc.ids.check(h.ClientID, h.Secret)
+	switch {
+	case errors.Is(err, ErrIdentity):
+		c.log.Warn("identity refused", "doc", h.DocID, "client", h.ClientID, "err", err)
+		return protocol.CodeIdentity, fmt.Sprintf("%v (client %s): a replica must keep the secret it was created with, or start afresh with a new client ID", err, h.ClientID)
+	case err != nil:
+		c.log.Error("check client identity", "doc", h.DocID, "client", h.ClientID, "err", err)
+		return protocol.CodeInternal, "the client's identity could not be checked"
+	case !bound:
+		c.log.Debug("client without a secret: its ID is not bound", "doc", h.DocID, "client", h.ClientID)
+	}
 	if lsn := doc.coord.LSN(); h.LSN > lsn {
 		return protocol.CodeBadRequest, fmt.Sprintf("client is at LSN %d but the document is at %d: its snapshot is not from this coordinator", h.LSN, lsn)
 	}

@@ -48,6 +48,7 @@ type document struct {
 	log     *slog.Logger
 	metrics *metrics
 	store   *filestore.Store
+	ids     *identities
 	coord   *engine.Coordinator
 	in      chan push
 	stop    chan struct{}
@@ -64,6 +65,11 @@ func openDocument(ctx context.Context, s *Server, id string) (*document, error) 
 	if err != nil {
 		return nil, fmt.Errorf("open document %s: %w", id, err)
 	}
+	ids, err := openIdentities(s.fsys, "docs/"+id+"/"+identitiesFile, id)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("open document %s: %w", id, err)
+	}
 	mut := s.cfg.Mutator(id)
 	hash := s.modules.add(mut)
 	coord, err := engine.OpenCoordinator(ctx, store, mut, engine.CoordinatorOptions{
@@ -72,6 +78,7 @@ func openDocument(ctx context.Context, s *Server, id string) (*document, error) 
 		MaxPages:        s.cfg.MaxDocBytes / vfs.PageSize,
 	})
 	if err != nil {
+		ids.close()
 		store.Close()
 		return nil, fmt.Errorf("open document %s: %w", id, err)
 	}
@@ -82,6 +89,7 @@ func openDocument(ctx context.Context, s *Server, id string) (*document, error) 
 		log:     s.log.With("doc", id),
 		metrics: s.metrics,
 		store:   store,
+		ids:     ids,
 		coord:   coord,
 		in:      make(chan push, 64),
 		stop:    make(chan struct{}),
@@ -183,7 +191,7 @@ func (d *document) apply(ctx context.Context, pushes []push) {
 func (d *document) close() error {
 	close(d.stop)
 	<-d.done
-	err := errors.Join(d.coord.Close(), d.store.Close())
+	err := errors.Join(d.coord.Close(), d.store.Close(), d.ids.close())
 	if c, ok := d.mut.(io.Closer); ok {
 		err = errors.Join(err, c.Close()) // a module instance's memory
 	}
