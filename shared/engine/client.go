@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/ncruces/go-sqlite3"
 	"github.com/sqlsync-go/sqlsync/vfs"
@@ -30,6 +31,9 @@ type PendingLog interface {
 type Change struct {
 	All    bool            // anything may have changed (a rebase, a schema change)
 	Tables map[string]bool // else: the tables written
+	// Failed, after a rebase, are the pending mutations that failed to
+	// replay (see Client.LocalFailures).
+	Failed []LocalFailure
 }
 
 // Client is a replica of one document: a snapshot at some LSN from the
@@ -44,6 +48,14 @@ type Client struct {
 	pending  []Mutation
 	nextSeq  uint64
 	onChange func(Change)
+	opts     ClientOptions
+
+	// failed are the pending mutations that failed in the last replay:
+	// they stay pending, and the coordinator decides their fate.
+	failed []LocalFailure
+	// stale says the local layer lacks the pending mutations (a replay
+	// failed as a whole): the next Mutate or Query replays them first.
+	stale bool
 
 	sp *savepoints
 
@@ -52,9 +64,36 @@ type Client struct {
 	refused bool            // the authorizer refused part of the query being prepared
 }
 
+// ClientOptions tune a replica.
+type ClientOptions struct {
+	// MutationTimeout bounds the time of one mutation, run locally or
+	// replayed; 0 means 5 s, as on the coordinator.
+	MutationTimeout time.Duration
+}
+
+// LocalFailure is a pending mutation that failed when the replica replayed
+// it (after a rebase, or on open): it has no effect on the local layer but
+// stays pending, for the coordinator to apply or reject.
+type LocalFailure struct {
+	Seq     uint64
+	Name    string
+	Message string
+}
+
 // OpenClient opens a replica over its snapshot store and pending log, and
-// rebuilds the local layer by replaying the pending mutations.
+// rebuilds the local layer by replaying the pending mutations. It has
+// ClientOptions' defaults.
 func OpenClient(ctx context.Context, store vfs.Store, log PendingLog, mut Mutator) (*Client, error) {
+	return OpenClientWith(ctx, store, log, mut, ClientOptions{})
+}
+
+// OpenClientWith is OpenClient with options. A pending mutation that fails
+// on replay, however it fails, never keeps the replica from opening: see
+// LocalFailures.
+func OpenClientWith(ctx context.Context, store vfs.Store, log PendingLog, mut Mutator, opts ClientOptions) (*Client, error) {
+	if opts.MutationTimeout == 0 {
+		opts.MutationTimeout = 5 * time.Second
+	}
 	db := vfs.NewDatabase(store, vfs.ClientMode)
 	conn, err := db.Open()
 	if err != nil {
@@ -67,7 +106,7 @@ func OpenClient(ctx context.Context, store vfs.Store, log PendingLog, mut Mutato
 		db.Close()
 		return nil, fmt.Errorf("open client: %w", err)
 	}
-	c := &Client{db: db, conn: conn, mut: mut, log: log, sp: sp}
+	c := &Client{db: db, conn: conn, mut: mut, log: log, sp: sp, opts: opts}
 	c.pending, err = log.Load()
 	if err != nil {
 		c.Close()
@@ -127,6 +166,15 @@ func (c *Client) Pending() []Mutation {
 	return slices.Clone(c.pending)
 }
 
+// LocalFailures returns the pending mutations that failed in the latest
+// replay, in seq order: each is still pending, without local effect, until
+// the coordinator applies or rejects it.
+func (c *Client) LocalFailures() []LocalFailure {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.failed)
+}
+
 // PendingCount returns the number of pending mutations.
 func (c *Client) PendingCount() int {
 	c.mu.Lock()
@@ -136,26 +184,52 @@ func (c *Client) PendingCount() int {
 
 // Mutate runs the named mutation locally and records it in the pending log.
 // When it returns nil the mutation is durable and queries see its effect.
-// A mutation the mutator rejects locally returns a *RejectedError and is
-// not recorded.
+// A mutation that fails locally, in the mutator or at COMMIT (a deferred
+// constraint), returns a *RejectedError and leaves no trace: no record, no
+// effect, and its seq goes to the next mutation.
+//
+// The record is appended only after the local COMMIT, so it is durable only
+// if the COMMIT succeeded. A crash between the two loses both the effect
+// (the local layer is rebuilt from the log on open) and the seq, which no
+// one has seen; a record whose append failed is undone the same way.
 func (c *Client) Mutate(ctx context.Context, name string, args []byte) (uint64, error) {
 	c.mu.Lock()
+	if err := c.freshen(ctx); err != nil {
+		c.mu.Unlock()
+		return 0, fmt.Errorf("mutate %s: %w", name, err)
+	}
 	m := Mutation{ClientID: c.log.ClientID(), Seq: c.nextSeq, Name: name, Args: args}
 	c.written = map[string]bool{}
-	err := inTx(c.conn, func() error {
-		if err := c.sp.run(ctx, c.mut, m); err != nil {
-			return err
-		}
-		if err := c.log.Append(m); err != nil {
-			return fmt.Errorf("append to pending log: %w", err)
-		}
-		return nil
-	})
+	mctx, cancel := withTimeout(ctx, c.opts.MutationTimeout)
+	err := inTx(c.conn, func() error { return c.sp.run(mctx, c.mut, m) })
+	cancel()
 	written := c.written
 	c.written = nil
 	if err != nil {
 		c.mu.Unlock()
+		var rej *RejectedError
+		var broken *brokenTxError
+		var commit *commitError
+		switch {
+		case errors.As(err, &rej):
+		case errors.As(err, &broken), errors.As(err, &commit):
+			// The transaction ended with the mutation: rolled back,
+			// like any rejection.
+			err = &RejectedError{Seq: m.Seq, Name: m.Name, Message: err.Error()}
+		}
 		return 0, fmt.Errorf("mutate %s: %w", name, err)
+	}
+	if err := c.log.Append(m); err != nil {
+		// The effect is committed to the local layer but not recorded:
+		// undo it by replaying what is recorded.
+		err = fmt.Errorf("mutate %s: append to pending log: %w", name, err)
+		if dropErr := c.db.DropLocal(); dropErr != nil {
+			c.stale = true
+		} else if rbErr := c.rebuild(ctx); rbErr != nil {
+			c.stale = true
+		}
+		c.mu.Unlock()
+		return 0, err
 	}
 	c.pending = append(c.pending, m)
 	c.nextSeq++
@@ -165,6 +239,19 @@ func (c *Client) Mutate(ctx context.Context, name string, args []byte) (uint64, 
 		notify(Change{All: written[""], Tables: written})
 	}
 	return m.Seq, nil
+}
+
+// freshen replays the pending mutations if an earlier replay failed as a
+// whole, so a mutation or query never sees a local layer without them.
+// +checklocks:c.mu
+func (c *Client) freshen(ctx context.Context) error {
+	if !c.stale {
+		return nil
+	}
+	if err := c.db.DropLocal(); err != nil {
+		return err
+	}
+	return c.rebuild(ctx)
 }
 
 // Rebase applies diffs that arrived together from the coordinator: it drops
@@ -189,12 +276,13 @@ func (c *Client) Rebase(ctx context.Context, diffs ...Diff) error {
 	}
 	err = c.rebuild(ctx)
 	notify := c.onChange
+	failed := slices.Clone(c.failed)
 	c.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("rebase: %w", err)
 	}
 	if notify != nil {
-		notify(Change{All: true})
+		notify(Change{All: true, Failed: failed})
 	}
 	return nil
 }
@@ -283,30 +371,91 @@ func (c *Client) rebuild(ctx context.Context) error {
 	// Replay in one transaction, each mutation in its own savepoint. The
 	// migration runs first so a replica that has never seen the coordinator
 	// can still work offline; on an up-to-date schema it changes nothing.
-	return inTx(c.conn, func() error {
-		if err := c.mut.Migrate(ctx, c.conn); err != nil {
-			return fmt.Errorf("migrate: %w", err)
-		}
-		// Usually every pending mutation still succeeds: replay them all in
-		// one savepoint, and only if one fails go again one savepoint each.
-		if len(c.pending) > 1 {
-			if done, err := c.sp.runAll(ctx, c.mut, c.pending); done || err != nil {
-				return err
+	//
+	// A pending mutation can fail here however it likes, even by breaking
+	// the transaction (a write interrupted by the time limit, running out
+	// of memory): then the replay starts over without it. It stays
+	// pending either way; the coordinator decides its fate.
+	skip := map[uint64]string{}
+	fast := len(c.pending) > 1
+	for {
+		var failed []LocalFailure
+		var broken *brokenTxError
+		err := inTx(c.conn, func() error {
+			if err := c.mut.Migrate(ctx, c.conn); err != nil {
+				return &migrateError{err}
 			}
-		}
-		for _, m := range c.pending {
-			// A mutation that fails here stays pending: the coordinator
-			// decides its fate.
-			if err := c.sp.run(ctx, c.mut, m); err != nil {
-				var rej *RejectedError
-				if !errors.As(err, &rej) {
+			// Usually every pending mutation still succeeds: replay them
+			// all in one savepoint, and only if one fails go again one
+			// savepoint each.
+			if fast {
+				if done, err := c.sp.runAll(ctx, c.mut, c.pending, c.opts.MutationTimeout); done || err != nil {
 					return err
 				}
 			}
+			for i, m := range c.pending {
+				if msg, ok := skip[m.Seq]; ok {
+					failed = append(failed, LocalFailure{Seq: m.Seq, Name: m.Name, Message: msg})
+					continue
+				}
+				mctx, cancel := withTimeout(ctx, c.opts.MutationTimeout)
+				err := c.sp.run(mctx, c.mut, m)
+				cancel()
+				var rej *RejectedError
+				var b *brokenTxError
+				switch {
+				case err == nil:
+				case ctx.Err() != nil:
+					return ctx.Err() // not the mutation's doing
+				case errors.As(err, &rej):
+					failed = append(failed, LocalFailure{Seq: m.Seq, Name: m.Name, Message: rej.Message})
+				case errors.As(err, &b):
+					return &brokenTxError{index: i, err: b.err}
+				default:
+					return err
+				}
+			}
+			return nil
+		})
+		var mig *migrateError
+		switch {
+		case err == nil:
+			c.failed = failed
+			c.stale = false
+			return nil
+		case ctx.Err() != nil, errors.As(err, &mig):
+			c.stale = true
+			return err
+		case errors.As(err, &broken) && broken.index < 0:
+			fast = false // find which one, one savepoint each
+			continue
+		case errors.As(err, &broken):
+			m := c.pending[broken.index]
+			skip[m.Seq] = "the mutation broke its transaction: " + broken.err.Error()
+			fast = false
+			continue
+		case len(skip) < len(c.pending):
+			// Nothing to pin it on (the COMMIT itself failed): open with
+			// no pending mutation applied rather than not at all.
+			for _, m := range c.pending {
+				if _, ok := skip[m.Seq]; !ok {
+					skip[m.Seq] = "the replay failed: " + err.Error()
+				}
+			}
+			fast = false
+			continue
+		default:
+			c.stale = true
+			return err
 		}
-		return nil
-	})
+	}
 }
+
+// migrateError is a mutator that could not migrate the document.
+type migrateError struct{ err error }
+
+func (e *migrateError) Error() string { return "migrate: " + e.err.Error() }
+func (e *migrateError) Unwrap() error { return e.err }
 
 // lastSeq reads, from the snapshot, the last seq of this client the
 // coordinator applied. The local layer must be empty.
@@ -349,6 +498,9 @@ func (c *Client) Query(sql string, args ...any) (Rows, error) {
 func (c *Client) QueryTables(sql string, args ...any) (Rows, map[string]bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if err := c.freshen(context.Background()); err != nil {
+		return Rows{}, nil, fmt.Errorf("query: %w", err)
+	}
 	c.read, c.refused = map[string]bool{}, false
 	rows, err := c.query(sql, args...)
 	tables := c.read

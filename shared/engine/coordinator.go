@@ -25,6 +25,11 @@ const clientsSchema = `CREATE TABLE IF NOT EXISTS ` + ClientsTable + `(
 type CoordinatorOptions struct {
 	// MutationTimeout bounds the time of one mutation's SQL; 0 means 5 s.
 	MutationTimeout time.Duration
+	// BatchTimeout bounds the time one Apply spends starting mutations:
+	// those it leaves no time for come back in Result.Deferred. The first
+	// mutation of each Apply always gets its whole MutationTimeout, so
+	// every Apply makes progress. 0 means twice MutationTimeout.
+	BatchTimeout time.Duration
 	// MaxPages bounds the document's size in pages: a mutation that would
 	// grow it beyond is rejected. 0 means no limit.
 	MaxPages int64
@@ -79,6 +84,10 @@ type Result struct {
 	// Gaps are mutations skipped because their seq was not the next one for
 	// their client: the client must resend from its first pending seq.
 	Gaps []Mutation
+	// Deferred are mutations not run because the batch's time budget ran
+	// out, in order: neither applied nor rejected. Apply them in a later
+	// batch (before anything newer from the same clients).
+	Deferred []Mutation
 }
 
 // OpenCoordinator opens a coordinator document over store and brings its
@@ -86,6 +95,9 @@ type Result struct {
 func OpenCoordinator(ctx context.Context, store vfs.Store, mut Mutator, opts CoordinatorOptions) (*Coordinator, error) {
 	if opts.MutationTimeout == 0 {
 		opts.MutationTimeout = 5 * time.Second
+	}
+	if opts.BatchTimeout == 0 {
+		opts.BatchTimeout = 2 * opts.MutationTimeout
 	}
 	db := vfs.NewDatabase(store, vfs.CoordinatorMode)
 	conn, err := db.Open()
@@ -197,28 +209,78 @@ func (c *Coordinator) loadLastSeq() error {
 // ID with an integer last seq.
 var ErrBadClientsTable = errors.New("bad clients table")
 
-// Apply applies a batch of mutations, from any clients, in order and in one
-// durable commit. Each runs in its own savepoint: a mutation the mutator
-// rejects is rolled back alone and still advances its client's last seq.
-// Mutations already applied are dropped. An error means nothing was
-// committed.
+// Apply applies a batch of mutations, from any clients, in order. Each runs
+// in its own savepoint: a mutation that fails (in the mutator, in SQL, at
+// the time or memory limit, or by leaving a deferred constraint violated,
+// which would fail the COMMIT) is rolled back alone and still advances its
+// client's last seq. Mutations already applied are dropped. Usually the
+// batch is one durable commit; a mutation that breaks the transaction makes
+// it more than one (see applySome). An error means nothing was committed.
+//
+// The batch's time is bounded by BatchTimeout: mutations it leaves no time
+// for are returned in Result.Deferred, not run, for a later Apply.
 func (c *Coordinator) Apply(ctx context.Context, batch []Mutation) (Result, error) {
 	if err := c.loadLastSeq(); err != nil {
 		return Result{}, err
 	}
-	// A mutation that breaks the transaction itself (SQLite rolls the whole
-	// transaction back when, say, a write is interrupted by the time limit)
-	// is poisoned: the batch runs again with it rejected, so one bad
-	// mutation can never stall a document.
-	poisoned := map[int]string{}
-	var res Result
-	var updated map[string]uint64
-	var err error
-	for attempt := 0; attempt <= len(batch); attempt++ {
-		res, updated = Result{}, map[string]uint64{}
-		var broken *brokenTxError
+	budget, cancel := context.WithTimeout(ctx, c.opts.BatchTimeout)
+	defer cancel()
+	var total Result
+	committed := false
+	for len(batch) > 0 {
+		if budget.Err() != nil {
+			total.Deferred = append(total.Deferred, batch...)
+			break
+		}
+		n, stop, res, err := c.applySome(ctx, budget, batch, !committed)
+		if err != nil {
+			if !committed {
+				return Result{}, err
+			}
+			// Earlier parts are committed: report them, and leave
+			// the rest to a later Apply.
+			total.Deferred = append(total.Deferred, batch...)
+			break
+		}
+		committed = true
+		total.Applied = append(total.Applied, res.Applied...)
+		total.Rejected = append(total.Rejected, res.Rejected...)
+		total.Gaps = append(total.Gaps, res.Gaps...)
+		batch = batch[n:]
+		if stop {
+			total.Deferred = append(total.Deferred, batch...)
+			break
+		}
+	}
+	total.LSN = c.LSN()
+	return total, nil
+}
+
+// errBudget is a mutation cut short by its batch's time budget.
+var errBudget = errors.New("the batch's time budget ran out")
+
+// applySome commits a prefix of batch, n mutations long; stop says the
+// budget ran out and the rest must wait for a later Apply.
+//
+// A mutation that breaks the transaction itself (SQLite rolls the whole
+// transaction back when, say, a write is interrupted by the time limit) is
+// poisoned: the mutations before it run again, it is rejected without
+// running, and the commit ends there; the caller goes on with the rest. So
+// a broken mutation costs its own time limit once, never once per mutation
+// in the batch, and nothing else in the batch is lost.
+//
+// New mutations start only while budget lasts; one the budget cuts short
+// before its own time limit is deferred, with all after it, not rejected.
+func (c *Coordinator) applySome(ctx, budget context.Context, batch []Mutation, fresh bool) (n int, stop bool, res Result, err error) {
+	end := len(batch)
+	poisoned, poison := -1, ""
+	retry := false // re-running a prefix that ran before: not bounded by budget
+	for {
+		res, n, stop = Result{}, end, false
+		updated := map[string]uint64{}
+		first := fresh // the first mutation of an Apply is not bounded by budget
 		err = inTx(c.conn, func() error {
-			for i, m := range batch {
+			for i, m := range batch[:end] {
 				last, ok := updated[m.ClientID]
 				if !ok {
 					last = c.lastSeq[m.ClientID]
@@ -230,15 +292,42 @@ func (c *Coordinator) Apply(ctx context.Context, batch []Mutation) (Result, erro
 					res.Gaps = append(res.Gaps, m)
 					continue
 				}
-				if msg, ok := poisoned[i]; ok {
-					m.Refused = msg
+				if i == poisoned {
+					m.Refused = poison
 				}
-				if err := c.applyOne(ctx, m); err != nil {
-					var rej *RejectedError
-					if !errors.As(err, &rej) {
-						return &brokenTxError{index: i, err: err}
+				mctx := budget
+				if retry || first {
+					mctx = ctx
+				}
+				unbounded := retry || first
+				first = false
+				if mctx.Err() != nil {
+					n, stop = i, true
+					break
+				}
+				start := time.Now()
+				err := c.applyOne(mctx, m)
+				if err != nil && !unbounded && budget.Err() != nil && ctx.Err() == nil && time.Since(start) < c.opts.MutationTimeout {
+					// Cut short by the batch's budget, not by its own
+					// limit: not its failure.
+					var b *brokenTxError
+					if errors.As(err, &b) {
+						return &brokenTxError{index: i, err: errBudget}
 					}
-					res.Rejected = append(res.Rejected, Rejection{Mutation: m, Err: rej})
+					n, stop = i, true
+					break
+				}
+				if err != nil {
+					var rej *RejectedError
+					var b *brokenTxError
+					switch {
+					case errors.As(err, &rej):
+						res.Rejected = append(res.Rejected, Rejection{Mutation: m, Err: rej})
+					case errors.As(err, &b):
+						return &brokenTxError{index: i, err: b.err}
+					default:
+						return err
+					}
 				}
 				updated[m.ClientID] = m.Seq
 				res.Applied = append(res.Applied, m)
@@ -252,33 +341,47 @@ func (c *Coordinator) Apply(ctx context.Context, batch []Mutation) (Result, erro
 			}
 			return nil
 		})
+		var broken *brokenTxError
 		if !errors.As(err, &broken) {
 			break
 		}
-		poisoned[broken.index] = "the mutation broke its transaction: " + broken.err.Error()
+		// Each retry ends the commit earlier, so this terminates.
+		retry, fresh = true, false
+		if errors.Is(broken.err, errBudget) {
+			end, poisoned = broken.index, -1
+			if end == 0 {
+				return 0, true, Result{}, nil
+			}
+			continue
+		}
+		end, poisoned = broken.index+1, broken.index
+		poison = "the mutation broke its transaction: " + broken.err.Error()
 	}
 	if err != nil {
 		c.lastSeq = nil // reload: the cache may be ahead of what was committed
-		return Result{}, fmt.Errorf("apply batch: %w", err)
+		return 0, false, Result{}, fmt.Errorf("apply batch: %w", err)
 	}
-	for id, seq := range updated {
+	for id, seq := range lastSeqs(res) {
 		c.lastSeq[id] = seq
 	}
-	res.LSN = c.LSN()
-	return res, nil
+	if end < len(batch) && poisoned < 0 {
+		stop = true // a prefix re-run after the budget broke a mutation
+	}
+	return n, stop, res, nil
 }
 
-// brokenTxError is a mutation after which the transaction cannot go on.
-type brokenTxError struct {
-	index int
-	err   error
+// lastSeqs returns the last seq per client that res applied.
+func lastSeqs(res Result) map[string]uint64 {
+	out := map[string]uint64{}
+	for _, m := range res.Applied {
+		out[m.ClientID] = max(out[m.ClientID], m.Seq)
+	}
+	return out
 }
 
-func (e *brokenTxError) Error() string { return e.err.Error() }
-func (e *brokenTxError) Unwrap() error { return e.err }
-
-// applyOne runs m in a savepoint. A *RejectedError means m was rolled back
-// and the transaction can go on; any other error means it cannot.
+// applyOne runs m in a savepoint, within its own time limit. A
+// *RejectedError means m was rolled back and the transaction can go on; a
+// *brokenTxError means it cannot.
 func (c *Coordinator) applyOne(ctx context.Context, m Mutation) error {
 	if m.Refused != "" {
 		return &RejectedError{Seq: m.Seq, Name: m.Name, Message: m.Refused}
@@ -342,10 +445,16 @@ func inTx(conn *sqlite3.Conn, f func() error) error {
 		if !conn.GetAutocommit() {
 			conn.Exec(`ROLLBACK`)
 		}
-		return fmt.Errorf("commit: %w", err)
+		return &commitError{err}
 	}
 	return nil
 }
+
+// commitError is a COMMIT that failed; the transaction is rolled back.
+type commitError struct{ err error }
+
+func (e *commitError) Error() string { return "commit: " + e.err.Error() }
+func (e *commitError) Unwrap() error { return e.err }
 
 // Diff returns the fast-forward diff from LSN from to the newest LSN: the
 // newest copy of each page changed after from, and the page count. Its cost
