@@ -6,7 +6,17 @@
 // File layout: a header record holding the client ID, then one record per
 // mutation. A record is its payload length (uint32), a CRC-32C of the
 // payload, then the payload. A torn final record (a crash mid-append) is cut
-// off on open: its mutation never returned to the caller.
+// off on open: its mutation never returned to the caller. A damaged record
+// with a valid newer record after it is not a torn tail (every append is
+// synced before the next is written) but damage to acknowledged mutations:
+// Open reports it as [ErrCorrupt] and cuts nothing.
+//
+// A new or rewritten log is written to name.tmp, synced, renamed over name,
+// and the directory is synced, so the rename survives a crash.
+//
+// One process at a time: on the os file system Open holds an exclusive
+// flock on name.lock until Close, and a second Open fails at once with an
+// error wrapping [dirlock.ErrInUse] (see package dirlock).
 package pendinglog
 
 import (
@@ -17,10 +27,13 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"path"
 	"slices"
 	"sync"
 
 	"github.com/hack-pad/hackpadfs"
+
+	"github.com/sqlsync-go/sqlsync/internal/dirlock"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 )
 
@@ -30,6 +43,8 @@ const magic = "sqlsync-pending-1"
 
 // ErrCorrupt reports a log whose header or middle fails its checks.
 var ErrCorrupt = errors.New("pendinglog: corrupt log")
+
+var errClosed = errors.New("log closed")
 
 // Memory is a pending log in memory.
 type Memory struct {
@@ -73,6 +88,7 @@ type File struct {
 	fsys hackpadfs.FS
 	name string
 	f    hackpadfs.File
+	lock *dirlock.Lock
 	id   string
 	log  []engine.Mutation
 	size int64 // bytes of valid records, where the next append goes
@@ -93,13 +109,19 @@ func NewClientID() string {
 // Open opens or creates the log file name on fsys. A new log gets a fresh
 // random client ID.
 func Open(fsys hackpadfs.FS, name string) (*File, error) {
-	f, err := hackpadfs.OpenFile(fsys, name, hackpadfs.FlagReadWrite|hackpadfs.FlagCreate, 0o644)
+	lock, err := dirlock.Acquire(fsys, name+".lock", "state directory "+dirlock.OSPath(fsys, path.Dir(name)))
 	if err != nil {
 		return nil, fmt.Errorf("pendinglog: open %s: %w", name, err)
 	}
-	l := &File{fsys: fsys, name: name, f: f}
+	f, err := hackpadfs.OpenFile(fsys, name, hackpadfs.FlagReadWrite|hackpadfs.FlagCreate, 0o644)
+	if err != nil {
+		lock.Release()
+		return nil, fmt.Errorf("pendinglog: open %s: %w", name, err)
+	}
+	l := &File{fsys: fsys, name: name, f: f, lock: lock}
 	if err := l.load(); err != nil {
-		f.Close()
+		l.f.Close()
+		lock.Release()
 		return nil, fmt.Errorf("pendinglog: open %s: %w", name, err)
 	}
 	return l, nil
@@ -123,7 +145,15 @@ func (l *File) load() error {
 	for off < len(data) {
 		payload, n, ok := nextRecord(data[off:])
 		if !ok {
-			break // torn tail
+			// A torn tail, unless a valid record follows.
+			var last uint64
+			if len(l.log) > 0 {
+				last = l.log[len(l.log)-1].Seq
+			}
+			if at, seq, found := laterRecord(data, off+1, last); found {
+				return fmt.Errorf("%w: damaged record at offset %d, before the valid record of seq %d at offset %d", ErrCorrupt, off, seq, at)
+			}
+			break
 		}
 		m, err := decodeMutation(payload)
 		if err != nil {
@@ -155,13 +185,34 @@ func readAll(f hackpadfs.File) ([]byte, error) {
 	return buf[:n], nil
 }
 
+// laterRecord looks for a valid mutation record starting anywhere at or
+// after from whose seq is above after: proof that the bytes before it are
+// damage, not a torn tail. Appends are synced one by one, so a crash tears
+// at most the last record and leaves nothing valid behind it.
+func laterRecord(data []byte, from int, after uint64) (at int, seq uint64, found bool) {
+	for at = from; at+8 <= len(data); at++ {
+		payload, _, ok := nextRecord(data[at:])
+		if !ok {
+			continue
+		}
+		m, err := decodeMutation(payload)
+		if err == nil && m.Seq > after {
+			return at, m.Seq, true
+		}
+	}
+	return 0, 0, false
+}
+
+// nextRecord returns the record at the start of b, if whole and valid. No
+// record has an empty payload (a mutation has at least its seq and name
+// length), so zeros, as a crash can leave after a file's end, are not one.
 func nextRecord(b []byte) (payload []byte, n int, ok bool) {
 	if len(b) < 8 {
 		return nil, 0, false
 	}
 	size := binary.LittleEndian.Uint32(b)
 	sum := binary.LittleEndian.Uint32(b[4:])
-	if uint64(size) > uint64(len(b)-8) {
+	if size == 0 || uint64(size) > uint64(len(b)-8) {
 		return nil, 0, false
 	}
 	payload = b[8 : 8+size]
@@ -213,11 +264,16 @@ func (l *File) Load() ([]engine.Mutation, error) {
 func (l *File) Append(m engine.Mutation) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.f == nil {
+		return fmt.Errorf("pendinglog: append %d: %w", m.Seq, errClosed)
+	}
 	rec := record(encodeMutation(m))
 	if _, err := hackpadfs.WriteAtFile(l.f, rec, l.size); err != nil {
+		l.cutFailedAppend()
 		return fmt.Errorf("pendinglog: append %d: %w", m.Seq, err)
 	}
 	if err := syncFile(l.f); err != nil {
+		l.cutFailedAppend()
 		return fmt.Errorf("pendinglog: append %d: sync: %w", m.Seq, err)
 	}
 	l.size += int64(len(rec))
@@ -225,11 +281,23 @@ func (l *File) Append(m engine.Mutation) error {
 	return nil
 }
 
+// cutFailedAppend drops what a failed append may have left after the valid
+// records, so that it cannot pass for one of them. Best effort: if this
+// fails too, the next append overwrites the same place.
+func (l *File) cutFailedAppend() {
+	if hackpadfs.TruncateFile(l.f, l.size) == nil {
+		syncFile(l.f)
+	}
+}
+
 // Trim forgets mutations up to seq through, rewriting the file when that
 // frees most of it.
 func (l *File) Trim(through uint64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.f == nil {
+		return fmt.Errorf("pendinglog: trim: %w", errClosed)
+	}
 	i := 0
 	for i < len(l.log) && l.log[i].Seq <= through {
 		i++
@@ -276,17 +344,48 @@ func (l *File) rewrite(ms []engine.Mutation) error {
 		f.Close()
 		return err
 	}
+	// The rename (and, for a new log, the file's creation) is durable only
+	// once the directory is.
+	if err := syncDir(l.fsys, path.Dir(l.name)); err != nil {
+		f.Close()
+		return err
+	}
 	l.f.Close()
 	l.f = f
 	l.size = int64(len(buf))
 	return nil
 }
 
-// Close closes the file.
+// Close closes the file and releases the log to other processes.
 func (l *File) Close() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.f.Close()
+	if l.f == nil {
+		return nil
+	}
+	err := l.f.Close()
+	l.f = nil
+	return errors.Join(err, l.lock.Release())
+}
+
+// syncDir makes a rename or creation in dir durable, on file systems whose
+// directories can be synced.
+func syncDir(fsys hackpadfs.FS, dir string) error {
+	d, err := hackpadfs.OpenFile(fsys, dir, hackpadfs.FlagReadOnly, 0)
+	if err != nil {
+		return fmt.Errorf("open directory %s: %w", dir, err)
+	}
+	err = hackpadfs.SyncFile(d)
+	if errors.Is(err, hackpadfs.ErrNotImplemented) || errors.Is(err, hackpadfs.ErrInvalid) || errors.Is(err, errors.ErrUnsupported) {
+		err = nil // the file system cannot sync directories
+	}
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
 }
 
 // syncFile flushes f to stable storage. File systems with no notion of
