@@ -1,6 +1,9 @@
 // Runs Go test binaries built for GOOS=js GOARCH=wasm (go test -c) in a
 // dedicated worker of Chromium, where OPFS synchronous access handles and
-// IndexedDB exist, and exits non-zero if any fails. Usage:
+// IndexedDB exist, and exits non-zero if any fails or skips a test that
+// docs/test-skips.md does not allow to skip in CI (the tests skip when OPFS,
+// IndexedDB or $SQLSYNC_MUTATORS is missing: here that is a failure, not a
+// pass). Usage:
 //
 //	node test/gowasm/run.mjs pkg1.test.wasm pkg2.test.wasm ...
 //
@@ -16,6 +19,7 @@ import { basename, dirname, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
 import { launch } from '../e2e/harness.mjs';
+import { checkSkips, loadSkipTable } from './skips.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const wasmExec = join(here, '..', '..', 'build', 'wasm_exec.js');
@@ -40,6 +44,7 @@ if (binaries.length === 0) {
   console.error('usage: run.mjs pkg.test.wasm ...');
   process.exit(2);
 }
+const skipTable = loadSkipTable();
 
 const worker = `
 console.log = (...a) => postMessage({ out: a.join(' ') });
@@ -102,6 +107,12 @@ try {
     if (code !== 0) {
       failed++;
       console.log(`FAIL ${name}: exit code ${code}`);
+    }
+    // The binaries run with -test.v, so every skip prints "--- SKIP:".
+    const badSkips = checkSkips(name.replace(/\.test\.wasm$/, ''), out, skipTable);
+    if (badSkips.length) {
+      failed++;
+      for (const b of badSkips) console.log(`FAIL ${b}`);
     }
     await context.close();
   }
