@@ -1,8 +1,6 @@
 package engine_test
 
 import (
-	"os"
-	"strconv"
 	"testing"
 
 	"github.com/sqlsync-go/sqlsync/shared/enginetest"
@@ -15,19 +13,15 @@ import (
 // At quiescent points it checks the design's five invariants.
 //
 // SQLSYNC_SIM_SEEDS=N runs N seeds (default 200, 20 with -short);
-// SQLSYNC_SIM_SEED=S runs seed S alone.
+// SQLSYNC_SIM_SEED=S runs seed S alone; a malformed value fails the test.
 func TestSimulation(t *testing.T) {
 	seeds := 200
 	if testing.Short() {
 		seeds = 20
 	}
-	if s := os.Getenv("SQLSYNC_SIM_SEEDS"); s != "" {
-		seeds, _ = strconv.Atoi(s)
-	}
-	first := uint64(1)
-	if s := os.Getenv("SQLSYNC_SIM_SEED"); s != "" {
-		first, _ = strconv.ParseUint(s, 10, 64)
-		seeds = 1
+	first, seeds, err := enginetest.Seeds(seeds)
+	if err != nil {
+		t.Fatal(err)
 	}
 	for seed := first; seed < first+uint64(seeds); seed++ {
 		if err := enginetest.Run(seed, 5, 300, testmutator.Mutator{}); err != nil {

@@ -9,10 +9,15 @@ package enginetest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"strings"
 
+	"github.com/ncruces/go-sqlite3"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/pendinglog"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
@@ -23,8 +28,14 @@ import (
 
 // Run simulates nClients clients and a coordinator for steps steps with the
 // given seed. The error says which invariant broke, and at which step.
+//
+// Besides the todo mutations, the random mix has mutations that fail in
+// the ways a mutator's SQL can fail beyond an error (see faults): at COMMIT
+// on a deferred foreign key, and by breaking the engine's transaction,
+// each sometimes only on replay or only on the coordinator. Every replica
+// must keep opening and rebasing through them.
 func Run(seed uint64, nClients, steps int, mut engine.Mutator) error {
-	return runSimulation(seed, nClients, steps, mut)
+	return runSimulation(seed, nClients, steps, faults{mut})
 }
 
 // message is what travels on the simulated network.
@@ -124,7 +135,9 @@ func (s *sim) mutate(ctx context.Context, c *simClient) error {
 		}
 		return s.ids[s.r.IntN(len(s.ids))]
 	}
-	switch n := s.r.IntN(22); {
+	switch n := s.r.IntN(30); {
+	case n >= 22:
+		return s.mutateFault(ctx, c, n)
 	case n == 20:
 		pos := float64(s.r.IntN(100)) / 4
 		name, a.ID, a.Position = "move", pick(), &pos
@@ -147,7 +160,7 @@ func (s *sim) mutate(ctx context.Context, c *simClient) error {
 	}
 	seq, err := c.eng.Mutate(ctx, name, a.Encode())
 	if err != nil {
-		if name == "fail" || name != "add" {
+		if name != "add" {
 			return nil // rejected locally: the item is unknown here, or on purpose
 		}
 		return fmt.Errorf("client %d: %s %s: %w", c.id, name, a.ID, err)
@@ -238,7 +251,21 @@ func (s *sim) deliver(ctx context.Context, c *simClient) error {
 		}
 	}
 	c.down = nil
-	return c.eng.Rebase(ctx, asm.Take()...)
+	if err := c.eng.Rebase(ctx, asm.Take()...); err != nil {
+		return fmt.Errorf("client %d: a replica must always rebase: %w", c.id, err)
+	}
+	// A mutation that failed on replay is still pending: the coordinator
+	// decides its fate.
+	pending := map[uint64]bool{}
+	for _, m := range c.eng.Pending() {
+		pending[m.Seq] = true
+	}
+	for _, f := range c.eng.LocalFailures() {
+		if !pending[f.Seq] {
+			return fmt.Errorf("client %d: local failure of seq %d, which is not pending", c.id, f.Seq)
+		}
+	}
+	return nil
 }
 
 func (s *sim) disconnect(c *simClient) {
@@ -264,7 +291,10 @@ func (s *sim) restartClient(ctx context.Context, c *simClient) (err error) {
 		return err
 	}
 	c.eng, err = engine.OpenClient(ctx, c.store, c.log, s.mut)
-	return err
+	if err != nil {
+		return fmt.Errorf("client %d: a replica must always open: %w", c.id, err)
+	}
+	return nil
 }
 
 func (s *sim) restartCoordinator(ctx context.Context) (err error) {
@@ -398,4 +428,137 @@ func integrity(query func(string, ...any) (engine.Rows, error)) error {
 		return fmt.Errorf("integrity_check: %v", rows.Values)
 	}
 	return nil
+}
+
+// mutateFault runs one of the faults mutations (n in 22..29 picks which).
+func (s *sim) mutateFault(ctx context.Context, c *simClient, n int) error {
+	var name string
+	var a faultArgs
+	parent := func() string { return fmt.Sprintf("p%d", s.r.IntN(4)) }
+	switch n {
+	case 22, 23:
+		name, a.ID = "parent", parent()
+	case 24:
+		name, a.ID = "unparent", parent()
+	case 25, 26:
+		name, a.ID = "child", parent()
+	case 27:
+		name = "arm"
+	case 28:
+		name = "disarm"
+	default:
+		name, a.ID = "tripwire", fmt.Sprintf("c%d-t%d", c.id, s.r.IntN(1000))
+	}
+	args := a.encode()
+	seq, err := c.eng.Mutate(ctx, name, args)
+	if err != nil {
+		var rej *engine.RejectedError
+		if !errors.As(err, &rej) {
+			return fmt.Errorf("client %d: %s %s: %w", c.id, name, a.ID, err)
+		}
+		// Rejected locally: it must leave no trace.
+		for _, m := range c.eng.Pending() {
+			if m.Seq >= rej.Seq {
+				return fmt.Errorf("client %d: rejected %s seq %d is pending", c.id, name, rej.Seq)
+			}
+		}
+		return nil
+	}
+	m := engine.Mutation{ClientID: c.eng.ClientID(), Seq: seq, Name: name, Args: args}
+	s.acked[m.ID()] = true
+	if c.online {
+		c.up = append(c.up, message{push: []engine.Mutation{m}})
+	}
+	return nil
+}
+
+// faults is a mutator plus mutations that fail beyond returning an error,
+// over tables of their own:
+//
+//	parent   {id}  insert a parent row
+//	unparent {id}  delete a parent row and its children
+//	child    {id}  insert a child of parent id, whose foreign key is checked
+//	               at COMMIT: it fails there if the parent is gone, which
+//	               may be only on replay or only on the coordinator
+//	arm, disarm    set or clear the tripwire
+//	tripwire {id}  insert a parent row, or, while the tripwire is set, end
+//	               the engine's transaction as an interrupted write does
+type faults struct{ engine.Mutator }
+
+type faultArgs struct {
+	ID string `json:"id,omitempty"`
+}
+
+func (a faultArgs) encode() []byte {
+	b, _ := json.Marshal(a)
+	return b
+}
+
+func (f faults) Migrate(ctx context.Context, conn *sqlite3.Conn) error {
+	if err := f.Mutator.Migrate(ctx, conn); err != nil {
+		return err
+	}
+	return conn.Exec(`CREATE TABLE IF NOT EXISTS sim_parent(id TEXT PRIMARY KEY NOT NULL);
+		CREATE TABLE IF NOT EXISTS sim_child(id INTEGER PRIMARY KEY,
+			pid TEXT NOT NULL REFERENCES sim_parent(id) DEFERRABLE INITIALLY DEFERRED);
+		CREATE TABLE IF NOT EXISTS sim_wire(id INTEGER PRIMARY KEY CHECK (id = 1))`)
+}
+
+func (f faults) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, raw []byte) error {
+	var a faultArgs
+	switch name {
+	case "parent", "unparent", "child", "arm", "disarm", "tripwire":
+		if err := json.Unmarshal(raw, &a); err != nil {
+			return fmt.Errorf("bad args: %w", err)
+		}
+	default:
+		return f.Mutator.Mutate(ctx, conn, name, raw)
+	}
+	switch name {
+	case "parent":
+		return engine.Exec(conn, `INSERT OR IGNORE INTO sim_parent(id) VALUES (?)`, a.ID)
+	case "unparent":
+		if err := engine.Exec(conn, `DELETE FROM sim_child WHERE pid = ?`, a.ID); err != nil {
+			return err
+		}
+		return engine.Exec(conn, `DELETE FROM sim_parent WHERE id = ?`, a.ID)
+	case "child":
+		return engine.Exec(conn, `INSERT INTO sim_child(pid) VALUES (?)`, a.ID)
+	case "arm":
+		return conn.Exec(`INSERT OR IGNORE INTO sim_wire(id) VALUES (1)`)
+	case "disarm":
+		return conn.Exec(`DELETE FROM sim_wire`)
+	default: // tripwire
+		rows, err := engine.Query(conn, `SELECT count(*) FROM sim_wire`)
+		if err != nil {
+			return err
+		}
+		if rows.Values[0][0].(int64) > 0 {
+			conn.Exec(`ROLLBACK`)
+			return errors.New("interrupted")
+		}
+		return engine.Exec(conn, `INSERT OR IGNORE INTO sim_parent(id) VALUES (?)`, a.ID)
+	}
+}
+
+// Seeds reads which seeds to run from the environment: SQLSYNC_SIM_SEEDS=N
+// runs N seeds from 1 (default n), SQLSYNC_SIM_SEED=S runs seed S alone.
+// A value that is not a number is an error, never zero seeds.
+func Seeds(n int) (first uint64, count int, err error) {
+	first, count = 1, n
+	if s := os.Getenv("SQLSYNC_SIM_SEEDS"); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || v < 1 {
+			return 0, 0, fmt.Errorf("SQLSYNC_SIM_SEEDS=%q: want a number of seeds, 1 or more", s)
+		}
+		count = v
+	}
+	if s := os.Getenv("SQLSYNC_SIM_SEED"); s != "" {
+		v, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("SQLSYNC_SIM_SEED=%q: want a seed, a number", s)
+		}
+		first, count = v, 1
+	}
+	return first, count, nil
 }
