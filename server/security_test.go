@@ -319,8 +319,14 @@ type honest struct {
 	writes    int
 	err       error
 	latencies []time.Duration
+	probed    []time.Time // when each probe reached the second replica
 	rejected  atomic.Int64
 	probes    atomic.Int64
+
+	// paused holds the writers; writing is held by the writer around each
+	// write, so that pausing can wait for the write under way.
+	paused  atomic.Bool
+	writing sync.Mutex
 }
 
 const (
@@ -362,8 +368,13 @@ func startHonest(t *testing.T, ts *testServer, docID, token string, n int, pace 
 			// Closed loop: a replica writes only while the coordinator
 			// keeps up with it, so on a slow machine (or under -race) the
 			// writers do not pile up pending mutations of their own.
-			for d.Status().Pending >= maxHonestPending && ctx.Err() == nil {
+			for (d.Status().Pending >= maxHonestPending || h.paused.Load()) && ctx.Err() == nil {
 				time.Sleep(time.Millisecond)
+			}
+			h.writing.Lock()
+			if h.paused.Load() {
+				h.writing.Unlock()
+				continue
 			}
 			if big > 0 {
 				// Item k is always written by the same replica, so its
@@ -373,6 +384,7 @@ func startHonest(t *testing.T, ts *testServer, docID, token string, n int, pace 
 			} else {
 				h.write(d, "add", fmt.Sprintf("honest-%d", i), h.title(i))
 			}
+			h.writing.Unlock()
 			select {
 			case <-time.After(pace):
 			case <-ctx.Done():
@@ -423,8 +435,45 @@ func (h *honest) probe(id string) time.Duration {
 	d := time.Since(start)
 	h.mu.Lock()
 	h.latencies = append(h.latencies, d)
+	h.probed = append(h.probed, start.Add(d))
 	h.mu.Unlock()
 	return d
+}
+
+// probedBetween returns how many probes reached the second replica in
+// [from, to).
+func (h *honest) probedBetween(from, to time.Time) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, at := range h.probed {
+		if !at.Before(from) && at.Before(to) {
+			n++
+		}
+	}
+	return n
+}
+
+// quiescentHeap pauses the writers, waits until every honest replica has
+// all its writes applied and holds the coordinator's newest commit, and
+// returns the live heap then: with nothing in flight to the honest
+// replicas, their diffs do not blur the measurement. The writers resume.
+func (h *honest) quiescentHeap() uint64 {
+	h.t.Helper()
+	h.paused.Store(true)
+	defer h.paused.Store(false)
+	h.writing.Lock() // the write under way, if any, has returned
+	h.writing.Unlock()
+	waitFor(h.t, "the honest replicas to sync", func() bool {
+		lsn := h.ts.lsn(h.t, h.docID)
+		for _, d := range h.docs {
+			if s := d.Status(); s.Pending != 0 || s.LSN != lsn {
+				return false
+			}
+		}
+		return true
+	})
+	return heapInUse()
 }
 
 // probeFor probes every interval until the context ends.
@@ -945,7 +994,10 @@ func TestHonestClientUnderLowLimits(t *testing.T) {
 
 // TestRateLimitFlood: a connection sending mutations faster than its rate
 // allows is closed with "limit"; the honest replicas, well under the rate,
-// are not slowed or refused.
+// are neither refused nor disconnected, their changes keep reaching each
+// other after the floods, and all their writes land. (How fast they
+// propagate is logged, not asserted: on a shared machine that measures the
+// load.)
 func TestRateLimitFlood(t *testing.T) {
 	ts := startServer(t, Config{Limits: protocol.Limits{MaxMutationsPerPush: 100}, RatePerConn: 50, RateBurst: 100})
 	// Each honest replica writes 20 times a second.
@@ -972,8 +1024,9 @@ func TestRateLimitFlood(t *testing.T) {
 		}
 		c.expectClose(protocol.CodeLimit, "rate limit")
 	})
+	// Each probe fails the test unless it reaches the other replica.
 	ctx, stop := context.WithTimeout(context.Background(), 300*time.Millisecond)
-	h.probeFor(ctx, 10*time.Millisecond)
+	h.probeAtLeast(ctx, 10*time.Millisecond, 5)
 	stop()
 	median, largest := h.latency()
 	t.Logf("honest propagation after the floods: median %v, max %v", median, largest)
@@ -1062,28 +1115,6 @@ func TestMaxDocBytes(t *testing.T) {
 
 // ---- clients that do not keep up ---------------------------------------
 
-// checkNotHeldBack compares the others' propagation delays while a client
-// lags with those measured before it came. Were the coordinator to wait on
-// the lagging client, the others would wait for its reads: seconds each. Measuring against the same run's baseline
-// keeps the check meaningful on a slow machine or under -race.
-func checkNotHeldBack(t *testing.T, who string, baseMedian, baseMax, median, largest time.Duration) {
-	t.Helper()
-	if baseMedian > 50*time.Millisecond {
-		// A local change takes a few milliseconds to reach another
-		// replica; here the machine is saturated (the race detector on a
-		// small machine, say) and any extra client slows every other
-		// through the CPU alone: there is nothing to compare.
-		t.Logf("propagation takes %v without %s: machine saturated, not comparing", baseMedian, who)
-		return
-	}
-	// The median, not the largest: on a shared machine a single probe may
-	// stall for a second, while a coordinator waiting on one client would
-	// stall them all.
-	if median > max(4*baseMedian, 250*time.Millisecond) {
-		t.Fatalf("%s held back the others: propagation median %v, max %v; without it %v, %v", who, median, largest, baseMedian, baseMax)
-	}
-}
-
 // heapInUse returns the live heap after a collection.
 func heapInUse() uint64 {
 	runtime.GC()
@@ -1096,10 +1127,10 @@ func heapInUse() uint64 {
 // TestNeverReadingClient: a client that says hello and then never reads,
 // while the document keeps changing, costs the coordinator at most the
 // diff its writer is blocked on: memory does not grow with the commits it
-// misses, the other replicas keep their pace, and after WriteTimeout the
-// connection is dropped.
+// misses, the other replicas' changes keep reaching each other while it is
+// stuck, and after WriteTimeout the connection is dropped.
 func TestNeverReadingClient(t *testing.T) {
-	const writeTimeout = 4 * time.Second
+	const writeTimeout = 5 * time.Second
 	ts := startServerWith(t, Config{WriteTimeout: writeTimeout}, func(ln net.Listener) net.Listener {
 		return sndbufListener{ln, 16 << 10}
 	})
@@ -1110,7 +1141,7 @@ func TestNeverReadingClient(t *testing.T) {
 	// otherwise blur the heap measurement (the coordinator's page versions,
 	// every SQLite connection's page cache), whatever the machine's speed.
 	waitFor(t, "300 commits", func() bool { return ts.lsn(t, "doc") >= 300 })
-	// The others' pace without a stuck client.
+	// The others' pace without a stuck client, for the log.
 	ctx, stop := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	h.probeAtLeast(ctx, 20*time.Millisecond, 5)
 	stop()
@@ -1132,46 +1163,62 @@ func TestNeverReadingClient(t *testing.T) {
 	stuck.send(hello("doc", "stuck"))
 	start := time.Now()
 	waitFor(t, "the stuck connection", func() bool { return ts.connCount() == 3 })
-	dropped := make(chan time.Duration, 1)
+	dropped := make(chan time.Time, 1)
 	go func() {
 		for ts.connCount() == 3 && time.Since(start) < testTimeout {
 			time.Sleep(5 * time.Millisecond)
 		}
-		dropped <- time.Since(start)
+		dropped <- time.Now()
 	}()
 
-	// Its writer blocks on the first diff, the whole document, at once:
-	// that one diff it may cost. Measure from there.
+	// Its writer blocks on the first diff, the whole document (256 KiB
+	// against 20 KiB of socket buffers), at once: that one diff it may
+	// cost. Measure from there, each time with the honest writers paused
+	// and nothing in flight to the other replicas.
 	time.Sleep(200 * time.Millisecond)
+	before := h.quiescentHeap()
 	lsn0 := ts.lsn(t, "doc")
-	before := heapInUse()
 	sent0 := ts.diffBytesSent(t)
-	ctx, stop = context.WithDeadline(context.Background(), start.Add(writeTimeout-time.Second))
-	h.probeFor(ctx, 20*time.Millisecond)
+	probing := time.Now()
+	ctx, stop = context.WithDeadline(context.Background(), start.Add(writeTimeout-2*time.Second))
+	h.probeAtLeast(ctx, 20*time.Millisecond, 1)
 	stop()
-	after := heapInUse()
+	after := h.quiescentHeap()
+	measured := time.Now()
 	commits := ts.lsn(t, "doc") - lsn0
 	// Had the coordinator queued the diffs the stuck client missed, it
 	// would hold what each of the two readers was sent meanwhile.
 	queued := (ts.diffBytesSent(t) - sent0) / 2
 	grew := int64(after) - int64(before)
 	median, largest := h.latency()
-	t.Logf("while stuck: %d commits, %d MiB of diffs to each reader; heap grew %d KiB; others' propagation median %v, max %v (without it: %v, %v)",
-		commits, queued>>20, grew>>10, median, largest, baseMedian, baseMax)
-	// In-flight diffs to and from the other replicas make several MiB of
-	// noise either way: the comparison needs a few times that missed. (Under -race
-	// on a small machine there is too little traffic to tell.)
-	if queued < 16<<20 {
-		t.Logf("only %d KiB of diffs while the client was stuck: too little to compare the heap with", queued>>10)
-	} else if grew > 0 && uint64(grew) > queued/2 {
+	t.Logf("while stuck: %d commits, %d KiB of diffs to each reader; heap grew %d KiB; others' propagation median %v, max %v (without it: %v, %v)",
+		commits, queued>>10, grew>>10, median, largest, baseMedian, baseMax)
+	dropAt := <-dropped
+	if measured.After(dropAt) {
+		t.Fatalf("the stuck connection was dropped %v after it blocked, before the heap was measured (%v after): either the coordinator waited on it, or the machine is too slow for WriteTimeout %v",
+			dropAt.Sub(start), measured.Sub(start), writeTimeout)
+	}
+	// Both measurements are quiescent, so little but a queue for the stuck
+	// client can tell them apart; it needs some traffic to show.
+	if queued < 2<<20 {
+		t.Fatalf("only %d KiB of diffs while the client was stuck, %d commits: too little to tell a queue for it from noise", queued>>10, commits)
+	}
+	if grew > 0 && uint64(grew) > queued/2 {
 		t.Fatalf("the heap grew by %d KiB while a client did not read (%d KiB of diffs it missed)", grew>>10, queued>>10)
 	}
-	checkNotHeldBack(t, "a stuck client", baseMedian, baseMax, median, largest)
+	// Not held back: the others' changes reached each other while the
+	// stuck client was connected, its writer blocked on a diff it never
+	// reads. A coordinator waiting on that write would have delivered none
+	// of them (nor let the replicas sync for quiescentHeap) until the drop.
+	if n := h.probedBetween(probing, dropAt); n == 0 {
+		t.Fatalf("no probe reached the other replica while the stuck client was connected: the coordinator waited on it")
+	} else {
+		t.Logf("%d probes reached the other replica while the stuck client was connected", n)
+	}
 
 	// WriteTimeout after the blocked write began, not before, the
 	// connection is dropped.
-	took := <-dropped
-	if took < writeTimeout || took > writeTimeout+5*time.Second {
+	if took := dropAt.Sub(start); took < writeTimeout || took > writeTimeout+5*time.Second {
 		t.Fatalf("the stuck connection was dropped after %v, WriteTimeout %v", took, writeTimeout)
 	}
 	h.finish()
@@ -1197,7 +1244,13 @@ func (s slowTransport) Read(ctx context.Context) ([]byte, error) {
 
 // TestSlowClient: a replica that reads slowly does not hold the others
 // back, and catches up with coalesced diffs, fewer than the commits it
-// missed.
+// missed. Coalescing is the proof that it did not hold them back: a diff
+// spanning several commits means the coordinator committed, and served the
+// others, again and again while the slow replica had not read. A
+// coordinator in lockstep with its slowest reader would send it one diff per
+// commit. (The others' propagation delays are logged, not compared: on a
+// shared machine they measure the load; TestNeverReadingClient asserts that
+// a client that never reads stops nobody.)
 func TestSlowClient(t *testing.T) {
 	ts := startServerWith(t, Config{}, func(ln net.Listener) net.Listener {
 		return sndbufListener{ln, 32 << 10}
@@ -1234,7 +1287,6 @@ func TestSlowClient(t *testing.T) {
 	_, lsn1 := ts.coordinatorBytes(t, "doc")
 	lag := lsn1 - sd.Engine().LSN()
 	median, largest := h.latency()
-	checkNotHeldBack(t, "a slow client", baseMedian, baseMax, median, largest)
 
 	// It catches up, still reading slowly.
 	waitConverged(t, ts, "doc", append(slices.Clone(h.docs), sd)...)
