@@ -307,7 +307,11 @@ func (c *Coordinator) applySome(ctx, budget context.Context, batch []Mutation, f
 				}
 				start := time.Now()
 				err := c.applyOne(mctx, m)
-				if err != nil && !unbounded && budget.Err() != nil && ctx.Err() == nil && time.Since(start) < c.opts.MutationTimeout {
+				if err != nil && ctx.Err() != nil {
+					// The caller gave up: not the mutation's failure.
+					return fmt.Errorf("mutation %s: %w", m.ID(), ctx.Err())
+				}
+				if err != nil && !unbounded && budget.Err() != nil && time.Since(start) < c.opts.MutationTimeout {
 					// Cut short by the batch's budget, not by its own
 					// limit: not its failure.
 					var b *brokenTxError
