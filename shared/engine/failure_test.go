@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ncruces/go-sqlite3"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/pendinglog"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
@@ -370,5 +371,75 @@ func TestMutateAppendFailureUndoesEffect(t *testing.T) {
 	log.fail = false
 	if seq, err := c.Mutate(ctx, "add", testmutator.Args{ID: "z", Title: "z"}.Encode()); err != nil || seq != 2 {
 		t.Fatalf("next mutation: seq %d, %v; want seq 2 (the failed one was never recorded)", seq, err)
+	}
+}
+
+// armed is the SQL mutator plus two mutations that misbehave once table
+// flag has a row: "break" ends the engine's transaction, as an interrupted
+// write does, and "panic" panics, as the driver does when SQLite runs out
+// of memory.
+type armed struct{ testmutator.SQL }
+
+func (a armed) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, args []byte) error {
+	if name != "break" && name != "panic" {
+		return a.SQL.Mutate(ctx, conn, name, args)
+	}
+	rows, err := engine.Query(conn, `SELECT count(*) FROM flag`)
+	if err != nil {
+		return err
+	}
+	if rows.Values[0][0].(int64) > 0 {
+		if name == "panic" {
+			panic("out of memory")
+		}
+		conn.Exec(`ROLLBACK`)
+		return errors.New("interrupted")
+	}
+	return engine.Exec(conn, `INSERT INTO t(v) VALUES (?)`, name)
+}
+
+// Pending mutations that break the transaction or panic only on replay
+// fail there alone, on open and on rebase.
+func TestReplayBreakingTheTransaction(t *testing.T) {
+	coord := openCoord(t, armed{}, engine.CoordinatorOptions{})
+	a := newReplica(t, "a", armed{}, engine.ClientOptions{})
+	b := newReplica(t, "b", armed{}, engine.ClientOptions{})
+	a.mutate("exec", exec(`CREATE TABLE t(v); CREATE TABLE flag(x)`))
+	a.push(coord)
+	b.pull(coord)
+	b.mutate("exec", exec(`INSERT INTO t(v) VALUES ('one')`))
+	b.mutate("break", nil)
+	b.mutate("exec", exec(`INSERT INTO t(v) VALUES ('two')`))
+	b.mutate("panic", nil)
+	b.mutate("exec", exec(`INSERT INTO t(v) VALUES ('three')`))
+	a.mutate("exec", exec(`INSERT INTO flag VALUES (1)`))
+	a.push(coord)
+
+	check := func(when string) {
+		t.Helper()
+		f := b.LocalFailures()
+		if len(f) != 2 || f[0].Seq != 2 || f[1].Seq != 4 {
+			t.Fatalf("%s: local failures %+v, want seqs 2 and 4", when, f)
+		}
+		rows, err := b.Query(`SELECT group_concat(v) FROM (SELECT v FROM t ORDER BY rowid)`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rows.Values[0][0] != "one,two,three" {
+			t.Fatalf("%s: rows %v, want one,two,three", when, rows.Values)
+		}
+	}
+	b.pull(coord)
+	check("after the rebase")
+	b.reopen()
+	check("after reopening")
+
+	res := b.push(coord)
+	if len(res.Applied) != 5 || len(res.Rejected) != 2 {
+		t.Fatalf("applied %d, rejected %+v; want 5 and 2", len(res.Applied), res.Rejected)
+	}
+	b.pull(coord)
+	if b.PendingCount() != 0 || len(b.LocalFailures()) != 0 {
+		t.Fatalf("after the coordinator decided: %d pending, local failures %+v", b.PendingCount(), b.LocalFailures())
 	}
 }
