@@ -1,0 +1,501 @@
+package server
+
+// The harness of the security tests: raw connections that speak the
+// protocol by hand, and groups of honest replicas that write alongside an
+// attack and check that their work converged untouched.
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/sqlsync-go/sqlsync/client"
+	"github.com/sqlsync-go/sqlsync/shared/engine"
+	"github.com/sqlsync-go/sqlsync/shared/protocol"
+	"github.com/sqlsync-go/sqlsync/shared/testmutator"
+)
+
+// ---- replicas and raw connections --------------------------------------
+
+// openTokenClient is openClient with an access token.
+func openTokenClient(t *testing.T, ts *testServer, docID, token string, dial client.Dialer) *client.Doc {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	d, err := client.Open(ctx, client.Options{
+		URL: ts.url, DocID: docID, Token: token, Mutator: testmutator.Mutator{},
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+		Logger: testLogger(), Dial: dial,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// waitStopped waits until the coordinator has refused d for good and
+// returns its last error.
+func waitStopped(t *testing.T, d *client.Doc, within time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		s := d.Status()
+		if s.State == client.Stopped {
+			return s.LastError
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica not stopped after %v: %+v", within, s)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func helloTok(docID, clientID, token string) protocol.Frame {
+	f := hello(docID, clientID)
+	f.Hello.Token = token
+	return f
+}
+
+// dialRawWith dials the sync endpoint with dialer and header, returning the
+// handshake's response when it fails.
+func dialRawWith(t *testing.T, ts *testServer, dialer *websocket.Dialer, header http.Header) (*rawConn, *http.Response, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	ws, resp, err := dialer.DialContext(ctx, ts.url, header)
+	if err != nil {
+		return nil, resp, err
+	}
+	ws.SetReadLimit(64 << 20)
+	t.Cleanup(func() { ws.Close() })
+	return &rawConn{t: t, ws: ws}, resp, nil
+}
+
+// expectWelcome reads the next frame and fails the test unless it is a
+// Welcome.
+func (c *rawConn) expectWelcome() protocol.Welcome {
+	c.t.Helper()
+	c.ws.SetReadDeadline(time.Now().Add(testTimeout))
+	_, b, err := c.ws.ReadMessage()
+	if err != nil {
+		c.t.Fatalf("want welcome: %v", err)
+	}
+	f, err := protocol.Decode(b, protocol.Limits{MaxFrameBytes: 64 << 20})
+	if err != nil {
+		c.t.Fatalf("want welcome: %v", err)
+	}
+	if f.Welcome == nil {
+		if f.Close != nil {
+			c.t.Fatalf("want welcome, got close %s: %s", f.Close.Code, f.Close.Reason)
+		}
+		c.t.Fatalf("want welcome, got %s", f.Kind())
+	}
+	return *f.Welcome
+}
+
+// expectClose reads until the Close frame and checks its code and that its
+// reason mentions reason; it returns the frames before it.
+func (c *rawConn) expectClose(code, reason string) []protocol.Frame {
+	c.t.Helper()
+	cl, before, err := c.untilClose()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if cl.Code != code {
+		c.t.Fatalf("close code %q (%s), want %q", cl.Code, cl.Reason, code)
+	}
+	if !strings.Contains(cl.Reason, reason) {
+		c.t.Fatalf("close reason %q does not mention %q", cl.Reason, reason)
+	}
+	return before
+}
+
+// expectRefused is expectClose for a connection refused at its Hello:
+// nothing of the document (no Welcome, no Diff) may come before the Close.
+func (c *rawConn) expectRefused(code, reason string) {
+	c.t.Helper()
+	for _, f := range c.expectClose(code, reason) {
+		if f.Welcome != nil || f.Diff != nil {
+			c.t.Fatalf("a %s frame came before the %s refusal", f.Kind(), code)
+		}
+	}
+}
+
+// connCount returns the number of connections the server holds.
+func (ts *testServer) connCount() int {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return len(ts.conns)
+}
+
+// health returns what /healthz says.
+func (ts *testServer) health(t *testing.T) (docs, conns int) {
+	t.Helper()
+	resp, err := http.Get("http://" + ts.addr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var h struct{ Documents, Connections int }
+	if err := json.NewDecoder(resp.Body).Decode(&h); err != nil {
+		t.Fatal(err)
+	}
+	return h.Documents, h.Connections
+}
+
+// lsn returns the coordinator's LSN of docID.
+func (ts *testServer) lsn(t *testing.T, docID string) uint64 {
+	t.Helper()
+	var lsn uint64
+	ts.coordinator(t, docID, func(c *engine.Coordinator) { lsn = c.LSN() })
+	return lsn
+}
+
+// diffBytesSent returns the bytes of diff frames the server has encoded.
+func (ts *testServer) diffBytesSent(t *testing.T) uint64 {
+	t.Helper()
+	mfs, err := ts.metrics.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "sqlsync_diff_frame_bytes_total" {
+			return uint64(mf.GetMetric()[0].GetCounter().GetValue())
+		}
+	}
+	t.Fatal("no sqlsync_diff_frame_bytes_total metric")
+	return 0
+}
+
+// docDirs lists the documents in the server's data directory.
+func (ts *testServer) docDirs(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(ts.dir, "docs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// startServerWith is startServer with the listener wrapped by wrap.
+func startServerWith(t *testing.T, cfg Config, wrap func(net.Listener) net.Listener) *testServer {
+	t.Helper()
+	if cfg.DataDir == "" {
+		cfg.DataDir = t.TempDir()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger()
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	go hs.Serve(wrap(ln))
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := s.Close(ctx); err != nil {
+			t.Errorf("close server: %v", err)
+		}
+		hs.Shutdown(ctx)
+	})
+	addr := ln.Addr().String()
+	return &testServer{Server: s, dir: cfg.DataDir, addr: addr, url: "ws://" + addr + SyncPath}
+}
+
+// sndbufListener gives every accepted connection a small kernel send
+// buffer, so a client that does not read blocks the server's writes after
+// a few tens of kilobytes rather than megabytes.
+type sndbufListener struct {
+	net.Listener
+	size int
+}
+
+func (l sndbufListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		tc.SetWriteBuffer(l.size)
+	}
+	return c, err
+}
+
+// ---- honest replicas ---------------------------------------------------
+
+// honest is a group of well-behaved replicas writing to one document while
+// a test attacks it, and the check that their work converged untouched.
+type honest struct {
+	t      *testing.T
+	ts     *testServer
+	docID  string
+	docs   []*client.Doc
+	big    int // > 0: rename a fixed set of items with titles this long, not growing the document
+	pace   time.Duration
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex
+	want      map[string]string // item ID -> the title last written
+	writes    int
+	err       error
+	latencies []time.Duration
+	probed    []time.Time // when each probe reached the second replica
+	rejected  atomic.Int64
+	probes    atomic.Int64
+
+	// paused holds the writers; writing is held by the writer around each
+	// write, so that pausing can wait for the write under way.
+	paused  atomic.Bool
+	writing sync.Mutex
+}
+
+const (
+	honestItems     = 8  // items the big writers rename
+	minHonestWrites = 20 // writes finish waits for
+	// maxHonestPending bounds each honest replica's unacknowledged writes.
+	maxHonestPending = 4
+)
+
+// startHonest opens n replicas of docID with token, waits until they are
+// synced, and starts writing to them in turn every pace.
+func startHonest(t *testing.T, ts *testServer, docID, token string, n int, pace time.Duration, big int) *honest {
+	t.Helper()
+	h := &honest{t: t, ts: ts, docID: docID, pace: pace, big: big, want: map[string]string{}}
+	for range n {
+		d := openTokenClient(t, ts, docID, token, nil)
+		d.Watch(func(e client.Event) {
+			if e.Rejected != nil {
+				h.rejected.Add(1)
+				t.Logf("honest replica's mutation rejected: %v", e.Rejected)
+			}
+		})
+		h.docs = append(h.docs, d)
+	}
+	for _, d := range h.docs {
+		waitSynced(t, d)
+	}
+	if big > 0 {
+		for k := range honestItems {
+			h.write(h.docs[k%n], "add", fmt.Sprintf("honest-%d", k), h.title(k))
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	t.Cleanup(h.stop) // before the replicas close
+	h.wg.Go(func() {
+		for i := honestItems; ctx.Err() == nil; i++ {
+			d := h.docs[i%n]
+			// Closed loop: a replica writes only while the coordinator
+			// keeps up with it, so on a slow machine (or under -race) the
+			// writers do not pile up pending mutations of their own.
+			for (d.Status().Pending >= maxHonestPending || h.paused.Load()) && ctx.Err() == nil {
+				time.Sleep(time.Millisecond)
+			}
+			h.writing.Lock()
+			if h.paused.Load() {
+				h.writing.Unlock()
+				continue
+			}
+			if big > 0 {
+				// Item k is always written by the same replica, so its
+				// final title is the last one written.
+				k := i % honestItems
+				h.write(d, "rename", fmt.Sprintf("honest-%d", k), h.title(i))
+			} else {
+				h.write(d, "add", fmt.Sprintf("honest-%d", i), h.title(i))
+			}
+			h.writing.Unlock()
+			select {
+			case <-time.After(pace):
+			case <-ctx.Done():
+			}
+		}
+	})
+	return h
+}
+
+func (h *honest) title(i int) string {
+	if h.big > 0 {
+		return fmt.Sprintf("%d:", i) + strings.Repeat("x", h.big)
+	}
+	return fmt.Sprintf("honest %d", i)
+}
+
+func (h *honest) write(d *client.Doc, name, id, title string) {
+	_, err := d.Mutate(context.Background(), name, testmutator.Args{ID: id, Title: title}.Encode())
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err != nil && h.err == nil {
+		h.err = fmt.Errorf("%s %s: %w", name, id, err)
+	}
+	h.want[id] = title
+	h.writes++
+}
+
+// probe adds an item on the first replica and returns how long the second
+// took to see it: the propagation delay other clients get.
+func (h *honest) probe(id string) time.Duration {
+	h.t.Helper()
+	start := time.Now()
+	h.write(h.docs[0], "add", id, "probe")
+	deadline := start.Add(testTimeout)
+	for {
+		rows, err := h.docs[1].Query(context.Background(), `SELECT count(*) FROM items WHERE id = ?`, id)
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if fmt.Sprint(rows.Values) == "[[1]]" && h.docs[1].Status().Pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("probe %s did not reach the second replica in %v", id, testTimeout)
+		}
+		time.Sleep(500 * time.Microsecond)
+	}
+	d := time.Since(start)
+	h.mu.Lock()
+	h.latencies = append(h.latencies, d)
+	h.probed = append(h.probed, start.Add(d))
+	h.mu.Unlock()
+	return d
+}
+
+// probedBetween returns how many probes reached the second replica in
+// [from, to).
+func (h *honest) probedBetween(from, to time.Time) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, at := range h.probed {
+		if !at.Before(from) && at.Before(to) {
+			n++
+		}
+	}
+	return n
+}
+
+// quiescentHeap pauses the writers, waits until every honest replica has
+// all its writes applied and holds the coordinator's newest commit, and
+// returns the live heap then: with nothing in flight to the honest
+// replicas, their diffs do not blur the measurement. The writers resume.
+func (h *honest) quiescentHeap() uint64 {
+	h.t.Helper()
+	h.paused.Store(true)
+	defer h.paused.Store(false)
+	h.writing.Lock() // the write under way, if any, has returned
+	h.writing.Unlock()
+	waitFor(h.t, "the honest replicas to sync", func() bool {
+		lsn := h.ts.lsn(h.t, h.docID)
+		for _, d := range h.docs {
+			if s := d.Status(); s.Pending != 0 || s.LSN != lsn {
+				return false
+			}
+		}
+		return true
+	})
+	return heapInUse()
+}
+
+// probeFor probes every interval until the context ends.
+func (h *honest) probeFor(ctx context.Context, interval time.Duration) {
+	h.probeAtLeast(ctx, interval, 0)
+}
+
+// probeAtLeast probes every interval until the context ends and at least
+// n probes were made.
+func (h *honest) probeAtLeast(ctx context.Context, interval time.Duration, n int) {
+	for i := 0; ctx.Err() == nil || i < n; i++ {
+		h.probe(fmt.Sprintf("probe-%d", h.probes.Add(1)))
+		select {
+		case <-time.After(interval):
+		case <-ctx.Done():
+		}
+	}
+}
+
+// latency returns the median and the largest probe delay.
+func (h *honest) latency() (median, largest time.Duration) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	l := slices.Clone(h.latencies)
+	if len(l) == 0 {
+		return 0, 0
+	}
+	slices.Sort(l)
+	return l[len(l)/2], l[len(l)-1]
+}
+
+// stop stops the writers.
+func (h *honest) stop() {
+	h.cancel()
+	h.wg.Wait()
+}
+
+// finish stops the writers and checks that they were never refused or
+// disconnected, that they and others converge with the coordinator byte for
+// byte, and that every item holds what they last wrote.
+func (h *honest) finish(others ...*client.Doc) {
+	t := h.t
+	t.Helper()
+	// Let the writers make some progress whatever the test did meanwhile.
+	waitFor(t, "the honest writers", func() bool {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return h.writes >= honestItems+minHonestWrites
+	})
+	h.stop()
+	h.mu.Lock()
+	err, writes := h.err, h.writes
+	want := maps.Clone(h.want)
+	h.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := h.rejected.Load(); n != 0 {
+		t.Fatalf("%d honest mutations were rejected", n)
+	}
+	for i, d := range h.docs {
+		if s := d.Status(); s.LastError != "" {
+			t.Fatalf("honest replica %d lost its connection: %+v", i, s)
+		}
+	}
+	waitConverged(t, h.ts, h.docID, append(slices.Clone(h.docs), others...)...)
+	rows, qerr := h.docs[0].Query(context.Background(), `SELECT id, title FROM items WHERE id LIKE 'honest-%' OR id LIKE 'probe-%'`)
+	if qerr != nil {
+		t.Fatal(qerr)
+	}
+	got := map[string]string{}
+	for _, r := range rows.Values {
+		got[r[0].(string)] = r[1].(string)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("the document holds %d honest items, want %d", len(got), len(want))
+	}
+	for id, title := range want {
+		if got[id] != title {
+			t.Fatalf("honest item %s: title %.20q, want %.20q", id, got[id], title)
+		}
+	}
+	t.Logf("honest writers: %d writes by %d replicas converged", writes, len(h.docs))
+}
