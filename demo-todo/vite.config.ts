@@ -4,8 +4,8 @@ export default defineConfig({
   // JSX through esbuild (no React plugin needed for a build).
   esbuild: { jsx: 'automatic' },
   // The package finds its worker and wasm bundle with import.meta.url, so
-  // Vite must not pre-bundle it (the package's README). This app passes
-  // baseUrl: '/sqlsync/' anyway, where scripts/copy-sqlsync.mjs puts them.
+  // Vite's dev server must not pre-bundle it (the package's README); the
+  // production build needs nothing.
   optimizeDeps: { exclude: ['@sqlsync-go/client'] },
   resolve: { dedupe: ['react', 'react-dom'] },
   build: { target: 'es2022' },

@@ -9,14 +9,14 @@ export type { SqlsyncDocument };
 
 /**
  * Opens the document of list `listId`. The coordinator is the server that
- * served this page; it also serves the worker and the wasm bundle, copied
- * into /sqlsync/ at build time (scripts/copy-sqlsync.mjs).
+ * served this page. The worker and the wasm bundle need nothing here: Vite
+ * bundles them from the package (the build then pre-compresses the wasm
+ * for the coordinator to serve).
  */
 export function openList(listId: string, online: boolean, onProgress: (p: Progress) => void): Promise<SqlsyncDocument> {
   return openDocument({
     url: location.origin,
     docId: listId,
-    baseUrl: '/sqlsync/',
     online,
     onProgress,
   });

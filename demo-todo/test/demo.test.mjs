@@ -169,12 +169,19 @@ it('the coordinator serves the app, its assets and the wasm bundle with the righ
   const js = await fetch(server.url + asset);
   assert.equal(js.status, 200);
   assert.equal(js.headers.get('cache-control'), 'public, max-age=31536000, immutable');
-  const wasm = await fetch(server.url + '/sqlsync/sqlsync.wasm', { headers: { 'Accept-Encoding': 'br' } });
+  // Vite bundled the package's worker and emitted its wasm bundle as
+  // content-hashed assets: both are immutable, the wasm pre-compressed.
+  const source = await js.text();
+  const wasmPath = /\/assets\/sqlsync-[\w-]+\.wasm/.exec(source)?.[0];
+  const workerPath = /\/assets\/worker-[\w-]+\.js/.exec(source)?.[0];
+  assert.ok(wasmPath, 'the app references the wasm bundle under /assets/');
+  assert.ok(workerPath, 'the app references the worker under /assets/');
+  const wasm = await fetch(server.url + wasmPath, { headers: { 'Accept-Encoding': 'br' } });
   assert.equal(wasm.status, 200);
   assert.equal(wasm.headers.get('content-type'), 'application/wasm');
   assert.equal(wasm.headers.get('content-encoding'), 'br');
-  assert.equal(wasm.headers.get('cache-control'), 'no-cache');
+  assert.equal(wasm.headers.get('cache-control'), 'public, max-age=31536000, immutable');
   await wasm.arrayBuffer();
-  const worker = await fetch(server.url + '/sqlsync/worker.js');
+  const worker = await fetch(server.url + workerPath);
   assert.equal(worker.headers.get('content-type'), 'text/javascript; charset=utf-8');
 });

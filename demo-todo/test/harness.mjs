@@ -17,7 +17,7 @@ const repo = join(demoDir, '..');
 export const resultsDir = join(demoDir, 'test-results');
 
 /** A free TCP port on 127.0.0.1. */
-function freePort() {
+export function freePort() {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.on('error', reject);
@@ -29,15 +29,18 @@ function freePort() {
 }
 
 /**
- * Starts bin/sqlsync serve with the built demo, and with the todo mutator
- * built to WebAssembly (bin/mutators/todo.wasm) as `make run` does, if it
- * is there; resolves once it answers /healthz.
+ * Starts bin/sqlsync serve with the built demo (or staticDir, or nothing if
+ * staticDir is null), and with the todo mutator built to WebAssembly
+ * (bin/mutators/todo.wasm) as `make run` does, if it is there, plus args;
+ * resolves once it answers /healthz. Other apps' tests use it too
+ * (examples/).
  */
-export async function startServer() {
+export async function startServer({ staticDir = join(demoDir, 'dist'), args: extra = [] } = {}) {
   const port = await freePort();
   const data = mkdtempSync(join(tmpdir(), 'sqlsync-demo-'));
   const bin = process.env.SQLSYNC_BIN ?? join(repo, 'bin', 'sqlsync');
-  const args = ['serve', '--addr', `127.0.0.1:${port}`, '--data', data, '--static', join(demoDir, 'dist'), '--log-level', 'warn'];
+  const args = ['serve', '--addr', `127.0.0.1:${port}`, '--data', data, '--log-level', 'warn', ...extra];
+  if (staticDir) args.push('--static', staticDir);
   const mutator = join(repo, 'bin', 'mutators', 'todo.wasm');
   if (existsSync(mutator)) args.push('--mutator', mutator);
   const proc = spawn(bin, args, { stdio: ['ignore', 'inherit', 'inherit'] });

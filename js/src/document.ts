@@ -1,6 +1,9 @@
-import type { ErrorInfo, FromWorker, Method, ToWorker } from './messages.js';
+import type { ErrorInfo, FromWorker, Method } from './messages.js';
+import { type RawWorker, sharedPort, type WorkerLike } from './port.js';
 import type { OpenOptions, Param, Progress, RawRows, Rejection, Row, Status } from './types.js';
 import { decodeRows, encodeArgs, encodeParams, syncUrl, toObjects } from './values.js';
+
+export type { WorkerLike } from './port.js';
 
 /** An error from the replica, with a stable code when it has one. */
 export class SqlsyncError extends Error {
@@ -45,14 +48,6 @@ export interface DocumentEvents {
 }
 
 type Listener<T> = (v: T) => void;
-
-/** The minimal part of Worker a document needs (a fake in tests). */
-export interface WorkerLike {
-  postMessage(m: ToWorker): void;
-  onmessage: ((ev: { data: FromWorker }) => void) | null;
-  onerror: ((ev: { message?: string }) => void) | null;
-  terminate(): void;
-}
 
 interface Subscription {
   onRows: (rows: RawRows) => void;
@@ -257,17 +252,27 @@ export class SqlsyncDocument {
   }
 }
 
-function defaultBase(): URL {
-  return new URL('./', import.meta.url);
+/**
+ * The package's own worker, started with the literal pattern bundlers
+ * recognise (Vite, webpack 5, Rollup, esbuild): a production build bundles
+ * dist/worker.js and the app needs no configuration.
+ */
+function packagedWorker(): RawWorker {
+  return new Worker(new URL('./worker.js', import.meta.url), { type: 'module' }) as unknown as RawWorker;
 }
 
-/** Starts the worker, across origins through a same-origin blob if needed. */
-function startWorker(url: URL): WorkerLike {
+/** The package's own wasm bundle, by the pattern bundlers emit as an asset. */
+function packagedWasm(): URL {
+  return new URL('./sqlsync.wasm', import.meta.url);
+}
+
+/** Starts the worker at url, across origins through a same-origin blob if needed. */
+function startWorker(url: URL): RawWorker {
   if (typeof location !== 'undefined' && url.origin !== location.origin) {
     const blob = new Blob([`importScripts(${JSON.stringify(url.href)});`], { type: 'text/javascript' });
-    return new Worker(URL.createObjectURL(blob)) as unknown as WorkerLike;
+    return new Worker(URL.createObjectURL(blob)) as unknown as RawWorker;
   }
-  return new Worker(url) as unknown as WorkerLike;
+  return new Worker(url) as unknown as RawWorker;
 }
 
 /**
@@ -277,10 +282,12 @@ function startWorker(url: URL): WorkerLike {
  */
 export async function openDocument(opts: OpenOptions, worker?: WorkerLike): Promise<SqlsyncDocument> {
   if (!opts.docId) throw new TypeError('openDocument: docId is required');
-  const base = opts.baseUrl ? new URL(opts.baseUrl, typeof location !== 'undefined' ? location.href : undefined) : defaultBase();
-  const workerUrl = new URL(opts.workerUrl ?? 'worker.js', base);
-  const wasmUrl = new URL(opts.wasmUrl ?? 'sqlsync.wasm', base);
-  const w = worker ?? startWorker(workerUrl);
+  const here = typeof location !== 'undefined' ? location.href : undefined;
+  const base = opts.baseUrl ? new URL(opts.baseUrl, here) : undefined;
+  const workerUrl = opts.workerUrl || base ? new URL(opts.workerUrl ?? 'worker.js', base ?? here) : undefined;
+  const wasmUrl = opts.wasmUrl || base ? new URL(opts.wasmUrl ?? 'sqlsync.wasm', base ?? here) : packagedWasm();
+  // Every document of the tab shares one worker (one Go runtime) per worker script.
+  const w = worker ?? (workerUrl ? sharedPort(workerUrl.href, () => startWorker(workerUrl)) : sharedPort('', packagedWorker));
   const doc = new SqlsyncDocument(w, opts.docId, opts.onProgress);
   w.postMessage({
     t: 'init',

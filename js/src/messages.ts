@@ -30,7 +30,17 @@ export type ToWorker =
   | { t: 'call'; id: number; method: Method; args: unknown[] }
   | { t: 'sub'; subId: number; sql: string; params: string }
   | { t: 'unsub'; subId: number }
-  | { t: 'close'; id: number };
+  | { t: 'close'; id: number }
+  | { t: 'dispose' };
+
+/**
+ * A message between the page and its tab's worker, tagged with the
+ * document's channel: one worker hosts every document of a tab.
+ */
+export interface Routed<T> {
+  d: number;
+  m: T;
+}
 
 /** worker -> main */
 export type FromWorker =

@@ -162,8 +162,16 @@ func TestBounded(t *testing.T) {
 	}
 }
 
+// featureLimits are testLimits with room for a loaded machine: the feature
+// tests check results, not time, and a 300 ms limit failed them under load.
+var featureLimits = mutatorhost.Limits{
+	Timeout:        30 * time.Second,
+	MemoryPages:    testLimits.MemoryPages,
+	MaxResultBytes: testLimits.MaxResultBytes,
+}
+
 func TestFeatures(t *testing.T) {
-	mod := compile(t, "full", testLimits)
+	mod := compile(t, "full", featureLimits)
 	d := openDoc(t, mod.Mutator(nil))
 	if got := d.query(`PRAGMA user_version`); got[0][0] != int64(2) {
 		t.Fatalf("user_version %v, want 2", got[0][0])
@@ -188,6 +196,9 @@ func TestFeatures(t *testing.T) {
 		}
 	}
 	got := d.query(`SELECT n, i, r, t, b FROM vals WHERE id = 10`)
+	if len(got) == 0 {
+		t.Fatal("vals row 10 is missing")
+	}
 	want := []any{nil, int64(math.MinInt64), math.Pi, "héllo, wörld \u2603 \x00 nul", []byte{0, 1, 2, 0xfe, 0xff}}
 	if fmt.Sprintf("%#v", got[0]) != fmt.Sprintf("%#v", want) {
 		t.Errorf("vals row 10: %#v, want %#v", got[0], want)

@@ -1,5 +1,6 @@
 // The document worker's logic, free of browser globals so that Node tests
-// can drive it with fakes. One worker serves one document for one tab. The
+// can drive it with fakes. A WorkerCore serves one document for one tab;
+// the tab's one worker holds one per open document (router.ts). The
 // tabs of an origin that open the same document elect one owner with a Web
 // Lock: the owner runs the Go replica over the document's storage; the
 // others (followers) send it their calls and subscriptions over a
@@ -130,6 +131,9 @@ export class WorkerCore {
         return;
       case 'unsub':
         this.unsubscribe(m.subId);
+        return;
+      case 'dispose':
+        this.close().catch(() => {}); // the page is gone from this document (after close, a no-op)
         return;
       case 'close':
         this.close().then(

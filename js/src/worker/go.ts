@@ -9,33 +9,39 @@ declare const Go: new () => {
   run(instance: WebAssembly.Instance): Promise<void>;
 };
 
-/** A response whose body reports progress as it is read. */
-function counted(resp: Response, onProgress: (p: Progress) => void): Response {
+/**
+ * countProgress reads a clone of resp to report download progress, so that
+ * the original, untouched fetch Response can go to instantiateStreaming:
+ * only a real fetch Response compiles while it downloads and is eligible
+ * for V8's WebAssembly code cache (a Response rebuilt from a stream is not).
+ */
+function countProgress(resp: Response, onProgress: (p: Progress) => void): void {
   // With Content-Encoding, Content-Length counts compressed bytes while the
   // stream yields decoded ones: the server may say the decoded size.
   const encoded = !!resp.headers.get('content-encoding');
   const header = encoded ? resp.headers.get('x-decoded-content-length') : resp.headers.get('content-length');
   const total = header ? Number(header) : undefined;
-  if (!resp.body) return resp;
+  const body = resp.clone().body;
+  if (!body) return;
+  const reader = body.getReader();
   let loaded = 0;
   let last = 0;
-  const body = resp.body.pipeThrough(
-    new TransformStream<Uint8Array, Uint8Array>({
-      transform(chunk, ctl) {
-        loaded += chunk.byteLength;
-        const now = Date.now();
-        if (now - last > 50) {
-          last = now;
-          onProgress({ loaded, total });
-        }
-        ctl.enqueue(chunk);
-      },
-      flush() {
+  const pump = async (): Promise<void> => {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) {
         onProgress({ loaded, total: total ?? loaded });
-      },
-    }),
-  );
-  return new Response(body, { status: resp.status, headers: { 'content-type': 'application/wasm' } });
+        return;
+      }
+      loaded += value.byteLength;
+      const now = Date.now();
+      if (now - last > 50) {
+        last = now;
+        onProgress({ loaded, total });
+      }
+    }
+  };
+  pump().catch(() => {}); // the original response reports the failure
 }
 
 /** loadGo fetches, compiles and starts the wasm bundle at url. */
@@ -48,12 +54,14 @@ export async function loadGo(url: string, onProgress: (p: Progress) => void): Pr
   });
   const resp = await fetch(url);
   if (!resp.ok) throw new Error(`fetch ${url}: HTTP ${resp.status}`);
-  const body = counted(resp, onProgress);
+  countProgress(resp, onProgress);
   let instance: WebAssembly.Instance;
-  if (typeof WebAssembly.instantiateStreaming === 'function') {
-    instance = (await WebAssembly.instantiateStreaming(body, go.importObject)).instance;
+  // instantiateStreaming refuses a response not served as application/wasm.
+  const streamable = (resp.headers.get('content-type') ?? '').split(';')[0].trim() === 'application/wasm';
+  if (typeof WebAssembly.instantiateStreaming === 'function' && streamable) {
+    instance = (await WebAssembly.instantiateStreaming(resp, go.importObject)).instance;
   } else {
-    instance = (await WebAssembly.instantiate(await body.arrayBuffer(), go.importObject)).instance;
+    instance = (await WebAssembly.instantiate(await resp.arrayBuffer(), go.importObject)).instance;
   }
   go.run(instance).then(
     () => console.error('sqlsync: the Go runtime exited'),

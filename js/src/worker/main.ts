@@ -1,8 +1,8 @@
-// The document worker's entry point: a dedicated Web Worker started by
-// openDocument, one per document per tab.
+// The worker's entry point: a dedicated Web Worker that openDocument starts
+// once per tab and that hosts every document the tab opens (router.ts).
 import '../../build/wasm_exec.js';
-import type { ToWorker } from '../messages.js';
-import { WorkerCore } from './core.js';
+import type { Routed, ToWorker } from '../messages.js';
+import { Router } from './router.js';
 import { loadGo } from './go.js';
 import { resolveMutator, subtleSha256 } from './mutator.js';
 import { installMutatorHost } from './mutator-host.js';
@@ -11,10 +11,10 @@ installMutatorHost(); // for wasm/jsmutator, which runs a document's mutator mod
 
 const scope = globalThis as unknown as {
   postMessage(m: unknown): void;
-  onmessage: ((ev: MessageEvent<ToWorker>) => void) | null;
+  onmessage: ((ev: MessageEvent<Routed<ToWorker>>) => void) | null;
 };
 
-const core = new WorkerCore({
+const router = new Router({
   post: (m) => scope.postMessage(m),
   channel: (name) => (typeof BroadcastChannel === 'function' ? new BroadcastChannel(name) : null),
   locks: typeof navigator !== 'undefined' && navigator.locks ? navigator.locks : null,
@@ -28,4 +28,4 @@ const core = new WorkerCore({
   newId: () => crypto.randomUUID(),
 });
 
-scope.onmessage = (ev) => core.handle(ev.data);
+scope.onmessage = (ev) => router.handle(ev.data);

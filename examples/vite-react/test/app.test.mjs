@@ -1,0 +1,95 @@
+// The example app as an npm user ships it: `vite build`'s output served by
+// `vite preview` on one origin, the sqlsync coordinator on another (with
+// --allowed-origins naming the app's), two people in two Chromium
+// contexts. Both see both items, and the pages log no errors: the worker
+// and the wasm bundle reached dist/ with no configuration.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { dirname, join } from 'node:path';
+import { after, before, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { eventually, freePort, launch, startServer } from '../../../demo-todo/test/harness.mjs';
+
+const app = join(dirname(fileURLToPath(import.meta.url)), '..');
+let server;
+let preview;
+let previewUrl;
+let browser;
+
+/** Starts `vite preview` on a free port; resolves with its URL once it answers. */
+async function startPreview() {
+  const port = await freePort();
+  const vite = join(app, 'node_modules', '.bin', 'vite');
+  const bin = (await import('node:fs')).existsSync(vite) ? vite : join(app, '..', '..', 'node_modules', '.bin', 'vite');
+  const proc = spawn(bin, ['preview', '--host', '127.0.0.1', '--port', String(port), '--strictPort'], {
+    cwd: app,
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  const url = `http://127.0.0.1:${port}`;
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(url)).ok) break;
+    } catch {}
+    if (proc.exitCode !== null) throw new Error(`vite preview exited with ${proc.exitCode}`);
+    if (i > 200) throw new Error('vite preview did not start');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { url, stop: () => proc.kill('SIGTERM') };
+}
+
+before(async () => {
+  preview = await startPreview();
+  previewUrl = preview.url;
+  server = await startServer({ staticDir: null, args: ['--allowed-origins', previewUrl] });
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  preview?.stop();
+  await server?.stop();
+});
+
+/** Opens the app in a new context, recording every console error and page error. */
+async function person(name, errors) {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.on('pageerror', (e) => errors.push(`${name} pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error') errors.push(`${name} console.error: ${m.text()}`);
+  });
+  page.on('requestfailed', (r) => errors.push(`${name} request failed: ${r.url()} ${r.failure()?.errorText}`));
+  await page.goto(`${previewUrl}/?sync=${encodeURIComponent(server.url)}`);
+  return { context, page };
+}
+
+const items = (page) => page.getByRole('list', { name: 'Items' }).getByRole('listitem');
+
+async function add(page, title) {
+  await page.getByLabel('New item').fill(title);
+  await page.getByRole('button', { name: 'Add' }).click();
+  await items(page).filter({ hasText: title }).first().waitFor();
+}
+
+it('a stock Vite build works across origins: two people see each other’s items', async () => {
+  const errors = [];
+  const alice = await person('alice', errors);
+  const bob = await person('bob', errors);
+  try {
+    await alice.page.getByRole('heading', { name: 'Groceries' }).waitFor();
+    await bob.page.getByRole('heading', { name: 'Groceries' }).waitFor();
+    await add(alice.page, 'milk');
+    await add(bob.page, 'bread');
+    for (const { page } of [alice, bob]) {
+      await eventually(async () => assert.deepEqual(await items(page).allTextContents(), ['bread', 'milk']));
+      await eventually(async () => assert.equal(await page.getByText('Sync: online').count(), 1));
+    }
+    // The document runs the coordinator's own mutator module (fetched
+    // across origins, so CORS works), not a fallback.
+    for (const { page } of [alice, bob]) assert.equal(await page.getByText('Mutator: module from the coordinator').count(), 1);
+    assert.deepEqual(errors, []);
+  } finally {
+    await alice.context.close();
+    await bob.context.close();
+  }
+});
