@@ -75,6 +75,7 @@ func openDocument(ctx context.Context, s *Server, id string) (*document, error) 
 	coord, err := engine.OpenCoordinator(ctx, store, mut, engine.CoordinatorOptions{
 		MutatorHash:     hash,
 		MutationTimeout: s.cfg.MutationTimeout,
+		BatchTimeout:    s.cfg.BatchTimeout,
 		MaxPages:        s.cfg.MaxDocBytes / vfs.PageSize,
 	})
 	if err != nil {
@@ -102,19 +103,38 @@ func openDocument(ctx context.Context, s *Server, id string) (*document, error) 
 }
 
 // run is the document's single writer: it takes every push waiting, applies
-// them in one group commit, then wakes the connections.
+// them in one group commit, then wakes the connections. Mutations a group
+// commit left out for lack of time (engine.Result.Deferred) go first in the
+// next one, before any newer push, so each client's mutations keep their
+// order and every mutation is applied or rejected in the end.
 func (d *document) run(maxBatch int) {
 	defer close(d.done)
 	ctx := context.Background()
+	var carry []push // deferred by the last group commit, in order
 	for {
-		var first push
-		select {
-		case first = <-d.in:
-		case <-d.stop:
-			return
+		pushes := carry
+		n := 0
+		for _, p := range carry {
+			n += len(p.muts)
 		}
-		pushes := []push{first}
-		n := len(first.muts)
+		if len(carry) == 0 {
+			select {
+			case first := <-d.in:
+				pushes = []push{first}
+				n = len(first.muts)
+			case <-d.stop:
+				return
+			}
+		} else {
+			select {
+			case <-d.stop:
+				// The clients still have them pending and resend
+				// them to the next coordinator.
+				d.log.Info("closing with deferred mutations", "mutations", n)
+				return
+			default:
+			}
+		}
 	drain:
 		for n < maxBatch {
 			select {
@@ -125,11 +145,13 @@ func (d *document) run(maxBatch int) {
 				break drain
 			}
 		}
-		d.apply(ctx, pushes)
+		carry = d.apply(ctx, pushes)
 	}
 }
 
-func (d *document) apply(ctx context.Context, pushes []push) {
+// apply applies pushes in one group commit and returns what the commit
+// deferred, as pushes holding the suffix of their mutations left to apply.
+func (d *document) apply(ctx context.Context, pushes []push) []push {
 	var batch []engine.Mutation
 	for _, p := range pushes {
 		batch = append(batch, p.muts...)
@@ -139,8 +161,31 @@ func (d *document) apply(ctx context.Context, pushes []push) {
 	m := d.metrics
 	m.commitTime.Observe(time.Since(start).Seconds())
 	m.batchSize.Observe(float64(len(batch)))
+	var carry []push
+	if err == nil && len(res.Deferred) > 0 {
+		var ok bool
+		if carry, ok = deferredPushes(pushes, res.Deferred); !ok {
+			// Not what Apply promises; the clients resend them.
+			d.log.Error("deferred mutations are not the batch's suffix", "deferred", len(res.Deferred))
+			for _, m := range res.Deferred {
+				for _, p := range pushes {
+					if p.from.clientID == m.ClientID {
+						p.from.fail(protocol.CodeInternal, "the coordinator could not apply every mutation; retry later")
+					}
+				}
+			}
+		}
+	}
+	// The mutations carried over are still waiting to be applied.
+	queued := map[*conn]int64{}
 	for _, p := range pushes {
-		p.from.queued.Add(-int64(len(p.muts)))
+		queued[p.from] -= int64(len(p.muts))
+	}
+	for _, p := range carry {
+		queued[p.from] += int64(len(p.muts))
+	}
+	for c, n := range queued {
+		c.queued.Add(n)
 	}
 	if err != nil {
 		// Nothing was committed: the clients keep the mutations pending and
@@ -149,7 +194,7 @@ func (d *document) apply(ctx context.Context, pushes []push) {
 		for _, p := range pushes {
 			p.from.fail(protocol.CodeInternal, "the coordinator could not commit; retry later")
 		}
-		return
+		return nil
 	}
 	owner := func(clientID string) *conn {
 		for _, p := range pushes {
@@ -176,6 +221,10 @@ func (d *document) apply(ctx context.Context, pushes []push) {
 	}
 	m.applied.Add(float64(len(res.Applied)))
 	m.rejected.Add(float64(len(res.Rejected)))
+	if len(res.Deferred) > 0 {
+		m.deferred.Add(float64(len(res.Deferred)))
+		d.log.Debug("batch time budget ran out", "applied", len(res.Applied), "deferred", len(res.Deferred))
+	}
 	if len(res.Applied) > 0 {
 		m.commits.Inc()
 		d.log.Debug("committed", "lsn", res.LSN, "applied", len(res.Applied), "rejected", len(res.Rejected))
@@ -185,6 +234,40 @@ func (d *document) apply(ctx context.Context, pushes []push) {
 		c.wake()
 	}
 	d.mu.Unlock()
+	return carry
+}
+
+// deferredPushes maps deferred, which Coordinator.Apply returns as a suffix
+// of the batch made of pushes, back onto pushes: the returned pushes hold,
+// in order, the mutations still to apply, each with the connection that
+// sent it. ok is false if deferred is not the batch's suffix.
+func deferredPushes(pushes []push, deferred []engine.Mutation) (out []push, ok bool) {
+	skip := -len(deferred) // of the first push kept: mutations applied
+	i := len(pushes)
+	for skip < 0 && i > 0 {
+		i--
+		skip += len(pushes[i].muts)
+	}
+	if skip < 0 {
+		return nil, false
+	}
+	k := 0
+	for j, p := range pushes[i:] {
+		muts := p.muts
+		if j == 0 {
+			muts = muts[skip:]
+		}
+		for _, m := range muts {
+			if d := deferred[k]; d.ClientID != m.ClientID || d.Seq != m.Seq {
+				return nil, false
+			}
+			k++
+		}
+		if len(muts) > 0 {
+			out = append(out, push{from: p.from, muts: muts})
+		}
+	}
+	return out, true
 }
 
 // close stops the writer and closes the coordinator and its store.

@@ -12,6 +12,7 @@ type metrics struct {
 	connections prometheus.Gauge
 	applied     prometheus.Counter
 	rejected    prometheus.Counter
+	deferred    prometheus.Counter
 	commits     prometheus.Counter
 	commitTime  prometheus.Histogram
 	batchSize   prometheus.Histogram
@@ -34,6 +35,9 @@ func newMetrics() *metrics {
 		rejected: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sqlsync_mutations_rejected_total", Help: "Mutations rejected by the mutator or a limit.",
 		}),
+		deferred: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sqlsync_mutations_deferred_total", Help: "Mutations a group commit left to the next one for lack of time (counted each time).",
+		}),
 		commits: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sqlsync_commits_total", Help: "Durable group commits (one LSN each).",
 		}),
@@ -52,7 +56,7 @@ func newMetrics() *metrics {
 			Name: "sqlsync_diff_frame_bytes_total", Help: "Bytes of diff frames sent, before WebSocket compression.",
 		}),
 	}
-	m.registry.MustRegister(m.documents, m.connections, m.applied, m.rejected, m.commits,
+	m.registry.MustRegister(m.documents, m.connections, m.applied, m.rejected, m.deferred, m.commits,
 		m.commitTime, m.batchSize, m.refused, m.diffBytes,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -39,6 +39,11 @@ type Config struct {
 	IdleTimeout time.Duration
 	// MutationTimeout bounds one mutation on the coordinator; default 5 s.
 	MutationTimeout time.Duration
+	// BatchTimeout bounds how long a document's writer starts new
+	// mutations in one group commit, so one client's push cannot stall the
+	// others; what it leaves out is applied first in the next group
+	// commit. Default twice MutationTimeout.
+	BatchTimeout time.Duration
 	// MaxBatch is the most mutations in one group commit; default 1000.
 	MaxBatch int
 	// HelloTimeout is how long a new connection has to say Hello; default 10 s.
