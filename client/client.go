@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"slices"
 	"sync"
 	"time"
 
@@ -74,7 +75,13 @@ type Status struct {
 	LSN       uint64 // the snapshot's LSN
 	ServerLSN uint64 // the newest LSN the coordinator told of
 	Pending   int    // mutations not yet seen applied by the coordinator
-	LastError string // the last connection error or refusal
+	// LocalFailed counts the pending mutations that failed when the
+	// replica last replayed them (on open or after a rebase): they have no
+	// local effect but stay pending until the coordinator applies or
+	// rejects them. Doc.LocalFailures lists them; a status event follows
+	// every change of that list.
+	LocalFailed int
+	LastError   string // the last connection error or refusal
 }
 
 // Synced reports whether the replica is online with nothing pending and has
@@ -103,6 +110,7 @@ type Doc struct {
 
 	mu       sync.Mutex
 	status   Status
+	failures []engine.LocalFailure // as of the last status event
 	watchers map[int]func(Event)
 	subs     map[int]*subscription
 	nextID   int
@@ -162,7 +170,8 @@ func Open(ctx context.Context, opts Options) (*Doc, error) {
 	}
 	d.eng = eng
 	d.closers = append([]func() error{eng.Close}, d.closers...)
-	d.status.LSN, d.status.Pending = eng.LSN(), eng.PendingCount()
+	d.failures = eng.LocalFailures()
+	d.status.LSN, d.status.Pending, d.status.LocalFailed = eng.LSN(), eng.PendingCount(), len(d.failures)
 	eng.OnChange(d.changed)
 	loopCtx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
@@ -275,7 +284,16 @@ func (d *Doc) Status() Status {
 	defer d.mu.Unlock()
 	s := d.status
 	s.LSN, s.Pending = d.eng.LSN(), d.eng.PendingCount()
+	s.LocalFailed = len(d.eng.LocalFailures())
 	return s
+}
+
+// LocalFailures returns the pending mutations that failed when the replica
+// last replayed them, in seq order, with the mutator's or SQLite's message.
+// Each stays pending, without local effect, until the coordinator applies
+// it (its effect then arrives in a diff) or rejects it (a Rejected event).
+func (d *Doc) LocalFailures() []engine.LocalFailure {
+	return d.eng.LocalFailures()
 }
 
 // Watch calls f for every event until the returned function is called.
@@ -305,14 +323,19 @@ func (d *Doc) emit(e Event) {
 	}
 }
 
+// setStatus updates the status and emits it if it changed, or if the list
+// of local failures did.
 func (d *Doc) setStatus(f func(*Status)) {
 	d.mu.Lock()
+	failures := d.eng.LocalFailures()
 	old := d.status
 	f(&d.status)
-	d.status.LSN, d.status.Pending = d.eng.LSN(), d.eng.PendingCount()
+	d.status.LSN, d.status.Pending, d.status.LocalFailed = d.eng.LSN(), d.eng.PendingCount(), len(failures)
 	s := d.status
+	changed := !slices.Equal(failures, d.failures)
+	d.failures = failures
 	d.mu.Unlock()
-	if s != old {
+	if s != old || changed {
 		d.emit(Event{Status: &s})
 	}
 }

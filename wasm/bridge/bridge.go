@@ -234,10 +234,27 @@ type Status struct {
 	Synced    bool         `json:"synced"`
 	Storage   string       `json:"storage"`
 	ClientID  string       `json:"clientId"`
+	// LocalFailed counts, and LocalFailures lists, the pending mutations
+	// that failed when the replica last replayed them: still pending,
+	// without local effect, until the coordinator decides.
+	LocalFailed   int            `json:"localFailed"`
+	LocalFailures []LocalFailure `json:"localFailures"`
+}
+
+// LocalFailure is the JSON form of a pending mutation that failed locally.
+type LocalFailure struct {
+	Seq     uint64 `json:"seq"`
+	Name    string `json:"name"`
+	Message string `json:"message"`
 }
 
 func (d *Doc) status(s client.Status) Status {
-	return Status{State: s.State, LSN: s.LSN, ServerLSN: s.ServerLSN, Pending: s.Pending, LastError: s.LastError, Synced: s.Synced(), Storage: d.kind, ClientID: d.doc.ClientID()}
+	failures := []LocalFailure{}
+	for _, f := range d.doc.LocalFailures() {
+		failures = append(failures, LocalFailure{Seq: f.Seq, Name: f.Name, Message: f.Message})
+	}
+	return Status{State: s.State, LSN: s.LSN, ServerLSN: s.ServerLSN, Pending: s.Pending, LastError: s.LastError, Synced: s.Synced(),
+		Storage: d.kind, ClientID: d.doc.ClientID(), LocalFailed: len(failures), LocalFailures: failures}
 }
 
 // event turns a replica event into JSON for emit.

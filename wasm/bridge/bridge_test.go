@@ -207,3 +207,40 @@ type keepOpen struct {
 }
 
 func (k *keepOpen) Close() error { k.closes++; return nil }
+
+// TestLocalFailuresInStatus: a pending mutation that fails when the replica
+// replays it on open is listed in the status JSON (localFailed,
+// localFailures), and the replica opens.
+func TestLocalFailuresInStatus(t *testing.T) {
+	store, log := &keepOpen{Store: memstore.New()}, pendinglog.NewMemory("client-1")
+	// Recorded as if it had passed locally before: it fails on replay.
+	for _, m := range []engine.Mutation{
+		{ClientID: "client-1", Seq: 1, Name: "add", Args: []byte(`{"id":"1","title":"a"}`)},
+		{ClientID: "client-1", Seq: 2, Name: "fail", Args: []byte(`{"message":"gone"}`)},
+	} {
+		if err := log.Append(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := Open(context.Background(), Config{DocID: "d"}, State{Store: store, Log: log, Kind: "indexeddb"}, nil, func([]byte) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var st map[string]any
+	if err := json.Unmarshal(d.Status(), &st); err != nil {
+		t.Fatal(err)
+	}
+	failures, _ := json.Marshal(st["localFailures"])
+	if st["localFailed"] != 1.0 || st["pending"] != 2.0 || string(failures) != `[{"message":"gone","name":"fail","seq":2}]` {
+		t.Fatalf("status %v", st)
+	}
+	// None: an empty list, not null.
+	d2, _ := open(t)
+	if err := json.Unmarshal(d2.Status(), &st); err != nil {
+		t.Fatal(err)
+	}
+	if failures, _ := json.Marshal(st["localFailures"]); st["localFailed"] != 0.0 || string(failures) != `[]` {
+		t.Fatalf("status without failures %v", st)
+	}
+}

@@ -1,0 +1,118 @@
+package server
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/sqlsync-go/sqlsync/client"
+	"github.com/sqlsync-go/sqlsync/shared/engine"
+	"github.com/sqlsync-go/sqlsync/shared/protocol"
+	"github.com/sqlsync-go/sqlsync/shared/testmutator"
+)
+
+// heldPushes is a WebSocket Dialer whose connections hold back every Push
+// frame until release, so a replica can take diffs while its pending
+// mutations wait.
+type heldPushes struct {
+	w    wireLog
+	gate chan struct{}
+	once sync.Once
+}
+
+func (h *heldPushes) release() { h.once.Do(func() { close(h.gate) }) }
+
+func (h *heldPushes) dialer() client.Dialer {
+	dial := h.w.dialer()
+	return func(ctx context.Context, url string) (client.Transport, error) {
+		t, err := dial(ctx, url)
+		if err != nil {
+			return nil, err
+		}
+		return &heldTransport{Transport: t, h: h}, nil
+	}
+}
+
+type heldTransport struct {
+	client.Transport
+	h *heldPushes
+}
+
+func (t *heldTransport) Write(ctx context.Context, frame []byte) error {
+	if f, err := protocol.Decode(frame, protocol.Limits{}); err == nil && f.Push != nil {
+		select {
+		case <-t.h.gate:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return t.Transport.Write(ctx, frame)
+}
+
+// TestLocalFailureStatus: a pending mutation that another client's change
+// makes fail on replay shows in Status.LocalFailed and Doc.LocalFailures,
+// with a status event, while it waits for the coordinator; once the
+// coordinator rejects it, the count drops to zero, with another event.
+func TestLocalFailureStatus(t *testing.T) {
+	ts := startServer(t, Config{})
+	a := openClient(t, ts, "doc", clientOptions{})
+	h := &heldPushes{gate: make(chan struct{})}
+	b := openClient(t, ts, "doc", clientOptions{dial: h.dialer()})
+	var mu sync.Mutex
+	var events []client.Status
+	var rejected []*engine.RejectedError
+	b.Watch(func(e client.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		if e.Status != nil {
+			events = append(events, *e.Status)
+		}
+		if e.Rejected != nil {
+			rejected = append(rejected, e.Rejected)
+		}
+	})
+	mutate(t, a, "add", testmutator.Args{ID: "x", Title: "x"})
+	waitSynced(t, a)
+	// b's pushes are held, so it is not synced: wait for the diff.
+	waitFor(t, "b sees x", func() bool {
+		return queryString(t, b, `SELECT count(*) FROM items WHERE id = 'x'`) == "[[1]]"
+	})
+	seq := mutate(t, b, "rename", testmutator.Args{ID: "x", Title: "renamed by b"})
+	mutate(t, a, "delete", testmutator.Args{ID: "x"})
+	mutate(t, a, "purge", testmutator.Args{})
+	waitSynced(t, a)
+
+	// b rebases onto the purge: its rename finds no item.
+	waitFor(t, "b's rename fails locally", func() bool { return b.Status().LocalFailed == 1 })
+	f := b.LocalFailures()
+	if len(f) != 1 || f[0].Seq != seq || f[0].Name != "rename" || !strings.Contains(f[0].Message, "no such item") {
+		t.Fatalf("local failures %+v, want rename seq %d: no such item", f, seq)
+	}
+	if s := b.Status(); s.Pending != 1 {
+		t.Fatalf("status %+v: the failed mutation must stay pending", s)
+	}
+	mu.Lock()
+	sawFailed := false
+	for _, s := range events {
+		sawFailed = sawFailed || s.LocalFailed == 1
+	}
+	mu.Unlock()
+	if !sawFailed {
+		t.Fatalf("no status event with LocalFailed 1: %+v", events)
+	}
+
+	h.release()
+	waitConverged(t, ts, "doc", a, b)
+	if s := b.Status(); s.LocalFailed != 0 || len(b.LocalFailures()) != 0 {
+		t.Fatalf("after the coordinator decided: status %+v, failures %+v", s, b.LocalFailures())
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(rejected) != 1 || rejected[0].Seq != seq {
+		t.Fatalf("rejections %+v, want seq %d", rejected, seq)
+	}
+	if last := events[len(events)-1]; last.LocalFailed != 0 {
+		t.Fatalf("last status event %+v: LocalFailed not back to 0", last)
+	}
+}
