@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"sync"
 
 	"github.com/hack-pad/hackpadfs"
@@ -49,9 +50,23 @@ type identityLine struct {
 }
 
 func openIdentities(fsys hackpadfs.FS, name, docID string) (*identities, error) {
+	_, err := hackpadfs.Stat(fsys, name)
+	created := errors.Is(err, hackpadfs.ErrNotExist)
+	if err != nil && !created {
+		return nil, fmt.Errorf("open client identities: %w", err)
+	}
 	f, err := hackpadfs.OpenFile(fsys, name, hackpadfs.FlagReadWrite|hackpadfs.FlagCreate, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open client identities: %w", err)
+	}
+	if created {
+		// Lines synced into a file whose directory entry is not durable
+		// could vanish with it in a crash, and with them the bindings of
+		// clients already welcomed.
+		if err := syncDir(fsys, path.Dir(name)); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("open client identities: %w", err)
+		}
 	}
 	ids := &identities{docID: docID, fsys: fsys, name: name, f: f, hashes: map[string][]byte{}}
 	if err := ids.load(); err != nil {
@@ -146,4 +161,24 @@ func (ids *identities) close() error {
 	ids.mu.Lock()
 	defer ids.mu.Unlock()
 	return ids.f.Close()
+}
+
+// syncDir makes a creation in dir durable, on file systems whose
+// directories can be synced.
+func syncDir(fsys hackpadfs.FS, dir string) error {
+	d, err := hackpadfs.OpenFile(fsys, dir, hackpadfs.FlagReadOnly, 0)
+	if err != nil {
+		return fmt.Errorf("open directory %s: %w", dir, err)
+	}
+	err = hackpadfs.SyncFile(d)
+	if errors.Is(err, hackpadfs.ErrNotImplemented) || errors.Is(err, hackpadfs.ErrInvalid) || errors.Is(err, errors.ErrUnsupported) {
+		err = nil // the file system cannot sync directories
+	}
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
 }
