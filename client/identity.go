@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path"
 
 	"github.com/hack-pad/hackpadfs"
 )
@@ -70,8 +71,33 @@ func loadSecret(fsys hackpadfs.FS, name, clientID string) (string, error) {
 	if err == nil {
 		err = hackpadfs.Rename(fsys, tmp, name)
 	}
+	if err == nil {
+		// The coordinator binds the ID to this secret on the next
+		// Hello: a rename lost in a crash would lock the replica out.
+		err = syncDir(fsys, path.Dir(name))
+	}
 	if err != nil {
 		return "", fmt.Errorf("write client secret: %w", err)
 	}
 	return id.Secret, nil
+}
+
+// syncDir makes a rename in dir durable, on file systems whose directories
+// can be synced.
+func syncDir(fsys hackpadfs.FS, dir string) error {
+	d, err := hackpadfs.OpenFile(fsys, dir, hackpadfs.FlagReadOnly, 0)
+	if err != nil {
+		return fmt.Errorf("open directory %s: %w", dir, err)
+	}
+	err = hackpadfs.SyncFile(d)
+	if errors.Is(err, hackpadfs.ErrNotImplemented) || errors.Is(err, hackpadfs.ErrInvalid) || errors.Is(err, errors.ErrUnsupported) {
+		err = nil // the file system cannot sync directories
+	}
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	return nil
 }

@@ -6,12 +6,15 @@
 // returns.
 //
 // A log's database holds two object stores: "meta", whose key "clientId"
-// holds the client ID, and "mutations", keyed by seq, each value an object
+// holds the client ID and key "secret" the client's identity secret (see
+// client.SecretKeeper), and "mutations", keyed by seq, each value an object
 // {name: string, args: Uint8Array}.
 package idblog
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"slices"
 	"sync"
@@ -26,12 +29,14 @@ const (
 	metaStore      = "meta"
 	mutationsStore = "mutations"
 	clientIDKey    = "clientId"
+	secretKey      = "secret"
 )
 
 // Log is a pending log in one IndexedDB database.
 type Log struct {
-	db *idb.Database
-	id string
+	db     *idb.Database
+	id     string
+	secret string
 
 	mu  sync.Mutex
 	log []engine.Mutation
@@ -42,7 +47,8 @@ var _ engine.PendingLog = (*Log)(nil)
 var bg = context.Background()
 
 // Open opens (creating if needed) the log in IndexedDB database name. A new
-// log gets a fresh random client ID.
+// log gets a fresh random client ID and secret; a log made before secrets
+// were kept gets a secret.
 func Open(ctx context.Context, name string) (*Log, error) {
 	req, err := idb.Global().Open(ctx, name, 1, func(db *idb.Database, oldVersion, newVersion uint) error {
 		if _, err := db.CreateObjectStore(metaStore, idb.ObjectStoreOptions{}); err != nil {
@@ -79,6 +85,10 @@ func (l *Log) load(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	secretReq, err := meta.Get(js.ValueOf(secretKey))
+	if err != nil {
+		return err
+	}
 	cur, err := muts.OpenCursor(idb.CursorNext)
 	if err != nil {
 		return err
@@ -106,6 +116,11 @@ func (l *Log) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("read client ID: %w", err)
 	}
+	secret, err := secretReq.Result()
+	if err != nil {
+		return fmt.Errorf("read client secret: %w", err)
+	}
+	put := map[string]string{}
 	if id.Type() == js.TypeString {
 		l.id = id.String()
 	} else {
@@ -113,12 +128,28 @@ func (l *Log) load(ctx context.Context) error {
 			return fmt.Errorf("%w: mutations without a client ID", pendinglog.ErrCorrupt)
 		}
 		l.id = pendinglog.NewClientID()
+		put[clientIDKey] = l.id
+	}
+	if secret.Type() == js.TypeString && secret.String() != "" && put[clientIDKey] == "" {
+		l.secret = secret.String()
+	} else {
+		// A new ID, or one from before secrets were kept: the
+		// coordinator binds it to this secret on the next Hello.
+		l.secret = newSecret()
+		put[secretKey] = l.secret
+	}
+	if len(put) > 0 {
+		// One transaction: a new ID is never stored without its secret.
 		err := l.writeStore(metaStore, func(meta *idb.ObjectStore) error {
-			_, err := meta.PutKey(js.ValueOf(clientIDKey), js.ValueOf(l.id))
-			return err
+			for k, v := range put {
+				if _, err := meta.PutKey(js.ValueOf(k), js.ValueOf(v)); err != nil {
+					return err
+				}
+			}
+			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("write client ID: %w", err)
+			return fmt.Errorf("write client identity: %w", err)
 		}
 	}
 	for i := range log {
@@ -130,6 +161,17 @@ func (l *Log) load(ctx context.Context) error {
 
 // ClientID returns the client's ID.
 func (l *Log) ClientID() string { return l.id }
+
+// ClientSecret returns the secret that proves the client owns its ID to the
+// coordinator (client.SecretKeeper).
+func (l *Log) ClientSecret() (string, error) { return l.secret, nil }
+
+// newSecret returns a fresh random secret: 128 bits, in hex.
+func newSecret() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
 
 // Load returns the recorded mutations.
 func (l *Log) Load() ([]engine.Mutation, error) {
