@@ -29,19 +29,16 @@ func TestMain(m *testing.M) {
 // SQLSYNC_SIM_SEEDS=N runs N seeds (default 20, 3 with -short);
 // SQLSYNC_SIM_SEED=S runs seed S alone.
 func TestSimulation(t *testing.T) {
-	mod := wasmtest.Compile(t, ".", wasmhost.Limits{})
 	seeds := 20
 	if testing.Short() {
 		seeds = 3
 	}
-	if s := os.Getenv("SQLSYNC_SIM_SEEDS"); s != "" {
-		seeds, _ = strconv.Atoi(s)
+	// A malformed value fails the test rather than running no seed.
+	first, seeds, err := enginetest.Seeds(seeds)
+	if err != nil {
+		t.Fatal(err)
 	}
-	first := uint64(1)
-	if s := os.Getenv("SQLSYNC_SIM_SEED"); s != "" {
-		first, _ = strconv.ParseUint(s, 10, 64)
-		seeds = 1
-	}
+	mod := wasmtest.Compile(t, ".", wasmhost.Limits{})
 	for seed := first; seed < first+uint64(seeds); seed++ {
 		start := time.Now()
 		mut := mod.Mutator(nil)
@@ -64,7 +61,10 @@ func TestSameAsGoMutator(t *testing.T) {
 	mod := wasmtest.Compile(t, ".", wasmhost.Limits{})
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("SQLSYNC_SEED"); s != "" {
-		seed, _ = strconv.ParseUint(s, 10, 64)
+		var err error
+		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
+			t.Fatalf("SQLSYNC_SEED=%q: want a seed, a number", s)
+		}
 	}
 	t.Logf("seed=%d (SQLSYNC_SEED=%d reproduces)", seed, seed)
 	r := rand.New(rand.NewPCG(seed, 1))
