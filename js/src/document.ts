@@ -58,6 +58,17 @@ interface Subscription {
 export class SqlsyncDocument {
   /** The document's ID. */
   readonly docId: string;
+  /**
+   * Where opening the document spent its time: when each step ended, in
+   * milliseconds on this page's performance.now() clock. From the worker:
+   * init (it began), request / response / downloaded / compiled / started
+   * (the wasm bundle fetched, compiled and the Go runtime started; shared
+   * by every document of the tab, so they may precede init), mutator (the
+   * document's mutator resolved), runtime (the runtime was ready for it),
+   * opened (the replica open); from this page: called (openDocument was
+   * called) and ready (it resolved).
+   */
+  readonly startup: Record<string, number> = {};
   private w: WorkerLike;
   private nextId = 1;
   private calls = new Map<number, { resolve(v: unknown): void; reject(e: SqlsyncError): void }>();
@@ -77,6 +88,7 @@ export class SqlsyncDocument {
         const m = ev.data;
         if (m.t === 'status' && !this.current) {
           this.current = m.status;
+          this.startup.ready = now();
           resolve();
         }
         if (m.t === 'fatal') reject(new SqlsyncError(m.error));
@@ -127,6 +139,9 @@ export class SqlsyncDocument {
         return;
       case 'progress':
         this.emit('progress', { loaded: m.loaded, total: m.total });
+        return;
+      case 'timing':
+        for (const [k, v] of Object.entries(m.marks)) this.startup[k] = v - pageOrigin();
         return;
       case 'warning':
       case 'fatal':
@@ -252,6 +267,14 @@ export class SqlsyncDocument {
   }
 }
 
+function now(): number {
+  return typeof performance !== 'undefined' ? performance.now() : Date.now();
+}
+
+function pageOrigin(): number {
+  return typeof performance !== 'undefined' ? performance.timeOrigin : 0;
+}
+
 /**
  * The package's own worker, started with the literal pattern bundlers
  * recognise (Vite, webpack 5, Rollup, esbuild): a production build bundles
@@ -288,7 +311,9 @@ export async function openDocument(opts: OpenOptions, worker?: WorkerLike): Prom
   const wasmUrl = opts.wasmUrl || base ? new URL(opts.wasmUrl ?? 'sqlsync.wasm', base ?? here) : packagedWasm();
   // Every document of the tab shares one worker (one Go runtime) per worker script.
   const w = worker ?? (workerUrl ? sharedPort(workerUrl.href, () => startWorker(workerUrl)) : sharedPort('', packagedWorker));
+  const called = now();
   const doc = new SqlsyncDocument(w, opts.docId, opts.onProgress);
+  doc.startup.called = called;
   w.postMessage({
     t: 'init',
     config: {

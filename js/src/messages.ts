@@ -50,6 +50,7 @@ export type FromWorker =
   | { t: 'status'; status: Status }
   | { t: 'rejected'; rejection: Rejection }
   | { t: 'progress'; loaded: number; total?: number }
+  | { t: 'timing'; marks: Record<string, number> }
   | { t: 'warning'; error: ErrorInfo }
   | { t: 'fatal'; error: ErrorInfo };
 

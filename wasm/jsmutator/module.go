@@ -83,20 +83,31 @@ func compile(ctx context.Context, hash string, wasm []byte, limits Limits) (*Mod
 		return nil, fmt.Errorf("the JavaScript mutator host (globalThis.%s) is not installed: load the sqlsync worker script", HostGlobal)
 	}
 	m := &Module{hash: hash, size: len(wasm), limits: limits}
-	code, instrErr := interrupt.InstrumentWith(wasm, interrupt.Options{Tick: true, MaxMemoryPages: limits.MemoryPages})
-	m.ticks = instrErr == nil
-	if instrErr != nil {
-		code = wasm
-	}
-	buf := js.Global().Get("Uint8Array").New(len(code))
-	js.CopyBytesToJS(buf, code)
-	var compiled js.Value
-	var err error
-	if cerr := jsinterop.Catch(func() { compiled, err = jsinterop.Await(ctx, js.Global().Get("WebAssembly").Call("compile", buf)) }); cerr != nil {
-		err = cerr
-	}
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", mutatorhost.ErrBadModule, err)
+	// The rewrite costs seconds in a browser's Go: the host keeps its
+	// output across page loads, keyed by everything it depends on.
+	codeKey := fmt.Sprintf("%s-p%d-v%d", hash, limits.MemoryPages, interrupt.Version)
+	compiled, cached := loadCode(ctx, host, codeKey)
+	m.ticks = cached
+	var instrErr error
+	if !cached {
+		var code []byte
+		code, instrErr = interrupt.InstrumentWith(wasm, interrupt.Options{Tick: true, MaxMemoryPages: limits.MemoryPages})
+		m.ticks = instrErr == nil
+		if instrErr != nil {
+			code = wasm
+		}
+		buf := js.Global().Get("Uint8Array").New(len(code))
+		js.CopyBytesToJS(buf, code)
+		var err error
+		if cerr := jsinterop.Catch(func() { compiled, err = jsinterop.Await(ctx, js.Global().Get("WebAssembly").Call("compile", buf)) }); cerr != nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", mutatorhost.ErrBadModule, err)
+		}
+		if m.ticks && host.Get("storeCode").Type() == js.TypeFunction {
+			host.Call("storeCode", codeKey, buf) // kept in the background; a failure only costs the next load a rewrite
+		}
 	}
 	m.compiled = compiled
 	if err := m.validate(); err != nil {
@@ -113,6 +124,21 @@ func compile(ctx context.Context, hash string, wasm []byte, limits Limits) (*Mod
 	}
 	m.spare = inst
 	return m, nil
+}
+
+// loadCode asks the JavaScript host for the rewritten module kept under
+// key, compiled; it reports false when the host keeps none (or has no
+// such cache).
+func loadCode(ctx context.Context, host js.Value, key string) (js.Value, bool) {
+	if host.Get("loadCode").Type() != js.TypeFunction {
+		return js.Undefined(), false
+	}
+	var compiled js.Value
+	var err error
+	if cerr := jsinterop.Catch(func() { compiled, err = jsinterop.Await(ctx, host.Call("loadCode", key)) }); cerr != nil || err != nil {
+		return js.Undefined(), false
+	}
+	return compiled, compiled.Type() == js.TypeObject
 }
 
 // wantExports are the ABI's function exports (their types are the

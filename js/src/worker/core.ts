@@ -56,6 +56,10 @@ export interface Env {
   resolveMutator?(cfg: WorkerConfig): Promise<ResolvedMutator>;
   /** Returns a fresh unique ID for this worker. */
   newId(): string;
+  /** The time now in milliseconds since the epoch, for the startup timings; none without it. */
+  now?(): number;
+  /** The worker-wide timings of loading the Go bundle (go.ts loadMarks). */
+  loadMarks?(): Record<string, number>;
 }
 
 interface Pending {
@@ -108,6 +112,7 @@ export class WorkerCore {
   private status?: Omit<Status, 'role'>;
   private owning = false; // set once this worker starts opening the replica
   private mutator?: MutatorInfo; // what the replica runs, when this worker owns it
+  private marks: Record<string, number> = {}; // startup timings (see mark)
 
   constructor(private env: Env) {
     this.id = env.newId();
@@ -189,15 +194,17 @@ export class WorkerCore {
     let go: GoDoc;
     let resolved: ResolvedMutator;
     try {
+      this.mark('init');
       const api = this.loadGo();
       api.catch(() => {}); // awaited below; a failure must not go unhandled meanwhile
       resolved = this.env.resolveMutator
         ? await this.env.resolveMutator(cfg)
         : { info: { kind: 'builtin', name: cfg.mutator && cfg.mutator !== 'auto' ? cfg.mutator : defaultBuiltin, source: 'option' } };
       this.mutator = resolved.info;
-      go = await (
-        await api
-      ).open(
+      this.mark('mutator');
+      const goApi = await api;
+      this.mark('runtime');
+      go = await goApi.open(
         JSON.stringify({
           url: cfg.url,
           docId: cfg.docId,
@@ -220,9 +227,11 @@ export class WorkerCore {
       await go.close();
       return;
     }
+    this.mark('opened');
     this.go = go;
     this.role = 'owner';
     this.owner = this.id;
+    this.env.post({ t: 'timing', marks: { ...this.env.loadMarks?.(), ...this.marks } });
     for (const subId of this.subs.keys()) this.subscribe(subId);
     this.retry();
     this.send({ k: 'owner', owner: this.id });
@@ -231,6 +240,27 @@ export class WorkerCore {
     // After the first status, so that openDocument has resolved and the
     // app's error listeners can hear it.
     if (resolved.warning) this.env.post({ t: 'warning', error: resolved.warning });
+    resolved.revalidated?.then((now) => {
+      if (!now || this.closing) return;
+      const which = now.info.kind === 'module' ? `module ${now.info.hash?.slice(0, 12)}` : `built-in "${now.info.name}"`;
+      this.env.post({
+        t: 'warning',
+        error: {
+          code: 'mutator_changed',
+          message: `the coordinator now runs the ${which} for this document; the replica runs it from its next open (the coordinator's results win meanwhile)`,
+        },
+      });
+    });
+  }
+
+  /**
+   * mark records when a step of opening the document happened: init (the
+   * open began), mutator (its mutator resolved), runtime (the Go runtime
+   * ready), opened (the replica open).
+   */
+  private mark(name: string): void {
+    const t = this.env.now?.();
+    if (t !== undefined) this.marks[name] ??= t;
   }
 
   /** decorate adds to the Go replica's status what only the worker knows. */

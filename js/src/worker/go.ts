@@ -30,6 +30,7 @@ function countProgress(resp: Response, onProgress: (p: Progress) => void): void 
     for (;;) {
       const { done, value } = await reader.read();
       if (done) {
+        mark('downloaded');
         onProgress({ loaded, total: total ?? loaded });
         return;
       }
@@ -44,15 +45,31 @@ function countProgress(resp: Response, onProgress: (p: Progress) => void): void 
   pump().catch(() => {}); // the original response reports the failure
 }
 
+/**
+ * When each step of loading the bundle happened, in milliseconds since the
+ * epoch (performance.timeOrigin + performance.now()): request, response
+ * (headers), downloaded, compiled, started (the Go runtime is ready).
+ */
+export const loadMarks: Record<string, number> = {};
+
+function mark(name: string): void {
+  loadMarks[name] ??= performance.timeOrigin + performance.now();
+}
+
 /** loadGo fetches, compiles and starts the wasm bundle at url. */
 export async function loadGo(url: string, onProgress: (p: Progress) => void): Promise<GoApi> {
   const go = new Go();
   go.argv = ['sqlsync'];
   const g = globalThis as unknown as { __sqlsyncReady?: (api: GoApi) => void };
   const ready = new Promise<GoApi>((resolve) => {
-    g.__sqlsyncReady = resolve;
+    g.__sqlsyncReady = (api) => {
+      mark('started');
+      resolve(api);
+    };
   });
+  mark('request');
   const resp = await fetch(url);
+  mark('response');
   if (!resp.ok) throw new Error(`fetch ${url}: HTTP ${resp.status}`);
   countProgress(resp, onProgress);
   let instance: WebAssembly.Instance;
@@ -63,6 +80,7 @@ export async function loadGo(url: string, onProgress: (p: Progress) => void): Pr
   } else {
     instance = (await WebAssembly.instantiate(await resp.arrayBuffer(), go.importObject)).instance;
   }
+  mark('compiled');
   go.run(instance).then(
     () => console.error('sqlsync: the Go runtime exited'),
     (e) => console.error('sqlsync: the Go runtime failed', e),

@@ -3,7 +3,7 @@
 import '../../build/wasm_exec.js';
 import type { Routed, ToWorker } from '../messages.js';
 import { Router } from './router.js';
-import { loadGo } from './go.js';
+import { loadGo, loadMarks } from './go.js';
 import { resolveMutator, subtleSha256 } from './mutator.js';
 import { installMutatorHost } from './mutator-host.js';
 
@@ -26,6 +26,8 @@ const router = new Router({
       sha256: subtleSha256,
     }),
   newId: () => crypto.randomUUID(),
+  now: () => performance.timeOrigin + performance.now(),
+  loadMarks: () => loadMarks,
 });
 
 scope.onmessage = (ev) => router.handle(ev.data);

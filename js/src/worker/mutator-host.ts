@@ -420,9 +420,51 @@ export class GuestInstance {
   }
 }
 
+/** The Cache API cache that rewritten mutator modules are kept in, across page loads. */
+const codeCacheName = 'sqlsync-mutator-code';
+
+/** The Cache API key of the rewritten module key (a name, not a URL anything serves). */
+const codeUrl = (key: string) => `https://sqlsync.invalid/code/${encodeURIComponent(key)}.wasm`;
+
+async function codeCache(): Promise<Cache | undefined> {
+  try {
+    return typeof caches !== 'undefined' ? await caches.open(codeCacheName) : undefined;
+  } catch {
+    return undefined; // storage disabled, or an insecure context
+  }
+}
+
+/**
+ * loadCode compiles the rewritten module kept under key, if there is one:
+ * streaming from the Cache API's Response, which lets V8 keep its own
+ * compiled code for it too. Resolves with undefined when nothing usable is
+ * kept (the Go half then rewrites and compiles the module itself).
+ */
+async function loadCode(key: string): Promise<WebAssembly.Module | undefined> {
+  const cache = await codeCache();
+  const resp = await cache?.match(codeUrl(key)).catch(() => undefined);
+  if (!resp) return undefined;
+  try {
+    return await WebAssembly.compileStreaming(resp);
+  } catch {
+    await cache?.delete(codeUrl(key)).catch(() => false); // damaged: rewrite again
+    return undefined;
+  }
+}
+
+/** storeCode keeps a rewritten module under key for the next page load. */
+async function storeCode(key: string, code: Uint8Array): Promise<void> {
+  const cache = await codeCache();
+  await cache
+    ?.put(codeUrl(key), new Response(code.slice() as unknown as BodyInit, { headers: { 'content-type': 'application/wasm' } }))
+    .catch(() => {});
+}
+
 /** The API the Go half finds at globalThis.sqlsyncMutatorHost. */
 export const mutatorHost = {
   instantiate: (module: WebAssembly.Module, go: GoHooks, opts: InstanceOptions) => GuestInstance.create(module, go, opts),
+  loadCode,
+  storeCode,
   failTrap: FAIL_TRAP,
   failExit: FAIL_EXIT,
   failTime: FAIL_TIME,

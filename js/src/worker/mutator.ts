@@ -39,6 +39,12 @@ export interface ResolvedMutator {
   module?: Uint8Array;
   /** A warning for the app's error event (a fallback to the built-in). */
   warning?: ErrorInfo;
+  /**
+   * When the answer came from the cache while the coordinator was asked in
+   * the background: resolves with the coordinator's answer if it names a
+   * different mutator (now cached for the next open), else undefined.
+   */
+  revalidated?: Promise<ResolvedMutator | undefined>;
 }
 
 /** An error that fails openDocument: the mutator the app asked for cannot run. */
@@ -77,9 +83,11 @@ class Unreachable extends Error {}
  * - cfg.mutator naming a built-in (anything but '' and 'auto'): that built-in.
  * - otherwise ('auto'): the module the coordinator says the document uses,
  *   or its built-in if it runs a Go mutator; with no coordinator, the
- *   default built-in. When the coordinator cannot be reached, the answer
- *   and the module cached last time; with nothing cached, the default
- *   built-in and a warning (code mutator_fallback).
+ *   default built-in. What the coordinator said last time, when it and its
+ *   module are cached, is used at once while the coordinator is asked in
+ *   the background (`revalidated`). With nothing cached and the
+ *   coordinator unreachable, the default built-in and a warning (code
+ *   mutator_fallback).
  */
 export async function resolveMutator(cfg: WorkerConfig, deps: MutatorDeps): Promise<ResolvedMutator> {
   const cache = await openCache(deps);
@@ -89,14 +97,33 @@ export async function resolveMutator(cfg: WorkerConfig, deps: MutatorDeps): Prom
 
   const base = httpBase(cfg.url);
   const infoUrl = `${base}/v1/docs/${encodeURIComponent(cfg.docId)}/mutator`;
-  let reason: string;
-  try {
+  const fromCoordinator = async (): Promise<ResolvedMutator> => {
     const resp = await fetchOK(deps, infoUrl);
     const text = await resp.text();
     const hash = parseHash(text);
+    // The module is cached before the answer naming it, so a cached answer always has its module.
+    const module = hash ? await moduleByHash(base, hash, cache, deps) : undefined;
     await cache?.put(infoUrl, new Response(text, { headers: { 'content-type': 'application/json' } })).catch(() => {});
     if (!hash) return { info: { kind: 'builtin', name: defaultBuiltin, source: 'coordinator' } };
-    return { info: { kind: 'module', hash, source: 'coordinator' }, module: await moduleByHash(base, hash, cache, deps) };
+    return { info: { kind: 'module', hash, source: 'coordinator' }, module };
+  };
+
+  // What the coordinator said last time, with its module cached, starts the
+  // replica at once (no round trip before the first query); the coordinator
+  // is asked in the background, and a change is cached for the next open
+  // (the coordinator's results win meanwhile, as always).
+  const known = cache && (await cachedAnswer(infoUrl, base, cache, deps));
+  if (known) {
+    const revalidated = fromCoordinator().then(
+      (r) => (r.info.kind !== known.info.kind || r.info.hash !== known.info.hash ? r : undefined),
+      () => undefined,
+    );
+    return { ...known, revalidated };
+  }
+
+  let reason: string;
+  try {
+    return await fromCoordinator();
   } catch (e) {
     if (!(e instanceof Unreachable)) throw e;
     reason = e.message;
@@ -118,6 +145,21 @@ export async function resolveMutator(cfg: WorkerConfig, deps: MutatorDeps): Prom
     info: { kind: 'builtin', name: defaultBuiltin, source: 'fallback', reason: message },
     warning: { code: 'mutator_fallback', message },
   };
+}
+
+/** What the coordinator said last time about the document's mutator, if its module is cached too. */
+async function cachedAnswer(infoUrl: string, base: string, cache: CacheLike, deps: MutatorDeps): Promise<ResolvedMutator | undefined> {
+  const resp = await cache.match(infoUrl).catch(() => undefined);
+  if (!resp) return undefined;
+  let hash: string;
+  try {
+    hash = parseHash(await resp.text());
+  } catch {
+    return undefined;
+  }
+  if (!hash) return { info: { kind: 'builtin', name: defaultBuiltin, source: 'cache' } };
+  const module = await cachedModule(`${base}/v1/mutators/${hash}.wasm`, hash, cache, deps);
+  return module ? { info: { kind: 'module', hash, source: 'cache' }, module } : undefined;
 }
 
 async function openCache(deps: MutatorDeps): Promise<CacheLike | null> {

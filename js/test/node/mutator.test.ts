@@ -63,15 +63,30 @@ test('the module the coordinator names is fetched, checked and cached; offline i
   assert.equal(r.warning, undefined);
   assert.ok(w.cache.entries.has(`http://co/v1/mutators/${hash}.wasm`));
 
-  // Online again: the module comes from the cache, only the answer from the network.
+  // Online again: what was cached runs at once, and only the answer is
+  // asked for again, in the background; it has not changed.
   w.fetched = [];
-  await resolveMutator(cfg(), w.deps());
+  const again = await resolveMutator(cfg(), w.deps());
+  assert.deepEqual(again.info, { kind: 'module', hash, source: 'cache' });
+  assert.deepEqual(again.module, module);
+  assert.equal(await again.revalidated, undefined);
   assert.deepEqual(w.fetched, ['http://co/v1/docs/d/mutator']);
+
+  // The coordinator switches modules: the cached one runs this time, the
+  // background answer says so and caches the new one for the next open.
+  const newHash = await w.serveModule('d', other);
+  const stale = await resolveMutator(cfg(), w.deps());
+  assert.equal(stale.info.hash, hash);
+  const changed = await stale.revalidated;
+  assert.deepEqual(changed?.info, { kind: 'module', hash: newHash, source: 'coordinator' });
+  const next = await resolveMutator(cfg(), w.deps());
+  assert.deepEqual(next.info, { kind: 'module', hash: newHash, source: 'cache' });
+  await next.revalidated;
 
   w.online = false;
   const off = await resolveMutator(cfg(), w.deps());
-  assert.deepEqual(off.info, { kind: 'module', hash, source: 'cache' });
-  assert.deepEqual(off.module, module);
+  assert.deepEqual(off.info, { kind: 'module', hash: newHash, source: 'cache' });
+  assert.deepEqual(off.module, other);
 });
 
 test('a coordinator running a built-in mutator gets the built-in', async () => {
@@ -91,10 +106,18 @@ test('offline with nothing cached falls back to the built-in, with a warning', a
   assert.equal(r.warning?.code, 'mutator_fallback');
   assert.match(r.warning!.message, /built-in mutator "todo".*never cached/);
 
-  // The answer was cached but not the module (lost between the two fetches).
+  // A module missing on the coordinator caches nothing: the answer is
+  // only cached after the module it names.
   const hash = await w.serveModule('d', module);
   w.online = true;
   w.served.delete(`http://co/v1/mutators/${hash}.wasm`);
+  const missing = await resolveMutator(cfg(), w.deps());
+  assert.equal(missing.info.source, 'fallback');
+  assert.equal(w.cache.entries.size, 0);
+
+  // The answer cached but its module evicted since, offline.
+  w.cache.entries.set('http://co/v1/docs/d/mutator', new TextEncoder().encode(JSON.stringify({ hash })));
+  w.online = false;
   const half = await resolveMutator(cfg(), w.deps());
   assert.equal(half.info.source, 'fallback');
   assert.match(half.warning!.message, /not cached/);

@@ -36,6 +36,11 @@ import (
 	"strings"
 )
 
+// Version names the rewriter's output: hosts that keep rewritten modules
+// (the browser caches them across page loads) key them by it. Bump it
+// whenever the output for the same input and options changes.
+const Version = 1
+
 // Export is the name of the interrupt flag the rewritten module exports.
 const Export = "sqlsync_interrupt"
 
