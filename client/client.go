@@ -467,4 +467,9 @@ func (d *Doc) changed(ch engine.Change) {
 		}
 	}
 	d.setStatus(func(*Status) {})
+	// A rebase may have acknowledged the push in flight.
+	select {
+	case d.pushWake <- struct{}{}:
+	default:
+	}
 }

@@ -249,21 +249,29 @@ func (d *Doc) rejection(r protocol.Rejected) *engine.RejectedError {
 }
 
 // pushLoop sends pending mutations not yet sent on this connection, at most
-// batchSize in a frame, then waits for more.
+// batchSize in a frame, then waits for more. It sends a push only once the
+// coordinator has applied (or rejected) every mutation sent before, as the
+// diffs show: one push in flight. So a replica with a long backlog goes at
+// the pace of the coordinator's commits and, under a rate limit, at the
+// rate, which the coordinator applies as backpressure; it never runs ahead
+// of the limit and is never closed for it. Mutations made while a push is
+// in flight go together in the next.
 func (d *Doc) pushLoop(ctx context.Context, t Transport, batchSize int) error {
 	var sent uint64
 	for {
 		var batch []protocol.Mutation
+		inFlight := false
 		for _, m := range d.eng.Pending() {
 			if m.Seq <= sent {
-				continue
+				inFlight = true
+				break
 			}
 			batch = append(batch, protocol.Mutation{Seq: m.Seq, Name: m.Name, Args: m.Args})
 			if len(batch) == batchSize {
 				break
 			}
 		}
-		if len(batch) > 0 {
+		if !inFlight && len(batch) > 0 {
 			if err := writeFrame(ctx, t, protocol.Frame{Push: &protocol.Push{Mutations: batch}}); err != nil {
 				return err
 			}

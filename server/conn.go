@@ -225,6 +225,9 @@ func (c *conn) read() (protocol.Frame, string, string) {
 }
 
 func (c *conn) readLoop() {
+	// Pushes waiting for the rate limit, at most maxRateDelay's worth.
+	paced := make(chan pacedPush, 1024)
+	go c.pace(paced)
 	for {
 		c.ws.SetReadDeadline(time.Time{})
 		f, code, reason := c.read()
@@ -241,7 +244,14 @@ func (c *conn) readLoop() {
 			return
 		}
 		n := len(f.Push.Mutations)
-		if !c.limiter.AllowN(time.Now(), n) {
+		now := time.Now()
+		r := c.limiter.ReserveN(now, n)
+		if !r.OK() {
+			c.fail(protocol.CodeLimit, fmt.Sprintf("rate limit: a push of %d mutations is more than the burst of %d", n, c.s.cfg.RateBurst))
+			return
+		}
+		if r.DelayFrom(now) > c.maxRateDelay() {
+			r.CancelAt(now)
 			c.fail(protocol.CodeLimit, fmt.Sprintf("rate limit: more than %g mutations per second", c.s.cfg.RatePerConn))
 			return
 		}
@@ -257,7 +267,51 @@ func (c *conn) readLoop() {
 			}
 		}
 		select {
-		case c.doc.in <- push{from: c, muts: muts}:
+		case paced <- pacedPush{push{from: c, muts: muts}, now.Add(r.DelayFrom(now))}:
+		case <-c.done:
+			return
+		}
+	}
+}
+
+// pacedPush is a push and when the rate limit lets it reach the document.
+type pacedPush struct {
+	push
+	at time.Time
+}
+
+// maxRateDelay is how far ahead of its rate a connection may get before it
+// is closed. The rate limit is backpressure: a push over the rate waits
+// (pace) until its tokens are there, and a client that sends its next push
+// only once the coordinator has applied the last one (package client does)
+// is never further ahead than one burst. One that keeps sending without
+// waiting gets further ahead with every push and is closed.
+func (c *conn) maxRateDelay() time.Duration {
+	return time.Duration(float64(c.s.cfg.RateBurst)/c.s.cfg.RatePerConn*float64(time.Second)) + time.Second
+}
+
+// pace hands pushes to the document, in order, each when the rate limit
+// allows.
+func (c *conn) pace(in <-chan pacedPush) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		var p pacedPush
+		select {
+		case p = <-in:
+		case <-c.done:
+			return
+		}
+		if d := time.Until(p.at); d > 0 {
+			t.Reset(d)
+			select {
+			case <-t.C:
+			case <-c.done:
+				return
+			}
+		}
+		select {
+		case c.doc.in <- p.push:
 		case <-c.done:
 			return
 		}
