@@ -19,6 +19,7 @@ import (
 	"github.com/hack-pad/hackpadfs"
 	osfs "github.com/hack-pad/hackpadfs/os"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/sqlsync-go/sqlsync/internal/dirlock"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
@@ -88,6 +89,7 @@ type Server struct {
 	metrics  *metrics
 	modules  modules
 	origins  *origins
+	lock     *dirlock.Lock // the data directory's, released by Close
 
 	mu      sync.Mutex
 	docs    map[string]*document
@@ -100,7 +102,14 @@ type Server struct {
 // ErrClosed reports use of a closed server.
 var ErrClosed = errors.New("server closed")
 
-// New returns a server over cfg.DataDir, creating it if needed.
+// dataLockName is the lock file in the data directory: one coordinator
+// per data directory (see package dirlock).
+const dataLockName = "lock"
+
+// New returns a server over cfg.DataDir, creating it if needed. It locks
+// the data directory until Close: while another process (or another Server
+// in this one) holds it, New fails with an error wrapping
+// [dirlock.ErrInUse], "data directory D is in use by another process".
 func New(cfg Config) (*Server, error) {
 	if cfg.DataDir == "" {
 		return nil, errors.New("new server: no data directory")
@@ -150,10 +159,15 @@ func New(cfg Config) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
 	}
+	lock, err := dirlock.Acquire(fsys, dataLockName, "data directory "+dir)
+	if err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
 	orig := newOrigins(cfg.AllowedOrigins, cfg.Logger)
 	s := &Server{
 		cfg:     cfg,
 		origins: orig,
+		lock:    lock,
 		fsys:    fsys,
 		log:     cfg.Logger,
 		docs:    map[string]*document{},
@@ -291,7 +305,8 @@ func (s *Server) release(d *document) {
 }
 
 // Close ends every connection with a shutdown notice, waits for the
-// documents' writers to finish what they hold, and closes the documents.
+// documents' writers to finish what they hold, closes the documents, and
+// releases the data directory.
 func (s *Server) Close(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closed {
@@ -317,5 +332,6 @@ func (s *Server) Close(ctx context.Context) error {
 	for _, d := range docs {
 		errs = append(errs, d.close())
 	}
+	errs = append(errs, s.lock.Release())
 	return errors.Join(errs...)
 }

@@ -3,7 +3,9 @@ package cli_test
 import (
 	"fmt"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/sqlsync-go/sqlsync/internal/cli"
 )
@@ -35,27 +37,35 @@ func TestStateDirInUse(t *testing.T) {
 	}
 }
 
-// TestServeDataDirInUse: two coordinators on one data directory never
-// both write a document: the second cannot open a document the first holds
-// and logs why, the client gets no acknowledgement from it (here it gives
-// up after --timeout), and the first goes on. (The second serve still
-// starts: only the documents are locked, not the data directory itself.)
+// TestServeDataDirInUse: one coordinator per data directory. While one
+// serve holds D, a second `serve --data D` exits at once, non-zero, saying
+// the data directory is in use; the first goes on serving. Once the first
+// stops, serve on D works again.
 func TestServeDataDirInUse(t *testing.T) {
 	data := t.TempDir()
 	a := startServe(t, freeAddr(t), data)
-	held := openReplica(t, a.url(), "shared", t.TempDir(), nil)
-	waitSynced(t, held)
-	b := startServe(t, freeAddr(t), data)
-	_, errOut, code := run(t, "mutate", "--url", b.url(), "--doc", "shared", "--timeout", "3s", "add", `{"id":"via-b","title":"t"}`)
-	t.Logf("via the second coordinator: exit %d, stderr %q", code, strings.TrimSpace(errOut))
-	if code == cli.ExitOK {
-		t.Fatalf("a mutation through a second coordinator on the same data directory succeeded")
-	}
-	if !strings.Contains(b.stderr.String(), "is in use by another process") {
-		t.Fatalf("the second coordinator does not say the document is in use:\n%s", b.stderr)
-	}
 	runOK(t, "mutate", "--url", a.url(), "--doc", "shared", "add", `{"id":"via-a","title":"t"}`)
-	if got := queryRows(t, a.url(), "shared", `SELECT id FROM items ORDER BY id`); fmt.Sprint(got) != "[map[id:via-a]]" {
-		t.Fatalf("items: %v, want via-a only", got)
+
+	start := time.Now()
+	_, errOut, code := run(t, "serve", "--addr", freeAddr(t), "--data", data)
+	took := time.Since(start)
+	t.Logf("second serve: exit %d after %v, stderr %q", code, took, strings.TrimSpace(errOut))
+	if code == cli.ExitOK {
+		t.Fatalf("a second serve on a data directory in use exited 0")
+	}
+	if want := "data directory " + data + " is in use by another process"; !strings.Contains(errOut, want) {
+		t.Fatalf("second serve's stderr %q does not say %q", errOut, want)
+	}
+	if took > 10*time.Second {
+		t.Fatalf("second serve took %v to give up, want at once", took)
+	}
+
+	runOK(t, "mutate", "--url", a.url(), "--doc", "shared", "add", `{"id":"via-a2","title":"t"}`)
+	if code := a.stop(t, syscall.SIGTERM); code != cli.ExitOK {
+		t.Fatalf("first serve exited %d on SIGTERM\n%s", code, a.stderr)
+	}
+	b := startServe(t, freeAddr(t), data)
+	if got := queryRows(t, b.url(), "shared", `SELECT id FROM items ORDER BY id`); fmt.Sprint(got) != "[map[id:via-a] map[id:via-a2]]" {
+		t.Fatalf("items after restart: %v, want via-a and via-a2", got)
 	}
 }
