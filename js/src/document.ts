@@ -242,6 +242,44 @@ export class SqlsyncDocument {
     return s;
   }
 
+  /**
+   * Resolves once the replica is synced: online, nothing pending, and
+   * everything the coordinator told of applied (status.synced). Rejects
+   * with a SqlsyncError if the replica stops (code 'stopped'), the
+   * document closes (code 'closed'), or timeoutMs passes first (code
+   * 'timeout'; no limit by default).
+   */
+  waitSynced(timeoutMs?: number): Promise<void> {
+    return new Promise((resolve, reject) => {
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const done = (err?: SqlsyncError) => {
+        stop();
+        stopClosed();
+        clearTimeout(timer);
+        if (err) reject(err);
+        else resolve();
+      };
+      const check = (s: Status | undefined) => {
+        if (this.closed) done(new SqlsyncError({ code: 'closed', message: 'document closed' }));
+        else if (s?.synced) done();
+        else if (s?.state === 'stopped') done(new SqlsyncError({ code: 'stopped', message: `sync stopped: ${s.lastError ?? ''}` }));
+      };
+      const stop = this.on('status', check);
+      const stopClosed = this.onClose(() => check(undefined));
+      if (timeoutMs !== undefined) {
+        timer = setTimeout(() => done(new SqlsyncError({ code: 'timeout', message: `not synced after ${timeoutMs} ms` })), timeoutMs);
+      }
+      check(this.current);
+    });
+  }
+
+  private closeListeners = new Set<() => void>();
+
+  private onClose(fn: () => void): () => void {
+    this.closeListeners.add(fn);
+    return () => this.closeListeners.delete(fn);
+  }
+
   /** Switches syncing on or off ("work offline"); local mutations go on either way. */
   async setOnline(on: boolean): Promise<void> {
     await this.call('setOnline', [on]);
@@ -260,6 +298,7 @@ export class SqlsyncDocument {
     this.w.postMessage({ t: 'close', id });
     await Promise.race([done, new Promise((r) => setTimeout(r, 5000))]);
     this.closed = true;
+    for (const fn of [...this.closeListeners]) fn();
     for (const [, c] of this.calls) c.reject(new SqlsyncError({ code: 'closed', message: 'document closed' }));
     this.calls.clear();
     this.subs.clear();

@@ -73,6 +73,14 @@ export interface Status {
   serverLsn: number;
   /** Mutations not yet seen applied by the coordinator. */
   pending: number;
+  /**
+   * Pending mutations that failed when replayed on this replica (on open or
+   * after a sync): they stay pending, without their local effect, and the
+   * coordinator decides their fate.
+   */
+  localFailed?: number;
+  /** Those mutations, with the reason each failed here. */
+  localFailures?: { seq: number; name: string; message: string }[];
   /** The last connection error or refusal, or "". */
   lastError: string;
   /** Online, nothing pending, and caught up. */

@@ -56,3 +56,48 @@ test('openDocument rejects when the replica cannot open', async () => {
   };
   await assert.rejects(openDocument({ docId: 'd', baseUrl: 'http://h/' }, w), /no storage/);
 });
+
+test('waitSynced resolves on a synced status, rejects when sync stops, the document closes or time runs out', async () => {
+  const status = (s: Partial<import('../../src/types.js').Status>) => ({
+    state: 'online',
+    pending: 0,
+    lsn: 1,
+    serverLsn: 1,
+    lastError: '',
+    synced: false,
+    storage: 'memory',
+    clientId: 'c',
+    role: 'owner',
+    ...s,
+  });
+  const w: WorkerLike = {
+    onmessage: null,
+    onerror: null,
+    postMessage(m: ToWorker) {
+      if (m.t === 'init') setTimeout(() => this.onmessage?.({ data: { t: 'status', status: status({ pending: 1 }) as never } }), 0);
+      if (m.t === 'close') setTimeout(() => this.onmessage?.({ data: { t: 'ret', id: m.id, ok: true, value: null } }), 0);
+    },
+    terminate() {},
+  };
+  const doc = await openDocument({ docId: 'd', baseUrl: 'http://h/' }, w);
+  const push = (s: object) => w.onmessage!({ data: { t: 'status', status: status(s) as never } });
+
+  let synced = false;
+  const waiting = doc.waitSynced().then(() => (synced = true));
+  await new Promise((r) => setTimeout(r, 5));
+  assert.equal(synced, false, 'not synced while a mutation is pending');
+  push({ synced: true });
+  await waiting;
+  assert.equal(synced, true);
+  await doc.waitSynced(); // already synced: at once
+
+  push({ state: 'connecting', synced: false });
+  await assert.rejects(doc.waitSynced(10), (e: SqlsyncError) => e.code === 'timeout');
+  const stopped = doc.waitSynced();
+  push({ state: 'stopped', lastError: 'bad token' });
+  await assert.rejects(stopped, (e: SqlsyncError) => e.code === 'stopped' && /bad token/.test(e.message));
+  push({ state: 'connecting', synced: false });
+  const closing = doc.waitSynced();
+  await doc.close();
+  await assert.rejects(closing, (e: SqlsyncError) => e.code === 'closed');
+});
