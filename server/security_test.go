@@ -391,7 +391,7 @@ func TestDocIDTraversal(t *testing.T) {
 			return err
 		}
 		rel, _ := filepath.Rel(parent, p)
-		if rel != "." && rel != "data" && rel != filepath.Join("data", "docs") && !strings.HasPrefix(rel, filepath.Join("data", "docs")+string(filepath.Separator)) {
+		if rel != "." && rel != "data" && rel != filepath.Join("data", dataLockName) && rel != filepath.Join("data", "docs") && !strings.HasPrefix(rel, filepath.Join("data", "docs")+string(filepath.Separator)) {
 			outside = append(outside, rel)
 		}
 		return nil
