@@ -43,8 +43,15 @@ vet:
 ## test: install what the tests need and run every test.
 test: deps-go vet test-go
 
+# test-go runs go test -v through the skip checker (js/test/gowasm/skips.mjs,
+# see docs/test-skips.md): a skip not allowed in CI fails the target like a
+# failed test. It prints the package result lines, what failed packages said
+# about their failures and a summary; the whole -v output is in GO_TEST_LOG.
+GO_TEST_LOG ?= $(BIN)/go-test.log
+NODE      ?= node
 test-go:
-	$(GO) test -timeout 20m ./...
+	@mkdir -p $(BIN)
+	bash -o pipefail -c '$(GO) test -v -timeout 20m ./... 2>&1 | $(NODE) js/test/gowasm/skips.mjs --quiet --log $(GO_TEST_LOG)'
 
 ## fuzz: run each fuzz target for FUZZTIME (default 30s).
 FUZZTIME ?= 30s

@@ -56,6 +56,7 @@ test-js-node: js-package
 	$(NPM) test -w js
 
 test-gowasm: js-package deps-chromium test-mutators
+	$(NODE) --test js/test/gowasm/skips.test.mjs
 	@mkdir -p js/build/gotest
 	for p in $(GOTEST_WASM); do \
 		GOOS=js GOARCH=wasm $(GO) test -c -o js/build/gotest/$$(basename $$p).test.wasm ./$$p || exit 1; \

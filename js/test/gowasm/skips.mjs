@@ -8,8 +8,14 @@
 //
 //	go test -v ./... | node js/test/gowasm/skips.mjs
 //
-// exits 1 if any package's output shows a skip that is not allowed.
-import { readFileSync } from 'node:fs';
+// exits 1 if any package's output shows a skip that is not allowed, or a
+// package failed. With --quiet it prints only the package result lines
+// ("ok  \tpkg", "FAIL\tpkg", "?   \tpkg"), what a failed package printed
+// about its failures (not the output of its passing tests), and a summary;
+// --log FILE keeps the whole input in FILE. `make test-go` runs
+//
+//	go test -v ./... 2>&1 | node js/test/gowasm/skips.mjs --quiet --log bin/go-test.log
+import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -61,32 +67,131 @@ export function checkSkips(pkg, output, table = loadSkipTable()) {
   return bad;
 }
 
-// The command: attribute each line to the package whose result line
-// ("ok  \tpkg", "FAIL\tpkg") ends its block, as `go test -v ./...` prints them.
+// failureLines returns the lines of one package's `go test -v` output worth
+// showing when the package failed: everything but the === headers, the
+// --- PASS/SKIP lines, and the log lines (indented by four spaces) of tests
+// that did not fail. Lines outside any test (build errors, panics and their
+// stacks, a timeout's report, "exit status 1") are kept, and when no test
+// says it failed (a build error, a crash) so are all log lines.
+export function failureLines(lines) {
+  const failed = new Set();
+  for (const l of lines) {
+    const m = /^\s*--- FAIL: (\S+)/.exec(l);
+    if (m) failed.add(m[1]);
+  }
+  const keep = [];
+  let owner = null;
+  for (const l of lines) {
+    const h = /^=== (?:RUN|CONT|NAME|PAUSE)\s+(\S+)/.exec(l);
+    if (h) {
+      owner = h[1];
+      continue;
+    }
+    const r = /^\s*--- (PASS|FAIL|SKIP): (\S+)/.exec(l);
+    if (r) {
+      owner = r[2];
+      if (r[1] === 'FAIL') keep.push(l);
+      continue;
+    }
+    if (l.startsWith('    ') && failed.size > 0 && owner !== null && !failed.has(owner)) continue;
+    keep.push(l);
+  }
+  return keep;
+}
+
+// The most lines of one failed package printed with --quiet: its first
+// headLines and last tailLines (the log has all).
+const headLines = 300;
+const tailLines = 100;
+
+// GoTestDigest reads `go test -v ./...` output line by line and attributes
+// each line to the package whose result line ("ok  \tpkg", "FAIL\tpkg",
+// "?   \tpkg") ends its block, as go test prints them. write receives what
+// is to be printed: every line, or with quiet only the digest.
+export class GoTestDigest {
+  constructor({ table = loadSkipTable(), quiet = false, write = (s) => process.stdout.write(s) } = {}) {
+    Object.assign(this, { table, quiet, write });
+    this.pending = [];
+    this.bad = [];
+    this.ok = 0;
+    this.failed = [];
+    this.noTests = 0;
+    this.skips = 0;
+  }
+
+  line(l) {
+    if (!this.quiet) this.write(l + '\n');
+    const m = /^(ok|FAIL|\?)\s+(\S+)(?:\s|$)/.exec(l);
+    if (m && m[2].includes('/')) this.package(m[1], m[2], l);
+    else this.pending.push(l);
+  }
+
+  package(status, pkg, resultLine) {
+    const text = this.pending.join('\n') + '\n';
+    this.skips += skippedTests(text).length;
+    this.bad.push(...checkSkips(pkg, text, this.table));
+    if (status === 'ok') this.ok++;
+    else if (status === 'FAIL') this.failed.push(pkg);
+    else this.noTests++;
+    if (this.quiet) {
+      if (status === 'FAIL') this.printLines(failureLines(this.pending));
+      this.write(resultLine + '\n');
+    }
+    this.pending = [];
+  }
+
+  printLines(lines) {
+    if (lines.length > headLines + tailLines) {
+      const cut = lines.length - headLines - tailLines;
+      lines = [...lines.slice(0, headLines), `... ${cut} lines left out (the log has them) ...`, ...lines.slice(-tailLines)];
+    }
+    for (const l of lines) this.write(l + '\n');
+  }
+
+  // end finishes the input: it returns the messages for the skips not
+  // allowed, and a one-line summary.
+  end() {
+    if (this.pending.some((l) => l.trim() !== '')) {
+      const text = this.pending.join('\n') + '\n';
+      this.skips += skippedTests(text).length;
+      this.bad.push(...checkSkips('(unknown package)', text, this.table));
+      if (this.quiet) this.printLines(failureLines(this.pending));
+    }
+    this.pending = [];
+    const parts = [`${this.ok} packages ok`, `${this.failed.length} failed`, `${this.noTests} without tests`];
+    const skips = `${this.skips} tests skipped` + (this.bad.length ? `, ${this.bad.length} of them not allowed in CI by docs/test-skips.md` : ', all allowed by docs/test-skips.md');
+    return { bad: this.bad, summary: `go test: ${parts.join(', ')}; ${skips}` };
+  }
+}
+
 async function main() {
-  const table = loadSkipTable();
-  let pending = '';
-  const bad = [];
+  const args = process.argv.slice(2);
+  let quiet = false;
+  let logPath = null;
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--quiet') quiet = true;
+    else if (args[i] === '--log' && i + 1 < args.length) logPath = args[++i];
+    else {
+      console.error(`usage: go test -v ./... 2>&1 | node skips.mjs [--quiet] [--log FILE] (got ${JSON.stringify(args[i])})`);
+      process.exit(2);
+    }
+  }
+  const log = logPath ? openSync(logPath, 'w') : null;
+  const digest = new GoTestDigest({ quiet });
   let tail = '';
-  const flush = (pkg) => {
-    bad.push(...checkSkips(pkg, pending, table));
-    pending = '';
-  };
-  const onLine = (line) => {
-    const m = /^(?:ok|FAIL|\?)\s+(\S+)(?:\s|$)/.exec(line);
-    if (m && m[1].includes('/')) flush(m[1]);
-    else pending += line + '\n';
-  };
+  process.stdin.setEncoding('utf8');
   for await (const chunk of process.stdin) {
-    process.stdout.write(chunk);
+    if (log !== null) writeSync(log, chunk);
     const lines = (tail + chunk).split('\n');
     tail = lines.pop();
-    lines.forEach(onLine);
+    lines.forEach((l) => digest.line(l));
   }
-  if (tail) onLine(tail);
-  if (pending) bad.push(...checkSkips('(unknown package)', pending, table));
+  if (tail) digest.line(tail);
+  if (log !== null) closeSync(log);
+  const { bad, summary } = digest.end();
   for (const b of bad) console.error(`SKIP NOT ALLOWED ${b}`);
-  process.exit(bad.length ? 1 : 0);
+  console.log(summary + (logPath ? `; full output in ${logPath}` : ''));
+  process.exit(bad.length || digest.failed.length ? 1 : 0);
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) await main();
