@@ -5,11 +5,12 @@
 #   make demo-build   the wasm bundle, the package and the demo
 #   make test-demo    the demo in Debian's Chromium, two people against the real coordinator
 #   make demo-dev     Vite's dev server for the demo (run `make run` beside it)
+#   make bench-demo   the demo timed in Chromium as a person meets it (part of make bench)
 
 NPM      ?= npm
 CHROMIUM ?= /usr/bin/chromium
 
-.PHONY: demo-build test-demo demo-dev
+.PHONY: demo-build test-demo demo-dev bench-demo
 
 build: demo-build
 test: test-demo
@@ -30,3 +31,9 @@ test-demo: demo-build deps-chromium build
 ## demo-dev: Vite's dev server on the demo, syncing with the coordinator of `make run`.
 demo-dev: demo-build
 	$(NPM) run dev -w demo-todo
+
+## bench-demo: first visit, reload, second list, type-to-screen on the real demo in Chromium.
+BENCH_DEMO_OUT ?= bench/results/demo.json
+bench: bench-demo
+bench-demo: demo-build deps-chromium build
+	BENCH_DEMO_OUT=$(BENCH_DEMO_OUT) CHROMIUM=$(CHROMIUM) $(NODE) demo-todo/test/bench.mjs

@@ -27,6 +27,9 @@ func cell(s string) string { return strings.ReplaceAll(s, "|", `\|`) }
 func figureCell(r Record) string {
 	switch r.Status {
 	case StatusMeasured:
+		if r.CarriedOver != "" {
+			return FormatStat(r.Figure) + " (carried over: measured " + r.CarriedOver + ", not in this run)"
+		}
 		return FormatStat(r.Figure)
 	case StatusError:
 		return "error: " + r.Note

@@ -121,6 +121,9 @@ type Record struct {
 	// Also holds secondary figures: other baselines, the same figure under
 	// another setting, sizes behind a ratio.
 	Also []Named `json:"also,omitempty"`
+	// CarriedOver, when set, says the figure was not measured in this run
+	// but taken from an earlier one: "2026-11-24", or "unknown date".
+	CarriedOver string `json:"carried_over,omitempty"`
 	// Note explains the figure: what dominates its cost, caveats.
 	Note string `json:"note,omitempty"`
 }
@@ -233,6 +236,8 @@ func Load(name string) (*File, error) {
 // MergeBrowser replaces the records of f for the scenarios that the
 // browser results in name hold (scenario 8, written by the Playwright run)
 // with those records. A missing file changes nothing and is not an error.
+// Records of a browser run that started before f's run were not measured
+// in it: their note says so, with the date they were measured.
 func MergeBrowser(f *File, name string) (merged bool, err error) {
 	b, err := Load(name)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -251,9 +256,16 @@ func MergeBrowser(f *File, name string) (merged bool, err error) {
 			out = append(out, r)
 		}
 	}
+	carried := b.Started.IsZero() || b.Started.Before(f.Started)
 	for _, r := range b.Records {
 		if r.Status == "" {
 			r.Status = StatusMeasured
+		}
+		if carried {
+			r.CarriedOver = "unknown date"
+			if !b.Started.IsZero() {
+				r.CarriedOver = b.Started.UTC().Format("2006-01-02")
+			}
 		}
 		if r.Met == nil {
 			r.Finish(r.RatioOf)

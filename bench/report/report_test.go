@@ -91,8 +91,35 @@ func TestSaveLoadMergeMarkdown(t *testing.T) {
 	if err := WriteMarkdown(&b, got); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(b.String(), "| 8.opfs | opfs | 2 ms |") {
-		t.Errorf("table lacks the browser row:\n%s", b.String())
+	if !strings.Contains(b.String(), "| 8.opfs | opfs | 2 ms (carried over: measured unknown date, not in this run) |") {
+		t.Errorf("a browser row from an older file is not marked as carried over:\n%s", b.String())
+	}
+
+	// Measured in this run (started after it): no such mark.
+	got.Started = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	browser.Started = got.Started.Add(time.Minute)
+	if err := Save(filepath.Join(dir, "browser.json"), browser); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := MergeBrowser(got, filepath.Join(dir, "browser.json")); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range got.Records {
+		if r.ID == "8.opfs" && r.CarriedOver != "" {
+			t.Errorf("a browser row measured in this run is marked carried over: %q", r.CarriedOver)
+		}
+	}
+	browser.Started = got.Started.Add(-48 * time.Hour)
+	if err := Save(filepath.Join(dir, "browser.json"), browser); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := MergeBrowser(got, filepath.Join(dir, "browser.json")); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range got.Records {
+		if r.ID == "8.opfs" && r.CarriedOver != "2026-11-29" {
+			t.Errorf("a browser row of an earlier day: carried over %q", r.CarriedOver)
+		}
 	}
 	if _, err := os.Stat(name + ".tmp"); err == nil {
 		t.Error("temporary file left behind")

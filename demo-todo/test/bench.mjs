@@ -7,7 +7,8 @@
 //     the page (p50 / p90 / max);
 //   - opening a second list in the same tab (no new worker or runtime).
 // Writes the figures as JSON to BENCH_DEMO_OUT (default
-// demo-todo/test-results/bench.json) and prints a Markdown table.
+// demo-todo/test-results/bench.json) and a Markdown table beside it (.md),
+// and prints the table.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { demoDir, launch, startServer } from './harness.mjs';
@@ -154,12 +155,17 @@ const phases = (s) => {
     .join(', ');
 };
 const row = (name, xs, aim) => `| ${name} | ${xs.map((x) => f(x.rowsMs)).join(' / ')} | ${f(median(xs.map((x) => x.rowsMs)))} | ${aim} | ${phases(xs[Math.floor(xs.length / 2)]?.startup)} |`;
-console.log(`\nThe todo demo in Chromium (${RUNS} runs, ${result.seconds.toFixed(0)} s; times from navigation, ms on the page's clock)\n`);
-console.log('| step | runs | median | aim | where the time went (median run, ms since navigation) |');
-console.log('|---|---|---|---|---|');
-console.log(row('first visit, empty profile, to 20 rows', result.first, '≤ 2000 ms'));
-console.log(row('reload, to 20 rows', result.reload, '≤ 500 ms'));
-console.log(row('second list in the same tab, to its row', result.secondList, '≤ 100 ms'));
-console.log(
+const lines = [];
+const print = (l) => lines.push(l);
+print(`\nThe todo demo in Chromium (${RUNS} runs, ${result.seconds.toFixed(0)} s; times from navigation, ms on the page's clock)\n`);
+print('| step | runs | median | aim | where the time went (median run, ms since navigation) |');
+print('|---|---|---|---|---|');
+print(row('first visit, empty profile, to 20 rows', result.first, '≤ 2000 ms'));
+print(row('reload, to 20 rows', result.reload, '≤ 500 ms'));
+print(row('second list in the same tab, to its row', result.secondList, '≤ 100 ms'));
+print(
   `| type an item, Enter, to its text in the DOM (n=${result.typed.length}) | p50 ${f(pct(result.typed, 0.5))}, p90 ${f(pct(result.typed, 0.9))}, max ${f(Math.max(...result.typed))} | ${f(pct(result.typed, 0.5))} | p50 ≤ 16, p90 ≤ 33 ms | |`,
 );
+const table = lines.join('\n') + '\n';
+writeFileSync(out.replace(/\.json$/, '') + '.md', table);
+console.log(table);
