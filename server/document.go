@@ -54,7 +54,9 @@ type document struct {
 	stop    chan struct{}
 	done    chan struct{}
 
-	mu    sync.Mutex
+	kept *rejections // the server's, for the clients not told of theirs yet
+
+	mu    sync.Mutex // also orders kept's records with joins (see join)
 	conns map[*conn]bool
 	refs  int // connections and other users holding the document open
 	idle  func() bool
@@ -96,6 +98,7 @@ func openDocument(ctx context.Context, s *Server, id string) (*document, error) 
 		stop:    make(chan struct{}),
 		done:    make(chan struct{}),
 		conns:   map[*conn]bool{},
+		kept:    &s.kept,
 	}
 	go d.run(s.cfg.MaxBatch)
 	d.log.Info("document opened", "lsn", coord.LSN())
@@ -204,16 +207,27 @@ func (d *document) apply(ctx context.Context, pushes []push) []push {
 		}
 		return nil
 	}
+	// Every rejection is kept for its client and queued on each of the
+	// client's connections, under d.mu so that a connection joining now
+	// (join) finds it either kept or queued: a client that was offline, or
+	// whose connection dropped before the Rejected frame went out, is told
+	// when it reconnects.
+	d.mu.Lock()
 	for _, r := range res.Rejected {
-		if c := owner(r.Mutation.ClientID); c != nil {
-			msg := r.Err.Error()
-			var rej *engine.RejectedError
-			if errors.As(r.Err, &rej) {
-				msg = rej.Message
+		msg := r.Err.Error()
+		var rej *engine.RejectedError
+		if errors.As(r.Err, &rej) {
+			msg = rej.Message
+		}
+		fr := protocol.Rejected{Seq: r.Mutation.Seq, Message: msg}
+		d.kept.add(d.id, r.Mutation.ClientID, res.LSN, fr)
+		for c := range d.conns {
+			if c.clientID == r.Mutation.ClientID {
+				c.reject(fr)
 			}
-			c.reject(protocol.Rejected{Seq: r.Mutation.Seq, Message: msg})
 		}
 	}
+	d.mu.Unlock()
 	for _, m := range res.Gaps {
 		if c := owner(m.ClientID); c != nil {
 			c.fail(protocol.CodeBadRequest, fmt.Sprintf("mutation seq %d skips ahead of the last applied seq", m.Seq))
@@ -235,6 +249,24 @@ func (d *document) apply(ctx context.Context, pushes []push) []push {
 	}
 	d.mu.Unlock()
 	return carry
+}
+
+// join adds c, a connection of client clientID whose snapshot is at lsn,
+// to the document's connections, unless it already has maxConns, and
+// queues on it the kept rejections of the client that lsn has not seen, to
+// go out before the first diff. Under d.mu, as apply keeps and queues them,
+// so each rejection reaches c once: kept before, or queued after.
+func (d *document) join(c *conn, lsn uint64, maxConns int) (full bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if len(d.conns) >= maxConns {
+		return true
+	}
+	d.conns[c] = true
+	for _, r := range d.kept.since(d.id, c.clientID, lsn) {
+		c.reject(r)
+	}
+	return false
 }
 
 // deferredPushes maps deferred, which Coordinator.Apply returns as a suffix

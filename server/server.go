@@ -90,6 +90,7 @@ type Server struct {
 	modules  modules
 	origins  *origins
 	lock     *dirlock.Lock // the data directory's, released by Close
+	kept     rejections    // recent rejections, for clients that reconnect
 
 	mu      sync.Mutex
 	docs    map[string]*document

@@ -1,0 +1,171 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ncruces/go-sqlite3"
+	"github.com/sqlsync-go/sqlsync/shared/engine"
+	"github.com/sqlsync-go/sqlsync/shared/protocol"
+	"github.com/sqlsync-go/sqlsync/shared/testmutator"
+)
+
+// gateMutator is the todo mutator whose "fail" waits, once it has said it
+// entered, until release is closed.
+type gateMutator struct {
+	testmutator.Mutator
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (m gateMutator) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, args []byte) error {
+	if name == "fail" {
+		m.entered <- struct{}{}
+		<-m.release
+	}
+	return m.Mutator.Mutate(ctx, conn, name, args)
+}
+
+func rej(seq uint64) protocol.Rejected {
+	return protocol.Rejected{Seq: seq, Message: fmt.Sprint("no ", seq)}
+}
+
+func seqs(rs []protocol.Rejected) []uint64 {
+	var out []uint64
+	for _, r := range rs {
+		out = append(out, r.Seq)
+	}
+	return out
+}
+
+// TestRejectionsKept: the kept rejections of a client are those recorded
+// after the LSN it asks from, per document and client, and bounded per
+// client and in all.
+func TestRejectionsKept(t *testing.T) {
+	var k rejections
+	k.add("d", "a", 10, rej(1))
+	k.add("d", "a", 12, rej(2))
+	k.add("d", "b", 12, rej(7))
+	k.add("e", "a", 3, rej(9))
+	if got := seqs(k.since("d", "a", 0)); !slices.Equal(got, []uint64{1, 2}) {
+		t.Fatalf("since 0: %v, want [1 2]", got)
+	}
+	if got := seqs(k.since("d", "a", 11)); !slices.Equal(got, []uint64{2}) {
+		t.Fatalf("since 11: %v, want [2]", got)
+	}
+	// A replica at 11 received seq 1 before the diff that took it there:
+	// it is forgotten.
+	if got := seqs(k.since("d", "a", 0)); !slices.Equal(got, []uint64{2}) {
+		t.Fatalf("since 0 after since 11: %v, want [2]", got)
+	}
+	if got := seqs(k.since("d", "a", 12)); got != nil {
+		t.Fatalf("since 12: %v, want none", got)
+	}
+	if got := seqs(k.since("d", "b", 0)); !slices.Equal(got, []uint64{7}) {
+		t.Fatalf("client b: %v, want [7]", got)
+	}
+	if got := seqs(k.since("e", "a", 0)); !slices.Equal(got, []uint64{9}) {
+		t.Fatalf("document e: %v, want [9]", got)
+	}
+
+	// Per client: the newest maxKeptPerClient.
+	for i := range uint64(maxKeptPerClient + 10) {
+		k.add("p", "c", 100+i, rej(i+1))
+	}
+	if got := seqs(k.since("p", "c", 0)); len(got) != maxKeptPerClient || got[0] != 11 {
+		t.Fatalf("per client: %d kept from seq %v, want %d from 11", len(got), got[:1], maxKeptPerClient)
+	}
+
+	// In all: the newest maxKeptRejections, the oldest dropped first.
+	var g rejections
+	for i := range maxKeptRejections + 100 {
+		g.add("g", fmt.Sprint("c", i), 1, rej(uint64(i)))
+	}
+	if g.count != maxKeptRejections || len(g.byKey) != maxKeptRejections {
+		t.Fatalf("kept %d for %d clients, want %d", g.count, len(g.byKey), maxKeptRejections)
+	}
+	if g.since("g", "c99", 0) != nil || g.since("g", "c100", 0) == nil {
+		t.Fatalf("the oldest were not the ones dropped")
+	}
+	if len(g.order) > 2*maxKeptRejections {
+		t.Fatalf("order holds %d keys for %d kept", len(g.order), g.count)
+	}
+}
+
+// TestRejectionKeptForReconnect: a client whose connection is gone before
+// its mutation is rejected is told when it joins again from an LSN before
+// the rejection; another connection of the same client that is joined
+// when a rejection happens is told at once.
+func TestRejectionKeptForReconnect(t *testing.T) {
+	gate := gateMutator{entered: make(chan struct{}, 10), release: make(chan struct{})}
+	ts := startServer(t, Config{Mutator: func(string) engine.Mutator { return gate }})
+	raw := dialRaw(t, ts)
+	raw.send(hello("doc", "gone"))
+	w := raw.expectWelcome()
+	raw.send(pushFrame(1, "fail", testmutator.Args{Message: "not today"}))
+	<-gate.entered
+	raw.ws.Close() // gone before the Rejected frame
+	waitFor(t, "the connection to end", func() bool { return ts.connCount() == 0 })
+	close(gate.release)
+	lastSeq := func(id string) uint64 {
+		var last uint64
+		ts.coordinator(t, "doc", func(c *engine.Coordinator) {
+			var err error
+			if last, err = c.LastSeq(id); err != nil {
+				t.Fatal(err)
+			}
+		})
+		return last
+	}
+	waitFor(t, "the rejection", func() bool { return lastSeq("gone") == 1 })
+
+	d, err := ts.acquire(context.Background(), "doc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ts.release(d)
+	newConn := func() *conn {
+		return &conn{s: ts.Server, clientID: "gone", log: testLogger(), wakeCh: make(chan struct{}, 1), done: make(chan struct{})}
+	}
+	queued := func(c *conn) []protocol.Rejected {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return slices.Clone(c.rejected)
+	}
+	back := newConn()
+	if full := d.join(back, w.LSN, 10); full {
+		t.Fatal("join: full")
+	}
+	defer func() { d.mu.Lock(); delete(d.conns, back); d.mu.Unlock() }()
+	if got := queued(back); len(got) != 1 || got[0].Seq != 1 || !strings.Contains(got[0].Message, "not today") {
+		t.Fatalf("queued on the rejoining connection: %+v, want seq 1 with the mutator's message", got)
+	}
+
+	// Live: a rejection reaches every connection of its client, not only
+	// the one that pushed.
+	other := dialRaw(t, ts)
+	other.send(hello("doc", "gone"))
+	other.expectWelcome()
+	other.send(pushFrame(2, "fail", testmutator.Args{Message: "nor tomorrow"}))
+	waitFor(t, "the second rejection", func() bool { return lastSeq("gone") == 2 })
+	if got := seqs(queued(back)); !slices.Equal(got, []uint64{1, 2}) {
+		t.Fatalf("queued on the joined connection: %v, want [1 2]", got)
+	}
+
+	// A connection from an LSN after the rejections is told nothing; the
+	// limit on connections holds.
+	late := newConn()
+	if full := d.join(late, ts.lsn(t, "doc"), 10); full {
+		t.Fatal("join: full")
+	}
+	defer func() { d.mu.Lock(); delete(d.conns, late); d.mu.Unlock() }()
+	if got := queued(late); len(got) != 0 {
+		t.Fatalf("queued for a replica past the rejections: %+v", got)
+	}
+	if full := d.join(newConn(), 0, 1); !full {
+		t.Fatal("join over maxConns: not full")
+	}
+}
