@@ -157,12 +157,10 @@ func (c *conn) serve(ctx context.Context) (code, reason string) {
 	if closed {
 		return protocol.CodeShutdown, "the coordinator is shutting down"
 	}
-	doc.mu.Lock()
-	full := len(doc.conns) >= c.s.cfg.MaxConnsPerDoc
-	if !full {
-		doc.conns[c] = true
-	}
-	doc.mu.Unlock()
+	// Joining queues the rejections the client missed (it was offline,
+	// or its last connection dropped before they went out), to go before
+	// the first diff.
+	full := doc.join(c, h.LSN, c.s.cfg.MaxConnsPerDoc)
 	if full {
 		c.s.mu.Lock()
 		delete(c.s.conns, c)
@@ -327,19 +325,11 @@ func (c *conn) writeLoop(lsn uint64) {
 		case <-c.done:
 		}
 		c.mu.Lock()
-		rejected, closeWith := c.rejected, c.closeWith
-		c.rejected = nil
+		closeWith := c.closeWith
 		c.mu.Unlock()
 		if closeWith == nil {
-			// Rejections go first: the diff that follows shows the
-			// rejected mutations as applied, and the client reports them.
-			for _, r := range rejected {
-				if err := c.write(protocol.Frame{Rejected: &r}); err != nil {
-					return
-				}
-			}
 			var err error
-			if lsn, err = c.sendDiff(lsn); err != nil {
+			if lsn, err = c.sendUpdates(lsn); err != nil {
 				c.log.Info("send diff", "err", err)
 				return
 			}
@@ -359,17 +349,41 @@ func (c *conn) writeLoop(lsn uint64) {
 	}
 }
 
-// sendDiff sends the fast-forward diff from lsn, if the document moved on,
-// and returns the LSN the client now has.
-func (c *conn) sendDiff(lsn uint64) (uint64, error) {
-	if c.doc.coord.LSN() == lsn {
+// sendUpdates sends the queued rejections and then the fast-forward diff
+// from lsn, if the document moved on, and returns the LSN the client now
+// has.
+//
+// Rejections go first: the diff that follows shows the rejected mutations
+// as applied, and the client reports them. So every rejection of the
+// commits the diff spans must be queued before the rejections are taken:
+// a commit is visible a moment before the document's writer has queued its
+// rejections, and the diff waits for that (waitPublished).
+func (c *conn) sendUpdates(lsn uint64) (uint64, error) {
+	var d *engine.Diff
+	target := lsn
+	if c.doc.coord.LSN() != lsn {
+		diff, err := c.doc.coord.Diff(lsn)
+		if err != nil {
+			return lsn, err
+		}
+		d, target = &diff, diff.LSN
+	}
+	if !c.doc.waitPublished(target, c.done) {
+		return lsn, nil // ending
+	}
+	c.mu.Lock()
+	rejected := c.rejected
+	c.rejected = nil
+	c.mu.Unlock()
+	for _, r := range rejected {
+		if err := c.write(protocol.Frame{Rejected: &r}); err != nil {
+			return lsn, err
+		}
+	}
+	if d == nil {
 		return lsn, nil
 	}
-	d, err := c.doc.coord.Diff(lsn)
-	if err != nil {
-		return lsn, err
-	}
-	for _, frame := range syncwire.Frames(d, syncwire.PagesPerFrame) {
+	for _, frame := range syncwire.Frames(*d, syncwire.PagesPerFrame) {
 		if err := c.write(protocol.Frame{Diff: frame}); err != nil {
 			return lsn, err
 		}

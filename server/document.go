@@ -54,12 +54,20 @@ type document struct {
 	stop    chan struct{}
 	done    chan struct{}
 
-	kept *rejections // the server's, for the clients not told of theirs yet
+	kept        *rejections // the server's, for the clients not told of theirs yet
+	afterCommit func()      // the server's (tests)
 
 	mu    sync.Mutex // also orders kept's records with joins (see join)
 	conns map[*conn]bool
 	refs  int // connections and other users holding the document open
 	idle  func() bool
+	// published is the LSN up to which every commit's rejections are
+	// kept and queued on the connections; publishedCh closes and is
+	// replaced when it moves. A connection sends no diff past it (see
+	// waitPublished): the commit is visible (coord.LSN) a moment before
+	// apply has queued its rejections.
+	published   uint64
+	publishedCh chan struct{}
 }
 
 func openDocument(ctx context.Context, s *Server, id string) (*document, error) {
@@ -99,6 +107,11 @@ func openDocument(ctx context.Context, s *Server, id string) (*document, error) 
 		done:    make(chan struct{}),
 		conns:   map[*conn]bool{},
 		kept:    &s.kept,
+
+		afterCommit: s.afterCommit,
+
+		published:   coord.LSN(),
+		publishedCh: make(chan struct{}),
 	}
 	go d.run(s.cfg.MaxBatch)
 	d.log.Info("document opened", "lsn", coord.LSN())
@@ -161,6 +174,9 @@ func (d *document) apply(ctx context.Context, pushes []push) []push {
 	}
 	start := time.Now()
 	res, err := d.coord.Apply(ctx, batch)
+	if err == nil && d.afterCommit != nil {
+		d.afterCommit()
+	}
 	m := d.metrics
 	m.commitTime.Observe(time.Since(start).Seconds())
 	m.batchSize.Observe(float64(len(batch)))
@@ -197,6 +213,9 @@ func (d *document) apply(ctx context.Context, pushes []push) []push {
 		for _, p := range pushes {
 			p.from.fail(protocol.CodeInternal, "the coordinator could not commit; retry later")
 		}
+		d.mu.Lock()
+		d.publish()
+		d.mu.Unlock()
 		return nil
 	}
 	owner := func(clientID string) *conn {
@@ -227,6 +246,7 @@ func (d *document) apply(ctx context.Context, pushes []push) []push {
 			}
 		}
 	}
+	d.publish()
 	d.mu.Unlock()
 	for _, m := range res.Gaps {
 		if c := owner(m.ClientID); c != nil {
@@ -267,6 +287,39 @@ func (d *document) join(c *conn, lsn uint64, maxConns int) (full bool) {
 		c.reject(r)
 	}
 	return false
+}
+
+// publish marks the commits so far as published: their rejections are
+// kept and queued. Called by the writer, under d.mu, after it queued them.
+func (d *document) publish() {
+	if lsn := d.coord.LSN(); lsn > d.published {
+		d.published = lsn
+		close(d.publishedCh)
+		d.publishedCh = make(chan struct{})
+	}
+}
+
+// waitPublished waits until the rejections of every commit up to lsn are
+// queued on the connections (publish), so that a diff to lsn may follow
+// them. It is short: the writer publishes right after each commit. It
+// returns false if done closed first.
+func (d *document) waitPublished(lsn uint64, done <-chan struct{}) bool {
+	for {
+		d.mu.Lock()
+		ok, ch := d.published >= lsn, d.publishedCh
+		d.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-ch:
+		case <-d.done:
+			// The writer has stopped, after publishing its last commit.
+			return true
+		case <-done:
+			return false
+		}
+	}
 }
 
 // deferredPushes maps deferred, which Coordinator.Apply returns as a suffix

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ncruces/go-sqlite3"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
@@ -168,4 +170,129 @@ func TestRejectionKeptForReconnect(t *testing.T) {
 	if full := d.join(newConn(), 0, 1); !full {
 		t.Fatal("join over maxConns: not full")
 	}
+}
+
+// next reads the next frame from the server.
+func (c *rawConn) next() protocol.Frame {
+	c.t.Helper()
+	c.ws.SetReadDeadline(time.Now().Add(testTimeout))
+	_, b, err := c.ws.ReadMessage()
+	if err != nil {
+		c.t.Fatalf("read: %v", err)
+	}
+	f, err := protocol.Decode(b, protocol.Limits{MaxFrameBytes: 64 << 20})
+	if err != nil {
+		c.t.Fatalf("bad frame from the server: %v", err)
+	}
+	return f
+}
+
+// expectRejectedThenDiff reads frames until a Diff and checks that the
+// frames before it are exactly one Rejected: seq, with msg in its message.
+func (c *rawConn) expectRejectedThenDiff(seq uint64, msg string) {
+	c.t.Helper()
+	var before []protocol.Frame
+	for {
+		f := c.next()
+		if f.Diff != nil {
+			break
+		}
+		before = append(before, f)
+	}
+	if len(before) != 1 || before[0].Rejected == nil {
+		var kinds []string
+		for _, f := range before {
+			kinds = append(kinds, f.Kind())
+		}
+		c.t.Fatalf("before the first diff: %v, want one rejected", kinds)
+	}
+	if r := before[0].Rejected; r.Seq != seq || !strings.Contains(r.Message, msg) {
+		c.t.Fatalf("rejected %+v, want seq %d with %q", *r, seq, msg)
+	}
+}
+
+func lastSeq(t *testing.T, ts *testServer, doc, id string) uint64 {
+	t.Helper()
+	var last uint64
+	ts.coordinator(t, doc, func(c *engine.Coordinator) {
+		var err error
+		if last, err = c.LastSeq(id); err != nil {
+			t.Fatal(err)
+		}
+	})
+	return last
+}
+
+// TestRejectionAcrossReconnect, end to end on the wire: the connection of
+// a client is gone before its mutation is rejected; when it connects again
+// from the snapshot it had, the Rejected frame (seq and the mutator's
+// message) comes before any diff, the diff that shows the mutation done.
+func TestRejectionAcrossReconnect(t *testing.T) {
+	gate := gateMutator{entered: make(chan struct{}, 10), release: make(chan struct{})}
+	ts := startServer(t, Config{Mutator: func(string) engine.Mutator { return gate }})
+	raw := dialRaw(t, ts)
+	raw.send(hello("doc", "gone"))
+	w := raw.expectWelcome()
+	raw.send(pushFrame(1, "fail", testmutator.Args{Message: "not today"}))
+	<-gate.entered
+	raw.ws.Close() // gone before the Rejected frame
+	waitFor(t, "the connection to end", func() bool { return ts.connCount() == 0 })
+	close(gate.release)
+	waitFor(t, "the rejection", func() bool { return lastSeq(t, ts, "doc", "gone") == 1 })
+
+	back := dialRaw(t, ts)
+	h := hello("doc", "gone")
+	h.Hello.LSN = w.LSN
+	back.send(h)
+	back.expectWelcome()
+	back.expectRejectedThenDiff(1, "not today")
+
+	// A connection from a snapshot past the rejection is not told again.
+	past := dialRaw(t, ts)
+	h = hello("doc", "gone")
+	h.Hello.LSN = ts.lsn(t, "doc")
+	past.send(h)
+	past.expectWelcome()
+	past.send(pushFrame(2, "add", testmutator.Args{ID: "x", Title: "after"}))
+	if f := past.next(); f.Diff == nil {
+		t.Fatalf("after the welcome: %s, want the diff of seq 2", f.Kind())
+	}
+}
+
+// TestRejectionBeforeDiffWhileCommitting: a connection of the client that
+// joins after the commit that rejected its mutation, but before the
+// document's writer has queued the rejection, still gets the Rejected
+// frame before the diff that spans that commit: its diff waits.
+func TestRejectionBeforeDiffWhileCommitting(t *testing.T) {
+	committed, resume := make(chan struct{}, 10), make(chan struct{})
+	var armed atomic.Bool
+	ts := startServer(t, Config{Mutator: func(string) engine.Mutator { return testmutator.Mutator{} }})
+	ts.Server.afterCommit = func() {
+		if armed.Load() {
+			committed <- struct{}{}
+			<-resume
+		}
+	}
+	first := dialRaw(t, ts)
+	first.send(hello("doc", "c"))
+	w := first.expectWelcome()
+	if f := first.next(); f.Diff == nil { // the document as it opened
+		t.Fatalf("after the welcome: %s, want a diff", f.Kind())
+	}
+	armed.Store(true)
+	first.send(pushFrame(1, "fail", testmutator.Args{Message: "no way"}))
+	<-committed // the rejection is committed, not yet queued
+	armed.Store(false)
+
+	second := dialRaw(t, ts)
+	h := hello("doc", "c")
+	h.Hello.LSN = w.LSN
+	second.send(h)
+	second.expectWelcome()
+	// Time for the new connection's writer to send a diff, were it not
+	// waiting for the rejection.
+	time.Sleep(100 * time.Millisecond)
+	close(resume)
+	second.expectRejectedThenDiff(1, "no way")
+	first.expectRejectedThenDiff(1, "no way")
 }

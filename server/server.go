@@ -92,6 +92,11 @@ type Server struct {
 	lock     *dirlock.Lock // the data directory's, released by Close
 	kept     rejections    // recent rejections, for clients that reconnect
 
+	// afterCommit, if set, is called by a document's writer after each
+	// commit, before it queues the commit's rejections: for tests of what
+	// connections see in between.
+	afterCommit func()
+
 	mu      sync.Mutex
 	docs    map[string]*document
 	opening map[string]chan struct{} // documents being opened, closed when done
