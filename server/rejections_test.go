@@ -2,14 +2,18 @@ package server
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ncruces/go-sqlite3"
+	"github.com/sqlsync-go/sqlsync/client"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
@@ -295,4 +299,89 @@ func TestRejectionBeforeDiffWhileCommitting(t *testing.T) {
 	close(resume)
 	second.expectRejectedThenDiff(1, "no way")
 	first.expectRejectedThenDiff(1, "no way")
+}
+
+// rejectOnServer is the todo mutator, except that an "add" titled
+// "reject-me" fails, once it has said it entered and been released: on
+// the coordinator only, since the replica runs the plain todo mutator.
+type rejectOnServer struct {
+	testmutator.Mutator
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (m rejectOnServer) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, args []byte) error {
+	var a testmutator.Args
+	if name == "add" && json.Unmarshal(args, &a) == nil && a.Title == "reject-me" {
+		m.entered <- struct{}{}
+		<-m.release
+		return errors.New("not on the server")
+	}
+	return m.Mutator.Mutate(ctx, conn, name, args)
+}
+
+// TestClientRejectionAcrossReconnect: a replica whose connection drops
+// after it pushed a mutation and before the coordinator rejected it
+// reports the rejection, with the mutation's seq, name and the mutator's
+// message, once it reconnects; the name, which only its pending log
+// knows, proves the Rejected frame came before the diff that ends the
+// mutation's pending life.
+func TestClientRejectionAcrossReconnect(t *testing.T) {
+	gate := rejectOnServer{entered: make(chan struct{}, 10), release: make(chan struct{})}
+	ts := startServer(t, Config{Mutator: func(string) engine.Mutator { return gate }})
+	var (
+		down atomic.Bool
+		mu   sync.Mutex
+		cur  client.Transport
+		log  wireLog
+	)
+	inner := log.dialer()
+	d := openTokenClient(t, ts, "doc", "", func(ctx context.Context, url string) (client.Transport, error) {
+		if down.Load() {
+			return nil, errors.New("the network is down (test)")
+		}
+		tr, err := inner(ctx, url)
+		mu.Lock()
+		cur = tr
+		mu.Unlock()
+		return tr, err
+	})
+	waitSynced(t, d)
+	rejected := make(chan *engine.RejectedError, 10)
+	d.Watch(func(e client.Event) {
+		if e.Rejected != nil {
+			rejected <- e.Rejected
+		}
+	})
+	seq, err := d.Mutate(context.Background(), "add", testmutator.Args{ID: "r", Title: "reject-me"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-gate.entered
+	down.Store(true)
+	mu.Lock()
+	cur.Close()
+	mu.Unlock()
+	waitFor(t, "the connection to end", func() bool { return ts.connCount() == 0 })
+	close(gate.release)
+	waitFor(t, "the rejection", func() bool { return lastSeq(t, ts, "doc", d.ClientID()) == seq })
+	select {
+	case r := <-rejected:
+		t.Fatalf("rejection reported while offline: %v", r)
+	default:
+	}
+
+	down.Store(false)
+	select {
+	case r := <-rejected:
+		if r.Seq != seq || r.Name != "add" || r.Message != "not on the server" {
+			t.Fatalf("rejected %+v, want seq %d, add, the mutator's message", *r, seq)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("no rejection after reconnecting")
+	}
+	waitSynced(t, d)
+	if n := d.Status().Pending; n != 0 {
+		t.Fatalf("%d pending", n)
+	}
 }
