@@ -33,12 +33,12 @@ func (m moduleMutator) Hash() string  { return m.hash }
 func (m moduleMutator) Bytes() []byte { return m.bytes }
 
 // loadModule compiles the mutator module in file.
-func loadModule(ctx context.Context, file string) (*wasmhost.Module, []byte, error) {
+func loadModule(ctx context.Context, file string, limits wasmhost.Limits) (*wasmhost.Module, []byte, error) {
 	b, err := os.ReadFile(file)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read mutator: %w", err)
 	}
-	m, err := wasmhost.Compile(ctx, b, wasmhost.Limits{})
+	m, err := wasmhost.Compile(ctx, b, limits)
 	if err != nil {
 		return nil, nil, fmt.Errorf("load mutator %s: %w", file, err)
 	}

@@ -23,6 +23,7 @@ type securityFlags struct {
 	maxQueued, maxConns            int
 	rate                           float64
 	maxDocBytes                    int64
+	mutationTimeout, batchTimeout  time.Duration
 }
 
 func (f *securityFlags) register(fs *flag.FlagSet) {
@@ -38,6 +39,8 @@ func (f *securityFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.maxConns, "max-conns-per-doc", 1000, "most connections to one document")
 	fs.Float64Var(&f.rate, "rate", 2000, "most mutations per second one connection may send")
 	fs.Int64Var(&f.maxDocBytes, "max-doc-bytes", 1<<30, "largest size of one document")
+	fs.DurationVar(&f.mutationTimeout, "mutation-timeout", 5*time.Second, "longest one mutation may run on the coordinator before it is interrupted and rejected")
+	fs.DurationVar(&f.batchTimeout, "batch-timeout", 0, "longest one group commit may go on starting mutations; the rest wait for the next (default twice --mutation-timeout)")
 }
 
 func (f *securityFlags) apply(cfg *server.Config, addr string) error {
@@ -81,6 +84,14 @@ func (f *securityFlags) apply(cfg *server.Config, addr string) error {
 			cfg.AllowedOrigins = append(cfg.AllowedOrigins, o)
 		}
 	}
+	if f.mutationTimeout <= 0 {
+		return usagef("--mutation-timeout must be positive, got %v", f.mutationTimeout)
+	}
+	if f.batchTimeout < 0 {
+		return usagef("--batch-timeout must not be negative, got %v (0 for twice --mutation-timeout)", f.batchTimeout)
+	}
+	cfg.MutationTimeout = f.mutationTimeout
+	cfg.BatchTimeout = f.batchTimeout
 	cfg.Limits.MaxFrameBytes = f.maxFrame
 	cfg.Limits.MaxMutationsPerPush = f.maxPerFrame
 	cfg.Limits.MaxArgsBytes = f.maxArgs

@@ -278,8 +278,8 @@ func TestServeWithKey(t *testing.T) {
 	}
 }
 
-// TestServeKeyErrors: a bad key configuration stops serve before it
-// listens, saying what is wrong.
+// TestServeKeyErrors: a bad key (or time limit) configuration stops serve
+// before it listens, saying what is wrong.
 func TestServeKeyErrors(t *testing.T) {
 	dir := t.TempDir()
 	badPEM := filepath.Join(dir, "bad.pem")
@@ -295,6 +295,9 @@ func TestServeKeyErrors(t *testing.T) {
 		{"missing secret file", []string{"--jwt-secret-file", filepath.Join(dir, "nope")}, cli.ExitError, "jwt-secret-file"},
 		{"missing public key", []string{"--jwt-public-key", filepath.Join(dir, "nope")}, cli.ExitError, "jwt-public-key"},
 		{"not a public key", []string{"--jwt-public-key", badPEM}, cli.ExitError, "PEM"},
+		{"zero mutation timeout", []string{"--mutation-timeout", "0"}, cli.ExitUsage, "--mutation-timeout must be positive"},
+		{"negative batch timeout", []string{"--batch-timeout", "-1s"}, cli.ExitUsage, "--batch-timeout must not be negative"},
+		{"help lists the time limits", []string{"-h"}, cli.ExitUsage, "-batch-timeout duration"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr lockedBuffer

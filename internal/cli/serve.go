@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/sqlsync-go/sqlsync/server"
+	"github.com/sqlsync-go/sqlsync/shared/wasmhost"
 )
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -36,17 +37,17 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg := server.Config{DataDir: *data, IdleTimeout: *idle, Logger: log}
+	if err := sec.apply(&cfg, *addr); err != nil {
+		return err
+	}
 	if *mutator != "" {
-		module, bytes, err := loadModule(ctx, *mutator)
+		module, bytes, err := loadModule(ctx, *mutator, wasmhost.Limits{Timeout: cfg.MutationTimeout})
 		if err != nil {
 			return err
 		}
 		defer module.Close(context.Background())
 		cfg.Mutator = moduleMutators(module, bytes, log)
 		log.Info("mutator loaded", "file", *mutator, "hash", module.Hash())
-	}
-	if err := sec.apply(&cfg, *addr); err != nil {
-		return err
 	}
 	if !flagSet(fs, "static") {
 		if info, err := os.Stat(demoDir); err == nil && info.IsDir() {
