@@ -246,7 +246,9 @@ const spin = `INSERT INTO t(v) SELECT max(i) FROM (WITH RECURSIVE n(i) AS (SELEC
 // there alone: the replica opens and rebases, the mutations after it
 // replay, and the coordinator rejects it alone.
 func TestTimeLimitOnlyOnReplay(t *testing.T) {
-	limit := 100 * time.Millisecond
+	// The limit stops the spin (endless, whatever the limit) and must let
+	// the other mutations through on a loaded machine.
+	limit := 300 * time.Millisecond
 	coord := openCoord(t, testmutator.SQL{}, engine.CoordinatorOptions{MutationTimeout: limit})
 	a := newReplica(t, "a", testmutator.SQL{}, engine.ClientOptions{MutationTimeout: limit})
 	b := newReplica(t, "b", testmutator.SQL{}, engine.ClientOptions{MutationTimeout: limit})
