@@ -35,12 +35,26 @@ import (
 	"github.com/sqlsync-go/sqlsync/wasm/jsmutator"
 )
 
-// testLimits are tight enough for the failure tests to run fast.
+// testLimits are tight enough for the failure tests to run fast, except
+// the time limit: it is generous, so that on a loaded machine no test
+// whose subject is another limit (or none) runs into it first.
 var testLimits = mutatorhost.Limits{
-	Timeout:        300 * time.Millisecond,
+	Timeout:        30 * time.Second,
 	MemoryPages:    512, // 32 MiB
 	MaxResultBytes: 1 << 20,
 }
+
+// timeLimits are testLimits with a tight time limit, for the tests about
+// the time limit only.
+var timeLimits = func() mutatorhost.Limits {
+	l := testLimits
+	l.Timeout = 300 * time.Millisecond
+	return l
+}()
+
+// timeSlack is how late past its time limit a call may stop on a loaded
+// machine; a call that is not stopped runs forever.
+const timeSlack = 10 * time.Second
 
 var (
 	fetchMu sync.Mutex
@@ -162,16 +176,8 @@ func TestBounded(t *testing.T) {
 	}
 }
 
-// featureLimits are testLimits with room for a loaded machine: the feature
-// tests check results, not time, and a 300 ms limit failed them under load.
-var featureLimits = mutatorhost.Limits{
-	Timeout:        30 * time.Second,
-	MemoryPages:    testLimits.MemoryPages,
-	MaxResultBytes: testLimits.MaxResultBytes,
-}
-
 func TestFeatures(t *testing.T) {
-	mod := compile(t, "full", featureLimits)
+	mod := compile(t, "full", testLimits)
 	d := openDoc(t, mod.Mutator(nil))
 	if got := d.query(`PRAGMA user_version`); got[0][0] != int64(2) {
 		t.Fatalf("user_version %v, want 2", got[0][0])
@@ -214,10 +220,16 @@ func TestFeatures(t *testing.T) {
 // Every way a mutation can fail, as in wasmhost's TestFailures: each is
 // rejected with the coordinator's message, the document stays intact, and
 // the next mutation runs.
+//
+// The cases about the time limit run on the module compiled with
+// timeLimits, the others with testLimits, whose time limit they never
+// reach.
 func TestFailures(t *testing.T) {
-	mod := compile(t, "full", testLimits)
+	mod, timed := compile(t, "full", testLimits), compile(t, "full", timeLimits)
 	d := openDoc(t, mod.Mutator(nil))
 	d.mustApply("add", jsonArgs(map[string]any{"id": "a", "title": "first"}))
+	dt := openDoc(t, timed.Mutator(nil))
+	dt.mustApply("add", jsonArgs(map[string]any{"id": "a", "title": "first"}))
 	sql := func(s string) []byte { return jsonArgs(map[string]any{"sql": s}) }
 	cases := []struct {
 		name     string
@@ -249,17 +261,27 @@ func TestFailures(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			d, timeLimit := d, errors.Is(tc.is, mutatorhost.ErrTimeLimit)
+			if timeLimit {
+				d = dt
+			}
 			d.t = t
 			start := time.Now()
 			err := d.apply(tc.mutation, tc.args)
+			elapsed := time.Since(start)
 			if err == nil {
 				t.Fatalf("%s was applied, want a rejection", tc.mutation)
 			}
-			t.Logf("rejected: %v", err)
+			t.Logf("rejected after %v: %v", elapsed, err)
 			if !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("rejected with %q, want %q in it", err, tc.want)
 			}
-			if elapsed := time.Since(start); elapsed > 3*time.Second {
+			// Stopped by the time limit: not before it, and not much
+			// after. Any other failure: well before the (generous) limit.
+			switch {
+			case timeLimit && (elapsed < timeLimits.Timeout || elapsed > timeLimits.Timeout+timeSlack):
+				t.Errorf("stopped after %v, limit %v", elapsed, timeLimits.Timeout)
+			case !timeLimit && elapsed > testLimits.Timeout/2:
 				t.Errorf("took %v", elapsed)
 			}
 			d.check("a")
@@ -268,18 +290,24 @@ func TestFailures(t *testing.T) {
 			d.check("a")
 		})
 	}
-	d.t = t
+	d.t, dt.t = t, t
 
 	conn := openConn(t)
-	mut := mod.Mutator(nil)
-	if err := mut.Migrate(context.Background(), conn); err != nil {
-		t.Fatal(err)
+	mut, timedMut := mod.Mutator(nil), timed.Mutator(nil)
+	for _, m := range []*jsmutator.Mutator{mut, timedMut} {
+		if err := m.Migrate(context.Background(), conn); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for _, tc := range cases {
 		if tc.is == nil {
 			continue
 		}
-		if err := mut.Mutate(context.Background(), conn, tc.mutation, tc.args); !errors.Is(err, tc.is) {
+		m := mut
+		if errors.Is(tc.is, mutatorhost.ErrTimeLimit) {
+			m = timedMut
+		}
+		if err := m.Mutate(context.Background(), conn, tc.mutation, tc.args); !errors.Is(err, tc.is) {
 			t.Errorf("%s: Mutate returned %v, want errors.Is %v", tc.name, err, tc.is)
 		}
 	}
@@ -330,7 +358,7 @@ func TestMutateOutsideTransaction(t *testing.T) {
 // The time limit stops a loop though nothing else runs on the thread, and
 // so does the context's deadline.
 func TestClientTimeLimit(t *testing.T) {
-	mod := compile(t, "full", testLimits)
+	mod := compile(t, "full", timeLimits)
 	conn := openConn(t)
 	mut := mod.Mutator(nil)
 	if err := mut.Migrate(context.Background(), conn); err != nil {
@@ -341,12 +369,17 @@ func TestClientTimeLimit(t *testing.T) {
 	if !errors.Is(err, mutatorhost.ErrTimeLimit) {
 		t.Fatalf("got %v, want ErrTimeLimit", err)
 	}
-	if elapsed := time.Since(start); elapsed < testLimits.Timeout || elapsed > testLimits.Timeout+time.Second {
-		t.Errorf("stopped after %v, limit %v", elapsed, testLimits.Timeout)
+	if elapsed := time.Since(start); elapsed < timeLimits.Timeout || elapsed > timeLimits.Timeout+timeSlack {
+		t.Errorf("stopped after %v, limit %v", elapsed, timeLimits.Timeout)
+	}
+	// With a generous time limit, so that only the context can stop it.
+	gen := compile(t, "full", testLimits).Mutator(nil)
+	if err := gen.Migrate(context.Background(), conn); err != nil {
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if err := mut.Mutate(ctx, conn, "loop", nil); !errors.Is(err, context.DeadlineExceeded) {
+	if err := gen.Mutate(ctx, conn, "loop", nil); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("got %v, want context.DeadlineExceeded", err)
 	}
 	if err := mut.Mutate(context.Background(), conn, "add", []byte(`{"id": "x", "title": "y"}`)); err != nil {
