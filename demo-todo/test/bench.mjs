@@ -5,17 +5,25 @@
 //     mutator, open, first rows);
 //   - type an item and press Enter until its text is in the DOM, timed in
 //     the page (p50 / p90 / max);
-//   - opening a second list in the same tab (no new worker or runtime).
+//   - opening a second list in the same tab (no new worker or runtime);
+//   - doc.mutate until durable (offline, steady state), on OPFS.
+// Each against, in the same run, the official @sqlite.org/sqlite-wasm
+// build (what a web developer would pick instead, with no sync) in a
+// worker on OPFS (test/baseline/): cold start to its first query, reload,
+// a durable one-row insert, and the bytes each ships (brotli).
 // Writes the figures as JSON to BENCH_DEMO_OUT (default
 // demo-todo/test-results/bench.json) and a Markdown table beside it (.md),
 // and prints the table.
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { dirname, extname, join, normalize } from 'node:path';
+import { brotliCompressSync, constants } from 'node:zlib';
 import { demoDir, launch, startServer } from './harness.mjs';
 
 const RUNS = Number(process.env.BENCH_DEMO_RUNS ?? 3);
 const TYPED = Number(process.env.BENCH_DEMO_TYPED ?? 40);
 const SEED = 20;
+const MUTATIONS = Number(process.env.BENCH_DEMO_MUTATIONS ?? 200);
 const out = process.env.BENCH_DEMO_OUT ?? join(demoDir, 'test-results', 'bench.json');
 
 const pct = (xs, p) => {
@@ -79,10 +87,59 @@ function typeItems(n) {
   });
 }
 
+const repo = join(demoDir, '..');
+
+/** Serves test/baseline/ and the sqlite-wasm package's dist/ on 127.0.0.1. */
+async function startBaseline() {
+  const roots = { '/baseline/': join(demoDir, 'test', 'baseline'), '/node_modules/@sqlite.org/sqlite-wasm/dist/': join(repo, 'node_modules', '@sqlite.org', 'sqlite-wasm', 'dist') };
+  const types = { '.html': 'text/html', '.mjs': 'text/javascript', '.js': 'text/javascript', '.wasm': 'application/wasm' };
+  const srv = createServer((req, res) => {
+    const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    for (const [prefix, dir] of Object.entries(roots)) {
+      if (!path.startsWith(prefix)) continue;
+      const file = normalize(join(dir, path.slice(prefix.length) || 'index.html'));
+      if (!file.startsWith(dir) || !existsSync(file) || !statSync(file).isFile()) break;
+      res.writeHead(200, { 'content-type': types[extname(file)] ?? 'application/octet-stream', 'cache-control': 'no-cache' });
+      createReadStream(file).pipe(res);
+      return;
+    }
+    res.writeHead(404).end();
+  });
+  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${srv.address().port}`, stop: () => srv.close() };
+}
+
+const brotli = (file) =>
+  brotliCompressSync(readFileSync(file), { params: { [constants.BROTLI_PARAM_QUALITY]: 11, [constants.BROTLI_PARAM_LGWIN]: 24 } }).length;
+
+/** The bytes a browser fetches for sqlsync (the demo's worker, wasm bundle and package code) and for the baseline. */
+function bundleBytes() {
+  const assets = join(demoDir, 'dist', 'assets');
+  const files = readdirSync(assets);
+  const wasm = files.find((f) => /^sqlsync-.*\.wasm$/.test(f));
+  const worker = files.find((f) => /^worker-.*\.js$/.test(f));
+  const dist = join(repo, 'node_modules', '@sqlite.org', 'sqlite-wasm', 'dist');
+  return {
+    sqlsync: { wasmRaw: statSync(join(assets, wasm)).size, wasmBrotli: brotli(join(assets, wasm)), workerBrotli: brotli(join(assets, worker)) },
+    baseline: { wasmRaw: statSync(join(dist, 'sqlite3.wasm')).size, wasmBrotli: brotli(join(dist, 'sqlite3.wasm')), jsBrotli: brotli(join(dist, 'index.mjs')) },
+  };
+}
+
 const started = Date.now();
+const baselineServer = await startBaseline();
 const server = await startServer();
 const browser = await launch();
-const result = { date: new Date().toISOString(), runs: RUNS, first: [], reload: [], typed: [], secondList: [] };
+const result = {
+  date: new Date().toISOString(),
+  runs: RUNS,
+  first: [],
+  reload: [],
+  typed: [],
+  secondList: [],
+  mutate: [],
+  baseline: { first: [], reload: [], insert: [] },
+  bytes: bundleBytes(),
+};
 try {
   // Seed two lists through the demo itself.
   {
@@ -129,9 +186,43 @@ try {
     result.secondList.push(ms);
     await ctx.close();
   }
+  // doc.mutate until durable, offline (no sync work competing), steady state.
+  {
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    await page.addInitScript(watchRows, SEED);
+    await visit(page, `${server.url}/#/list/bench-a`);
+    result.mutate = await page.evaluate(async (n) => {
+      const doc = window.sqlsyncDoc;
+      await doc.setOnline(false);
+      const times = [];
+      for (let i = 0; i < n + 50; i++) {
+        const t0 = performance.now();
+        await doc.mutate('add', { id: crypto.randomUUID(), title: `m${i}` });
+        if (i >= 50) times.push(performance.now() - t0);
+      }
+      return times;
+    }, MUTATIONS);
+    await ctx.close();
+  }
+  // The baseline, in the same browser.
+  for (let r = 0; r < RUNS; r++) {
+    const ctx = await browser.newContext();
+    const page = await ctx.newPage();
+    await page.goto(`${baselineServer.url}/baseline/`);
+    result.baseline.first.push({ rowsMs: (await page.evaluate(() => window.baseline)).firstQueryAt });
+    await page.reload();
+    result.baseline.reload.push({ rowsMs: (await page.evaluate(() => window.baseline)).firstQueryAt });
+    if (r === 0) {
+      await page.evaluate((n) => window.insertRows(n), 50);
+      result.baseline.insert = await page.evaluate((n) => window.insertRows(n), MUTATIONS);
+    }
+    await ctx.close();
+  }
 } finally {
   await browser.close();
   await server.stop();
+  baselineServer.stop();
 }
 result.seconds = (Date.now() - started) / 1000;
 mkdirSync(dirname(out), { recursive: true });
@@ -166,6 +257,21 @@ print(row('second list in the same tab, to its row', result.secondList, '≤ 100
 print(
   `| type an item, Enter, to its text in the DOM (n=${result.typed.length}) | p50 ${f(pct(result.typed, 0.5))}, p90 ${f(pct(result.typed, 0.9))}, max ${f(Math.max(...result.typed))} | ${f(pct(result.typed, 0.5))} | p50 ≤ 16, p90 ≤ 33 ms | |`,
 );
+const ratio = (a, b) => (b > 0 ? `${(a / b).toFixed(1)}×` : '–');
+const med = (xs) => median(xs.map((x) => x.rowsMs));
+const kib = (n) => `${(n / 1024).toFixed(0)} KiB`;
+const B = result.bytes;
+print('');
+print('Against the official @sqlite.org/sqlite-wasm on OPFS (opfs-sahpool), no sync, in the same browser and run:');
+print('');
+print('| | sqlsync | sqlite-wasm | ratio |');
+print('|---|---|---|---|');
+print(`| cold start to first query (first visit; sqlsync: to 20 rows on screen) | ${f(med(result.first))} | ${f(med(result.baseline.first))} | ${ratio(med(result.first), med(result.baseline.first))} |`);
+print(`| reload to first query | ${f(med(result.reload))} | ${f(med(result.baseline.reload))} | ${ratio(med(result.reload), med(result.baseline.reload))} |`);
+print(`| durable one-row write p50 (sqlsync: doc.mutate offline; n=${MUTATIONS}) | ${f(pct(result.mutate, 0.5))} | ${f(pct(result.baseline.insert, 0.5))} | ${ratio(pct(result.mutate, 0.5), pct(result.baseline.insert, 0.5))} |`);
+print(`| durable one-row write p90 | ${f(pct(result.mutate, 0.9))} | ${f(pct(result.baseline.insert, 0.9))} | ${ratio(pct(result.mutate, 0.9), pct(result.baseline.insert, 0.9))} |`);
+print(`| wasm, brotli 11 (raw) | ${kib(B.sqlsync.wasmBrotli)} (${kib(B.sqlsync.wasmRaw)}) | ${kib(B.baseline.wasmBrotli)} (${kib(B.baseline.wasmRaw)}) | ${ratio(B.sqlsync.wasmBrotli, B.baseline.wasmBrotli)} |`);
+print(`| JavaScript, brotli 11 | worker ${kib(B.sqlsync.workerBrotli)} | ${kib(B.baseline.jsBrotli)} | |`);
 const table = lines.join('\n') + '\n';
 writeFileSync(out.replace(/\.json$/, '') + '.md', table);
 console.log(table);
