@@ -46,6 +46,16 @@ type Store interface {
 	Close() error
 }
 
+// ChangeReader is a Store that can read its changed pages as one version.
+// DiffFrom uses it to finish a read while commits go on.
+type ChangeReader interface {
+	// ReadChanged returns the store's LSN, its page count and the newest
+	// copy of every page changed after lsn (as ChangedSince lists them),
+	// all as of that one LSN: commits wait until it returns, so callers
+	// keep the set small.
+	ReadChanged(lsn uint64) (Commit, error)
+}
+
 // ErrCorrupt reports stored state that fails its own checks.
 var ErrCorrupt = errors.New("sqlsync/vfs: corrupt store")
 

@@ -174,7 +174,10 @@ type Store struct {
 	hook     func(stage string) error
 }
 
-var _ vfs.Store = (*Store)(nil)
+var (
+	_ vfs.Store        = (*Store)(nil)
+	_ vfs.ChangeReader = (*Store)(nil)
+)
 
 // Open opens the store in dir of fsys, creating dir and its files if missing.
 func Open(fsys hackpadfs.FS, dir string) (*Store, error) {
@@ -494,9 +497,14 @@ func (s *Store) ReadPage(no uint32, buf []byte) error {
 	if len(buf) < vfs.PageSize {
 		return fmt.Errorf("filestore: read page %d: buffer holds %d bytes, need %d", no, len(buf), vfs.PageSize)
 	}
-	buf = buf[:vfs.PageSize]
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	return s.readPage(no, buf[:vfs.PageSize])
+}
+
+// readPage reads page no into buf, which is PageSize long; the caller holds
+// mu for reading.
+func (s *Store) readPage(no uint32, buf []byte) error {
 	if s.closed {
 		return fmt.Errorf("filestore: read page %d: %w", no, vfs.ErrClosed)
 	}
@@ -683,6 +691,26 @@ func (s *Store) ChangedSince(lsn uint64) []uint32 {
 		return nil
 	}
 	return s.index.ChangedSince(lsn)
+}
+
+// ReadChanged returns the pages changed after lsn, with the LSN and page
+// count, as one version: Apply waits meanwhile before it publishes a commit
+// (its append and fsync go ahead).
+func (s *Store) ReadChanged(lsn uint64) (vfs.Commit, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return vfs.Commit{}, fmt.Errorf("filestore: read changed pages: %w", vfs.ErrClosed)
+	}
+	c := vfs.Commit{LSN: s.lsn, PageCount: s.count}
+	for _, no := range s.index.ChangedSince(lsn) {
+		buf := make([]byte, vfs.PageSize)
+		if err := s.readPage(no, buf); err != nil {
+			return vfs.Commit{}, err
+		}
+		c.Pages = append(c.Pages, vfs.Page{No: no, Data: buf})
+	}
+	return c, nil
 }
 
 // Close closes the store's files. It reports a failure of the last automatic

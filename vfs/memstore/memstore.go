@@ -20,7 +20,10 @@ type Store struct {
 	closed bool
 }
 
-var _ vfs.Store = (*Store)(nil)
+var (
+	_ vfs.Store        = (*Store)(nil)
+	_ vfs.ChangeReader = (*Store)(nil)
+)
 
 // New returns an empty store at LSN 0.
 func New() *Store {
@@ -45,6 +48,11 @@ func (s *Store) PageCount() uint32 {
 func (s *Store) ReadPage(no uint32, buf []byte) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	return s.readPage(no, buf)
+}
+
+// +checklocksread:s.mu
+func (s *Store) readPage(no uint32, buf []byte) error {
 	if s.closed {
 		return fmt.Errorf("read page %d: %w", no, vfs.ErrClosed)
 	}
@@ -54,6 +62,25 @@ func (s *Store) ReadPage(no uint32, buf []byte) error {
 		clear(buf[:vfs.PageSize])
 	}
 	return nil
+}
+
+// ReadChanged returns the pages changed after lsn, with the LSN and page
+// count, as one version.
+func (s *Store) ReadChanged(lsn uint64) (vfs.Commit, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if s.closed {
+		return vfs.Commit{}, fmt.Errorf("read changed pages: %w", vfs.ErrClosed)
+	}
+	c := vfs.Commit{LSN: s.lsn, PageCount: s.count}
+	for _, no := range s.index.ChangedSince(lsn) {
+		buf := make([]byte, vfs.PageSize)
+		if err := s.readPage(no, buf); err != nil {
+			return vfs.Commit{}, err
+		}
+		c.Pages = append(c.Pages, vfs.Page{No: no, Data: buf})
+	}
+	return c, nil
 }
 
 // Apply applies c atomically.

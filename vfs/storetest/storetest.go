@@ -135,6 +135,10 @@ func Run(t *testing.T, open Opener, reopen Opener) {
 			checkPage(t, s, no, want)
 		}
 	})
+	// An optional capability: the suite runs it where the store has it.
+	if s := open(t); isChangeReader(s) {
+		t.Run("ReadChanged", func(t *testing.T) { testReadChanged(t, s) })
+	}
 	if reopen == nil {
 		return
 	}
@@ -172,4 +176,77 @@ func checkPage(t *testing.T, s vfs.Store, no uint32, want []byte) {
 	if !bytes.Equal(buf, want) {
 		t.Fatalf("page %d: got %q..., want %q...", no, buf[:8], want[:8])
 	}
+}
+
+// testReadChanged checks ReadChanged against ChangedSince and ReadPage, and
+// that it returns one version while commits go on: every commit rewrites
+// every page with its own LSN, so a read that mixes versions shows.
+func testReadChanged(t *testing.T, s vfs.Store) {
+	cr := s.(vfs.ChangeReader)
+	mustApply(t, s, vfs.Commit{LSN: 1, PageCount: 4, Pages: []vfs.Page{Page(1, 'a'), Page(2, 'a'), Page(3, 'a'), Page(4, 'a')}})
+	mustApply(t, s, vfs.Commit{LSN: 2, PageCount: 2, Pages: []vfs.Page{Page(1, 'b')}})
+	mustApply(t, s, vfs.Commit{LSN: 3, PageCount: 4, Pages: []vfs.Page{Page(4, 'c')}})
+	for since := uint64(0); since <= 3; since++ {
+		c, err := cr.ReadChanged(since)
+		if err != nil {
+			t.Fatalf("ReadChanged(%d): %v", since, err)
+		}
+		if c.LSN != 3 || c.PageCount != 4 {
+			t.Fatalf("ReadChanged(%d): LSN %d with %d pages, want 3 and 4", since, c.LSN, c.PageCount)
+		}
+		var nos []uint32
+		for _, p := range c.Pages {
+			nos = append(nos, p.No)
+			checkPage(t, s, p.No, p.Data)
+		}
+		if want := s.ChangedSince(since); !slices.Equal(nos, want) {
+			t.Fatalf("ReadChanged(%d) pages %v, want ChangedSince's %v", since, nos, want)
+		}
+	}
+
+	const pages, commits = 16, 200
+	done := make(chan error, 1)
+	go func() {
+		for lsn := uint64(4); lsn < 4+commits; lsn++ {
+			c := vfs.Commit{LSN: lsn, PageCount: pages}
+			for no := uint32(1); no <= pages; no++ {
+				c.Pages = append(c.Pages, Page(no, byte(lsn)))
+			}
+			if err := s.Apply(c); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for running := true; running; {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			running = false
+		default:
+		}
+		c, err := cr.ReadChanged(3)
+		if err != nil {
+			t.Fatalf("ReadChanged(3): %v", err)
+		}
+		if c.LSN == 3 {
+			continue
+		}
+		if len(c.Pages) != pages {
+			t.Fatalf("ReadChanged(3) at LSN %d: %d pages, want %d", c.LSN, len(c.Pages), pages)
+		}
+		for _, p := range c.Pages {
+			if want := Page(p.No, byte(c.LSN)).Data; !bytes.Equal(p.Data, want) {
+				t.Fatalf("ReadChanged(3) at LSN %d: page %d is of another version (%q...)", c.LSN, p.No, p.Data[:2])
+			}
+		}
+	}
+}
+
+func isChangeReader(s vfs.Store) bool {
+	_, ok := s.(vfs.ChangeReader)
+	return ok
 }
