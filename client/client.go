@@ -33,6 +33,11 @@ type Options struct {
 	DocID string
 	// Mutator runs the document's mutations (required).
 	Mutator engine.Mutator
+	// MutatorHash is the SHA-256 (lowercase hex) of the WebAssembly module
+	// Mutator runs, or empty for a built-in Go mutator or when unknown. If
+	// the coordinator announces a different module (Welcome.MutatorHash),
+	// the replica stops pushing: see Status.MutatorMismatch.
+	MutatorHash string
 	// StateDir keeps the replica (snapshot, pending log, client ID and
 	// its secret) on disk so it survives restarts; empty keeps it in
 	// memory.
@@ -82,6 +87,18 @@ type Status struct {
 	// every change of that list.
 	LocalFailed int
 	LastError   string // the last connection error or refusal
+	// CoordinatorMutator is the hash of the mutator module the coordinator
+	// announced in its last Welcome ("" for a built-in Go mutator).
+	CoordinatorMutator string
+	// MutatorMismatch reports that the coordinator runs a different
+	// mutator module than Options.MutatorHash: the replica still takes
+	// the coordinator's diffs, so queries stay correct for everything
+	// the coordinator applied, but it pushes nothing (its local results
+	// would diverge from the coordinator's), so its pending mutations wait
+	// until the document is reopened with the coordinator's module.
+	// LastError says which hashes differ; WaitSynced fails with
+	// ErrMutatorMismatch while mutations are pending.
+	MutatorMismatch bool
 }
 
 // Synced reports whether the replica is online with nothing pending and has
@@ -340,8 +357,9 @@ func (d *Doc) setStatus(f func(*Status)) {
 	}
 }
 
-// WaitSynced waits until Status().Synced() holds, the replica is stopped, or
-// ctx ends.
+// WaitSynced waits until Status().Synced() holds, the replica is stopped,
+// its mutator is not the coordinator's while mutations are pending
+// (ErrMutatorMismatch), or ctx ends.
 func (d *Doc) WaitSynced(ctx context.Context) error {
 	ch := make(chan struct{}, 1)
 	stop := d.Watch(func(Event) {
@@ -359,6 +377,9 @@ func (d *Doc) WaitSynced(ctx context.Context) error {
 		if s.State == Stopped {
 			return fmt.Errorf("wait for sync: %w: %s", ErrStopped, s.LastError)
 		}
+		if s.MutatorMismatch && s.Pending > 0 {
+			return fmt.Errorf("wait for sync: %w: %s", ErrMutatorMismatch, s.LastError)
+		}
 		select {
 		case <-ch:
 		case <-ctx.Done():
@@ -369,6 +390,11 @@ func (d *Doc) WaitSynced(ctx context.Context) error {
 
 // ErrStopped reports a replica the coordinator refused for good.
 var ErrStopped = errors.New("sync stopped")
+
+// ErrMutatorMismatch reports a replica whose mutator module is not the
+// coordinator's: it pushes nothing until reopened with the coordinator's
+// module (see Status.MutatorMismatch).
+var ErrMutatorMismatch = errors.New("mutator mismatch")
 
 // SetOnline switches syncing on or off, as a "go offline" switch does; local
 // mutations go on either way.

@@ -171,14 +171,27 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 				return true, errors.New("second welcome from coordinator")
 			}
 			welcomed = true
+			theirs, ours := f.Welcome.MutatorHash, d.opts.MutatorHash
+			mismatch := theirs != "" && ours != "" && theirs != ours
 			d.setStatus(func(s *Status) {
 				s.ServerLSN = f.Welcome.LSN
 				if d.eng.LSN() >= f.Welcome.LSN {
 					s.State = Online
 				}
+				s.CoordinatorMutator, s.MutatorMismatch = theirs, mismatch
+				if mismatch {
+					s.LastError = mismatchMessage(theirs, ours)
+				}
 			})
-			batch := d.pushBatch
-			go func() { pushErr <- d.pushLoop(ctx, t, batch) }()
+			if mismatch {
+				// Keep taking diffs, push nothing: the coordinator would
+				// run these mutations with its own mutator, correctly, but
+				// this replica's local results would diverge from its.
+				d.lg.Warn("mutator mismatch: not pushing", "coordinator", theirs, "replica", ours)
+			} else {
+				batch := d.pushBatch
+				go func() { pushErr <- d.pushLoop(ctx, t, batch) }()
+			}
 		case f.Rejected != nil:
 			d.emit(Event{Rejected: d.rejection(*f.Rejected)})
 		case f.Diff != nil:
@@ -219,6 +232,20 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 			return welcomed, fmt.Errorf("unexpected %s frame", f.Kind())
 		}
 	}
+}
+
+// mismatchMessage is Status.LastError for a mutator mismatch.
+func mismatchMessage(coordinator, replica string) string {
+	return fmt.Sprintf("the coordinator runs mutator %s, this replica runs %s: reopen the document (reload) to run the coordinator's; its mutations are not pushed until then",
+		shortHash(coordinator), shortHash(replica))
+}
+
+// shortHash abbreviates a SHA-256 hex hash for messages.
+func shortHash(h string) string {
+	if len(h) > 12 {
+		return h[:12]
+	}
+	return h
 }
 
 func (d *Doc) rebase(ctx context.Context, diffs []engine.Diff) error {

@@ -56,15 +56,15 @@ func (f *clientFlags) open(ctx context.Context) (*client.Doc, context.Context, c
 	// Run the document's own mutator, as the coordinator announces it.
 	base, _ := url.Parse(u)
 	base.Scheme = map[string]string{"ws": "http", "wss": "https"}[base.Scheme]
-	mut, err := documentMutator(ctx, base, f.doc, f.state)
+	mut, hash, err := documentMutator(ctx, base, f.doc, f.state)
 	if err != nil {
 		cancel()
 		return nil, nil, nil, err
 	}
 	doc, err := client.Open(ctx, client.Options{
 		URL: u, DocID: f.doc, StateDir: f.state, Token: f.token,
-		Mutator: mut,
-		Logger:  slog.New(slog.DiscardHandler),
+		Mutator: mut, MutatorHash: hash,
+		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		cancel()

@@ -53,30 +53,33 @@ func moduleMutators(module *wasmhost.Module, bytes []byte, log *slog.Logger) fun
 }
 
 // documentMutator returns the mutator a document uses, as the coordinator at
-// base announces it: its module, fetched by hash (and kept in stateDir when
-// set), or the built-in todo mutator when the coordinator runs a Go one.
-func documentMutator(ctx context.Context, base *url.URL, doc, stateDir string) (engine.Mutator, error) {
+// base announces it, and its module's hash: its module, fetched by hash (and
+// kept in stateDir when set), or the built-in todo mutator and "" when the
+// coordinator runs a Go one. The replica tells the hash to client.Open, so
+// that it pushes nothing if the coordinator's Welcome names another module
+// (the coordinator changed it between the two requests).
+func documentMutator(ctx context.Context, base *url.URL, doc, stateDir string) (engine.Mutator, string, error) {
 	u := *base
 	u.Path = "/v1/docs/" + url.PathEscape(doc) + "/mutator"
 	var info struct{ Hash, URL string }
 	if err := getJSON(ctx, u.String(), &info); err != nil {
-		return nil, fmt.Errorf("ask for the document's mutator: %w", err)
+		return nil, "", fmt.Errorf("ask for the document's mutator: %w", err)
 	}
 	if info.Hash == "" {
-		return testmutator.Mutator{}, nil
+		return testmutator.Mutator{}, "", nil
 	}
 	var cache string
 	if stateDir != "" {
 		cache = filepath.Join(stateDir, "mutators", info.Hash+".wasm")
 	}
 	b, err := os.ReadFile(cache)
-	if cache == "" || err != nil {
+	if cache == "" || err != nil || hashOf(b) != info.Hash { // a damaged copy is fetched again
 		u.Path = server.MutatorPath + info.Hash + ".wasm"
 		if b, err = get(ctx, u.String()); err != nil {
-			return nil, fmt.Errorf("fetch mutator %s: %w", info.Hash, err)
+			return nil, "", fmt.Errorf("fetch mutator %s: %w", info.Hash, err)
 		}
-		if sum := sha256.Sum256(b); hex.EncodeToString(sum[:]) != info.Hash {
-			return nil, fmt.Errorf("fetch mutator %s: content does not match its hash", info.Hash)
+		if hashOf(b) != info.Hash {
+			return nil, "", fmt.Errorf("fetch mutator %s: content does not match its hash", info.Hash)
 		}
 		if cache != "" {
 			os.MkdirAll(filepath.Dir(cache), 0o755)
@@ -85,9 +88,15 @@ func documentMutator(ctx context.Context, base *url.URL, doc, stateDir string) (
 	}
 	m, err := wasmhost.Compile(ctx, b, wasmhost.Limits{})
 	if err != nil {
-		return nil, fmt.Errorf("load mutator %s: %w", info.Hash, err)
+		return nil, "", fmt.Errorf("load mutator %s: %w", info.Hash, err)
 	}
-	return m.Mutator(slog.New(slog.DiscardHandler)), nil
+	return m.Mutator(slog.New(slog.DiscardHandler)), info.Hash, nil
+}
+
+// hashOf returns the SHA-256 of b in lowercase hex, as modules are named.
+func hashOf(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 func get(ctx context.Context, u string) ([]byte, error) {

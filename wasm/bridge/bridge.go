@@ -11,6 +11,8 @@ package bridge
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -166,14 +168,15 @@ func Open(ctx context.Context, cfg Config, state State, logger *slog.Logger, emi
 		state.Store = store
 	}
 	opts := client.Options{
-		URL:        cfg.URL,
-		DocID:      cfg.DocID,
-		Mutator:    mut,
-		FS:         state.FS,
-		Store:      state.Store,
-		PendingLog: state.Log,
-		Token:      cfg.Token,
-		Logger:     logger,
+		URL:         cfg.URL,
+		DocID:       cfg.DocID,
+		Mutator:     mut,
+		MutatorHash: moduleHash(cfg.Module),
+		FS:          state.FS,
+		Store:       state.Store,
+		PendingLog:  state.Log,
+		Token:       cfg.Token,
+		Logger:      logger,
 	}
 	doc, err := client.Open(ctx, opts)
 	if err != nil {
@@ -218,6 +221,16 @@ func mutatorFor(ctx context.Context, cfg Config, logger *slog.Logger) (engine.Mu
 	return mut, nil
 }
 
+// moduleHash returns the SHA-256 (hex) of a mutator module, or "" for none
+// (a registered Go mutator), which the coordinator's hash is compared with.
+func moduleHash(module []byte) string {
+	if len(module) == 0 {
+		return ""
+	}
+	sum := sha256.Sum256(module)
+	return hex.EncodeToString(sum[:])
+}
+
 func closeMutator(mut engine.Mutator) {
 	if c, ok := mut.(io.Closer); ok {
 		c.Close()
@@ -239,6 +252,12 @@ type Status struct {
 	// without local effect, until the coordinator decides.
 	LocalFailed   int            `json:"localFailed"`
 	LocalFailures []LocalFailure `json:"localFailures"`
+	// MutatorMismatch reports that the coordinator runs another mutator
+	// module (CoordinatorMutator, its hash) than the replica: nothing is
+	// pushed until the document is reopened with it (see
+	// client.Status.MutatorMismatch).
+	MutatorMismatch    bool   `json:"mutatorMismatch"`
+	CoordinatorMutator string `json:"coordinatorMutator"`
 }
 
 // LocalFailure is the JSON form of a pending mutation that failed locally.
@@ -254,7 +273,8 @@ func (d *Doc) status(s client.Status) Status {
 		failures = append(failures, LocalFailure{Seq: f.Seq, Name: f.Name, Message: f.Message})
 	}
 	return Status{State: s.State, LSN: s.LSN, ServerLSN: s.ServerLSN, Pending: s.Pending, LastError: s.LastError, Synced: s.Synced(),
-		Storage: d.kind, ClientID: d.doc.ClientID(), LocalFailed: len(failures), LocalFailures: failures}
+		Storage: d.kind, ClientID: d.doc.ClientID(), LocalFailed: len(failures), LocalFailures: failures,
+		MutatorMismatch: s.MutatorMismatch, CoordinatorMutator: s.CoordinatorMutator}
 }
 
 // event turns a replica event into JSON for emit.
