@@ -85,7 +85,7 @@ bench-mutator-browser: deps-chromium test-mutators
 	GOWASM_DATA=$(TEST_MUTATORS_DIR) GOWASM_ARGS="-test.run=^$$ -test.bench=Start|Compile -test.benchtime=20x" \
 		$(NODE) js/test/gowasm/run.mjs js/build/gotest/bench/jsmutator.test.wasm
 
-test-e2e: js-package deps-chromium build
+test-e2e: js-package deps-chromium build test-mutators
 	$(NODE) js/scripts/build.mjs --tests
 	CHROMIUM=$(CHROMIUM) $(NPM) run test:e2e -w js
 

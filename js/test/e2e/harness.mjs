@@ -28,6 +28,12 @@ export function freePort() {
 export const todoMutator = process.env.SQLSYNC_TODO_WASM ?? join(repo, 'bin', 'mutators', 'todo.wasm');
 
 /**
+ * The generic test mutator shared/wasmhost/testdata/full built by make
+ * test-mutators: its "sql" mutation runs the SQL it is given.
+ */
+export const fullMutator = process.env.SQLSYNC_FULL_WASM ?? join(jsDir, 'build', 'gotest', 'mutators', 'full.wasm');
+
+/**
  * Starts bin/sqlsync serve; resolves once it answers /healthz. opts.mutator
  * is a mutator module (.wasm) for every document (default: the built-in Go
  * todo mutator).
