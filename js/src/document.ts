@@ -40,7 +40,9 @@ export interface DocumentEvents {
   /**
    * An error to show: a rejected mutation (as RejectedMutationError), a
    * worker failure, or a warning such as code `mutator_fallback` (the
-   * document's own mutator could not be loaded offline: the built-in runs).
+   * document's own mutator could not be loaded offline: the built-in runs)
+   * or `mutator_changed` (the coordinator runs another mutator: reopen the
+   * document to run it, see status.mutatorMismatch).
    */
   error: SqlsyncError;
   /** The wasm bundle is downloading. */
@@ -77,11 +79,13 @@ export class SqlsyncDocument {
   private current?: Status;
   private closed = false;
   private ready: Promise<void>;
+  private bigint: boolean;
 
   /** @internal Use openDocument. */
-  constructor(worker: WorkerLike, docId: string, onProgress?: (p: Progress) => void) {
+  constructor(worker: WorkerLike, docId: string, onProgress?: (p: Progress) => void, bigint = false) {
     this.w = worker;
     this.docId = docId;
+    this.bigint = bigint;
     if (onProgress) this.on('progress', onProgress);
     this.ready = new Promise((resolve, reject) => {
       this.w.onmessage = (ev) => {
@@ -125,7 +129,7 @@ export class SqlsyncDocument {
           if (s.onError) s.onError(err);
           else this.emit('error', err);
         } else if (m.json !== undefined) {
-          s.onRows(decodeRows(m.json));
+          s.onRows(decodeRows(m.json, this.bigint));
         }
         return;
       }
@@ -197,7 +201,7 @@ export class SqlsyncDocument {
 
   /** Runs a read-only query; resolves with its columns and rows as arrays. */
   async queryRaw(sql: string, params?: readonly Param[]): Promise<RawRows> {
-    return decodeRows((await this.call('query', [sql, encodeParams(params)])) as string);
+    return decodeRows((await this.call('query', [sql, encodeParams(params)])) as string, this.bigint);
   }
 
   /**
@@ -245,9 +249,11 @@ export class SqlsyncDocument {
   /**
    * Resolves once the replica is synced: online, nothing pending, and
    * everything the coordinator told of applied (status.synced). Rejects
-   * with a SqlsyncError if the replica stops (code 'stopped'), the
-   * document closes (code 'closed'), or timeoutMs passes first (code
-   * 'timeout'; no limit by default).
+   * with a SqlsyncError if the replica stops (code 'stopped'), it has
+   * pending mutations it will not push because the coordinator runs
+   * another mutator module (code 'mutator_mismatch', see
+   * status.mutatorMismatch), the document closes (code 'closed'), or
+   * timeoutMs passes first (code 'timeout'; no limit by default).
    */
   waitSynced(timeoutMs?: number): Promise<void> {
     return new Promise((resolve, reject) => {
@@ -263,6 +269,7 @@ export class SqlsyncDocument {
         if (this.closed) done(new SqlsyncError({ code: 'closed', message: 'document closed' }));
         else if (s?.synced) done();
         else if (s?.state === 'stopped') done(new SqlsyncError({ code: 'stopped', message: `sync stopped: ${s.lastError ?? ''}` }));
+        else if (s?.mutatorMismatch && s.pending > 0) done(new SqlsyncError({ code: 'mutator_mismatch', message: s.lastError }));
       };
       const stop = this.on('status', check);
       const stopClosed = this.onClose(() => check(undefined));
@@ -351,7 +358,7 @@ export async function openDocument(opts: OpenOptions, worker?: WorkerLike): Prom
   // Every document of the tab shares one worker (one Go runtime) per worker script.
   const w = worker ?? (workerUrl ? sharedPort(workerUrl.href, () => startWorker(workerUrl)) : sharedPort('', packagedWorker));
   const called = now();
-  const doc = new SqlsyncDocument(w, opts.docId, opts.onProgress);
+  const doc = new SqlsyncDocument(w, opts.docId, opts.onProgress, opts.bigint);
   doc.startup.called = called;
   w.postMessage({
     t: 'init',

@@ -49,6 +49,12 @@ export interface OpenOptions {
   online?: boolean;
   /** Called as the wasm bundle downloads. */
   onProgress?: (p: Progress) => void;
+  /**
+   * Integers beyond ±(2^53−1), which a JavaScript number cannot hold
+   * exactly, come back from queries as `bigint` (default: rounded to the
+   * nearest number). Integers within that range stay numbers either way.
+   */
+  bigint?: boolean;
   /** Log level of the Go replica (to the console); default "warn". */
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
 }
@@ -93,6 +99,18 @@ export interface Status {
   role: 'owner' | 'follower';
   /** The mutator the replica runs. */
   mutator?: MutatorInfo;
+  /**
+   * The coordinator runs another mutator module than this replica
+   * (`coordinatorMutator`, its SHA-256): the replica still takes the
+   * coordinator's changes but pushes none of its own mutations, which stay
+   * pending (their local results could differ from the coordinator's) until
+   * the document is reopened with the coordinator's module: `close()` and
+   * `openDocument` again, or reload the page. An `error` event with code
+   * `mutator_changed` tells when that is; `lastError` names both hashes.
+   */
+  mutatorMismatch?: boolean;
+  /** The hash of the mutator module the coordinator said it runs when the replica last connected ("" for a built-in Go mutator). */
+  coordinatorMutator?: string;
 }
 
 /** The mutator a replica runs, and why that one. */
@@ -125,8 +143,11 @@ export interface Rejection {
   message: string;
 }
 
-/** A SQLite value as a query returns it. */
-export type Value = null | number | string | Uint8Array;
+/**
+ * A SQLite value as a query returns it: a bigint only for an integer beyond
+ * ±(2^53−1) in a document opened with `bigint: true`.
+ */
+export type Value = null | number | bigint | string | Uint8Array;
 
 /** A row as an object keyed by column name. */
 export type Row = Record<string, Value>;

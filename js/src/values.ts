@@ -43,15 +43,21 @@ export function encodeParams(params: readonly Param[] | undefined): string {
   );
 }
 
-function decodeValue(v: unknown): Value {
+function decodeValue(v: unknown, bigint: boolean): Value {
   if (v !== null && typeof v === 'object') {
-    return fromBase64((v as { $blob: string }).$blob);
+    const o = v as { $blob?: string; $int?: string };
+    if (o.$int !== undefined) return bigint ? BigInt(o.$int) : Number(o.$int);
+    return fromBase64(o.$blob ?? '');
   }
   return v as Value;
 }
 
-/** decodeRows parses the Go side's rows JSON. */
-export function decodeRows(json: string): RawRows {
+/**
+ * decodeRows parses the Go side's rows JSON: blobs arrive as
+ * {"$blob": base64}, integers beyond ±(2^53−1) as {"$int": decimal},
+ * which become bigints if asked for, else the nearest number.
+ */
+export function decodeRows(json: string, bigint = false): RawRows {
   const raw = JSON.parse(json) as { columns: string[]; rows: unknown[][] };
   let hasObjects = false;
   for (const row of raw.rows) {
@@ -59,7 +65,7 @@ export function decodeRows(json: string): RawRows {
       if (v !== null && typeof v === 'object') hasObjects = true;
     }
   }
-  if (hasObjects) raw.rows = raw.rows.map((row) => row.map(decodeValue));
+  if (hasObjects) raw.rows = raw.rows.map((row) => row.map((v) => decodeValue(v, bigint)));
   return raw as RawRows;
 }
 

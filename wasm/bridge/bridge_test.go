@@ -244,3 +244,16 @@ func TestLocalFailuresInStatus(t *testing.T) {
 		t.Fatalf("status without failures %v", st)
 	}
 }
+
+func TestEncodeRowsIntegers(t *testing.T) {
+	rows := engine.Rows{Columns: []string{"v"}, Values: [][]any{
+		{int64(9007199254740991)}, {int64(-9007199254740991)},
+		{int64(9007199254740992)}, {int64(-9223372036854775808)}, {int64(9223372036854775807)},
+	}}
+	got := string(EncodeRows(rows))
+	want := `{"columns":["v"],"rows":[[9007199254740991],[-9007199254740991],` +
+		`[{"$int":"9007199254740992"}],[{"$int":"-9223372036854775808"}],[{"$int":"9223372036854775807"}]]}`
+	if got != want {
+		t.Fatalf("EncodeRows:\n got %s\nwant %s", got, want)
+	}
+}

@@ -62,7 +62,11 @@ func param(v any) (any, error) {
 	return nil, fmt.Errorf("unsupported value %T", v)
 }
 
-// EncodeRows returns rows as JSON.
+// maxSafeInt is JavaScript's Number.MAX_SAFE_INTEGER, 2^53-1.
+const maxSafeInt = 1<<53 - 1
+
+// EncodeRows returns rows as JSON: integers as numbers, except those beyond
+// ±(2^53-1) as {"$int":"decimal"}; blobs as {"$blob":base64}.
 func EncodeRows(rows engine.Rows) []byte {
 	var b bytes.Buffer
 	b.WriteString(`{"columns":`)
@@ -94,6 +98,15 @@ func encodeValue(b *bytes.Buffer, v any) {
 	case nil:
 		b.WriteString("null")
 	case int64:
+		if v > maxSafeInt || v < -maxSafeInt {
+			// JavaScript numbers hold integers exactly only up to 2^53-1:
+			// past that, the decimal travels as a string for the page to
+			// turn into a bigint (or a rounded number).
+			b.WriteString(`{"$int":"`)
+			b.WriteString(strconv.FormatInt(v, 10))
+			b.WriteString(`"}`)
+			return
+		}
 		b.WriteString(strconv.FormatInt(v, 10))
 	case float64:
 		switch {

@@ -19,6 +19,13 @@ test('decodeRows and toObjects', () => {
   assert.deepEqual(toObjects(decodeRows('{"columns":[],"rows":[]}')), []);
 });
 
+test('decodeRows: integers beyond 2^53 as bigint if asked for', () => {
+  const json = '{"columns":["a","b","c"],"rows":[[9007199254740991,{"$int":"9007199254740993"},{"$int":"-9223372036854775808"}]]}';
+  assert.deepEqual(decodeRows(json, true).rows[0], [9007199254740991, 9007199254740993n, -9223372036854775808n]);
+  // Not asked for: the nearest number, as JSON would give.
+  assert.deepEqual(decodeRows(json).rows[0], [9007199254740991, 9007199254740992, -9223372036854775808]);
+});
+
 test('encodeArgs', () => {
   assert.equal(new TextDecoder().decode(encodeArgs({ id: '1' })), '{"id":"1"}');
   assert.equal(new TextDecoder().decode(encodeArgs(undefined)), '{}');
