@@ -37,3 +37,10 @@ BENCH_DEMO_OUT ?= bench/results/demo.json
 bench: bench-demo
 bench-demo: demo-build deps-chromium build
 	BENCH_DEMO_OUT=$(BENCH_DEMO_OUT) CHROMIUM=$(CHROMIUM) $(NODE) demo-todo/test/bench.mjs
+
+## profile-demo: a Chromium CPU profile of the demo's reload and typing, Go functions named (demo-todo/test-results/profile-*.md).
+.PHONY: profile-demo
+bin/sqlsync-names.wasm: $(shell find wasm client shared vfs internal -name '*.go' -not -name '*_test.go') go.mod go.sum
+	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags="-w" -o $@ ./wasm
+profile-demo: demo-build deps-chromium build bin/sqlsync-names.wasm
+	CHROMIUM=$(CHROMIUM) $(NODE) demo-todo/test/profile.mjs

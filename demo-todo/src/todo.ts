@@ -3,23 +3,18 @@
 // The mutations are the todo mutator's (shared/testmutator in the sqlsync
 // repository): each runs at once in this tab's SQLite replica, then again
 // on the coordinator, in the order the coordinator received them.
-import { openDocument, type Progress, type SqlsyncDocument } from '@sqlsync-go/client';
+import type { OpenOptions, SqlsyncDocument } from '@sqlsync-go/client';
 
 export type { SqlsyncDocument };
 
 /**
- * Opens the document of list `listId`. The coordinator is the server that
- * served this page. The worker and the wasm bundle need nothing here: Vite
- * bundles them from the package (the build then pre-compresses the wasm
- * for the coordinator to serve).
+ * The options that open the document of list `listId`. The coordinator is
+ * the server that served this page. The worker and the wasm bundle need
+ * nothing here: Vite bundles them from the package (the build then
+ * pre-compresses the wasm for the coordinator to serve).
  */
-export function openList(listId: string, online: boolean, onProgress: (p: Progress) => void): Promise<SqlsyncDocument> {
-  return openDocument({
-    url: location.origin,
-    docId: listId,
-    online,
-    onProgress,
-  });
+export function listOptions(listId: string, online: boolean): OpenOptions {
+  return { url: location.origin, docId: listId, online };
 }
 
 /** An item as the list shows it. */

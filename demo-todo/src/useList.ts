@@ -1,7 +1,8 @@
 // Opening and closing a list's document with the component that shows it.
 import type { Progress } from '@sqlsync-go/client';
+import { useDocument } from '@sqlsync-go/client/react';
 import { useEffect, useRef, useState } from 'react';
-import { openList, type SqlsyncDocument } from './todo';
+import { listOptions, type SqlsyncDocument } from './todo';
 
 export interface ListDocument {
   /** The open document, undefined while it opens. */
@@ -13,33 +14,18 @@ export interface ListDocument {
 
 /**
  * Opens list listId's document while the component is mounted and closes
- * it after. `online` is used when opening; switch it later with
+ * it after, through the package's useDocument (so React StrictMode's
+ * remount reuses it). `online` is used when opening; switch it later with
  * doc.setOnline.
  */
 export function useList(listId: string, online: boolean): ListDocument {
-  const [doc, setDoc] = useState<SqlsyncDocument>();
   const [progress, setProgress] = useState<Progress>();
-  const [error, setError] = useState<string>();
   const onlineAtOpen = useRef(online);
+  const { doc, error } = useDocument({ ...listOptions(listId, onlineAtOpen.current), onProgress: setProgress });
   useEffect(() => {
-    let unmounted = false;
-    let opened: SqlsyncDocument | undefined;
-    openList(listId, onlineAtOpen.current, setProgress).then(
-      (d) => {
-        if (unmounted) void d.close();
-        else {
-          setDoc((opened = d));
-          // For devtools and the benchmark (test/bench.mjs): the open
-          // document, with its startup timings.
-          (window as unknown as { sqlsyncDoc?: SqlsyncDocument }).sqlsyncDoc = d;
-        }
-      },
-      (e: Error) => !unmounted && setError(e.message),
-    );
-    return () => {
-      unmounted = true;
-      void opened?.close();
-    };
-  }, [listId]);
-  return { doc, progress, error };
+    // For devtools and the benchmark (test/bench.mjs): the open document,
+    // with its startup timings.
+    if (doc) (window as unknown as { sqlsyncDoc?: SqlsyncDocument }).sqlsyncDoc = doc;
+  }, [doc]);
+  return { doc, progress, error: error?.message };
 }
