@@ -113,6 +113,7 @@ export class WorkerCore {
   private owning = false; // set once this worker starts opening the replica
   private mutator?: MutatorInfo; // what the replica runs, when this worker owns it
   private marks: Record<string, number> = {}; // startup timings (see mark)
+  private changedWarned = new Set<string>(); // the mutators a mutator_changed warning named
 
   constructor(private env: Env) {
     this.id = env.newId();
@@ -242,6 +243,9 @@ export class WorkerCore {
     if (resolved.warning) this.env.post({ t: 'warning', error: resolved.warning });
     resolved.revalidated?.then((now) => {
       if (!now || this.closing) return;
+      const key = now.info.kind === 'module' ? now.info.hash! : `builtin:${now.info.name}`;
+      if (this.changedWarned.has(key)) return;
+      this.changedWarned.add(key);
       const which = now.info.kind === 'module' ? `module ${now.info.hash?.slice(0, 12)}` : `built-in "${now.info.name}"`;
       this.env.post({
         t: 'warning',
@@ -278,11 +282,44 @@ export class WorkerCore {
       this.status = this.decorate(ev.status);
       this.postStatus();
       this.send({ k: 'status', status: this.status });
+      if (ev.status.mutatorMismatch) this.mismatch(ev.status);
     } else if (ev.type === 'rejected') {
       const rejection = { seq: ev.seq, name: ev.name, message: ev.message };
       this.env.post({ t: 'rejected', rejection });
       this.send({ k: 'rejected', rejection });
     }
+  }
+
+  /**
+   * mismatch handles a replica whose mutator module is not the one the
+   * coordinator announced when it connected: the Go replica pushes nothing
+   * (its mutations stay pending). Unless the app forced a module URL, the
+   * worker asks the coordinator again which module the document uses, so
+   * that the answer and the module are cached for the next open (else a
+   * cache-first open would start the old module once more), then warns
+   * the app (code mutator_changed) that reopening the document runs it.
+   * Reopening the replica under the app's feet (its subscriptions, the
+   * other tabs' calls in flight) is left to the app: close() and
+   * openDocument, or a reload.
+   */
+  private mismatch(s: Omit<Status, 'role'>): void {
+    const hash = s.coordinatorMutator ?? '';
+    if (!hash || this.changedWarned.has(hash)) return;
+    this.changedWarned.add(hash);
+    const cfg = this.cfg!;
+    const refreshed =
+      cfg.mutatorUrl || !this.env.resolveMutator
+        ? Promise.resolve()
+        : this.env.resolveMutator(cfg).then(
+            (r) => r.revalidated?.then(() => {}),
+            () => {},
+          );
+    refreshed.then(
+      () => {
+        if (!this.closing) this.env.post({ t: 'warning', error: { code: 'mutator_changed', message: s.lastError } });
+      },
+      () => {},
+    );
   }
 
   /** exec runs a call here if this worker owns the document, else at the owner. */

@@ -189,6 +189,53 @@ describe('WebAssembly mutator in the browser', () => {
     }
   });
 
+  it('a replica running another module than the coordinator pushes nothing until reopened with it', async () => {
+    const doc = 'wasm-mismatch';
+    // The todo module with a custom section appended: the same code, which
+    // the engine runs as is, under another hash.
+    const custom = Buffer.from([0x00, 0x04, 0x01, 0x78, 0x76, 0x32]); // section 0, name "x", payload "v2"
+    const variant = Buffer.concat([readFileSync(todoMutator), custom]);
+    const variantHash = createHash('sha256').update(variant).digest('hex');
+    const a = await browser.newContext();
+    const b = await browser.newContext();
+    try {
+      const url = `${server.url}/variant/todo.wasm`;
+      await a.route(url, (r) => r.fulfill({ status: 200, contentType: 'application/wasm', body: variant }));
+      const pa = await openPage(a, server, { docId: doc, mutatorUrl: url });
+      assert.deepEqual(pa.status.mutator, { kind: 'module', hash: variantHash, source: 'url', url });
+      const s = await until(pa.page, () => sq.status().then((s) => s.mutatorMismatch && s));
+      assert.equal(s.coordinatorMutator, hash);
+      assert.match(s.lastError, new RegExp(`coordinator runs mutator ${hash.slice(0, 12)}, this replica runs ${variantHash.slice(0, 12)}`));
+      const warned = await until(pa.page, () => sq.rec.errors.find((m) => /coordinator runs mutator/.test(m)));
+      assert.match(warned, /reopen/);
+
+      // A's mutation runs locally and waits; A still takes B's.
+      await pa.page.evaluate(() => sq.mutate('add', { id: 'a1', title: 'from a' }));
+      const waited = await pa.page.evaluate(() => sq.waitSyncedError(20000));
+      assert.equal(waited?.code, 'mutator_mismatch');
+      const pb = await openPage(b, server, { docId: doc });
+      await pb.page.evaluate(() => sq.mutate('add', { id: 'b1', title: 'from b' }));
+      await pb.page.evaluate(() => sq.waitSynced());
+      await until(pa.page, () => sq.query("SELECT count(*) AS n FROM items WHERE id = 'b1'").then((r) => r[0].n === 1));
+      assert.equal((await pa.page.evaluate(() => sq.status())).pending, 1);
+      assert.deepEqual((await items(pb.page)).map((r) => r.id), ['b1']);
+
+      // Reopened with the coordinator's module, A pushes what waited.
+      await pa.page.evaluate(() => sq.close());
+      const re = await pa.page.evaluate((o) => sq.open(o), { docId: doc });
+      assert.deepEqual(re.status.mutator, { kind: 'module', hash, source: 'coordinator' });
+      await pa.page.evaluate(() => sq.waitSynced());
+      assert.equal((await pa.page.evaluate(() => sq.status())).mutatorMismatch, false);
+      await until(pb.page, () => sq.query('SELECT count(*) AS n FROM items').then((r) => r[0].n === 2));
+      await pb.page.evaluate(() => sq.waitSynced());
+      assert.deepEqual(await items(pa.page), await items(pb.page));
+      for (const p of [pa.page, pb.page]) assert.deepEqual(await p.evaluate(() => sq.rec.rejected), []);
+    } finally {
+      await a.close();
+      await b.close();
+    }
+  });
+
   it('openDocument can force the built-in or a module URL', async () => {
     const a = await browser.newContext();
     try {

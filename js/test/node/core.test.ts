@@ -159,3 +159,41 @@ test('the owner runs the mutator it resolved, says so in its status, and warns o
   const f = await d.waitFor((m): m is Extract<FromWorker, { t: 'fatal' }> => m.t === 'fatal');
   assert.equal(f.error.code, 'mutator_mismatch');
 });
+
+test('a mutator mismatch: the status says so, the worker refreshes the cached answer, then warns once', async () => {
+  const o = new Origin();
+  const ours = 'ab'.repeat(32);
+  const theirs = 'cd'.repeat(32);
+  let resolves = 0;
+  let revalidations = 0;
+  o.resolveMutator = async () => {
+    resolves++;
+    return {
+      info: { kind: 'module', hash: ours, source: 'cache' },
+      module: new Uint8Array([0, 0x61, 0x73, 0x6d]),
+      revalidated: Promise.resolve().then(() => {
+        revalidations++;
+        return undefined;
+      }),
+    };
+  };
+  const a = o.tab('a');
+  a.send(init());
+  await roleOf(a, 'owner');
+  assert.equal(resolves, 1);
+  const lastError = `the coordinator runs mutator ${theirs.slice(0, 12)}, this replica runs ${ours.slice(0, 12)}: reopen the document`;
+  const status = { state: 'online', lsn: 1, serverLsn: 1, pending: 1, lastError, synced: false, storage: 'opfs', clientId: 'c1', mutatorMismatch: true, coordinatorMutator: theirs };
+  a.go!.emit(JSON.stringify({ type: 'status', status }));
+  const s = await a.waitFor((m): m is Extract<FromWorker, { t: 'status' }> => m.t === 'status' && !!m.status.mutatorMismatch);
+  assert.equal(s.status.coordinatorMutator, theirs);
+  const w = await a.waitFor((m): m is Extract<FromWorker, { t: 'warning' }> => m.t === 'warning' && m.error.code === 'mutator_changed');
+  assert.equal(w.error.message, lastError);
+  assert.equal(resolves, 2, 'the worker asked which mutator the document uses again');
+  assert.equal(revalidations, 2, 'and waited for the coordinator\'s answer');
+  // The same mismatch again (a reconnect): no second warning.
+  a.go!.emit(JSON.stringify({ type: 'status', status: { ...status, state: 'connecting' } }));
+  await a.waitFor((m): m is Extract<FromWorker, { t: 'status' }> => m.t === 'status' && m.status.state === 'connecting');
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(a.out.filter((m) => m.t === 'warning').length, 1);
+  assert.equal(resolves, 2);
+});

@@ -102,6 +102,7 @@ export class FakeGoDoc implements GoDoc {
   private next = 1;
   closed = false;
   hang = false; // mutate never settles (a worker dying mid-call)
+  emit: (json: string) => void = () => {}; // sends an event as the Go replica does
   constructor(private st: FakeStorage) {}
   private json() {
     return JSON.stringify({ columns: ['id'], rows: this.st.rows.map((r) => [r]) });
@@ -165,10 +166,11 @@ export class Tab {
       channel: origin.bus.forTab(id),
       locks: origin.locks.forTab(id),
       loadGo: async (): Promise<GoApi> => ({
-        open: async (config, _onEvent, module) => {
+        open: async (config, onEvent, module) => {
           this.opened.push({ config: JSON.parse(config), module });
           origin.storage.opens++;
           this.go = new FakeGoDoc(origin.storage);
+          this.go.emit = onEvent;
           return this.go;
         },
       }),

@@ -75,6 +75,12 @@ const sq = {
       rec.liveCalls[key]++;
     });
   },
+  /** doc.waitSynced's outcome: null once synced, else its error's code and message. */
+  waitSyncedError: (timeoutMs: number) =>
+    doc!.waitSynced(timeoutMs).then(
+      () => null,
+      (e: { code: string; message: string }) => ({ code: e.code, message: e.message }),
+    ),
   async waitSynced(timeoutMs = 20000) {
     const end = Date.now() + timeoutMs;
     for (;;) {
