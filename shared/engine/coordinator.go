@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -490,30 +492,76 @@ type Diff struct {
 	Bases map[uint32][]byte
 }
 
-// DiffFrom reads the fast-forward diff from LSN from out of store.
+// diffPasses bounds the passes DiffFrom reads without holding commits off.
+const diffPasses = 4
+
+// DiffFrom reads the fast-forward diff from LSN from out of store, as one
+// version of the store, while commits go on.
+//
+// The first pass reads the pages changed after from; each later pass
+// rereads only the pages changed since the previous pass began, until one
+// pass sees the LSN hold still. A pass is short after the first (it reads
+// what a few commits wrote), so this rarely takes more than two; after
+// diffPasses, a store that is a [vfs.ChangeReader] reads the rest with
+// commits held off, so a diff finishes however fast commits come. Other
+// stores go on passing until one holds still.
 func DiffFrom(store vfs.Store, from uint64) (Diff, error) {
-	// The store may move on while we read; retry until the LSN holds still
-	// around the read so the diff is one consistent version.
-	for {
-		lsn := store.LSN()
-		d := Diff{From: from, Commit: vfs.Commit{LSN: lsn, PageCount: store.PageCount()}}
-		if from > lsn {
-			return Diff{}, fmt.Errorf("diff from %d: %w: the document is at %d", from, ErrFuture, lsn)
-		}
-		for _, no := range store.ChangedSince(from) {
-			if no > d.PageCount {
-				continue
+	lsn := store.LSN()
+	if from > lsn {
+		return Diff{}, fmt.Errorf("diff from %d: %w: the document is at %d", from, ErrFuture, lsn)
+	}
+	pages := map[uint32][]byte{}
+	read := func(nos []uint32) error {
+		for _, no := range nos {
+			buf := pages[no]
+			if buf == nil {
+				buf = make([]byte, vfs.PageSize)
+				pages[no] = buf
 			}
-			buf := make([]byte, vfs.PageSize)
 			if err := store.ReadPage(no, buf); err != nil {
+				return fmt.Errorf("diff from %d: %w", from, err)
+			}
+		}
+		return nil
+	}
+	// A page read during a pass is read again by the next pass if it
+	// changed after that pass's since: so when a pass holds still at lsn,
+	// every page is as of lsn and the set is what changed after from.
+	since := from
+	var count uint32
+	cr, _ := store.(vfs.ChangeReader)
+	for pass := 0; ; pass++ {
+		if cr != nil && pass == diffPasses {
+			c, err := cr.ReadChanged(since)
+			if err != nil {
 				return Diff{}, fmt.Errorf("diff from %d: %w", from, err)
 			}
-			d.Pages = append(d.Pages, vfs.Page{No: no, Data: buf})
+			for _, p := range c.Pages {
+				pages[p.No] = p.Data
+			}
+			lsn, count = c.LSN, c.PageCount
+			break
 		}
+		if pass > 0 {
+			lsn = store.LSN()
+		}
+		if err := read(store.ChangedSince(since)); err != nil {
+			return Diff{}, err
+		}
+		count = store.PageCount()
 		if store.LSN() == lsn {
-			return d, nil
+			break
+		}
+		since = lsn
+	}
+	d := Diff{From: from, Commit: vfs.Commit{LSN: lsn, PageCount: count}}
+	for _, no := range slices.Sorted(maps.Keys(pages)) {
+		// Pages beyond the count were cut by a commit after their read.
+		if no <= count {
+			d.Pages = append(d.Pages, vfs.Page{No: no, Data: pages[no]})
 		}
 	}
+	return d, nil
 }
 
 // ErrFuture reports a replica that claims an LSN the document has not reached.
