@@ -65,6 +65,7 @@ type Coordinator struct {
 	lastSeq map[string]uint64 // cache of ClientsTable; reloaded after a failed commit
 
 	versions versionCache
+	diffs    diffCache
 	sp       *savepoints
 
 	readMu sync.Mutex
@@ -121,6 +122,7 @@ func OpenCoordinator(ctx context.Context, store vfs.Store, mut Mutator, opts Coo
 	count := store.PageCount()
 	db.OnCommit(func(cm vfs.Commit) {
 		c.versions.record(cm, count)
+		c.diffs.committed(cm.LSN)
 		count = cm.PageCount
 	})
 	if err := c.migrate(ctx); err != nil {
@@ -466,7 +468,15 @@ func (e *commitError) Unwrap() error { return e.err }
 // newest copy of each page changed after from, and the page count. Its cost
 // is proportional to the pages changed. Where the coordinator still knows
 // the receiver's copy of a page, Bases holds it.
+//
+// Calls for the same from while the document stays at one LSN share one
+// diff, read once (see diffCache), so callers must not change it.
 func (c *Coordinator) Diff(from uint64) (Diff, error) {
+	return c.diffs.get(from, c.db.Store().LSN(), func() (Diff, error) { return c.diff(from) })
+}
+
+// diff computes Diff.
+func (c *Coordinator) diff(from uint64) (Diff, error) {
 	d, err := DiffFrom(c.db.Store(), from)
 	if err != nil {
 		return d, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -287,5 +288,73 @@ func TestDiffFromRacingCommits(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDiffShared: receivers at the same LSN asking at once, or one after
+// another before the next commit, share one diff; after a commit they get
+// a new one, never the one kept from before.
+func TestDiffShared(t *testing.T) {
+	const receivers = 8
+	ctx := context.Background()
+	coord, err := engine.OpenCoordinator(ctx, memstore.New(), logMutator{}, engine.CoordinatorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer coord.Close()
+	applyOne(t, coord, engine.Mutation{ClientID: "w", Seq: 1, Name: "grow", Args: []byte("100")})
+	from := coord.LSN()
+	applyOne(t, coord, engine.Mutation{ClientID: "w", Seq: 2, Name: "append", Args: []byte("a")})
+
+	diffAll := func() []engine.Diff {
+		out := make([]engine.Diff, receivers)
+		errs := make([]error, receivers)
+		var start, wg sync.WaitGroup
+		start.Add(1)
+		for i := range receivers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				start.Wait()
+				out[i], errs[i] = coord.Diff(from)
+			}()
+		}
+		start.Done()
+		wg.Wait()
+		if err := errors.Join(errs...); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	computed := engine.DiffsComputed(coord)
+	ds := diffAll()
+	for _, d := range ds {
+		if d.From != from || d.LSN != coord.LSN() || len(d.Pages) == 0 {
+			t.Fatalf("diff %d..%d of %d pages, want %d..%d", d.From, d.LSN, len(d.Pages), from, coord.LSN())
+		}
+	}
+	if _, err := coord.Diff(from); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := engine.DiffsComputed(coord)-computed, 1; got != want {
+		t.Fatalf("%d receivers at LSN %d, then one more: %d diffs computed, want %d", receivers+1, from, got, want)
+	}
+
+	applyOne(t, coord, engine.Mutation{ClientID: "w", Seq: 3, Name: "append", Args: []byte("b")})
+	computed = engine.DiffsComputed(coord)
+	for _, d := range diffAll() {
+		if got, want := d.LSN, coord.LSN(); got != want {
+			t.Fatalf("after a commit: diff to %d, want %d", got, want)
+		}
+	}
+	if got, want := engine.DiffsComputed(coord)-computed, 1; got != want {
+		t.Fatalf("after a commit: %d diffs computed, want %d", got, want)
+	}
+	// Another LSN is another diff.
+	if d, err := coord.Diff(from + 1); err != nil || d.From != from+1 {
+		t.Fatalf("diff from %d: %+v, %v", from+1, d.Commit, err)
+	}
+	if got, want := engine.DiffsComputed(coord)-computed, 2; got != want {
+		t.Fatalf("a receiver at another LSN: %d diffs computed, want %d", got, want)
 	}
 }
