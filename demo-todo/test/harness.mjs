@@ -71,19 +71,36 @@ export async function startServer({ staticDir = join(demoDir, 'dist'), args: ext
  * it its own storage: two contexts are two browsers' worth of replicas.
  */
 export function launch() {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  return chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: chromiumArgs });
+}
+
+const chromiumArgs = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/**
+ * Launches Chromium on a new, empty profile kept on disk, as a person's
+ * browser is: unlike the contexts of launch() (off the record, like an
+ * incognito window), its origin private file system, HTTP cache and
+ * WebAssembly code cache live on disk, with their real costs. Resolves to
+ * the profile's only context; close() also deletes the profile.
+ */
+export async function launchProfile() {
+  const dir = mkdtempSync(join(tmpdir(), 'sqlsync-profile-'));
+  const ctx = await chromium.launchPersistentContext(dir, { executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: chromiumArgs });
+  const close = ctx.close.bind(ctx);
+  ctx.close = async () => {
+    await close();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return ctx;
 }
 
 /** Opens a page that reports its errors on the test's output. */

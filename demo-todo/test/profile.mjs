@@ -11,12 +11,14 @@
 // system and by function (profile-<scenario>.md, also printed).
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { demoDir, launch, resultsDir, startServer } from './harness.mjs';
+import { demoDir, launchProfile, resultsDir, startServer } from './harness.mjs';
 import { typeItems, watchRows } from './timing.mjs';
 
 const repo = join(demoDir, '..');
 const namesFile = process.env.SQLSYNC_NAMES_WASM ?? join(repo, 'bin', 'sqlsync-names.wasm');
 const TOP = Number(process.env.PROFILE_TOP ?? 25);
+// How many sqlsync callers to show above each OPFS call.
+const DEPTH = Number(process.env.PROFILE_DEPTH ?? 2);
 
 /** Reads the function names of a wasm module's name section, by function index. */
 function wasmNames(file) {
@@ -63,20 +65,28 @@ function wasmNames(file) {
   return names;
 }
 
+// Go's wasm linker writes a package path with '_' for '/' (and '.' in
+// the domain kept): github.com_ncruces_go_sqlite3_wasm_v6.__Module_.X.
+const goPkg = (fn) => fn.replaceAll('_', '/');
+
 /** The part of the system a function belongs to, for the summary. */
 function partOf(fn, url) {
-  if (/^(\(garbage collector\)|runtime\.(gc|mark|scan|sweep|bgsweep|bgscavenge)|runtime\.(greyobject|findObject|heapBits|wbBuf|typePointers))/.test(fn)) return 'Go garbage collector';
-  if (/^runtime\.(mallocgc|memclr|memmove|newobject|makeslice|growslice|nextFree|mallocgc)/.test(fn)) return 'Go allocation and copying';
+  const g = goPkg(fn);
+  if (/^\(garbage collector\)$|^runtime\.(gc|mark|scan|sweep|bgsweep|bgscavenge|greyobject|findObject|heapBits|wbBuf|typePointers)/.test(fn)) return 'garbage collection (Go and V8)';
+  if (/^runtime\.(mallocgc|memclr|memmove|newobject|makeslice|growslice|nextFree|typedmemmove)/.test(fn)) return 'Go allocation and copying';
   if (/^runtime\./.test(fn)) return 'Go runtime, other';
-  if (/go-sqlite3-wasm/.test(fn)) return 'SQLite (wasm2go)';
-  if (/ncruces\/go-sqlite3/.test(fn)) return 'SQLite Go API';
-  if (/^syscall\/js\.|^wasm_exec|^_makeFuncWrapper|^(loadValue|storeValue|setInt64|getInt64)$/.test(fn) || /wasm_exec/.test(url)) return 'Go ⇄ JavaScript calls';
-  if (/^encoding\/json|^github\.com\/fxamacker\/cbor/.test(fn)) return 'JSON / CBOR encoding';
-  if (/^github\.com\/sqlsync-go\/sqlsync\/vfs/.test(fn)) return 'sqlsync VFS and stores';
-  if (/^github\.com\/sqlsync-go\/sqlsync\/(shared\/engine|client)/.test(fn)) return 'sqlsync engine and client';
-  if (/^github\.com\/sqlsync-go\/sqlsync\/wasm\/jsmutator/.test(fn)) return 'mutator host (jsmutator)';
-  if (/^github\.com\/sqlsync-go\/sqlsync/.test(fn)) return 'sqlsync, other';
+  if (/go\/sqlite3\/wasm/.test(g)) return 'SQLite (wasm2go)';
+  if (/ncruces\/go\/sqlite3/.test(g)) return 'SQLite Go API';
+  if (/^crypto/.test(g)) return 'hashing (SHA-256)';
+  if (/^syscall\/js\.|^(wasm-to-js|js-to-wasm)$/.test(fn) || /wasm_exec/.test(url)) return 'Go ⇄ JavaScript calls';
+  if (/^encoding\/json|fxamacker\/cbor/.test(g)) return 'JSON / CBOR encoding';
+  if (/sqlsync\/go\/sqlsync\/vfs/.test(g)) return 'sqlsync VFS and stores';
+  if (/sqlsync\/go\/sqlsync\/(shared\/engine|client|shared\/pendinglog)/.test(g)) return 'sqlsync engine, client and pending log';
+  if (/sqlsync\/go\/sqlsync\/wasm\/jsmutator/.test(g)) return 'mutator host (jsmutator)';
+  if (/sqlsync\/go\/sqlsync/.test(g)) return 'sqlsync, other';
   if (/^\$?(func\d+|wasm-function)/.test(fn)) return 'wasm, unnamed (the mutator module)';
+  if (!url && /^(read|write|flush|truncate|getSize|close|createSyncAccessHandle|getDirectoryHandle|getFileHandle|removeEntry|move)$/.test(fn)) return 'OPFS file access';
+  if (!url && /^(postMessage|onmessage|decode|encode)$/.test(fn)) return 'messages between threads';
   if (fn === '(program)') return 'browser, outside JavaScript (compile, parse, layout…)';
   if (fn === '(idle)') return 'idle';
   if (/^(react|scheduler)|react-dom/.test(url) || /\/assets\/index-/.test(url)) return 'page JavaScript (React, app)';
@@ -98,7 +108,7 @@ function summarise(trace, names) {
     const prof = profiles.get(`${e.pid}:${e.id}`);
     if (!prof) continue;
     const cp = e.args.data.cpuProfile ?? {};
-    for (const n of cp.nodes ?? []) prof.nodes.set(n.id, n.callFrame);
+    for (const n of cp.nodes ?? []) prof.nodes.set(n.id, { ...n.callFrame, parent: n.parent });
     const samples = cp.samples ?? [];
     const deltas = e.args.data.timeDeltas ?? [];
     for (let i = 0; i < samples.length; i++) {
@@ -108,7 +118,13 @@ function summarise(trace, names) {
   }
   const byThread = new Map();
   for (const prof of profiles.values()) {
-    const t = byThread.get(prof.thread) ?? { total: 0, parts: new Map(), fns: new Map() };
+    const t = byThread.get(prof.thread) ?? { total: 0, parts: new Map(), fns: new Map(), callers: new Map() };
+    const named = (id) => {
+      const cf = prof.nodes.get(id) ?? {};
+      const fn = cf.functionName || '(anonymous)';
+      const m = /^\$?(?:func|wasm-function\[)(\d+)\]?$/.exec(fn);
+      return m && names.has(Number(m[1])) ? names.get(Number(m[1])) : fn;
+    };
     for (const [id, ms] of prof.self) {
       const cf = prof.nodes.get(id) ?? {};
       let fn = cf.functionName || '(anonymous)';
@@ -119,6 +135,19 @@ function summarise(trace, names) {
       t.total += ms;
       t.parts.set(part, (t.parts.get(part) ?? 0) + ms);
       t.fns.set(fn, (t.fns.get(fn) ?? 0) + ms);
+      if (part === 'OPFS file access') {
+        // Who asked: the nearest sqlsync Go function up the stack.
+        const chain = [];
+        for (let up = cf.parent; up !== undefined && chain.length < DEPTH; up = prof.nodes.get(up)?.parent) {
+          const n = named(up);
+          if (/sqlsync\/go\/sqlsync/.test(goPkg(n)) && !/vfs\/opfs|internal\/jsinterop/.test(goPkg(n))) {
+            chain.push(n.replace(/^github\.com_sqlsync_go_sqlsync_/, ''));
+          }
+        }
+        const caller = chain.join(' ← ') || '(none)';
+        const key = `${fn} ← ${caller}`;
+        t.callers.set(key, (t.callers.get(key) ?? 0) + ms);
+      }
     }
     byThread.set(prof.thread, t);
   }
@@ -127,12 +156,16 @@ function summarise(trace, names) {
 
 function report(title, summary) {
   const lines = [`\n### ${title}\n`];
-  for (const [thread, t] of summary.slice(0, 3)) {
+  for (const [thread, t] of summary.slice(0, 2)) {
     lines.push(`**${thread}**: ${t.total.toFixed(0)} ms of CPU\n`);
     lines.push('| part | ms | share |', '|---|---|---|');
     for (const [part, ms] of [...t.parts].sort((a, b) => b[1] - a[1])) lines.push(`| ${part} | ${ms.toFixed(0)} | ${((100 * ms) / t.total).toFixed(0)}% |`);
     lines.push('', `Top ${TOP} functions by self time:`, '', '| function | ms |', '|---|---|');
     for (const [fn, ms] of [...t.fns].sort((a, b) => b[1] - a[1]).slice(0, TOP)) lines.push(`| \`${fn.replaceAll('|', '\\|')}\` | ${ms.toFixed(1)} |`);
+    if (t.callers.size > 0) {
+      lines.push('', 'OPFS calls by the sqlsync function that made them:', '', '| call ← caller | ms |', '|---|---|');
+      for (const [k, ms] of [...t.callers].sort((a, b) => b[1] - a[1]).slice(0, 10)) lines.push(`| \`${k}\` | ${ms.toFixed(1)} |`);
+    }
     lines.push('');
   }
   return lines.join('\n');
@@ -140,13 +173,17 @@ function report(title, summary) {
 
 const names = wasmNames(namesFile);
 if (names.size === 0) throw new Error(`${namesFile} has no function names: build it without -s`);
+if (process.argv[2]) {
+  // Summarise traces written earlier: node profile.mjs <trace.json>...
+  for (const f of process.argv.slice(2)) console.log(report(f, summarise(JSON.parse(readFileSync(f, 'utf8')), names)));
+  process.exit(0);
+}
 const categories = ['disabled-by-default-v8.cpu_profiler', 'v8.execute', 'devtools.timeline', 'disabled-by-default-devtools.timeline'];
 mkdirSync(resultsDir, { recursive: true });
 const server = await startServer();
-const browser = await launch();
 let out = `The demo in Chromium, CPU profiled (${new Date().toISOString().slice(0, 10)}; Chromium's sampling profiler, every thread; self time)\n`;
 try {
-  const ctx = await browser.newContext();
+  const ctx = await launchProfile();
   const page = await ctx.newPage();
   await page.addInitScript(watchRows, 20);
   // Seed the list and warm the HTTP cache: a first visit.
@@ -156,9 +193,18 @@ try {
   await page.waitForFunction(() => document.querySelector('.badge')?.getAttribute('data-pending') === '0', null, { timeout: 60000 });
 
   const profile = async (scenario, title, run) => {
-    await browser.startTracing(page, { categories });
+    // A persistent context has no Browser object to trace with: drive
+    // tracing over the page's DevTools session (it records every process).
+    const cdp = await ctx.newCDPSession(page);
+    const events = [];
+    cdp.on('Tracing.dataCollected', (e) => events.push(...e.value));
+    const done = new Promise((r) => cdp.once('Tracing.tracingComplete', r));
+    await cdp.send('Tracing.start', { traceConfig: { includedCategories: categories }, transferMode: 'ReportEvents' });
     const detail = await run();
-    const trace = JSON.parse((await browser.stopTracing()).toString());
+    await cdp.send('Tracing.end');
+    await done;
+    await cdp.detach();
+    const trace = { traceEvents: events };
     writeFileSync(join(resultsDir, `profile-${scenario}.json`), JSON.stringify(trace));
     const md = report(`${title}${detail ? ` (${detail})` : ''}`, summarise(trace, names));
     writeFileSync(join(resultsDir, `profile-${scenario}.md`), md);
@@ -178,7 +224,6 @@ try {
   });
   await ctx.close();
 } finally {
-  await browser.close();
   await server.stop();
 }
 console.log(out);
