@@ -305,6 +305,14 @@ func (s *Store) create() error {
 
 // writeNewLog makes log a fresh, durable log holding only a header.
 func (s *Store) writeNewLog(baseLSN uint64, baseCount uint32) error {
+	if err := s.writeTmpLog(baseLSN, baseCount); err != nil {
+		return err
+	}
+	return s.renameTmpLog()
+}
+
+// writeTmpLog writes tmp as a fresh, durable log holding only a header.
+func (s *Store) writeTmpLog(baseLSN uint64, baseCount uint32) error {
 	f, err := hackpadfs.OpenFile(s.fsys, s.path(tmpName), hackpadfs.FlagReadWrite|hackpadfs.FlagCreate|hackpadfs.FlagTruncate, 0o644)
 	if err != nil {
 		return err
@@ -319,9 +327,11 @@ func (s *Store) writeNewLog(baseLSN uint64, baseCount uint32) error {
 	if err != nil {
 		return fmt.Errorf("write %s: %w", tmpName, err)
 	}
-	if err := s.runHook("tmp"); err != nil {
-		return err
-	}
+	return s.runHook("tmp")
+}
+
+// renameTmpLog makes tmp the log, durably.
+func (s *Store) renameTmpLog() error {
 	if err := hackpadfs.Rename(s.fsys, s.path(tmpName), s.path(logName)); err != nil {
 		return err
 	}
@@ -658,29 +668,45 @@ func (s *Store) fold() error {
 		return err
 	}
 
-	// 3. The swap: from here on the base files are the state.
-	if err := s.writeNewLog(s.lsn, s.count); err != nil {
+	// 3. The swap: from here on the base files are the state. Readers go
+	// on reading the old log until the rename, but not after it: a handle
+	// to a replaced file may fail (on OPFS it does), so they wait from the
+	// rename to the swap.
+	if err := s.writeTmpLog(s.lsn, s.count); err != nil {
 		return err
 	}
-	log, err := hackpadfs.OpenFile(s.fsys, s.path(logName), hackpadfs.FlagReadWrite, 0)
-	if err != nil {
-		// The directory is consistent, but appends would go to the old log.
-		s.broken = err
-		return fmt.Errorf("reopen %s: %w", logName, err)
-	}
 	s.mu.Lock()
-	old := s.log
-	s.log, s.logSize = log, headerSize
-	for no := 1; no < len(s.loc); no++ {
-		s.loc[no] = locData
-	}
+	old, err := s.swapLog()
 	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
 	s.lowWater = s.count
 	err = old.Close()
 	if terr := hackpadfs.TruncateFile(s.lsns, int64(s.count)*lsnSize); terr != nil {
 		err = errors.Join(err, fmt.Errorf("truncate %s: %w", lsnsName, terr))
 	}
 	return err
+}
+
+// swapLog makes tmp the log and reads pages from data or from it from now
+// on. The caller holds wmu and mu. It returns the old log's handle.
+func (s *Store) swapLog() (old hackpadfs.File, err error) {
+	if err := s.renameTmpLog(); err != nil {
+		return nil, err
+	}
+	log, err := hackpadfs.OpenFile(s.fsys, s.path(logName), hackpadfs.FlagReadWrite, 0)
+	if err != nil {
+		// The directory is consistent, but appends would go to the old log.
+		s.broken = err
+		return nil, fmt.Errorf("reopen %s: %w", logName, err)
+	}
+	old = s.log
+	s.log, s.logSize = log, headerSize
+	for no := 1; no < len(s.loc); no++ {
+		s.loc[no] = locData
+	}
+	return old, nil
 }
 
 // ChangedSince returns the pages changed after lsn.
