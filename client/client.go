@@ -59,6 +59,10 @@ type Options struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Logger receives the replica's logs; default slog.Default().
 	Logger *slog.Logger
+	// OnStep, if set, is called as Open passes each step of opening the
+	// replica, for startup timings: "state" (snapshot store and pending
+	// log open) and "replayed" (the pending mutations replayed: ready).
+	OnStep func(step string)
 	// Dial opens the transport; default: WebSocket.
 	Dial Dialer
 }
@@ -176,15 +180,21 @@ func Open(ctx context.Context, opts Options) (*Doc, error) {
 		done:      make(chan struct{}),
 		status:    Status{State: Offline},
 	}
+	step := func(string) {}
+	if opts.OnStep != nil {
+		step = opts.OnStep
+	}
 	if err := d.openState(); err != nil {
 		d.closeState()
 		return nil, fmt.Errorf("open document %s: %w", opts.DocID, err)
 	}
+	step("state")
 	eng, err := engine.OpenClient(ctx, d.store, d.log, opts.Mutator)
 	if err != nil {
 		d.closeState()
 		return nil, fmt.Errorf("open document %s: %w", opts.DocID, err)
 	}
+	step("replayed")
 	d.eng = eng
 	d.closers = append([]func() error{eng.Close}, d.closers...)
 	d.failures = eng.LocalFailures()

@@ -13,6 +13,7 @@
 //	doc.status()                        -> Promise<statusJSON>
 //	doc.setOnline(on)                   -> Promise<void>
 //	doc.close()                         -> Promise<void>
+//	doc.steps                           {step: ms since open began}
 //
 // Config and values are described in package bridge; module, a Uint8Array,
 // is the document's WebAssembly mutator, which runs on the browser's own
@@ -29,6 +30,7 @@ import (
 	"log/slog"
 	"os"
 	"syscall/js"
+	"time"
 
 	"github.com/sqlsync-go/sqlsync/internal/jsinterop"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
@@ -67,12 +69,12 @@ type openConfig struct {
 // moduleMutator compiles a document's mutator module (once per worker for
 // each module) and gives the document its own instance of it.
 func moduleMutator(ctx context.Context, cfg bridge.Config, logger *slog.Logger) (engine.Mutator, error) {
-	m, err := jsmutator.Compile(ctx, cfg.Module, jsmutator.Limits{})
+	// The worker script checked the module's SHA-256 (cfg.MutatorHash) as
+	// it fetched it or took it from its cache, with the browser's native
+	// digest: no need to hash it again here.
+	m, err := jsmutator.CompileHashed(ctx, cfg.Module, cfg.MutatorHash, jsmutator.Limits{})
 	if err != nil {
 		return nil, err
-	}
-	if cfg.MutatorHash != "" && m.Hash() != cfg.MutatorHash {
-		return nil, fmt.Errorf("mutator module %s does not have the hash %s", m.Hash(), cfg.MutatorHash)
 	}
 	return m.Mutator(logger.With("doc", cfg.DocID)), nil
 }
@@ -105,16 +107,24 @@ func open(this js.Value, args []js.Value) any {
 		}
 		logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 		ctx := context.Background()
+		// Startup timings: ms since open began at each step, handed to the
+		// worker script as doc.steps.
+		t0 := time.Now()
+		steps := map[string]any{}
+		cfg.OnStep = func(step string) { steps[step] = float64(time.Since(t0).Microseconds()) / 1000 }
 		state, err := openState(ctx, &cfg.Config)
 		if err != nil {
 			return nil, err
 		}
+		cfg.OnStep("storage")
 		d, err := bridge.Open(ctx, cfg.Config, state, logger, func(b []byte) { onEvent.Invoke(string(b)) })
 		if err != nil {
 			closeState(state)
 			return nil, err
 		}
-		return docValue(d), nil
+		v := docValue(d)
+		v.Set("steps", js.ValueOf(steps))
+		return v, nil
 	})
 }
 

@@ -180,10 +180,15 @@ const phases = (s) => {
   if (!s) return '';
   const at = (k) => s[k];
   return [
+    ['owner', at('init')],
     ['download', at('downloaded') ?? at('compiled')],
     ['compiled', at('compiled')],
     ['Go started', at('started')],
     ['mutator', at('mutator')],
+    ['Go: storage', at('go.storage')],
+    ['mutator module', at('go.mutator')],
+    ['snapshot and log', at('go.state')],
+    ['replayed', at('go.replayed')],
     ['opened', at('opened')],
     ['ready', at('ready')],
   ]

@@ -5,7 +5,8 @@
 // the stripped wasm bundle the demo ships are named from an unstripped
 // build of the same source (SQLSYNC_NAMES_WASM, default
 // bin/sqlsync-names.wasm: same code, plus the name section), matched by
-// function index. Writes, per scenario, the trace
+// function index. A third scenario times doc.mutate offline. Writes, per
+// scenario, the trace
 // (demo-todo/test-results/profile-<scenario>.json, loadable in DevTools'
 // Performance panel) and a summary of self time by thread, by part of the
 // system and by function (profile-<scenario>.md, also printed).
@@ -221,6 +222,22 @@ try {
     const times = await page.evaluate(typeItems, 20);
     const s = [...times].sort((a, b) => a - b);
     return `type-to-screen p50 ${s[10].toFixed(0)} ms, max ${s[19].toFixed(0)} ms`;
+  });
+  await profile('mutate', 'doc.mutate until durable, offline, 100 times', async () => {
+    const times = await page.evaluate(async () => {
+      const doc = window.sqlsyncDoc;
+      await doc.setOnline(false);
+      const times = [];
+      for (let i = 0; i < 100; i++) {
+        const t0 = performance.now();
+        await doc.mutate('add', { id: crypto.randomUUID(), title: `m${i}` });
+        times.push(performance.now() - t0);
+      }
+      await doc.setOnline(true);
+      return times;
+    });
+    const s = [...times].sort((a, b) => a - b);
+    return `p50 ${s[50].toFixed(1)} ms, p90 ${s[90].toFixed(1)} ms`;
   });
   await ctx.close();
 } finally {

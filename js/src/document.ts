@@ -67,8 +67,11 @@ export class SqlsyncDocument {
    * (the wasm bundle fetched, compiled and the Go runtime started; shared
    * by every document of the tab, so they may precede init), mutator (the
    * document's mutator resolved), runtime (the runtime was ready for it),
-   * opened (the replica open); from this page: called (openDocument was
-   * called) and ready (it resolved).
+   * go.storage / go.mutator / go.state / go.replayed (inside the Go
+   * runtime: storage opened, mutator module started, snapshot and pending
+   * log opened, pending mutations replayed), opened (the replica open);
+   * from this page: called (openDocument was called) and ready (it
+   * resolved).
    */
   readonly startup: Record<string, number> = {};
   private w: WorkerLike;

@@ -42,8 +42,9 @@ type Config struct {
 	// Mutator names a registered mutator; default DefaultMutator. It is
 	// ignored when Module is set.
 	Mutator string `json:"mutator"`
-	// MutatorHash is the SHA-256 (hex) Module must have, when the worker
-	// fetched it by hash; empty skips the check.
+	// MutatorHash is the SHA-256 (lowercase hex) of Module, when the worker
+	// has checked it (it fetched the module by hash, or took it from its
+	// cache under that hash); empty: computed here.
 	MutatorHash string `json:"mutatorHash"`
 	// Module, if set, is the document's WebAssembly mutator module, run by
 	// ModuleRuntime instead of a registered mutator. The worker passes it
@@ -51,6 +52,10 @@ type Config struct {
 	Module []byte `json:"-"`
 	// Offline opens the document with syncing switched off.
 	Offline bool `json:"offline"`
+	// OnStep, if set, is called as Open passes each step, for startup
+	// timings: "mutator" (the mutator built), "preloaded" (an IndexedDB
+	// snapshot read into memory), then client.Options.OnStep's steps.
+	OnStep func(step string) `json:"-"`
 }
 
 // DefaultMutator is the mutator a Config without one gets.
@@ -153,10 +158,15 @@ func Open(ctx context.Context, cfg Config, state State, logger *slog.Logger, emi
 	if cfg.DocID == "" {
 		return nil, coded("bad_request", errors.New("open document: no document ID"))
 	}
+	step := func(string) {}
+	if cfg.OnStep != nil {
+		step = cfg.OnStep
+	}
 	mut, err := mutatorFor(ctx, cfg, logger)
 	if err != nil {
 		return nil, err
 	}
+	step("mutator")
 	if len(cfg.Module) > 0 && state.Store != nil {
 		// The module's SQL runs inside a call from JavaScript, where an
 		// IndexedDB read (a promise) would deadlock: serve pages from memory.
@@ -166,17 +176,19 @@ func Open(ctx context.Context, cfg Config, state State, logger *slog.Logger, emi
 			return nil, coded("internal", fmt.Errorf("open document: %w", err))
 		}
 		state.Store = store
+		step("preloaded")
 	}
 	opts := client.Options{
 		URL:         cfg.URL,
 		DocID:       cfg.DocID,
 		Mutator:     mut,
-		MutatorHash: moduleHash(cfg.Module),
+		MutatorHash: moduleHash(cfg),
 		FS:          state.FS,
 		Store:       state.Store,
 		PendingLog:  state.Log,
 		Token:       cfg.Token,
 		Logger:      logger,
+		OnStep:      cfg.OnStep,
 	}
 	doc, err := client.Open(ctx, opts)
 	if err != nil {
@@ -221,13 +233,17 @@ func mutatorFor(ctx context.Context, cfg Config, logger *slog.Logger) (engine.Mu
 	return mut, nil
 }
 
-// moduleHash returns the SHA-256 (hex) of a mutator module, or "" for none
-// (a registered Go mutator), which the coordinator's hash is compared with.
-func moduleHash(module []byte) string {
-	if len(module) == 0 {
+// moduleHash returns the SHA-256 (hex) of cfg.Module, or "" for none (a
+// registered Go mutator), which the coordinator's hash is compared with:
+// cfg.MutatorHash when the worker has checked it already, else computed.
+func moduleHash(cfg Config) string {
+	if len(cfg.Module) == 0 {
 		return ""
 	}
-	sum := sha256.Sum256(module)
+	if cfg.MutatorHash != "" {
+		return cfg.MutatorHash
+	}
+	sum := sha256.Sum256(cfg.Module)
 	return hex.EncodeToString(sum[:])
 }
 

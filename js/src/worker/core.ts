@@ -19,6 +19,8 @@ export interface GoDoc {
   status(): Promise<string>;
   setOnline(on: boolean): Promise<void>;
   close(): Promise<void>;
+  /** When each step of the open was passed, in ms since it began (startup timings). */
+  steps?: Record<string, number>;
 }
 
 /** The Go side's entry point, globalThis.sqlsyncGo. */
@@ -194,6 +196,7 @@ export class WorkerCore {
     this.owning = true;
     let go: GoDoc;
     let resolved: ResolvedMutator;
+    let openedAt: number | undefined; // when the Go side's open began
     try {
       this.mark('init');
       const api = this.loadGo();
@@ -205,6 +208,7 @@ export class WorkerCore {
       this.mark('mutator');
       const goApi = await api;
       this.mark('runtime');
+      openedAt = this.env.now?.();
       go = await goApi.open(
         JSON.stringify({
           url: cfg.url,
@@ -227,6 +231,9 @@ export class WorkerCore {
     if (this.closing) {
       await go.close();
       return;
+    }
+    if (openedAt !== undefined) {
+      for (const [step, ms] of Object.entries(go.steps ?? {})) this.marks[`go.${step}`] ??= openedAt + ms;
     }
     this.mark('opened');
     this.go = go;
@@ -260,7 +267,8 @@ export class WorkerCore {
   /**
    * mark records when a step of opening the document happened: init (the
    * open began), mutator (its mutator resolved), runtime (the Go runtime
-   * ready), opened (the replica open).
+   * ready), go.<step> (the Go side's steps of the open: storage, mutator,
+   * state, replayed), opened (the replica open).
    */
   private mark(name: string): void {
     const t = this.env.now?.();
