@@ -1,17 +1,33 @@
-import { useEffect, useRef, useState, type KeyboardEvent } from 'react';
-import { deleteItem, moveItem, renameItem, toggleItem, type Item, type SqlsyncDocument } from '../todo';
+import { memo, useEffect, useRef, useState, type KeyboardEvent } from 'react';
+import { deleteItem, renameItem, toggleItem, type Item, type SqlsyncDocument } from '../todo';
 import { useReport } from '../toasts';
 import { InlineEdit } from './InlineEdit';
 
 interface Props {
   doc: SqlsyncDocument;
-  items: Item[];
+  item: Item;
   index: number;
+  last: boolean;
+  /** Moves the item at index by one place, against the list as it is now. */
+  move: (index: number, by: -1 | 1) => Promise<void>;
 }
 
-/** One item: done checkbox, title, and its rename, move and delete buttons. */
-export function ItemRow({ doc, items, index }: Props) {
-  const item = items[index];
+/**
+ * One item: done checkbox, title, and its rename, move and delete buttons.
+ * Memoised on what it shows, so adding an item renders one row, not all.
+ */
+export const ItemRow = memo(ItemRowView, (a, b) =>
+  a.doc === b.doc &&
+  a.index === b.index &&
+  a.last === b.last &&
+  a.move === b.move &&
+  a.item.id === b.item.id &&
+  a.item.title === b.item.title &&
+  a.item.done === b.item.done &&
+  a.item.position === b.item.position,
+);
+
+function ItemRowView({ doc, item, index, last, move: moveBy }: Props) {
   const report = useReport();
   const [editing, setEditing] = useState(false);
   const row = useRef<HTMLLIElement>(null);
@@ -30,7 +46,7 @@ export function ItemRow({ doc, items, index }: Props) {
 
   const move = (by: -1 | 1) => {
     focusAfterMove.current = document.activeElement as HTMLElement | null;
-    moveItem(doc, items, index, by).catch(report);
+    moveBy(index, by).catch(report);
   };
   const onKeyDown = (e: KeyboardEvent) => {
     if (!e.altKey || (e.key !== 'ArrowUp' && e.key !== 'ArrowDown')) return;
@@ -83,7 +99,7 @@ export function ItemRow({ doc, items, index }: Props) {
               className="icon"
               aria-label={`Move ${name} down`}
               aria-describedby="move-hint"
-              disabled={index === items.length - 1}
+              disabled={last}
               onClick={() => move(1)}
             >
               ↓
