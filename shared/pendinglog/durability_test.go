@@ -157,7 +157,8 @@ func (f *syncFile) WriteAt(p []byte, off int64) (int, error) {
 func (f *syncFile) Truncate(size int64) error { return hackpadfs.TruncateFile(f.File, size) }
 
 // TestDirectorySyncedAfterRename: creating a log and rewriting it on trim
-// each rename a temporary file over it and then sync its directory.
+// each rename a temporary file over it and then sync its directory;
+// trimming everything cuts the file in place instead.
 func TestDirectorySyncedAfterRename(t *testing.T) {
 	m, err := mem.NewFS()
 	if err != nil {
@@ -181,11 +182,27 @@ func TestDirectorySyncedAfterRename(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := l.Trim(4); err != nil {
+	if err := l.Trim(3); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(fsys.ops, want) {
 		t.Fatalf("rewriting the log on trim: %q, want %q", fsys.ops, want)
+	}
+	// Trimming everything cuts the file in place: no new file to rename.
+	fsys.ops = nil
+	if err := l.Trim(4); err != nil {
+		t.Fatal(err)
+	}
+	if len(fsys.ops) != 0 {
+		t.Fatalf("trimming everything: %q, want no rename", fsys.ops)
+	}
+	l.Close()
+	l, err = pendinglog.Open(fsys, "state/pending")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := l.Load(); len(got) != 0 {
+		t.Fatalf("after trimming everything the log holds %d mutations", len(got))
 	}
 	l.Close()
 }

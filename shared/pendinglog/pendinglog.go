@@ -12,7 +12,9 @@
 // Open reports it as [ErrCorrupt] and cuts nothing.
 //
 // A new or rewritten log is written to name.tmp, synced, renamed over name,
-// and the directory is synced, so the rename survives a crash.
+// and the directory is synced, so the rename survives a crash. Trimming
+// every mutation (a client that keeps up) instead cuts the file back to its
+// header in place and syncs it: no new file on the hot path.
 //
 // One process at a time: on the os file system Open holds an exclusive
 // flock on name.lock until Close, and a second Open fails at once with an
@@ -84,14 +86,15 @@ func (m *Memory) Trim(through uint64) error {
 
 // File is a pending log in a file.
 type File struct {
-	mu   sync.Mutex
-	fsys hackpadfs.FS
-	name string
-	f    hackpadfs.File
-	lock *dirlock.Lock
-	id   string
-	log  []engine.Mutation
-	size int64 // bytes of valid records, where the next append goes
+	mu     sync.Mutex
+	fsys   hackpadfs.FS
+	name   string
+	f      hackpadfs.File
+	lock   *dirlock.Lock
+	id     string
+	log    []engine.Mutation
+	size   int64 // bytes of valid records, where the next append goes
+	header int64 // bytes of the header record
 }
 
 var (
@@ -141,6 +144,7 @@ func (l *File) load() error {
 		return fmt.Errorf("%w: bad header", ErrCorrupt)
 	}
 	l.id = string(payload[len(magic):])
+	l.header = int64(n)
 	off := n
 	for off < len(data) {
 		payload, n, ok := nextRecord(data[off:])
@@ -313,6 +317,21 @@ func (l *File) Trim(through uint64) error {
 		l.log = keep
 		return nil
 	}
+	if len(keep) == 0 {
+		// Everything is acknowledged (the usual case: a client that keeps
+		// up): cut the file back to its header in place, one truncate and
+		// one sync, rather than write, rename and sync a new file. A crash
+		// leaves it whole or cut, and either is right.
+		if err := hackpadfs.TruncateFile(l.f, l.header); err != nil {
+			return fmt.Errorf("pendinglog: trim: %w", err)
+		}
+		if err := syncFile(l.f); err != nil {
+			return fmt.Errorf("pendinglog: trim: sync: %w", err)
+		}
+		l.size = l.header
+		l.log = nil
+		return nil
+	}
 	if err := l.rewrite(keep); err != nil {
 		return fmt.Errorf("pendinglog: trim: %w", err)
 	}
@@ -324,6 +343,7 @@ func (l *File) Trim(through uint64) error {
 // file, synced, then renamed over the log.
 func (l *File) rewrite(ms []engine.Mutation) error {
 	buf := record(append([]byte(magic), l.id...))
+	header := int64(len(buf))
 	for _, m := range ms {
 		buf = append(buf, record(encodeMutation(m))...)
 	}
@@ -353,6 +373,7 @@ func (l *File) rewrite(ms []engine.Mutation) error {
 	l.f.Close()
 	l.f = f
 	l.size = int64(len(buf))
+	l.header = header
 	return nil
 }
 
