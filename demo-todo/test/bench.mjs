@@ -12,7 +12,11 @@
 // Each against, in the same run, the official @sqlite.org/sqlite-wasm
 // build (what a web developer would pick instead, with no sync) in a
 // worker on OPFS (test/baseline/): cold start to its first query, reload,
-// a durable one-row insert, and the bytes each ships (brotli).
+// a durable one-row insert, and the bytes each ships (brotli). And against
+// the same SQLite sqlsync runs (ncruces go-sqlite3 in Go wasm) on sqlsync's
+// own OPFS storage code, with no sync (test/baseline/plain.html, built from
+// bench/browser/plainsqlite into bin/): cold start and a durable one-row
+// insert, what the sync engine adds on top of the same SQLite and storage.
 // Writes the figures as JSON to BENCH_DEMO_OUT (default
 // demo-todo/test-results/bench.json) and a Markdown table beside it (.md),
 // and prints the table.
@@ -37,12 +41,25 @@ const median = (xs) => pct(xs, 0.5);
 
 const repo = join(demoDir, '..');
 
-/** Serves test/baseline/ and the sqlite-wasm package's dist/ on 127.0.0.1. */
+/**
+ * Serves test/baseline/, the sqlite-wasm package's dist/ and, as
+ * /baseline/plainsqlite.wasm and /baseline/wasm_exec.js, the plain Go
+ * baseline from bin/ (make bin/plainsqlite.wasm), on 127.0.0.1.
+ */
 async function startBaseline() {
+  const files = { '/baseline/plainsqlite.wasm': join(repo, 'bin', 'plainsqlite.wasm'), '/baseline/wasm_exec.js': join(repo, 'bin', 'wasm_exec.js') };
+  for (const file of Object.values(files)) {
+    if (!existsSync(file)) throw new Error(`${file} is missing: run make bin/plainsqlite.wasm`);
+  }
   const roots = { '/baseline/': join(demoDir, 'test', 'baseline'), '/node_modules/@sqlite.org/sqlite-wasm/dist/': join(repo, 'node_modules', '@sqlite.org', 'sqlite-wasm', 'dist') };
   const types = { '.html': 'text/html', '.mjs': 'text/javascript', '.js': 'text/javascript', '.wasm': 'application/wasm' };
   const srv = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
+    if (files[path]) {
+      res.writeHead(200, { 'content-type': types[extname(path)], 'cache-control': 'no-cache' });
+      createReadStream(files[path]).pipe(res);
+      return;
+    }
     for (const [prefix, dir] of Object.entries(roots)) {
       if (!path.startsWith(prefix)) continue;
       const file = normalize(join(dir, path.slice(prefix.length) || 'index.html'));
@@ -85,6 +102,7 @@ const result = {
   secondList: [],
   mutate: [],
   baseline: { first: [], reload: [], insert: [] },
+  plain: { first: [], insert: [], insertInGo: [] },
   bytes: bundleBytes(),
 };
 try {
@@ -166,6 +184,18 @@ try {
     }
     await ctx.close();
   }
+  // The same SQLite on the same OPFS storage code, no sync, on a new profile.
+  {
+    const ctx = await launchProfile();
+    const page = await ctx.newPage();
+    await page.goto(`${baselineServer.url}/baseline/plain.html`);
+    result.plain.first.push({ rowsMs: (await page.evaluate(() => window.plain)).firstQueryAt });
+    await page.evaluate((n) => window.insertRows(n), 50);
+    const { times, inGo } = await page.evaluate((n) => window.insertRows(n), MUTATIONS);
+    result.plain.insert = times;
+    result.plain.insertInGo = inGo;
+    await ctx.close();
+  }
 } finally {
   await server.stop();
   baselineServer.stop();
@@ -223,6 +253,17 @@ print(`| durable one-row write p50 (sqlsync: doc.mutate offline; n=${MUTATIONS})
 print(`| durable one-row write p90 | ${f(pct(result.mutate, 0.9))} | ${f(pct(result.baseline.insert, 0.9))} | ${ratio(pct(result.mutate, 0.9), pct(result.baseline.insert, 0.9))} |`);
 print(`| wasm, brotli 11 (raw) | ${kib(B.sqlsync.wasmBrotli)} (${kib(B.sqlsync.wasmRaw)}) | ${kib(B.baseline.wasmBrotli)} (${kib(B.baseline.wasmRaw)}) | ${ratio(B.sqlsync.wasmBrotli, B.baseline.wasmBrotli)} |`);
 print(`| JavaScript, brotli 11 | worker ${kib(B.sqlsync.workerBrotli)} | ${kib(B.baseline.jsBrotli)} | |`);
+print('');
+print("Against the same SQLite (ncruces go-sqlite3 in Go wasm) on sqlsync's OPFS storage code (vfs, filestore: a log append and flush per commit), no sync:");
+print('');
+print('| | sqlsync | ncruces on OPFS, no sync | ratio |');
+print('|---|---|---|---|');
+const P = result.plain;
+const fine = (v) => (v !== undefined && v < 10 ? `${v.toFixed(1)} ms` : f(v)); // a write in Go can take under a ms
+print(`| cold start to first query (first visit; sqlsync: to 20 rows on screen) | ${f(med(result.first))} | ${f(med(P.first))} | ${ratio(med(result.first), med(P.first))} |`);
+print(`| durable one-row write p50 (sqlsync: doc.mutate offline; n=${MUTATIONS}) | ${fine(pct(result.mutate, 0.5))} | ${fine(pct(P.insert, 0.5))} | ${ratio(pct(result.mutate, 0.5), pct(P.insert, 0.5))} |`);
+print(`| durable one-row write p90 | ${fine(pct(result.mutate, 0.9))} | ${fine(pct(P.insert, 0.9))} | ${ratio(pct(result.mutate, 0.9), pct(P.insert, 0.9))} |`);
+print(`| of which in Go, BEGIN to COMMIT, p50 / p90 | | ${fine(pct(P.insertInGo, 0.5))} / ${fine(pct(P.insertInGo, 0.9))} | |`);
 const table = lines.join('\n') + '\n';
 writeFileSync(out.replace(/\.json$/, '') + '.md', table);
 console.log(table);
