@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"errors"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -220,6 +221,9 @@ func testReadChanged(t *testing.T, s vfs.Store) {
 		done <- nil
 	}()
 	for running := true; running; {
+		// Let the writer run: under GOOS=js there is one thread and no
+		// preemption, and a read that never blocks would starve it.
+		runtime.Gosched()
 		select {
 		case err := <-done:
 			if err != nil {
