@@ -86,11 +86,9 @@
 package filestore
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"path"
 	"sync"
@@ -111,19 +109,6 @@ const (
 	lockName = "lock" // see Locking
 )
 
-// On-disk format.
-const (
-	logMagic      = "SQSL"
-	recordMagic   = "SQSR"
-	formatVersion = 1
-	headerSize    = 24               // magic, version, baseLSN, basePageCount, crc
-	recordFixed   = 20               // magic, LSN, PageCount, number of pages
-	entrySize     = 4 + vfs.PageSize // page number, page bytes
-	crcSize       = 4                // the record's trailing crc32c
-	lsnSize       = 8                // one entry of lsns
-	minRecordSize = recordFixed + crcSize
-)
-
 // Where the newest version of a page lives, when not at a log offset (> 0).
 const (
 	locZero int64 = 0  // nowhere: the page reads as zeros
@@ -133,8 +118,6 @@ const (
 // DefaultCheckpointBytes is the smallest log size that triggers a checkpoint
 // when OpenOptions.CheckpointBytes is 0.
 const DefaultCheckpointBytes = 4 << 20
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // OpenOptions tunes a Store.
 type OpenOptions struct {
@@ -303,191 +286,6 @@ func (s *Store) create() error {
 	return err
 }
 
-// writeNewLog makes log a fresh, durable log holding only a header.
-func (s *Store) writeNewLog(baseLSN uint64, baseCount uint32) error {
-	if err := s.writeTmpLog(baseLSN, baseCount); err != nil {
-		return err
-	}
-	return s.renameTmpLog()
-}
-
-// writeTmpLog writes tmp as a fresh, durable log holding only a header.
-func (s *Store) writeTmpLog(baseLSN uint64, baseCount uint32) error {
-	f, err := hackpadfs.OpenFile(s.fsys, s.path(tmpName), hackpadfs.FlagReadWrite|hackpadfs.FlagCreate|hackpadfs.FlagTruncate, 0o644)
-	if err != nil {
-		return err
-	}
-	err = writeAt(f, encodeHeader(baseLSN, baseCount), 0)
-	if err == nil {
-		err = syncFile(f)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", tmpName, err)
-	}
-	return s.runHook("tmp")
-}
-
-// renameTmpLog makes tmp the log, durably.
-func (s *Store) renameTmpLog() error {
-	if err := hackpadfs.Rename(s.fsys, s.path(tmpName), s.path(logName)); err != nil {
-		return err
-	}
-	if err := s.runHook("rename"); err != nil {
-		return err
-	}
-	return s.syncDir()
-}
-
-// record is a log record as replay sees it.
-type record struct {
-	lsn   uint64
-	count uint32
-	nos   []uint32
-	size  int64
-}
-
-// Reasons a record does not parse.
-var (
-	errTorn     = errors.New("incomplete record")
-	errChecksum = errors.New("record checksum mismatch")
-)
-
-// readRecord parses the record at the start of r, which has remaining bytes.
-// A record that does not fit, or whose magic or page count is impossible, is
-// errTorn; one that fits but fails its CRC is errChecksum, with rec.size set.
-func readRecord(r *bufio.Reader, remaining int64) (rec record, err error) {
-	if remaining < minRecordSize {
-		return rec, errTorn
-	}
-	var fixed [recordFixed]byte
-	if _, err := io.ReadFull(r, fixed[:]); err != nil {
-		return rec, errTorn
-	}
-	if string(fixed[:4]) != recordMagic {
-		return rec, errTorn
-	}
-	rec.lsn = binary.LittleEndian.Uint64(fixed[4:])
-	rec.count = binary.LittleEndian.Uint32(fixed[12:])
-	n := binary.LittleEndian.Uint32(fixed[16:])
-	if n > rec.count {
-		return rec, errTorn
-	}
-	rec.size = recordSize(int(n))
-	if rec.size > remaining {
-		return rec, errTorn
-	}
-	crc := crc32.Update(0, castagnoli, fixed[:])
-	rec.nos = make([]uint32, n)
-	var entry [entrySize]byte
-	for i := range rec.nos {
-		if _, err := io.ReadFull(r, entry[:]); err != nil {
-			return rec, errTorn
-		}
-		crc = crc32.Update(crc, castagnoli, entry[:])
-		rec.nos[i] = binary.LittleEndian.Uint32(entry[:4])
-	}
-	var sum [crcSize]byte
-	if _, err := io.ReadFull(r, sum[:]); err != nil {
-		return rec, errTorn
-	}
-	if binary.LittleEndian.Uint32(sum[:]) != crc {
-		return rec, errChecksum
-	}
-	return rec, nil
-}
-
-// replay applies the log's records to the state loaded from the base files,
-// cutting off a torn tail.
-func (s *Store) replay() error {
-	info, err := s.log.Stat()
-	if err != nil {
-		return err
-	}
-	size := info.Size()
-	off := int64(headerSize)
-	r := bufio.NewReaderSize(io.NewSectionReader(readerAt{s.log}, off, size-off), 1<<16)
-	for off < size {
-		rec, err := readRecord(r, size-off)
-		if err != nil {
-			// A damaged record followed by a valid one is not a torn tail.
-			if at := s.findRecord(off+1, size, s.lsn); at >= 0 {
-				return fmt.Errorf("%w: %s: damaged record at offset %d (%v) but a valid one follows at offset %d", vfs.ErrCorrupt, logName, off, err, at)
-			}
-			// A torn tail: the commit was never acknowledged.
-			if err := hackpadfs.TruncateFile(s.log, off); err != nil {
-				return fmt.Errorf("cut torn log tail at offset %d: %w", off, err)
-			}
-			if err := syncFile(s.log); err != nil {
-				return fmt.Errorf("cut torn log tail at offset %d: %w", off, err)
-			}
-			break
-		}
-		if rec.lsn <= s.lsn {
-			return fmt.Errorf("%w: %s: record at offset %d has LSN %d after %d", vfs.ErrCorrupt, logName, off, rec.lsn, s.lsn)
-		}
-		var prev uint32
-		for _, no := range rec.nos {
-			if no <= prev || no > rec.count {
-				return fmt.Errorf("%w: %s: record at offset %d (LSN %d) has page %d out of order or outside 1..%d", vfs.ErrCorrupt, logName, off, rec.lsn, no, rec.count)
-			}
-			prev = no
-		}
-		s.applyRecord(rec.lsn, rec.count, rec.nos, off)
-		off += rec.size
-	}
-	s.logSize = off
-	return nil
-}
-
-// findRecord returns the offset of the first whole, valid record with an LSN
-// above lsn that starts at or after from, or -1.
-func (s *Store) findRecord(from, size int64, lsn uint64) int64 {
-	if from >= size {
-		return -1
-	}
-	r := bufio.NewReaderSize(io.NewSectionReader(readerAt{s.log}, from, size-from), 1<<16)
-	var window uint32
-	magic := binary.LittleEndian.Uint32([]byte(recordMagic))
-	for pos := from; ; pos++ {
-		b, err := r.ReadByte()
-		if err != nil {
-			return -1
-		}
-		window = window>>8 | uint32(b)<<24
-		if at := pos - 3; at >= from && window == magic {
-			rr := bufio.NewReader(io.NewSectionReader(readerAt{s.log}, at, size-at))
-			if rec, err := readRecord(rr, size-at); err == nil && rec.lsn > lsn {
-				return at
-			}
-		}
-	}
-}
-
-// applyRecord updates the in-memory state with a record at offset recOff of
-// the log. The caller holds wmu and, outside Open, mu.
-func (s *Store) applyRecord(lsn uint64, count uint32, nos []uint32, recOff int64) {
-	if count < s.count {
-		s.loc = s.loc[:count+1]
-		s.index.Truncate(count)
-	} else if count > s.count {
-		s.loc = append(s.loc, make([]int64, count-s.count)...)
-		// Grown pages changed too (to zeros, unless written below): a
-		// replica that missed an earlier shrink must get them.
-		for no := s.count + 1; no <= count; no++ {
-			s.index.Touch(no, lsn)
-		}
-	}
-	for i, no := range nos {
-		s.loc[no] = recOff + recordFixed + int64(i)*entrySize + 4
-		s.index.Touch(no, lsn)
-	}
-	s.lsn, s.count = lsn, count
-	s.lowWater = min(s.lowWater, count)
-}
-
 // LSN returns the LSN of the last applied commit.
 func (s *Store) LSN() uint64 {
 	s.mu.RLock()
@@ -584,129 +382,6 @@ func (s *Store) Apply(c vfs.Commit) error {
 		s.ckptErr = s.checkpoint()
 	}
 	return nil
-}
-
-// Checkpoint folds the log into data and lsns and starts a fresh log.
-func (s *Store) Checkpoint() error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if s.closed {
-		return fmt.Errorf("filestore: checkpoint: %w", vfs.ErrClosed)
-	}
-	if s.broken != nil {
-		return fmt.Errorf("filestore: checkpoint: log unusable after an earlier failure: %w", s.broken)
-	}
-	s.ckptErr = s.checkpoint()
-	return s.ckptErr
-}
-
-// checkpoint does the work of Checkpoint; the caller holds wmu. Readers run
-// meanwhile: they read data only for pages it leaves alone, and the log
-// through the old handle until the swap.
-func (s *Store) checkpoint() error {
-	if err := s.fold(); err != nil {
-		return fmt.Errorf("filestore: checkpoint at LSN %d: %w", s.lsn, err)
-	}
-	return nil
-}
-
-func (s *Store) fold() error {
-	// 1. data: drop the pages above the low water mark, copy every page
-	// whose newest version is in the log, size to the page count, sync.
-	info, err := s.data.Stat()
-	if err != nil {
-		return err
-	}
-	if low := int64(s.lowWater) * vfs.PageSize; info.Size() > low {
-		if err := hackpadfs.TruncateFile(s.data, low); err != nil {
-			return fmt.Errorf("truncate %s: %w", dataName, err)
-		}
-	}
-	if err := s.runHook("truncate"); err != nil {
-		return err
-	}
-	buf := make([]byte, vfs.PageSize)
-	for no := uint32(1); no <= s.count; no++ {
-		off := s.loc[no]
-		if off <= 0 {
-			continue
-		}
-		if err := readAt(s.log, buf, off); err != nil {
-			return fmt.Errorf("read page %d from %s: %w", no, logName, err)
-		}
-		if err := writeAt(s.data, buf, int64(no-1)*vfs.PageSize); err != nil {
-			return fmt.Errorf("write page %d to %s: %w", no, dataName, err)
-		}
-		if err := s.runHook("page"); err != nil {
-			return err
-		}
-	}
-	if err := hackpadfs.TruncateFile(s.data, int64(s.count)*vfs.PageSize); err != nil {
-		return fmt.Errorf("size %s: %w", dataName, err)
-	}
-	if err := syncFile(s.data); err != nil {
-		return fmt.Errorf("sync %s: %w", dataName, err)
-	}
-	if err := s.runHook("data"); err != nil {
-		return err
-	}
-
-	// 2. lsns, in place. It is cut to size only after the swap: until then
-	// the old log may need entries up to its own base page count.
-	snap := s.index.Snapshot(s.count)
-	raw := make([]byte, len(snap)*lsnSize)
-	for i, lsn := range snap {
-		binary.LittleEndian.PutUint64(raw[i*lsnSize:], lsn)
-	}
-	if err := writeAt(s.lsns, raw, 0); err != nil {
-		return fmt.Errorf("write %s: %w", lsnsName, err)
-	}
-	if err := syncFile(s.lsns); err != nil {
-		return fmt.Errorf("sync %s: %w", lsnsName, err)
-	}
-	if err := s.runHook("lsns"); err != nil {
-		return err
-	}
-
-	// 3. The swap: from here on the base files are the state. Readers go
-	// on reading the old log until the rename, but not after it: a handle
-	// to a replaced file may fail (on OPFS it does), so they wait from the
-	// rename to the swap.
-	if err := s.writeTmpLog(s.lsn, s.count); err != nil {
-		return err
-	}
-	s.mu.Lock()
-	old, err := s.swapLog()
-	s.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	s.lowWater = s.count
-	err = old.Close()
-	if terr := hackpadfs.TruncateFile(s.lsns, int64(s.count)*lsnSize); terr != nil {
-		err = errors.Join(err, fmt.Errorf("truncate %s: %w", lsnsName, terr))
-	}
-	return err
-}
-
-// swapLog makes tmp the log and reads pages from data or from it from now
-// on. The caller holds wmu and mu. It returns the old log's handle.
-func (s *Store) swapLog() (old hackpadfs.File, err error) {
-	if err := s.renameTmpLog(); err != nil {
-		return nil, err
-	}
-	log, err := hackpadfs.OpenFile(s.fsys, s.path(logName), hackpadfs.FlagReadWrite, 0)
-	if err != nil {
-		// The directory is consistent, but appends would go to the old log.
-		s.broken = err
-		return nil, fmt.Errorf("reopen %s: %w", logName, err)
-	}
-	old = s.log
-	s.log, s.logSize = log, headerSize
-	for no := 1; no < len(s.loc); no++ {
-		s.loc[no] = locData
-	}
-	return old, nil
 }
 
 // ChangedSince returns the pages changed after lsn.
@@ -833,47 +508,4 @@ type readerAt struct{ f hackpadfs.File }
 
 func (r readerAt) ReadAt(p []byte, off int64) (int, error) {
 	return hackpadfs.ReadAtFile(r.f, p, off)
-}
-
-func encodeHeader(baseLSN uint64, baseCount uint32) []byte {
-	b := make([]byte, headerSize)
-	copy(b, logMagic)
-	binary.LittleEndian.PutUint32(b[4:], formatVersion)
-	binary.LittleEndian.PutUint64(b[8:], baseLSN)
-	binary.LittleEndian.PutUint32(b[16:], baseCount)
-	binary.LittleEndian.PutUint32(b[20:], crc32.Checksum(b[:20], castagnoli))
-	return b
-}
-
-func decodeHeader(b []byte) (baseLSN uint64, baseCount uint32, err error) {
-	switch {
-	case string(b[:4]) != logMagic:
-		return 0, 0, fmt.Errorf("%w: %s: bad magic %q", vfs.ErrCorrupt, logName, b[:4])
-	case binary.LittleEndian.Uint32(b[20:]) != crc32.Checksum(b[:20], castagnoli):
-		return 0, 0, fmt.Errorf("%w: %s: header checksum mismatch", vfs.ErrCorrupt, logName)
-	case binary.LittleEndian.Uint32(b[4:]) != formatVersion:
-		return 0, 0, fmt.Errorf("%w: %s: unknown format version %d", vfs.ErrCorrupt, logName, binary.LittleEndian.Uint32(b[4:]))
-	}
-	return binary.LittleEndian.Uint64(b[8:]), binary.LittleEndian.Uint32(b[16:]), nil
-}
-
-func recordSize(pages int) int64 {
-	return recordFixed + int64(pages)*entrySize + crcSize
-}
-
-// encodeRecord returns c's log record; c must be valid.
-func encodeRecord(c vfs.Commit) []byte {
-	b := make([]byte, recordSize(len(c.Pages)))
-	copy(b, recordMagic)
-	binary.LittleEndian.PutUint64(b[4:], c.LSN)
-	binary.LittleEndian.PutUint32(b[12:], c.PageCount)
-	binary.LittleEndian.PutUint32(b[16:], uint32(len(c.Pages)))
-	at := recordFixed
-	for _, p := range c.Pages {
-		binary.LittleEndian.PutUint32(b[at:], p.No)
-		copy(b[at+4:], p.Data)
-		at += entrySize
-	}
-	binary.LittleEndian.PutUint32(b[at:], crc32.Checksum(b[:at], castagnoli))
-	return b
 }

@@ -1,0 +1,134 @@
+package filestore
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/hack-pad/hackpadfs"
+
+	"github.com/sqlsync-go/sqlsync/vfs"
+)
+
+// Checkpoint folds the log into data and lsns and starts a fresh log.
+func (s *Store) Checkpoint() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	if s.closed {
+		return fmt.Errorf("filestore: checkpoint: %w", vfs.ErrClosed)
+	}
+	if s.broken != nil {
+		return fmt.Errorf("filestore: checkpoint: log unusable after an earlier failure: %w", s.broken)
+	}
+	s.ckptErr = s.checkpoint()
+	return s.ckptErr
+}
+
+// checkpoint does the work of Checkpoint; the caller holds wmu. Readers run
+// meanwhile: they read data only for pages it leaves alone, and the log
+// through the old handle until the swap.
+func (s *Store) checkpoint() error {
+	if err := s.fold(); err != nil {
+		return fmt.Errorf("filestore: checkpoint at LSN %d: %w", s.lsn, err)
+	}
+	return nil
+}
+
+func (s *Store) fold() error {
+	// 1. data: drop the pages above the low water mark, copy every page
+	// whose newest version is in the log, size to the page count, sync.
+	info, err := s.data.Stat()
+	if err != nil {
+		return err
+	}
+	if low := int64(s.lowWater) * vfs.PageSize; info.Size() > low {
+		if err := hackpadfs.TruncateFile(s.data, low); err != nil {
+			return fmt.Errorf("truncate %s: %w", dataName, err)
+		}
+	}
+	if err := s.runHook("truncate"); err != nil {
+		return err
+	}
+	buf := make([]byte, vfs.PageSize)
+	for no := uint32(1); no <= s.count; no++ {
+		off := s.loc[no]
+		if off <= 0 {
+			continue
+		}
+		if err := readAt(s.log, buf, off); err != nil {
+			return fmt.Errorf("read page %d from %s: %w", no, logName, err)
+		}
+		if err := writeAt(s.data, buf, int64(no-1)*vfs.PageSize); err != nil {
+			return fmt.Errorf("write page %d to %s: %w", no, dataName, err)
+		}
+		if err := s.runHook("page"); err != nil {
+			return err
+		}
+	}
+	if err := hackpadfs.TruncateFile(s.data, int64(s.count)*vfs.PageSize); err != nil {
+		return fmt.Errorf("size %s: %w", dataName, err)
+	}
+	if err := syncFile(s.data); err != nil {
+		return fmt.Errorf("sync %s: %w", dataName, err)
+	}
+	if err := s.runHook("data"); err != nil {
+		return err
+	}
+
+	// 2. lsns, in place. It is cut to size only after the swap: until then
+	// the old log may need entries up to its own base page count.
+	snap := s.index.Snapshot(s.count)
+	raw := make([]byte, len(snap)*lsnSize)
+	for i, lsn := range snap {
+		binary.LittleEndian.PutUint64(raw[i*lsnSize:], lsn)
+	}
+	if err := writeAt(s.lsns, raw, 0); err != nil {
+		return fmt.Errorf("write %s: %w", lsnsName, err)
+	}
+	if err := syncFile(s.lsns); err != nil {
+		return fmt.Errorf("sync %s: %w", lsnsName, err)
+	}
+	if err := s.runHook("lsns"); err != nil {
+		return err
+	}
+
+	// 3. The swap: from here on the base files are the state. Readers go
+	// on reading the old log until the rename, but not after it: a handle
+	// to a replaced file may fail (on OPFS it does), so they wait from the
+	// rename to the swap.
+	if err := s.writeTmpLog(s.lsn, s.count); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	old, err := s.swapLog()
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	s.lowWater = s.count
+	err = old.Close()
+	if terr := hackpadfs.TruncateFile(s.lsns, int64(s.count)*lsnSize); terr != nil {
+		err = errors.Join(err, fmt.Errorf("truncate %s: %w", lsnsName, terr))
+	}
+	return err
+}
+
+// swapLog makes tmp the log and reads pages from data or from it from now
+// on. The caller holds wmu and mu. It returns the old log's handle.
+func (s *Store) swapLog() (old hackpadfs.File, err error) {
+	if err := s.renameTmpLog(); err != nil {
+		return nil, err
+	}
+	log, err := hackpadfs.OpenFile(s.fsys, s.path(logName), hackpadfs.FlagReadWrite, 0)
+	if err != nil {
+		// The directory is consistent, but appends would go to the old log.
+		s.broken = err
+		return nil, fmt.Errorf("reopen %s: %w", logName, err)
+	}
+	old = s.log
+	s.log, s.logSize = log, headerSize
+	for no := 1; no < len(s.loc); no++ {
+		s.loc[no] = locData
+	}
+	return old, nil
+}
