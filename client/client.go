@@ -25,6 +25,18 @@ import (
 )
 
 // Options say which document to open and how.
+//
+// The replica's state (snapshot, pending log, client ID and its secret) is
+// kept in one of three ways, chosen by setting exactly one of:
+//
+//   - StateDir: a directory on disk;
+//   - FS: a hackpadfs file system (the browser's OPFS, for one);
+//   - Store and PendingLog, both (the browser's IndexedDB, for one).
+//
+// With none of them set the state lives in memory and dies with the Doc.
+// Open fails on any other combination (StateDir with FS, Store without
+// PendingLog, Store and PendingLog with StateDir or FS, ...), before it takes
+// anything over.
 type Options struct {
 	// URL is the coordinator's sync endpoint (ws://host:port/v1/sync). If
 	// empty the document stays offline.
@@ -38,17 +50,17 @@ type Options struct {
 	// the coordinator announces a different module (Welcome.MutatorHash),
 	// the replica stops pushing: see Status.MutatorMismatch.
 	MutatorHash string
-	// StateDir keeps the replica (snapshot, pending log, client ID and
-	// its secret) on disk so it survives restarts; empty keeps it in
-	// memory.
+	// StateDir keeps the replica's state in this directory on disk, under
+	// the document's ID, so it survives restarts. It excludes FS, Store and
+	// PendingLog.
 	StateDir string
-	// FS, if set, is used instead of StateDir's directory: the state lives
-	// under FS at the document's ID.
+	// FS keeps the replica's state in this file system, under the
+	// document's ID. It excludes StateDir, Store and PendingLog.
 	FS hackpadfs.FS
-	// Store and PendingLog, if both set, hold the replica's state instead
-	// of StateDir or FS (the browser's IndexedDB, for one). The Doc takes
-	// them over: Close closes them (PendingLog if it has a Close method).
-	// A PendingLog that is a SecretKeeper binds the client ID to its
+	// Store and PendingLog, set together, hold the replica's state
+	// themselves; they exclude StateDir and FS. The Doc takes them over:
+	// Close closes them (PendingLog if it has a Close method). A
+	// PendingLog that is a SecretKeeper binds the client ID to its
 	// secret; one that is not leaves the ID unbound (see SecretKeeper).
 	Store      vfs.Store
 	PendingLog engine.PendingLog
@@ -156,6 +168,9 @@ func Open(ctx context.Context, opts Options) (*Doc, error) {
 	if opts.DocID == "" {
 		return nil, errors.New("open document: no document ID")
 	}
+	if err := checkStorage(opts); err != nil {
+		return nil, fmt.Errorf("open document %s: %w", opts.DocID, err)
+	}
 	if opts.MinBackoff == 0 {
 		opts.MinBackoff = 100 * time.Millisecond
 	}
@@ -206,6 +221,21 @@ func Open(ctx context.Context, opts Options) (*Doc, error) {
 	return d, nil
 }
 
+// checkStorage reports a half-set or conflicting choice of where the
+// replica's state lives (see Options).
+func checkStorage(opts Options) error {
+	switch {
+	case (opts.Store == nil) != (opts.PendingLog == nil):
+		return errors.New("Store and PendingLog go together: set both or neither")
+	case opts.StateDir != "" && opts.FS != nil:
+		return errors.New("StateDir and FS are alternatives: set one")
+	case opts.Store != nil && (opts.StateDir != "" || opts.FS != nil):
+		return errors.New("Store and PendingLog replace StateDir and FS: set one way to keep the state")
+	}
+	return nil
+}
+
+// openState opens the state storage opts chose; checkStorage has passed.
 func (d *Doc) openState() error {
 	if d.opts.Store != nil && d.opts.PendingLog != nil {
 		d.store, d.log = d.opts.Store, d.opts.PendingLog
