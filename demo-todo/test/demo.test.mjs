@@ -60,12 +60,18 @@ it('two people edit one list, one of them offline, and end with the same list', 
   try {
     const a = await newPage(alice, 'alice');
     const b = await newPage(bob, 'bob');
+    // The worker takes the list's mutator as the browser runs it (rewritten
+    // for time and memory limits) from the coordinator, not rewriting it
+    // itself: HTTP-cached, and V8 keeps its compiled code.
+    const builds = [];
+    alice.on('response', (r) => /\/v1\/mutators\/[0-9a-f]{64}-p\d+-v\d+\.wasm$/.test(r.url()) && builds.push(r.status()));
 
     // Alice creates a list and names it.
     await a.goto(server.url + '/');
     await a.getByRole('button', { name: 'New list' }).click();
     await a.waitForURL(/#\/list\/[a-z0-9]+$/);
     await waitBadge(a, 'online');
+    assert.deepEqual([...new Set(builds)], [200], "the mutator's browser build was fetched from the coordinator");
     await a.getByRole('button', { name: 'Name this list' }).click();
     await a.getByLabel('List name').fill('Groceries');
     await a.getByLabel('List name').press('Enter');

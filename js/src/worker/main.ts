@@ -5,7 +5,7 @@ import type { Routed, ToWorker } from '../messages.js';
 import { Router } from './router.js';
 import { loadGo, loadMarks } from './go.js';
 import { resolveMutator, subtleSha256 } from './mutator.js';
-import { installMutatorHost } from './mutator-host.js';
+import { installMutatorHost, mutatorHost } from './mutator-host.js';
 
 installMutatorHost(); // for wasm/jsmutator, which runs a document's mutator module
 
@@ -24,6 +24,7 @@ const router = new Router({
       fetch: (url, init) => fetch(url, init),
       caches: typeof caches !== 'undefined' ? caches : null,
       sha256: subtleSha256,
+      codeSource: mutatorHost.registerCodeSource,
     }),
   newId: () => crypto.randomUUID(),
   now: () => performance.timeOrigin + performance.now(),

@@ -434,13 +434,35 @@ async function codeCache(): Promise<Cache | undefined> {
   }
 }
 
+/** Where coordinators serve modules, by hash: `<base>/v1/mutators/<hash>.wasm`. */
+const codeSources = new Map<string, string>();
+
+/** registerCodeSource notes that url (`<base>/v1/mutators/<hash>.wasm`) serves the module of hash. */
+function registerCodeSource(hash: string, url: string): void {
+  codeSources.set(hash, url);
+}
+
 /**
- * loadCode compiles the rewritten module kept under key, if there is one:
- * streaming from the Cache API's Response, which lets V8 keep its own
- * compiled code for it too. Resolves with undefined when nothing usable is
- * kept (the Go half then rewrites and compiles the module itself).
+ * loadCode compiles the rewritten module for key (`<hash>-p<pages>-v<version>`):
+ * first the browser build its coordinator serves beside the module
+ * (`<base>/v1/mutators/<key>.wasm`, immutable), streamed from a real fetch
+ * so that the HTTP cache keeps its bytes and V8 its compiled code; else
+ * the copy kept in the Cache API (V8 keeps no code for a Response without
+ * a URL, so it compiles again). Resolves with undefined when neither is
+ * there (the Go half then rewrites and compiles the module itself).
  */
 async function loadCode(key: string): Promise<WebAssembly.Module | undefined> {
+  const hash = key.split('-')[0];
+  const src = codeSources.get(hash);
+  if (src?.endsWith(`/${hash}.wasm`) && typeof fetch === 'function') {
+    try {
+      const resp = await fetch(`${src.slice(0, -(hash.length + 5))}${key}.wasm`);
+      if (resp.ok) return await WebAssembly.compileStreaming(resp);
+    } catch {
+      // Offline with nothing in the HTTP cache, or a coordinator that
+      // serves no browser builds: the Cache API's copy, or a rewrite.
+    }
+  }
   const cache = await codeCache();
   const resp = await cache?.match(codeUrl(key)).catch(() => undefined);
   if (!resp) return undefined;
@@ -465,6 +487,7 @@ export const mutatorHost = {
   instantiate: (module: WebAssembly.Module, go: GoHooks, opts: InstanceOptions) => GuestInstance.create(module, go, opts),
   loadCode,
   storeCode,
+  registerCodeSource,
   failTrap: FAIL_TRAP,
   failExit: FAIL_EXIT,
   failTime: FAIL_TIME,

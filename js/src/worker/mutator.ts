@@ -23,6 +23,12 @@ export interface MutatorDeps {
   sha256(bytes: Uint8Array): Promise<string>;
   /** How long to wait for the coordinator's answer before working from the cache; default 10 s. */
   timeoutMs?: number;
+  /**
+   * Told where a coordinator serves the module of hash (its URL,
+   * `<base>/v1/mutators/<hash>.wasm`), so that the mutator host can fetch
+   * the module's browser build from beside it (mutator-host.ts loadCode).
+   */
+  codeSource?(hash: string, url: string): void;
 }
 
 /** The part of a Cache the worker uses. */
@@ -211,7 +217,10 @@ async function cachedModule(url: string, hash: string, cache: CacheLike, deps: M
   const resp = await cache.match(url).catch(() => undefined);
   if (!resp) return undefined;
   const b = await bytesOf(resp);
-  if ((await deps.sha256(b)) === hash) return b;
+  if ((await deps.sha256(b)) === hash) {
+    deps.codeSource?.(hash, url);
+    return b;
+  }
   await cache.delete(url).catch(() => false); // damaged: fetch again
   return undefined;
 }
@@ -226,6 +235,7 @@ async function moduleByHash(base: string, hash: string, cache: CacheLike | null,
     throw new MutatorError(`the mutator module served at ${url} has SHA-256 ${got}, not ${hash}: refusing to run it`, 'mutator_mismatch');
   }
   await cache?.put(url, new Response(b as unknown as BodyInit, { headers: { 'content-type': 'application/wasm' } })).catch(() => {});
+  deps.codeSource?.(hash, url);
   return b;
 }
 

@@ -25,6 +25,7 @@ class World {
   online = true;
   served = new Map<string, Uint8Array | string>();
   fetched: string[] = [];
+  sources: [string, string][] = []; // what deps.codeSource was told
   cache = new FakeCache();
   deps(): MutatorDeps {
     return {
@@ -37,6 +38,7 @@ class World {
       },
       caches: { open: async () => this.cache },
       sha256: subtleSha256,
+      codeSource: (hash, url) => this.sources.push([hash, url]),
     };
   }
   async serveModule(doc: string, bytes: Uint8Array) {
@@ -62,6 +64,9 @@ test('the module the coordinator names is fetched, checked and cached; offline i
   assert.deepEqual(r.module, module);
   assert.equal(r.warning, undefined);
   assert.ok(w.cache.entries.has(`http://co/v1/mutators/${hash}.wasm`));
+  // The mutator host learns where the coordinator serves the module, to
+  // fetch its browser build from beside it.
+  assert.deepEqual(w.sources, [[hash, `http://co/v1/mutators/${hash}.wasm`]]);
 
   // Online again: what was cached runs at once, and only the answer is
   // asked for again, in the background; it has not changed.
@@ -84,9 +89,11 @@ test('the module the coordinator names is fetched, checked and cached; offline i
   await next.revalidated;
 
   w.online = false;
+  w.sources = [];
   const off = await resolveMutator(cfg(), w.deps());
   assert.deepEqual(off.info, { kind: 'module', hash: newHash, source: 'cache' });
   assert.deepEqual(off.module, other);
+  assert.deepEqual(w.sources, [[newHash, `http://co/v1/mutators/${newHash}.wasm`]], 'a cached module is placed too');
 });
 
 test('a coordinator running a built-in mutator gets the built-in', async () => {
