@@ -3,6 +3,8 @@ package vfs
 import (
 	"errors"
 	"fmt"
+
+	"github.com/sqlsync-go/sqlsync/vfs/internal/storestate"
 )
 
 // PageSize is the size in bytes of every page sqlsync stores and sends.
@@ -62,23 +64,25 @@ var ErrCorrupt = errors.New("sqlsync/vfs: corrupt store")
 // ErrBadCommit reports a commit that a store refuses before changing anything.
 var ErrBadCommit = errors.New("sqlsync/vfs: bad commit")
 
+// PageNumbers returns the numbers of c's pages, in c's order.
+func (c Commit) PageNumbers() []uint32 {
+	nos := make([]uint32, len(c.Pages))
+	for i, p := range c.Pages {
+		nos[i] = p.No
+	}
+	return nos
+}
+
 // Validate checks c against a store at lsn: the LSN must grow, and pages must
 // be full, ascending, unique and within the page count.
 func (c Commit) Validate(lsn uint64) error {
-	if c.LSN <= lsn {
-		return fmt.Errorf("%w: LSN %d does not follow %d", ErrBadCommit, c.LSN, lsn)
+	if err := storestate.Check(lsn, c.LSN, c.PageCount, c.PageNumbers()); err != nil {
+		return fmt.Errorf("%w: %w", ErrBadCommit, err)
 	}
-	var prev uint32
 	for _, p := range c.Pages {
-		switch {
-		case p.No == 0 || p.No > c.PageCount:
-			return fmt.Errorf("%w: page %d outside 1..%d", ErrBadCommit, p.No, c.PageCount)
-		case p.No <= prev:
-			return fmt.Errorf("%w: page %d out of order", ErrBadCommit, p.No)
-		case len(p.Data) != PageSize:
+		if len(p.Data) != PageSize {
 			return fmt.Errorf("%w: page %d has %d bytes", ErrBadCommit, p.No, len(p.Data))
 		}
-		prev = p.No
 	}
 	return nil
 }
