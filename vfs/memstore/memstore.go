@@ -7,16 +7,14 @@ import (
 	"sync"
 
 	"github.com/sqlsync-go/sqlsync/vfs"
-	"github.com/sqlsync-go/sqlsync/vfs/internal/pageindex"
+	"github.com/sqlsync-go/sqlsync/vfs/internal/storestate"
 )
 
 // Store keeps every page in memory.
 type Store struct {
 	mu     sync.RWMutex
-	lsn    uint64
-	count  uint32
+	state  storestate.State
 	pages  map[uint32][]byte
-	index  pageindex.Index
 	closed bool
 }
 
@@ -34,14 +32,14 @@ func New() *Store {
 func (s *Store) LSN() uint64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.lsn
+	return s.state.LSN()
 }
 
 // PageCount returns the number of pages.
 func (s *Store) PageCount() uint32 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.count
+	return s.state.PageCount()
 }
 
 // ReadPage copies page no into buf.
@@ -56,7 +54,7 @@ func (s *Store) readPage(no uint32, buf []byte) error {
 	if s.closed {
 		return fmt.Errorf("read page %d: %w", no, vfs.ErrClosed)
 	}
-	if p, ok := s.pages[no]; ok && no <= s.count {
+	if p, ok := s.pages[no]; ok && no <= s.state.PageCount() {
 		copy(buf, p)
 	} else {
 		clear(buf[:vfs.PageSize])
@@ -72,8 +70,8 @@ func (s *Store) ReadChanged(lsn uint64) (vfs.Commit, error) {
 	if s.closed {
 		return vfs.Commit{}, fmt.Errorf("read changed pages: %w", vfs.ErrClosed)
 	}
-	c := vfs.Commit{LSN: s.lsn, PageCount: s.count}
-	for _, no := range s.index.ChangedSince(lsn) {
+	c := vfs.Commit{LSN: s.state.LSN(), PageCount: s.state.PageCount()}
+	for _, no := range s.state.ChangedSince(lsn) {
 		buf := make([]byte, vfs.PageSize)
 		if err := s.readPage(no, buf); err != nil {
 			return vfs.Commit{}, err
@@ -90,26 +88,20 @@ func (s *Store) Apply(c vfs.Commit) error {
 	if s.closed {
 		return fmt.Errorf("apply commit %d: %w", c.LSN, vfs.ErrClosed)
 	}
-	if err := c.Validate(s.lsn); err != nil {
+	if err := c.Validate(s.state.LSN()); err != nil {
 		return fmt.Errorf("apply commit: %w", err)
 	}
-	// Grown pages changed too (to zeros, unless written below): a replica
-	// that missed an earlier shrink must get them.
-	for no := s.count + 1; no <= c.PageCount; no++ {
-		delete(s.pages, no)
-		s.index.Touch(no, c.LSN)
+	ch := s.state.Change(c.LSN, c.PageCount, c.PageNumbers())
+	for no := range ch.Grown() {
+		delete(s.pages, no) // zeros unless written below
 	}
 	for _, p := range c.Pages {
 		s.pages[p.No] = append([]byte(nil), p.Data...)
-		s.index.Touch(p.No, c.LSN)
 	}
-	if c.PageCount < s.count {
-		for no := c.PageCount + 1; no <= s.count; no++ {
-			delete(s.pages, no)
-		}
-		s.index.Truncate(c.PageCount)
+	for no := range ch.Dropped() {
+		delete(s.pages, no)
 	}
-	s.count, s.lsn = c.PageCount, c.LSN
+	s.state.Apply(ch)
 	return nil
 }
 
@@ -117,7 +109,7 @@ func (s *Store) Apply(c vfs.Commit) error {
 func (s *Store) ChangedSince(lsn uint64) []uint32 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.index.ChangedSince(lsn)
+	return s.state.ChangedSince(lsn)
 }
 
 // Close marks the store closed; its pages are dropped.
