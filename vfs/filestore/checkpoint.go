@@ -29,7 +29,7 @@ func (s *Store) Checkpoint() error {
 // through the old handle until the swap.
 func (s *Store) checkpoint() error {
 	if err := s.fold(); err != nil {
-		return fmt.Errorf("filestore: checkpoint at LSN %d: %w", s.lsn, err)
+		return fmt.Errorf("filestore: checkpoint at LSN %d: %w", s.state.LSN(), err)
 	}
 	return nil
 }
@@ -41,7 +41,7 @@ func (s *Store) fold() error {
 	if err != nil {
 		return err
 	}
-	if low := int64(s.lowWater) * vfs.PageSize; info.Size() > low {
+	if low := int64(s.state.LowWater()) * vfs.PageSize; info.Size() > low {
 		if err := hackpadfs.TruncateFile(s.data, low); err != nil {
 			return fmt.Errorf("truncate %s: %w", dataName, err)
 		}
@@ -49,8 +49,9 @@ func (s *Store) fold() error {
 	if err := s.runHook("truncate"); err != nil {
 		return err
 	}
+	count := s.state.PageCount()
 	buf := make([]byte, vfs.PageSize)
-	for no := uint32(1); no <= s.count; no++ {
+	for no := uint32(1); no <= count; no++ {
 		off := s.loc[no]
 		if off <= 0 {
 			continue
@@ -65,7 +66,7 @@ func (s *Store) fold() error {
 			return err
 		}
 	}
-	if err := hackpadfs.TruncateFile(s.data, int64(s.count)*vfs.PageSize); err != nil {
+	if err := hackpadfs.TruncateFile(s.data, int64(count)*vfs.PageSize); err != nil {
 		return fmt.Errorf("size %s: %w", dataName, err)
 	}
 	if err := syncFile(s.data); err != nil {
@@ -77,7 +78,7 @@ func (s *Store) fold() error {
 
 	// 2. lsns, in place. It is cut to size only after the swap: until then
 	// the old log may need entries up to its own base page count.
-	snap := s.index.Snapshot(s.count)
+	snap := s.state.Snapshot()
 	raw := make([]byte, len(snap)*lsnSize)
 	for i, lsn := range snap {
 		binary.LittleEndian.PutUint64(raw[i*lsnSize:], lsn)
@@ -96,7 +97,7 @@ func (s *Store) fold() error {
 	// on reading the old log until the rename, but not after it: a handle
 	// to a replaced file may fail (on OPFS it does), so they wait from the
 	// rename to the swap.
-	if err := s.writeTmpLog(s.lsn, s.count); err != nil {
+	if err := s.writeTmpLog(s.state.LSN(), count); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -105,9 +106,8 @@ func (s *Store) fold() error {
 	if err != nil {
 		return err
 	}
-	s.lowWater = s.count
 	err = old.Close()
-	if terr := hackpadfs.TruncateFile(s.lsns, int64(s.count)*lsnSize); terr != nil {
+	if terr := hackpadfs.TruncateFile(s.lsns, int64(count)*lsnSize); terr != nil {
 		err = errors.Join(err, fmt.Errorf("truncate %s: %w", lsnsName, terr))
 	}
 	return err
@@ -130,5 +130,6 @@ func (s *Store) swapLog() (old hackpadfs.File, err error) {
 	for no := 1; no < len(s.loc); no++ {
 		s.loc[no] = locData
 	}
+	s.state.ResetLowWater()
 	return old, nil
 }

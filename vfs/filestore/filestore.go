@@ -97,7 +97,7 @@ import (
 
 	"github.com/sqlsync-go/sqlsync/internal/dirlock"
 	"github.com/sqlsync-go/sqlsync/vfs"
-	"github.com/sqlsync-go/sqlsync/vfs/internal/pageindex"
+	"github.com/sqlsync-go/sqlsync/vfs/internal/storestate"
 )
 
 // File names inside a store directory.
@@ -139,10 +139,8 @@ type Store struct {
 	wmu sync.Mutex
 	mu  sync.RWMutex
 
-	lsn     uint64
-	count   uint32
-	loc     []int64 // by page number (loc[0] unused): log offset, locData or locZero
-	index   *pageindex.Index
+	state   storestate.State // its low water mark is the lowest page count since the last checkpoint
+	loc     []int64          // by page number (loc[0] unused): log offset, locData or locZero
 	data    hackpadfs.File
 	lsns    hackpadfs.File
 	log     hackpadfs.File
@@ -151,10 +149,9 @@ type Store struct {
 	lock    *dirlock.Lock
 
 	// Writer-only state, under wmu.
-	lowWater uint32 // lowest page count since the last checkpoint
-	broken   error  // set when the log can no longer be appended to
-	ckptErr  error  // the last automatic checkpoint's failure, if any
-	hook     func(stage string) error
+	broken  error // set when the log can no longer be appended to
+	ckptErr error // the last automatic checkpoint's failure, if any
+	hook    func(stage string) error
 }
 
 var (
@@ -234,24 +231,23 @@ func (s *Store) open() error {
 			suspect = append(suspect, uint32(i+1))
 		}
 	}
-	s.index = pageindex.Build(lsns)
+	s.state = storestate.Load(baseLSN, baseCount, lsns)
 	s.loc = make([]int64, baseCount+1)
 	for no := 1; no <= int(baseCount); no++ {
 		s.loc[no] = locData
 	}
-	s.lsn, s.count, s.lowWater = baseLSN, baseCount, baseCount
 
 	if err := s.replay(); err != nil {
 		return err
 	}
 
 	for _, no := range suspect {
-		if no <= s.lowWater && s.index.LSN(no) <= baseLSN {
+		if no <= s.state.LowWater() && s.state.PageLSN(no) <= baseLSN {
 			return fmt.Errorf("%w: %s: page %d changed at an LSN after %d that the log does not hold", vfs.ErrCorrupt, lsnsName, no, baseLSN)
 		}
 	}
 	var top uint32 // the highest page read from data
-	for no := s.count; no > 0; no-- {
+	for no := s.state.PageCount(); no > 0; no-- {
 		if s.loc[no] == locData {
 			top = no
 			break
@@ -290,14 +286,14 @@ func (s *Store) create() error {
 func (s *Store) LSN() uint64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.lsn
+	return s.state.LSN()
 }
 
 // PageCount returns the number of pages.
 func (s *Store) PageCount() uint32 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.count
+	return s.state.PageCount()
 }
 
 // ReadPage copies page no into buf, from the log or from data.
@@ -316,7 +312,7 @@ func (s *Store) readPage(no uint32, buf []byte) error {
 	if s.closed {
 		return fmt.Errorf("filestore: read page %d: %w", no, vfs.ErrClosed)
 	}
-	if no == 0 || no > s.count {
+	if no == 0 || no > s.state.PageCount() {
 		clear(buf)
 		return nil
 	}
@@ -346,7 +342,7 @@ func (s *Store) Apply(c vfs.Commit) error {
 	if s.broken != nil {
 		return fmt.Errorf("filestore: apply commit %d: log unusable after an earlier failure: %w", c.LSN, s.broken)
 	}
-	if err := c.Validate(s.lsn); err != nil {
+	if err := c.Validate(s.state.LSN()); err != nil {
 		return fmt.Errorf("filestore: apply commit %d: %w", c.LSN, err)
 	}
 	rec := encodeRecord(c)
@@ -363,12 +359,8 @@ func (s *Store) Apply(c vfs.Commit) error {
 		}
 		return fmt.Errorf("filestore: apply commit %d: %w", c.LSN, err)
 	}
-	nos := make([]uint32, len(c.Pages))
-	for i, p := range c.Pages {
-		nos[i] = p.No
-	}
 	s.mu.Lock()
-	s.applyRecord(c.LSN, c.PageCount, nos, off)
+	s.applyRecord(c.LSN, c.PageCount, c.PageNumbers(), off)
 	s.logSize = off + int64(len(rec))
 	s.mu.Unlock()
 
@@ -376,7 +368,7 @@ func (s *Store) Apply(c vfs.Commit) error {
 	// the log in charge, is retried by the next Apply and reported by Close.
 	threshold := s.opts.CheckpointBytes
 	if threshold == 0 {
-		threshold = max(DefaultCheckpointBytes, int64(s.count)*vfs.PageSize)
+		threshold = max(DefaultCheckpointBytes, int64(s.state.PageCount())*vfs.PageSize)
 	}
 	if threshold > 0 && s.logSize > threshold && s.logSize > headerSize {
 		s.ckptErr = s.checkpoint()
@@ -391,7 +383,7 @@ func (s *Store) ChangedSince(lsn uint64) []uint32 {
 	if s.closed {
 		return nil
 	}
-	return s.index.ChangedSince(lsn)
+	return s.state.ChangedSince(lsn)
 }
 
 // ReadChanged returns the pages changed after lsn, with the LSN and page
@@ -403,8 +395,8 @@ func (s *Store) ReadChanged(lsn uint64) (vfs.Commit, error) {
 	if s.closed {
 		return vfs.Commit{}, fmt.Errorf("filestore: read changed pages: %w", vfs.ErrClosed)
 	}
-	c := vfs.Commit{LSN: s.lsn, PageCount: s.count}
-	for _, no := range s.index.ChangedSince(lsn) {
+	c := vfs.Commit{LSN: s.state.LSN(), PageCount: s.state.PageCount()}
+	for _, no := range s.state.ChangedSince(lsn) {
 		buf := make([]byte, vfs.PageSize)
 		if err := s.readPage(no, buf); err != nil {
 			return vfs.Commit{}, err
@@ -425,7 +417,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	s.loc, s.index = nil, nil
+	s.loc = nil
 	err := s.closeFiles()
 	if err != nil {
 		err = fmt.Errorf("filestore: close %s: %w", s.dir, err)

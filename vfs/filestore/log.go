@@ -138,7 +138,7 @@ func (s *Store) replay() error {
 		rec, err := readRecord(r, size-off)
 		if err != nil {
 			// A damaged record followed by a valid one is not a torn tail.
-			if at := s.findRecord(off+1, size, s.lsn); at >= 0 {
+			if at := s.findRecord(off+1, size, s.state.LSN()); at >= 0 {
 				return fmt.Errorf("%w: %s: damaged record at offset %d (%v) but a valid one follows at offset %d", vfs.ErrCorrupt, logName, off, err, at)
 			}
 			// A torn tail: the commit was never acknowledged.
@@ -150,15 +150,8 @@ func (s *Store) replay() error {
 			}
 			break
 		}
-		if rec.lsn <= s.lsn {
-			return fmt.Errorf("%w: %s: record at offset %d has LSN %d after %d", vfs.ErrCorrupt, logName, off, rec.lsn, s.lsn)
-		}
-		var prev uint32
-		for _, no := range rec.nos {
-			if no <= prev || no > rec.count {
-				return fmt.Errorf("%w: %s: record at offset %d (LSN %d) has page %d out of order or outside 1..%d", vfs.ErrCorrupt, logName, off, rec.lsn, no, rec.count)
-			}
-			prev = no
+		if err := s.state.Check(rec.lsn, rec.count, rec.nos); err != nil {
+			return fmt.Errorf("%w: %s: record at offset %d: %v", vfs.ErrCorrupt, logName, off, err)
 		}
 		s.applyRecord(rec.lsn, rec.count, rec.nos, off)
 		off += rec.size
@@ -194,23 +187,17 @@ func (s *Store) findRecord(from, size int64, lsn uint64) int64 {
 // applyRecord updates the in-memory state with a record at offset recOff of
 // the log. The caller holds wmu and, outside Open, mu.
 func (s *Store) applyRecord(lsn uint64, count uint32, nos []uint32, recOff int64) {
-	if count < s.count {
+	ch := s.state.Change(lsn, count, nos)
+	if ch.Shrinks() {
 		s.loc = s.loc[:count+1]
-		s.index.Truncate(count)
-	} else if count > s.count {
-		s.loc = append(s.loc, make([]int64, count-s.count)...)
-		// Grown pages changed too (to zeros, unless written below): a
-		// replica that missed an earlier shrink must get them.
-		for no := s.count + 1; no <= count; no++ {
-			s.index.Touch(no, lsn)
-		}
+	} else {
+		// Grown pages read as zeros (locZero) unless written below.
+		s.loc = append(s.loc, make([]int64, count-ch.OldCount)...)
 	}
 	for i, no := range nos {
 		s.loc[no] = recOff + recordFixed + int64(i)*entrySize + 4
-		s.index.Touch(no, lsn)
 	}
-	s.lsn, s.count = lsn, count
-	s.lowWater = min(s.lowWater, count)
+	s.state.Apply(ch)
 }
 
 func encodeHeader(baseLSN uint64, baseCount uint32) []byte {
