@@ -18,7 +18,7 @@ import (
 	"sync"
 
 	"github.com/sqlsync-go/sqlsync/vfs"
-	"github.com/sqlsync-go/sqlsync/vfs/internal/pageindex"
+	"github.com/sqlsync-go/sqlsync/vfs/internal/storestate"
 )
 
 // ChunkPages is the number of page LSNs in one chunk.
@@ -66,9 +66,7 @@ type Store struct {
 	max int
 
 	mu     sync.RWMutex
-	lsn    uint64
-	count  uint32
-	index  *pageindex.Index
+	state  storestate.State
 	closed bool
 
 	cmu   sync.Mutex
@@ -108,9 +106,7 @@ func New(b Backend, cachePages int) (*Store, error) {
 	return &Store{
 		b:     b,
 		max:   cachePages,
-		lsn:   lsn,
-		count: count,
-		index: pageindex.Build(lsns),
+		state: storestate.Load(lsn, count, lsns),
 		cache: map[uint32][]byte{},
 	}, nil
 }
@@ -119,14 +115,14 @@ func New(b Backend, cachePages int) (*Store, error) {
 func (s *Store) LSN() uint64 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.lsn
+	return s.state.LSN()
 }
 
 // PageCount returns the number of pages.
 func (s *Store) PageCount() uint32 {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	return s.count
+	return s.state.PageCount()
 }
 
 // ReadPage copies page no into buf, from the cache or the backend.
@@ -140,7 +136,7 @@ func (s *Store) ReadPage(no uint32, buf []byte) error {
 	if s.closed {
 		return fmt.Errorf("idbstore: read page %d: %w", no, vfs.ErrClosed)
 	}
-	if no == 0 || no > s.count {
+	if no == 0 || no > s.state.PageCount() {
 		clear(buf)
 		return nil
 	}
@@ -188,25 +184,25 @@ func (s *Store) Apply(c vfs.Commit) error {
 	if s.closed {
 		return fmt.Errorf("idbstore: apply commit %d: %w", c.LSN, vfs.ErrClosed)
 	}
-	if err := c.Validate(s.lsn); err != nil {
+	if err := c.Validate(s.state.LSN()); err != nil {
 		return fmt.Errorf("idbstore: apply commit %d: %w", c.LSN, err)
 	}
-	w := Write{LSN: c.LSN, PageCount: c.PageCount, Truncate: c.PageCount < s.count, Pages: c.Pages}
+	ch := s.state.Change(c.LSN, c.PageCount, c.PageNumbers())
+	w := Write{LSN: c.LSN, PageCount: c.PageCount, Truncate: ch.Shrinks(), Pages: c.Pages}
 	written := make(map[uint32]bool, len(c.Pages))
 	for _, p := range c.Pages {
 		written[p.No] = true
 	}
-	touched := map[uint32]bool{}
-	for no := s.count + 1; no <= c.PageCount; no++ {
+	for no := range ch.Grown() {
 		if !written[no] {
 			w.Zeroed = append(w.Zeroed, no)
 		}
+	}
+	touched := map[uint32]bool{}
+	for _, no := range ch.Changed {
 		touched[chunkOf(no)] = true
 	}
-	for _, p := range c.Pages {
-		touched[chunkOf(p.No)] = true
-	}
-	if c.PageCount < s.count && c.PageCount > 0 {
+	if ch.Shrinks() && c.PageCount > 0 {
 		touched[chunkOf(c.PageCount)] = true // cut its tail
 	}
 	w.Chunks = map[uint32][]byte{}
@@ -220,34 +216,26 @@ func (s *Store) Apply(c vfs.Commit) error {
 			if no > c.PageCount {
 				break
 			}
-			lsn := c.LSN
-			if no <= s.count && !written[no] {
-				lsn = s.index.LSN(no)
-			}
-			binary.LittleEndian.PutUint64(chunk[i*8:], lsn)
+			binary.LittleEndian.PutUint64(chunk[i*8:], s.state.PageLSNAfter(ch, no))
 		}
 		w.Chunks[k] = chunk
 	}
 	if err := s.b.Commit(w); err != nil {
 		return fmt.Errorf("idbstore: apply commit %d: %w", c.LSN, err)
 	}
-	// Grown pages changed too (to zeros, unless written): a replica that
-	// missed an earlier shrink must get them.
+	s.state.Apply(ch)
 	s.cmu.Lock()
-	for no := s.count + 1; no <= c.PageCount; no++ {
-		s.index.Touch(no, c.LSN)
-		s.cache[no] = nil
+	for no := range ch.Grown() {
+		s.cache[no] = nil // zeros unless written below
 	}
-	if c.PageCount < s.count {
+	if ch.Shrinks() {
 		for no := range s.cache {
 			if no > c.PageCount {
 				delete(s.cache, no)
 			}
 		}
-		s.index.Truncate(c.PageCount)
 	}
 	for _, p := range c.Pages {
-		s.index.Touch(p.No, c.LSN)
 		s.cache[p.No] = append([]byte(nil), p.Data...)
 	}
 	for len(s.cache) > s.max {
@@ -257,7 +245,6 @@ func (s *Store) Apply(c vfs.Commit) error {
 		}
 	}
 	s.cmu.Unlock()
-	s.lsn, s.count = c.LSN, c.PageCount
 	return nil
 }
 
@@ -268,7 +255,7 @@ func (s *Store) ChangedSince(lsn uint64) []uint32 {
 	if s.closed {
 		return nil
 	}
-	return s.index.ChangedSince(lsn)
+	return s.state.ChangedSince(lsn)
 }
 
 // Close closes the backend.
@@ -279,7 +266,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	s.cache, s.index = nil, nil
+	s.cache = nil
 	if err := s.b.Close(); err != nil {
 		return fmt.Errorf("idbstore: close: %w", err)
 	}
