@@ -283,18 +283,10 @@ func (s *Store) create() error {
 }
 
 // LSN returns the LSN of the last applied commit.
-func (s *Store) LSN() uint64 {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.state.LSN()
-}
+func (s *Store) LSN() uint64 { return storestate.ReadLocked(&s.mu, s.state.LSN) }
 
 // PageCount returns the number of pages.
-func (s *Store) PageCount() uint32 {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.state.PageCount()
-}
+func (s *Store) PageCount() uint32 { return storestate.ReadLocked(&s.mu, s.state.PageCount) }
 
 // ReadPage copies page no into buf, from the log or from data.
 func (s *Store) ReadPage(no uint32, buf []byte) error {
@@ -378,12 +370,7 @@ func (s *Store) Apply(c vfs.Commit) error {
 
 // ChangedSince returns the pages changed after lsn.
 func (s *Store) ChangedSince(lsn uint64) []uint32 {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return nil
-	}
-	return s.state.ChangedSince(lsn)
+	return storestate.ReadLocked(&s.mu, func() []uint32 { return s.state.ChangedSince(lsn) })
 }
 
 // ReadChanged returns the pages changed after lsn, with the LSN and page
@@ -418,6 +405,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.loc = nil
+	s.state.Forget()
 	err := s.closeFiles()
 	if err != nil {
 		err = fmt.Errorf("filestore: close %s: %w", s.dir, err)

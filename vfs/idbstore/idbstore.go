@@ -112,18 +112,10 @@ func New(b Backend, cachePages int) (*Store, error) {
 }
 
 // LSN returns the LSN of the last applied commit.
-func (s *Store) LSN() uint64 {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.state.LSN()
-}
+func (s *Store) LSN() uint64 { return storestate.ReadLocked(&s.mu, s.state.LSN) }
 
 // PageCount returns the number of pages.
-func (s *Store) PageCount() uint32 {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.state.PageCount()
-}
+func (s *Store) PageCount() uint32 { return storestate.ReadLocked(&s.mu, s.state.PageCount) }
 
 // ReadPage copies page no into buf, from the cache or the backend.
 func (s *Store) ReadPage(no uint32, buf []byte) error {
@@ -250,12 +242,7 @@ func (s *Store) Apply(c vfs.Commit) error {
 
 // ChangedSince returns the pages changed after lsn.
 func (s *Store) ChangedSince(lsn uint64) []uint32 {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if s.closed {
-		return nil
-	}
-	return s.state.ChangedSince(lsn)
+	return storestate.ReadLocked(&s.mu, func() []uint32 { return s.state.ChangedSince(lsn) })
 }
 
 // Close closes the backend.
@@ -267,6 +254,7 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.cache = nil
+	s.state.Forget()
 	if err := s.b.Close(); err != nil {
 		return fmt.Errorf("idbstore: close: %w", err)
 	}

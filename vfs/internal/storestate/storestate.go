@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"iter"
 	"slices"
+	"sync"
 
 	"github.com/sqlsync-go/sqlsync/vfs/internal/pageindex"
 )
@@ -46,12 +47,24 @@ func (s *State) ChangedSince(lsn uint64) []uint32 { return s.index.ChangedSince(
 // Snapshot returns the LSN of every page 1..PageCount, for persisting.
 func (s *State) Snapshot() []uint64 { return s.index.Snapshot(s.count) }
 
+// Forget drops the per-page LSNs, keeping the LSN and the page count: for a
+// closed store, whose ChangedSince then lists nothing.
+func (s *State) Forget() { s.index = pageindex.Index{} }
+
 // LowWater returns the lowest page count since Load or the last
 // ResetLowWater: pages above it were dropped on the way.
 func (s *State) LowWater() uint32 { return s.low }
 
 // ResetLowWater makes the current page count the low water mark.
 func (s *State) ResetLowWater() { s.low = s.count }
+
+// ReadLocked returns f() with mu held for reading: a store's LSN and
+// PageCount read its State this way under the lock that guards it.
+func ReadLocked[T any](mu *sync.RWMutex, f func() T) T {
+	mu.RLock()
+	defer mu.RUnlock()
+	return f()
+}
 
 // Check reports whether a commit to lsn with count pages that writes pages
 // nos may follow the state: see the package function Check.

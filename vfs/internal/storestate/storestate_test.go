@@ -153,3 +153,12 @@ func TestApplyRefusesStaleChange(t *testing.T) {
 	}()
 	s.Apply(c)
 }
+
+func TestForget(t *testing.T) {
+	s := Load(9, 3, []uint64{4, 9, 2})
+	s.Forget()
+	if s.LSN() != 9 || s.PageCount() != 3 {
+		t.Fatalf("Forget: LSN %d, count %d, want 9, 3", s.LSN(), s.PageCount())
+	}
+	wantChanged(t, &s, 0)
+}
