@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"reflect"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hack-pad/hackpadfs"
@@ -75,6 +77,18 @@ type Options struct {
 	// replica, for startup timings: "state" (snapshot store and pending
 	// log open) and "replayed" (the pending mutations replayed: ready).
 	OnStep func(step string)
+	// NotifyAfterMutate makes the subscriptions a change touches re-run,
+	// and the status event go out, on a goroutine of their own instead of
+	// inside Mutate (or the rebase), so Mutate returns without waiting for
+	// them: a caller that answers Mutate across a message channel (the
+	// browser worker, single-threaded) answers before it sends rows.
+	// Changes that queue up meanwhile are merged into one re-run.
+	NotifyAfterMutate bool
+	// NotifyGate, if set with NotifyAfterMutate, is called by the notifier
+	// before each re-run: under GOOS=js, where Go hands control back to
+	// JavaScript only once every goroutine waits, a gate that waits for a
+	// JavaScript task lets the answer to Mutate go out first.
+	NotifyGate func()
 	// Dial opens the transport; default: WebSocket.
 	Dial Dialer
 }
@@ -157,6 +171,12 @@ type Doc struct {
 	// pushBatch is the most mutations in one Push frame; only the sync
 	// loop's goroutine uses it.
 	pushBatch int
+	// With Options.NotifyAfterMutate: the changes waiting for the
+	// notifier goroutine, merged, and its wake-up and end.
+	notifyMu   sync.Mutex
+	notifyNext *engine.Change
+	notifyWake chan struct{}
+	notifyDone chan struct{}
 }
 
 // Open opens (creating if needed) the replica of opts.DocID and, if a URL
@@ -214,11 +234,62 @@ func Open(ctx context.Context, opts Options) (*Doc, error) {
 	d.closers = append([]func() error{eng.Close}, d.closers...)
 	d.failures = eng.LocalFailures()
 	d.status.LSN, d.status.Pending, d.status.LocalFailed = eng.LSN(), eng.PendingCount(), len(d.failures)
-	eng.OnChange(d.changed)
 	loopCtx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
+	if opts.NotifyAfterMutate {
+		d.notifyWake = make(chan struct{}, 1)
+		d.notifyDone = make(chan struct{})
+		eng.OnChange(d.queueChange)
+		go d.notifier(loopCtx)
+	} else {
+		eng.OnChange(d.changed)
+	}
 	go d.syncLoop(loopCtx)
 	return d, nil
+}
+
+// queueChange hands ch to the notifier goroutine, merged with any change
+// still waiting for it.
+func (d *Doc) queueChange(ch engine.Change) {
+	d.notifyMu.Lock()
+	if next := d.notifyNext; next == nil {
+		d.notifyNext = &engine.Change{All: ch.All, Tables: maps.Clone(ch.Tables), Failed: ch.Failed}
+	} else {
+		next.All = next.All || ch.All
+		if next.Tables == nil {
+			next.Tables = map[string]bool{}
+		}
+		maps.Copy(next.Tables, ch.Tables)
+		next.Failed = ch.Failed
+	}
+	d.notifyMu.Unlock()
+	select {
+	case d.notifyWake <- struct{}{}:
+	default:
+	}
+}
+
+// notifier re-runs subscriptions for queued changes until ctx ends.
+func (d *Doc) notifier(ctx context.Context) {
+	defer close(d.notifyDone)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.notifyWake:
+		}
+		d.notifyMu.Lock()
+		ch := d.notifyNext
+		d.notifyNext = nil
+		d.notifyMu.Unlock()
+		if ch == nil {
+			continue
+		}
+		if d.opts.NotifyGate != nil {
+			d.opts.NotifyGate()
+		}
+		d.changed(*ch)
+	}
 }
 
 // checkStorage reports a half-set or conflicting choice of where the
@@ -459,6 +530,9 @@ func (d *Doc) Close() error {
 	d.mu.Unlock()
 	d.cancel()
 	<-d.done
+	if d.notifyDone != nil {
+		<-d.notifyDone
+	}
 	return d.closeState()
 }
 
@@ -470,6 +544,9 @@ type subscription struct {
 	mu     sync.Mutex
 	last   *engine.Rows
 	tables map[string]bool // tables the query read last time
+	// cancelled is set by the subscription's cancel: a re-run that took
+	// the subscription before it was removed calls fn no more.
+	cancelled atomic.Bool
 }
 
 // affected reports whether ch may alter the subscription's rows.
@@ -498,6 +575,7 @@ func (d *Doc) Subscribe(sql string, args []any, fn func(engine.Rows, error)) (ca
 	d.mu.Unlock()
 	d.rerun(s)
 	return func() {
+		s.cancelled.Store(true) // a re-run already under way calls fn no more
 		d.mu.Lock()
 		delete(d.subs, id)
 		d.mu.Unlock()
@@ -507,6 +585,9 @@ func (d *Doc) Subscribe(sql string, args []any, fn func(engine.Rows, error)) (ca
 func (d *Doc) rerun(s *subscription) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.cancelled.Load() {
+		return
+	}
 	rows, tables, err := d.eng.QueryTables(s.sql, s.args...)
 	s.tables = tables
 	if err == nil && s.last != nil && reflect.DeepEqual(*s.last, rows) {
@@ -514,6 +595,9 @@ func (d *Doc) rerun(s *subscription) {
 	}
 	if err == nil {
 		s.last = &rows
+	}
+	if s.cancelled.Load() {
+		return
 	}
 	s.fn(rows, err)
 }

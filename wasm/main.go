@@ -112,6 +112,7 @@ func open(this js.Value, args []js.Value) any {
 		t0 := time.Now()
 		steps := map[string]any{}
 		cfg.OnStep = func(step string) { steps[step] = float64(time.Since(t0).Microseconds()) / 1000 }
+		cfg.NotifyGate = afterJSTask
 		state, err := openState(ctx, &cfg.Config)
 		if err != nil {
 			return nil, err
@@ -264,4 +265,25 @@ func argString(args []js.Value, i int) string {
 		return args[i].String()
 	}
 	return ""
+}
+
+// afterJSTask returns once JavaScript has run a task posted now, and with
+// it every promise reaction queued before: Go wasm hands control back to
+// JavaScript only when every goroutine waits, so a goroutine waiting here
+// lets the worker post the answer to a doc.mutate (a promise reaction)
+// before the subscriptions re-run (client.Options.NotifyGate). A
+// MessageChannel task, unlike setTimeout, is never clamped to 4 ms.
+func afterJSTask() {
+	done := make(chan struct{})
+	ch := js.Global().Get("MessageChannel").New()
+	var f js.Func
+	f = js.FuncOf(func(js.Value, []js.Value) any {
+		f.Release()
+		ch.Get("port1").Call("close")
+		close(done)
+		return nil
+	})
+	ch.Get("port1").Set("onmessage", f)
+	ch.Get("port2").Call("postMessage", nil)
+	<-done
 }

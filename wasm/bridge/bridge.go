@@ -56,6 +56,9 @@ type Config struct {
 	// timings: "mutator" (the mutator built), "preloaded" (an IndexedDB
 	// snapshot read into memory), then client.Options.OnStep's steps.
 	OnStep func(step string) `json:"-"`
+	// NotifyGate is client.Options.NotifyGate: the worker's main package
+	// sets it to wait for a JavaScript task.
+	NotifyGate func() `json:"-"`
 }
 
 // DefaultMutator is the mutator a Config without one gets.
@@ -189,6 +192,10 @@ func Open(ctx context.Context, cfg Config, state State, logger *slog.Logger, emi
 		Token:       cfg.Token,
 		Logger:      logger,
 		OnStep:      cfg.OnStep,
+		// The worker answers doc.mutate before the page gets the rows the
+		// mutation changed: the re-runs wait for cfg.NotifyGate.
+		NotifyAfterMutate: true,
+		NotifyGate:        cfg.NotifyGate,
 	}
 	doc, err := client.Open(ctx, opts)
 	if err != nil {

@@ -150,10 +150,28 @@ func TestSubscribe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The re-runs come after Mutate returns (Config runs the client with
+	// NotifyAfterMutate): wait for each before the next step.
+	waitCalls := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+			mu.Lock()
+			got := len(calls)
+			mu.Unlock()
+			if got >= n {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%d subscription calls, want %d", got, n)
+			}
+		}
+	}
 	d.Mutate(ctx, "add", []byte(`{"id":"1","title":"a"}`))
+	waitCalls(2)
 	d.Mutate(ctx, "rename", []byte(`{"id":"1","title":"b"}`)) // same count: no call
 	d.Unsubscribe(id)
 	d.Mutate(ctx, "add", []byte(`{"id":"2","title":"c"}`))
+	time.Sleep(50 * time.Millisecond) // room for a call that must not come
 	mu.Lock()
 	defer mu.Unlock()
 	want := []string{`{"columns":["n"],"rows":[[0]]}`, `{"columns":["n"],"rows":[[1]]}`}
