@@ -100,8 +100,17 @@ export async function openPage(context, server, opts) {
   return { page, ...res };
 }
 
-/** Polls f in page until it returns a truthy value. */
+/** Polls f in page (awaiting its promise) until it returns a truthy value, which it returns. */
 export async function until(page, f, arg, timeout = 20000) {
-  const h = await page.waitForFunction(f, arg, { timeout, polling: 50 });
-  return h.jsonValue();
+  // Not page.waitForFunction: it takes a returned promise, being truthy, as
+  // success at once, and most of these predicates are async (sq.query(...)
+  // .then(...)). page.evaluate awaits f's promise; poll until its value is
+  // truthy.
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const v = await page.evaluate(f, arg);
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`until: still ${JSON.stringify(v)} after ${timeout} ms: ${f.toString().slice(0, 300)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
