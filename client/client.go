@@ -394,6 +394,12 @@ func (d *Doc) Mutate(ctx context.Context, name string, args any) (uint64, error)
 	if err != nil {
 		return 0, err
 	}
+	if d.opts.NotifyAfterMutate {
+		// The status (one more pending) goes out now, not with the
+		// deferred re-runs: whoever hears Mutate return must not see a
+		// status from before it.
+		d.setStatus(func(*Status) {})
+	}
 	select {
 	case d.pushWake <- struct{}{}:
 	default:

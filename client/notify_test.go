@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,6 +39,13 @@ func TestNotifyAfterMutate(t *testing.T) {
 	if n := <-counts; n != 0 {
 		t.Fatalf("first rows: %d items", n)
 	}
+	var pendingSeen atomic.Int64 // the newest status event's Pending
+	stop := d.Watch(func(e Event) {
+		if e.Status != nil {
+			pendingSeen.Store(int64(e.Status.Pending))
+		}
+	})
+	defer stop()
 	returned := make(chan error, 1)
 	go func() {
 		for _, id := range []string{"a", "b", "c"} {
@@ -55,6 +63,11 @@ func TestNotifyAfterMutate(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Mutate waited for a subscription's callback")
+	}
+	// The status event does not wait for the re-runs: it counts the
+	// mutations by the time Mutate has returned.
+	if p := pendingSeen.Load(); p != 3 {
+		t.Fatalf("status event after Mutate returned: %d pending, want 3", p)
 	}
 	close(release)
 	deadline := time.After(10 * time.Second)
