@@ -141,9 +141,10 @@ func TestMutatorMismatch(t *testing.T) {
 	if got := pc.pushes.Load(); got != 0 {
 		t.Fatalf("b sent %d Push frames with a mismatched mutator", got)
 	}
-	if got, want := queryString(t, a, `SELECT id FROM items ORDER BY id`), "[[a1] [a2] [n1]]"; got != want {
-		t.Fatalf("a's items: got %s, want %s", got, want)
-	}
+	// a was synced before n1 reached the coordinator, perhaps: wait for it.
+	waitFor(t, "a sees n1", func() bool {
+		return queryString(t, a, `SELECT id FROM items ORDER BY id`) == "[[a1] [a2] [n1]]"
+	})
 	if got, want := b.Status().Pending, 1; got != want {
 		t.Fatalf("b's pending: got %d, want %d", got, want)
 	}

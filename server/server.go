@@ -256,14 +256,20 @@ func (s *Server) acquire(ctx context.Context, id string) (*document, error) {
 
 		d, err := openDocument(ctx, s, id)
 		s.mu.Lock()
+		if err == nil && s.closed {
+			// Closed meanwhile: shut the store before anyone waiting on
+			// the opening (Close among them) goes on.
+			s.mu.Unlock()
+			d.close()
+			s.mu.Lock()
+			delete(s.opening, id)
+			close(wait)
+			s.mu.Unlock()
+			return nil, ErrClosed
+		}
 		delete(s.opening, id)
 		close(wait)
 		if err == nil {
-			if s.closed {
-				s.mu.Unlock()
-				d.close()
-				return nil, ErrClosed
-			}
 			d.refs = 1
 			s.docs[id] = d
 			s.metrics.documents.Set(float64(len(s.docs)))
@@ -333,10 +339,22 @@ func (s *Server) Close(ctx context.Context) error {
 	s.mu.Lock()
 	docs := s.docs
 	s.docs = map[string]*document{}
+	var busy []chan struct{} // documents being opened, or closed after idling
+	for _, w := range s.opening {
+		busy = append(busy, w)
+	}
 	s.mu.Unlock()
 	var errs []error
 	for _, d := range docs {
 		errs = append(errs, d.close())
+	}
+	// Their stores must be shut before the data directory is let go, or
+	// the next coordinator on it finds a document's files still locked.
+	for _, w := range busy {
+		select {
+		case <-w:
+		case <-ctx.Done():
+		}
 	}
 	errs = append(errs, s.lock.Release())
 	return errors.Join(errs...)

@@ -605,11 +605,22 @@ func TestShutdownTellsClients(t *testing.T) {
 	d := openClient(t, ts, "doc", clientOptions{})
 	mutate(t, d, "add", testmutator.Args{ID: "a", Title: "A"})
 	waitSynced(t, d)
+	// Watch the status events, not Status(): the replica's next dial
+	// ("connection refused") soon overwrites LastError.
+	saw := make(chan struct{})
+	var once sync.Once
+	stop := d.Watch(func(e client.Event) {
+		if e.Status != nil && e.Status.State != client.Online && strings.Contains(e.Status.LastError, "shutdown") {
+			once.Do(func() { close(saw) })
+		}
+	})
+	defer stop()
 	if err := ts.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the replica to see the shutdown", func() bool {
-		s := d.Status()
-		return s.State != client.Online && strings.Contains(s.LastError, "shutdown")
-	})
+	select {
+	case <-saw:
+	case <-time.After(testTimeout):
+		t.Fatalf("the replica never reported the shutdown; status now %+v", d.Status())
+	}
 }
