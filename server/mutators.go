@@ -97,9 +97,16 @@ func (m *modules) browserBuild(name string) ([]byte, error) {
 	if m.browser == nil {
 		m.browser = map[string][]byte{}
 	}
-	m.browser[name] = built
+	// The name comes from the request: keep a few builds (clients ask for
+	// the default limit), not one per memory limit anyone cares to ask.
+	if len(m.browser) < maxBrowserBuilds {
+		m.browser[name] = built
+	}
 	return built, nil
 }
+
+// maxBrowserBuilds bounds the browser builds a coordinator keeps.
+const maxBrowserBuilds = 16
 
 // MutatorPath is the URL path prefix under which mutator modules are served
 // by hash: MutatorPath + hash + ".wasm", and as the browser runs them:

@@ -64,6 +64,21 @@ var ErrCorrupt = errors.New("sqlsync/vfs: corrupt store")
 // ErrBadCommit reports a commit that a store refuses before changing anything.
 var ErrBadCommit = errors.New("sqlsync/vfs: bad commit")
 
+// ReadCommit gathers the pages nos of a store at lsn with count pages, as
+// read reads them, into one Commit: the body of a store's ReadChanged, run
+// with the store locked against commits.
+func ReadCommit(lsn uint64, count uint32, nos []uint32, read func(no uint32, buf []byte) error) (Commit, error) {
+	c := Commit{LSN: lsn, PageCount: count, Pages: make([]Page, 0, len(nos))}
+	for _, no := range nos {
+		buf := make([]byte, PageSize)
+		if err := read(no, buf); err != nil {
+			return Commit{}, err
+		}
+		c.Pages = append(c.Pages, Page{No: no, Data: buf})
+	}
+	return c, nil
+}
+
 // PageNumbers returns the numbers of c's pages, in c's order.
 func (c Commit) PageNumbers() []uint32 {
 	nos := make([]uint32, len(c.Pages))

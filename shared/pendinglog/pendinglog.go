@@ -86,15 +86,14 @@ func (m *Memory) Trim(through uint64) error {
 
 // File is a pending log in a file.
 type File struct {
-	mu     sync.Mutex
-	fsys   hackpadfs.FS
-	name   string
-	f      hackpadfs.File
-	lock   *dirlock.Lock
-	id     string
-	log    []engine.Mutation
-	size   int64 // bytes of valid records, where the next append goes
-	header int64 // bytes of the header record
+	mu   sync.Mutex
+	fsys hackpadfs.FS
+	name string
+	f    hackpadfs.File
+	lock *dirlock.Lock
+	id   string
+	log  []engine.Mutation
+	size int64 // bytes of valid records, where the next append goes
 }
 
 var (
@@ -144,7 +143,6 @@ func (l *File) load() error {
 		return fmt.Errorf("%w: bad header", ErrCorrupt)
 	}
 	l.id = string(payload[len(magic):])
-	l.header = int64(n)
 	off := n
 	for off < len(data) {
 		payload, n, ok := nextRecord(data[off:])
@@ -322,13 +320,13 @@ func (l *File) Trim(through uint64) error {
 		// up): cut the file back to its header in place, one truncate and
 		// one sync, rather than write, rename and sync a new file. A crash
 		// leaves it whole or cut, and either is right.
-		if err := hackpadfs.TruncateFile(l.f, l.header); err != nil {
+		if err := hackpadfs.TruncateFile(l.f, l.headerSize()); err != nil {
 			return fmt.Errorf("pendinglog: trim: %w", err)
 		}
 		if err := syncFile(l.f); err != nil {
 			return fmt.Errorf("pendinglog: trim: sync: %w", err)
 		}
-		l.size = l.header
+		l.size = l.headerSize()
 		l.log = nil
 		return nil
 	}
@@ -339,11 +337,14 @@ func (l *File) Trim(through uint64) error {
 	return nil
 }
 
+// headerSize is the length of the header record: 8 bytes of length and CRC,
+// then the magic and the client ID.
+func (l *File) headerSize() int64 { return int64(8 + len(magic) + len(l.id)) }
+
 // rewrite replaces the file with the header and ms: written to a temporary
 // file, synced, then renamed over the log.
 func (l *File) rewrite(ms []engine.Mutation) error {
 	buf := record(append([]byte(magic), l.id...))
-	header := int64(len(buf))
 	for _, m := range ms {
 		buf = append(buf, record(encodeMutation(m))...)
 	}
@@ -373,7 +374,6 @@ func (l *File) rewrite(ms []engine.Mutation) error {
 	l.f.Close()
 	l.f = f
 	l.size = int64(len(buf))
-	l.header = header
 	return nil
 }
 

@@ -382,15 +382,7 @@ func (s *Store) ReadChanged(lsn uint64) (vfs.Commit, error) {
 	if s.closed {
 		return vfs.Commit{}, fmt.Errorf("filestore: read changed pages: %w", vfs.ErrClosed)
 	}
-	c := vfs.Commit{LSN: s.state.LSN(), PageCount: s.state.PageCount()}
-	for _, no := range s.state.ChangedSince(lsn) {
-		buf := make([]byte, vfs.PageSize)
-		if err := s.readPage(no, buf); err != nil {
-			return vfs.Commit{}, err
-		}
-		c.Pages = append(c.Pages, vfs.Page{No: no, Data: buf})
-	}
-	return c, nil
+	return vfs.ReadCommit(s.state.LSN(), s.state.PageCount(), s.state.ChangedSince(lsn), s.readPage)
 }
 
 // Close closes the store's files. It reports a failure of the last automatic
