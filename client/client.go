@@ -45,7 +45,10 @@ type Options struct {
 	URL string
 	// DocID names the document.
 	DocID string
-	// Mutator runs the document's mutations (required).
+	// Mutator runs the document's mutations locally. Nil opens the replica
+	// queue-only (Status.QueueOnly): for a replica that cannot know its
+	// document's mutator, its mutations are recorded and pushed without
+	// running locally, and take effect when the coordinator's diffs come.
 	Mutator engine.Mutator
 	// MutatorHash is the SHA-256 (lowercase hex) of the WebAssembly module
 	// Mutator runs, or empty for a built-in Go mutator or when unknown. If
@@ -117,6 +120,11 @@ type Status struct {
 	// every change of that list.
 	LocalFailed int
 	LastError   string // the last connection error or refusal
+	// QueueOnly reports a replica opened without a mutator
+	// (Options.Mutator nil): Mutate records and pushes mutations without
+	// running them, so queries show them only once the coordinator has
+	// applied them, and only the coordinator can reject them.
+	QueueOnly bool
 	// CoordinatorMutator is the hash of the mutator module the coordinator
 	// announced in its last Welcome ("" for a built-in Go mutator).
 	CoordinatorMutator string
@@ -182,9 +190,6 @@ type Doc struct {
 // Open opens (creating if needed) the replica of opts.DocID and, if a URL
 // is set, starts syncing it.
 func Open(ctx context.Context, opts Options) (*Doc, error) {
-	if opts.Mutator == nil {
-		return nil, errors.New("open document: no mutator")
-	}
 	if opts.DocID == "" {
 		return nil, errors.New("open document: no document ID")
 	}
@@ -213,7 +218,7 @@ func Open(ctx context.Context, opts Options) (*Doc, error) {
 		pushWake:  make(chan struct{}, 1),
 		pushBatch: pushBatch,
 		done:      make(chan struct{}),
-		status:    Status{State: Offline},
+		status:    Status{State: Offline, QueueOnly: opts.Mutator == nil},
 	}
 	step := func(string) {}
 	if opts.OnStep != nil {
@@ -230,6 +235,9 @@ func Open(ctx context.Context, opts Options) (*Doc, error) {
 		return nil, fmt.Errorf("open document %s: %w", opts.DocID, err)
 	}
 	step("replayed")
+	if opts.Mutator == nil {
+		d.lg.Info("no mutator: mutations are queued and pushed without running locally")
+	}
 	d.eng = eng
 	d.closers = append([]func() error{eng.Close}, d.closers...)
 	d.failures = eng.LocalFailures()

@@ -16,18 +16,18 @@ func TestNewLocksDataDir(t *testing.T) {
 		t.Skip("no flock on this system") // listed in docs/test-skips.md
 	}
 	dir := t.TempDir()
-	a, err := New(Config{DataDir: dir, Logger: testLogger()})
+	a, err := New(Config{DataDir: dir, Logger: testLogger(), Mutator: todoMutator})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = New(Config{DataDir: dir, Logger: testLogger()})
+	_, err = New(Config{DataDir: dir, Logger: testLogger(), Mutator: todoMutator})
 	if !errors.Is(err, dirlock.ErrInUse) || !strings.Contains(err.Error(), "data directory "+dir+" is in use by another process") {
 		t.Fatalf("second New: %v, want data directory %s in use", err, dir)
 	}
 	if err := a.Close(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	b, err := New(Config{DataDir: dir, Logger: testLogger()})
+	b, err := New(Config{DataDir: dir, Logger: testLogger(), Mutator: todoMutator})
 	if err != nil {
 		t.Fatalf("New after Close: %v", err)
 	}

@@ -51,6 +51,9 @@ func testSeed(t *testing.T) uint64 {
 	return seed
 }
 
+// todoMutator gives every document the todo test mutator.
+func todoMutator(string) engine.Mutator { return testmutator.Mutator{} }
+
 // testServer is a coordinator listening on 127.0.0.1.
 type testServer struct {
 	*Server
@@ -63,11 +66,20 @@ type testServer struct {
 // cfg.DataDir is set) and stops it when the test ends.
 func startServer(t testing.TB, cfg Config) *testServer {
 	t.Helper()
+	return startServerWith(t, cfg, nil)
+}
+
+// startServerWith is startServer with the listener wrapped by wrap, if set.
+func startServerWith(t testing.TB, cfg Config, wrap func(net.Listener) net.Listener) *testServer {
+	t.Helper()
 	if cfg.DataDir == "" {
 		cfg.DataDir = t.TempDir()
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger()
+	}
+	if cfg.Mutator == nil {
+		cfg.Mutator = todoMutator
 	}
 	s, err := New(cfg)
 	if err != nil {
@@ -78,7 +90,11 @@ func startServer(t testing.TB, cfg Config) *testServer {
 		t.Fatal(err)
 	}
 	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go hs.Serve(ln)
+	if wrap != nil {
+		go hs.Serve(wrap(ln))
+	} else {
+		go hs.Serve(ln)
+	}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -137,6 +153,8 @@ type clientOptions struct {
 	mutator  engine.Mutator
 	dial     client.Dialer
 	offline  bool
+	// queueOnly opens the replica without a mutator (mutator is ignored).
+	queueOnly bool
 }
 
 // openClient opens a replica of docID synced with ts, closed when the test ends.
@@ -144,6 +162,9 @@ func openClient(t *testing.T, ts *testServer, docID string, o clientOptions) *cl
 	t.Helper()
 	if o.mutator == nil {
 		o.mutator = testmutator.Mutator{}
+	}
+	if o.queueOnly {
+		o.mutator = nil
 	}
 	opts := client.Options{
 		URL:        ts.url,

@@ -194,37 +194,6 @@ func (ts *testServer) docDirs(t *testing.T) []string {
 	return names
 }
 
-// startServerWith is startServer with the listener wrapped by wrap.
-func startServerWith(t *testing.T, cfg Config, wrap func(net.Listener) net.Listener) *testServer {
-	t.Helper()
-	if cfg.DataDir == "" {
-		cfg.DataDir = t.TempDir()
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = testLogger()
-	}
-	s, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
-	go hs.Serve(wrap(ln))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := s.Close(ctx); err != nil {
-			t.Errorf("close server: %v", err)
-		}
-		hs.Shutdown(ctx)
-	})
-	addr := ln.Addr().String()
-	return &testServer{Server: s, dir: cfg.DataDir, addr: addr, url: "ws://" + addr + SyncPath}
-}
-
 // sndbufListener gives every accepted connection a small kernel send
 // buffer, so a client that does not read blocks the server's writes after
 // a few tens of kilobytes rather than megabytes.

@@ -22,16 +22,15 @@ import (
 	"github.com/sqlsync-go/sqlsync/internal/dirlock"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
-	"github.com/sqlsync-go/sqlsync/shared/testmutator"
 )
 
 // Config configures a Server. Zero fields take the defaults New documents.
 type Config struct {
 	// DataDir holds the documents' durable state (required).
 	DataDir string
-	// Mutator returns the mutator for a document; default: the built-in
-	// todo test mutator for every document. A ModuleMutator's module is
-	// served to clients by its hash.
+	// Mutator returns the mutator for a document (required). A
+	// ModuleMutator's module is served to clients by its hash, so that
+	// they run the same code.
 	Mutator func(docID string) engine.Mutator
 	// Limits bound every frame a client sends.
 	Limits protocol.Limits
@@ -121,7 +120,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("new server: no data directory")
 	}
 	if cfg.Mutator == nil {
-		cfg.Mutator = func(string) engine.Mutator { return testmutator.Mutator{} }
+		return nil, errors.New("new server: no mutator: Config.Mutator must give every document the app's mutator")
 	}
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = time.Minute

@@ -35,7 +35,6 @@ import (
 	"github.com/sqlsync-go/sqlsync/internal/jsinterop"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/pendinglog/idblog"
-	"github.com/sqlsync-go/sqlsync/shared/testmutator"
 	"github.com/sqlsync-go/sqlsync/vfs/idbstore"
 	"github.com/sqlsync-go/sqlsync/vfs/opfs"
 	"github.com/sqlsync-go/sqlsync/wasm/bridge"
@@ -43,12 +42,9 @@ import (
 )
 
 func main() {
-	// The Go todo mutator is compiled in, for documents whose coordinator
-	// runs it (or that are opened offline before their module was cached);
-	// a document's own WebAssembly module runs on the browser's engine.
-	bridge.RegisterMutator(bridge.DefaultMutator, func(context.Context, bridge.Config) (engine.Mutator, error) {
-		return testmutator.Mutator{}, nil
-	})
+	// A document's own WebAssembly module runs on the browser's engine; a
+	// document opened with none (its module cannot be had: offline,
+	// nothing cached) queues its mutations without running them locally.
 	bridge.ModuleRuntime = moduleMutator
 	api := js.Global().Get("Object").New()
 	api.Set("open", js.FuncOf(open))

@@ -40,6 +40,10 @@ import (
 // sqlsyncBin is the binary under test.
 var sqlsyncBin string
 
+// todoModule is the todo demo's mutator module, which every serve in these
+// tests runs unless a test names another.
+var todoModule string
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "sqlsync-e2e-")
 	if err != nil {
@@ -51,12 +55,19 @@ func TestMain(m *testing.M) {
 	if err != nil {
 		goBin = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
 	}
-	build := exec.Command(goBin, "build", "-o", sqlsyncBin, "github.com/sqlsync-go/sqlsync/cmd/sqlsync")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build sqlsync:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
+	todoModule = filepath.Join(dir, "todo.wasm")
+	builds := []*exec.Cmd{
+		exec.Command(goBin, "build", "-o", sqlsyncBin, "github.com/sqlsync-go/sqlsync/cmd/sqlsync"),
+		exec.Command(goBin, "build", "-buildmode=c-shared", "-o", todoModule, "github.com/sqlsync-go/sqlsync/demo-todo/mutator"),
+	}
+	builds[1].Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
+	for _, build := range builds {
+		build.Stdout, build.Stderr = os.Stderr, os.Stderr
+		if err := build.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build:", build.Args, err)
+			os.RemoveAll(dir)
+			os.Exit(1)
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
@@ -109,7 +120,7 @@ type serveProc struct {
 // until /healthz answers, and kills it when the test ends.
 func startServe(t *testing.T, addr, dir string, extra ...string) *serveProc {
 	t.Helper()
-	args := append([]string{"serve", "--addr", addr, "--data", dir}, extra...)
+	args := withMutator(append([]string{"serve", "--addr", addr, "--data", dir}, extra...))
 	p := &serveProc{cmd: exec.Command(sqlsyncBin, args...), addr: addr, dir: dir, stderr: &lockedBuffer{}, done: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
 	if err := p.cmd.Start(); err != nil {
@@ -184,6 +195,15 @@ func run(t *testing.T, args ...string) (stdout, stderr string, code int) {
 		t.Fatal(err)
 	}
 	return stdout, stderr, code
+}
+
+// withMutator adds --mutator todoModule to serve's args unless they name a
+// mutator already.
+func withMutator(args []string) []string {
+	if slices.Contains(args, "--mutator") {
+		return args
+	}
+	return append(args, "--mutator", todoModule)
 }
 
 // runOK runs the binary and fails the test unless it exits 0.
@@ -469,6 +489,7 @@ func TestExitCodes(t *testing.T) {
 		{"bad args json", []string{"mutate", "--url", srv.url(), "--doc", "codes", "add", "{"}, cli.ExitUsage, "JSON"},
 		{"bad url scheme", []string{"dump", "--url", "ftp://127.0.0.1:1", "--doc", "codes"}, cli.ExitUsage, "scheme"},
 		{"serve argument", []string{"serve", "--addr", "127.0.0.1:0", "extra"}, cli.ExitUsage, "no arguments"},
+		{"serve without a mutator", []string{"serve", "--addr", "127.0.0.1:0"}, cli.ExitUsage, "serve needs --mutator FILE"},
 		{"rejected by the mutator", []string{"mutate", "--url", srv.url(), "--doc", "codes", "fail", `{"message":"not today"}`}, cli.ExitRejected, "not today"},
 		{"duplicate id", []string{"mutate", "--url", srv.url(), "--doc", "codes", "add", `{"id":"dup","title":"second"}`}, cli.ExitRejected, "UNIQUE"},
 		{"unknown mutation", []string{"mutate", "--url", srv.url(), "--doc", "codes", "explode", `{}`}, cli.ExitRejected, "unknown mutation"},

@@ -15,7 +15,6 @@ import (
 
 	"github.com/sqlsync-go/sqlsync/server"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
-	"github.com/sqlsync-go/sqlsync/shared/testmutator"
 	"github.com/sqlsync-go/sqlsync/shared/wasmhost"
 )
 
@@ -54,8 +53,10 @@ func moduleMutators(module *wasmhost.Module, bytes []byte, log *slog.Logger) fun
 
 // documentMutator returns the mutator a document uses, as the coordinator at
 // base announces it, and its module's hash: its module, fetched by hash (and
-// kept in stateDir when set), or the built-in todo mutator and "" when the
-// coordinator runs a Go one. The replica tells the hash to client.Open, so
+// kept in stateDir when set), or nil and "" when the coordinator runs a
+// mutator it does not serve (a Go one, in a program embedding package
+// server): the replica then queues mutations without running them locally
+// (client.Status.QueueOnly). The replica tells the hash to client.Open, so
 // that it pushes nothing if the coordinator's Welcome names another module
 // (the coordinator changed it between the two requests).
 func documentMutator(ctx context.Context, base *url.URL, doc, stateDir string) (engine.Mutator, string, error) {
@@ -66,7 +67,7 @@ func documentMutator(ctx context.Context, base *url.URL, doc, stateDir string) (
 		return nil, "", fmt.Errorf("ask for the document's mutator: %w", err)
 	}
 	if info.Hash == "" {
-		return testmutator.Mutator{}, "", nil
+		return nil, "", nil
 	}
 	var cache string
 	if stateDir != "" {

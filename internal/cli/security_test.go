@@ -49,7 +49,7 @@ func serveInProc(t *testing.T, args ...string) *inProcServe {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &inProcServe{stderr: &lockedBuffer{}, cancel: cancel, done: make(chan int, 1)}
-	args = append([]string{"serve", "--data", t.TempDir(), "--static", ""}, args...)
+	args = withMutator(append([]string{"serve", "--data", t.TempDir(), "--static", ""}, args...))
 	go func() { p.done <- cli.Run(ctx, args, io.Discard, p.stderr) }()
 	t.Cleanup(func() { p.stop(t) })
 	deadline := time.Now().Add(testTimeout)
@@ -144,7 +144,7 @@ func TestServeOpenModeLoopbackOnly(t *testing.T) {
 		t.Run("refuses "+addr, func(t *testing.T) {
 			data := filepath.Join(t.TempDir(), "data")
 			var stderr lockedBuffer
-			code := cli.Run(context.Background(), []string{"serve", "--addr", addr, "--data", data}, io.Discard, &stderr)
+			code := cli.Run(context.Background(), withMutator([]string{"serve", "--addr", addr, "--data", data}), io.Discard, &stderr)
 			if code != cli.ExitUsage {
 				t.Fatalf("exit %d, want %d (usage):\n%s", code, cli.ExitUsage, &stderr)
 			}
@@ -301,7 +301,7 @@ func TestServeKeyErrors(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var stderr lockedBuffer
-			args := append([]string{"serve", "--addr", "127.0.0.1:0", "--data", filepath.Join(t.TempDir(), "data")}, tt.args...)
+			args := withMutator(append([]string{"serve", "--addr", "127.0.0.1:0", "--data", filepath.Join(t.TempDir(), "data")}, tt.args...))
 			code := cli.Run(context.Background(), args, io.Discard, &stderr)
 			if code != tt.code || !strings.Contains(stderr.String(), tt.want) {
 				t.Fatalf("exit %d, want %d mentioning %q:\n%s", code, tt.code, tt.want, &stderr)

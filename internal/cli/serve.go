@@ -23,7 +23,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	idle := fs.Duration("idle", time.Minute, "close a document this long after its last client leaves")
 	level := fs.String("log-level", "info", "log level: debug, info, warn, error")
 	static := fs.String("static", "", "directory of static files to serve at / (the web app); default "+demoDir+" if it exists, \"\" for none")
-	mutator := fs.String("mutator", "", "WebAssembly mutator module (.wasm) for every document (default: the built-in Go todo mutator)")
+	mutator := fs.String("mutator", "", "the app's WebAssembly mutator module (.wasm), run for every document (required)")
 	var sec securityFlags
 	sec.register(fs)
 	if err := fs.Parse(args); err != nil {
@@ -31,6 +31,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if fs.NArg() != 0 {
 		return usagef("serve takes no arguments, got %q", fs.Args())
+	}
+	if *mutator == "" {
+		return usagef("serve needs --mutator FILE: the WebAssembly module with the app's mutations (make run passes the todo demo's, %s)", demoMutator)
 	}
 	log, err := newLogger(stderr, *level)
 	if err != nil {
@@ -40,15 +43,13 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := sec.apply(&cfg, *addr); err != nil {
 		return err
 	}
-	if *mutator != "" {
-		module, bytes, err := loadModule(ctx, *mutator, wasmhost.Limits{Timeout: cfg.MutationTimeout})
-		if err != nil {
-			return err
-		}
-		defer module.Close(context.Background())
-		cfg.Mutator = moduleMutators(module, bytes, log)
-		log.Info("mutator loaded", "file", *mutator, "hash", module.Hash())
+	module, bytes, err := loadModule(ctx, *mutator, wasmhost.Limits{Timeout: cfg.MutationTimeout})
+	if err != nil {
+		return err
 	}
+	defer module.Close(context.Background())
+	cfg.Mutator = moduleMutators(module, bytes, log)
+	log.Info("mutator loaded", "file", *mutator, "hash", module.Hash())
 	if !flagSet(fs, "static") {
 		if info, err := os.Stat(demoDir); err == nil && info.IsDir() {
 			*static = demoDir
@@ -94,6 +95,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // demoDir is the built todo demo, relative to the repository root: served
 // at / when serve is run from there without --static.
 const demoDir = "demo-todo/dist"
+
+// demoMutator is where make builds the todo demo's mutator module.
+const demoMutator = "bin/mutators/todo.wasm"
 
 // flagSet reports whether the flag name was given on the command line.
 func flagSet(fs *flag.FlagSet, name string) bool {

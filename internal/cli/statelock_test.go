@@ -47,7 +47,7 @@ func TestServeDataDirInUse(t *testing.T) {
 	runOK(t, "mutate", "--url", a.url(), "--doc", "shared", "add", `{"id":"via-a","title":"t"}`)
 
 	start := time.Now()
-	_, errOut, code := run(t, "serve", "--addr", freeAddr(t), "--data", data)
+	_, errOut, code := run(t, withMutator([]string{"serve", "--addr", freeAddr(t), "--data", data})...)
 	took := time.Since(start)
 	t.Logf("second serve: exit %d after %v, stderr %q", code, took, strings.TrimSpace(errOut))
 	if code == cli.ExitOK {

@@ -90,6 +90,12 @@ func OpenClient(ctx context.Context, store vfs.Store, log PendingLog, mut Mutato
 // OpenClientWith is OpenClient with options. A pending mutation that fails
 // on replay, however it fails, never keeps the replica from opening: see
 // LocalFailures.
+//
+// A nil mut opens the replica queue-only, for a replica that cannot know its
+// document's mutator (opened offline for the first time, say): Mutate
+// records mutations without running them, queries see only what the
+// coordinator has applied, and the coordinator runs the mutations when they
+// are pushed. See QueueOnly.
 func OpenClientWith(ctx context.Context, store vfs.Store, log PendingLog, mut Mutator, opts ClientOptions) (*Client, error) {
 	if opts.MutationTimeout == 0 {
 		opts.MutationTimeout = 5 * time.Second
@@ -150,6 +156,11 @@ func (c *Client) OnChange(f func(Change)) {
 	c.mu.Unlock()
 }
 
+// QueueOnly reports whether the replica was opened without a mutator: its
+// mutations are recorded and pushed but have no local effect until the
+// coordinator's diffs bring it.
+func (c *Client) QueueOnly() bool { return c.mut == nil }
+
 // ClientID returns the replica's client ID.
 func (c *Client) ClientID() string { return c.log.ClientID() }
 
@@ -188,6 +199,9 @@ func (c *Client) PendingCount() int {
 // constraint), returns a *RejectedError and leaves no trace: no record, no
 // effect, and its seq goes to the next mutation.
 //
+// On a queue-only replica (see QueueOnly) the mutation is only recorded:
+// it has no local effect, and only the coordinator can reject it.
+//
 // The record is appended only after the local COMMIT, so it is durable only
 // if the COMMIT succeeded. A crash between the two loses both the effect
 // (the local layer is rebuilt from the log on open) and the seq, which no
@@ -199,6 +213,20 @@ func (c *Client) Mutate(ctx context.Context, name string, args []byte) (uint64, 
 		return 0, fmt.Errorf("mutate %s: %w", name, err)
 	}
 	m := Mutation{ClientID: c.log.ClientID(), Seq: c.nextSeq, Name: name, Args: args}
+	if c.mut == nil {
+		if err := c.log.Append(m); err != nil {
+			c.mu.Unlock()
+			return 0, fmt.Errorf("mutate %s: append to pending log: %w", name, err)
+		}
+		c.pending = append(c.pending, m)
+		c.nextSeq++
+		notify := c.onChange
+		c.mu.Unlock()
+		if notify != nil {
+			notify(Change{}) // nothing changed locally; one more pending
+		}
+		return m.Seq, nil
+	}
 	c.written = map[string]bool{}
 	mctx, cancel := withTimeout(ctx, c.opts.MutationTimeout)
 	err := inTx(c.conn, func() error { return c.sp.run(mctx, c.mut, m) })
@@ -367,6 +395,11 @@ func (c *Client) rebuild(ctx context.Context) error {
 	c.nextSeq = last + 1
 	if n := len(c.pending); n > 0 {
 		c.nextSeq = max(c.nextSeq, c.pending[n-1].Seq+1)
+	}
+	if c.mut == nil {
+		// Queue-only: nothing to replay, the snapshot is all there is.
+		c.failed, c.stale = nil, false
+		return nil
 	}
 	// Replay in one transaction, each mutation in its own savepoint. The
 	// migration runs first so a replica that has never seen the coordinator

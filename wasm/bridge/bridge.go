@@ -39,8 +39,11 @@ type Config struct {
 	Storage string `json:"storage"`
 	// Token is sent to the coordinator.
 	Token string `json:"token"`
-	// Mutator names a registered mutator; default DefaultMutator. It is
-	// ignored when Module is set.
+	// Mutator names a registered mutator. It is ignored when Module is
+	// set. With neither, the replica opens queue-only: its mutations are
+	// recorded and pushed without running locally (Status.QueueOnly), for
+	// a document whose mutator the worker cannot get (offline, nothing
+	// cached).
 	Mutator string `json:"mutator"`
 	// MutatorHash is the SHA-256 (lowercase hex) of Module, when the worker
 	// has checked it (it fetched the module by hash, or took it from its
@@ -61,9 +64,6 @@ type Config struct {
 	NotifyGate func() `json:"-"`
 }
 
-// DefaultMutator is the mutator a Config without one gets.
-const DefaultMutator = "todo"
-
 // MutatorFactory builds the mutator for a document.
 type MutatorFactory func(ctx context.Context, cfg Config) (engine.Mutator, error)
 
@@ -76,9 +76,9 @@ var (
 // (Config.Module); the browser build sets it (package wasm/jsmutator).
 var ModuleRuntime func(ctx context.Context, cfg Config, logger *slog.Logger) (engine.Mutator, error)
 
-// RegisterMutator makes a mutator available by name. The browser build
-// registers the Go todo mutator as "todo"; the WebAssembly mutator runtime
-// plugs in here too.
+// RegisterMutator makes a Go mutator available by name, for a program that
+// compiles its mutator into its browser build (the project's own build
+// registers none: documents run their WebAssembly modules).
 func RegisterMutator(name string, f MutatorFactory) {
 	regMu.Lock()
 	defer regMu.Unlock()
@@ -210,8 +210,8 @@ func Open(ctx context.Context, cfg Config, state State, logger *slog.Logger, emi
 	return d, nil
 }
 
-// mutatorFor builds the document's mutator: its module, or the registered
-// mutator cfg names.
+// mutatorFor builds the document's mutator: its module, the registered
+// mutator cfg names, or nil (queue-only) for neither.
 func mutatorFor(ctx context.Context, cfg Config, logger *slog.Logger) (engine.Mutator, error) {
 	if len(cfg.Module) > 0 {
 		if ModuleRuntime == nil {
@@ -225,7 +225,7 @@ func mutatorFor(ctx context.Context, cfg Config, logger *slog.Logger) (engine.Mu
 	}
 	name := cfg.Mutator
 	if name == "" {
-		name = DefaultMutator
+		return nil, nil
 	}
 	regMu.Lock()
 	factory := registry[name]
@@ -281,6 +281,9 @@ type Status struct {
 	// client.Status.MutatorMismatch).
 	MutatorMismatch    bool   `json:"mutatorMismatch"`
 	CoordinatorMutator string `json:"coordinatorMutator"`
+	// QueueOnly reports a replica opened without a mutator: mutations
+	// are pushed without running locally (see client.Status.QueueOnly).
+	QueueOnly bool `json:"queueOnly"`
 }
 
 // LocalFailure is the JSON form of a pending mutation that failed locally.
@@ -297,7 +300,7 @@ func (d *Doc) status(s client.Status) Status {
 	}
 	return Status{State: s.State, LSN: s.LSN, ServerLSN: s.ServerLSN, Pending: s.Pending, LastError: s.LastError, Synced: s.Synced(),
 		Storage: d.kind, ClientID: d.doc.ClientID(), LocalFailed: len(failures), LocalFailures: failures,
-		MutatorMismatch: s.MutatorMismatch, CoordinatorMutator: s.CoordinatorMutator}
+		MutatorMismatch: s.MutatorMismatch, CoordinatorMutator: s.CoordinatorMutator, QueueOnly: s.QueueOnly}
 }
 
 // event turns a replica event into JSON for emit.

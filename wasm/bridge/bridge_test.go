@@ -23,7 +23,7 @@ func init() {
 func open(t *testing.T) (*Doc, *events) {
 	t.Helper()
 	ev := &events{}
-	d, err := Open(context.Background(), Config{DocID: "doc"}, State{Kind: "memory"}, nil, ev.add)
+	d, err := Open(context.Background(), Config{DocID: "doc", Mutator: "todo"}, State{Kind: "memory"}, nil, ev.add)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,7 +192,7 @@ func TestUnknownMutator(t *testing.T) {
 func TestStoreAndLog(t *testing.T) {
 	store, log := &keepOpen{Store: memstore.New()}, pendinglog.NewMemory("client-1")
 	ctx := context.Background()
-	d, err := Open(ctx, Config{DocID: "d"}, State{Store: store, Log: log, Kind: "indexeddb"}, nil, func([]byte) {})
+	d, err := Open(ctx, Config{DocID: "d", Mutator: "todo"}, State{Store: store, Log: log, Kind: "indexeddb"}, nil, func([]byte) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +206,7 @@ func TestStoreAndLog(t *testing.T) {
 	if store.closes != 1 {
 		t.Fatalf("store closed %d times", store.closes)
 	}
-	d, err = Open(ctx, Config{DocID: "d"}, State{Store: store, Log: log, Kind: "indexeddb"}, nil, func([]byte) {})
+	d, err = Open(ctx, Config{DocID: "d", Mutator: "todo"}, State{Store: store, Log: log, Kind: "indexeddb"}, nil, func([]byte) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +240,7 @@ func TestLocalFailuresInStatus(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	d, err := Open(context.Background(), Config{DocID: "d"}, State{Store: store, Log: log, Kind: "indexeddb"}, nil, func([]byte) {})
+	d, err := Open(context.Background(), Config{DocID: "d", Mutator: "todo"}, State{Store: store, Log: log, Kind: "indexeddb"}, nil, func([]byte) {})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,5 +273,34 @@ func TestEncodeRowsIntegers(t *testing.T) {
 		`[{"$int":"9007199254740992"}],[{"$int":"-9223372036854775808"}],[{"$int":"9223372036854775807"}]]}`
 	if got != want {
 		t.Fatalf("EncodeRows:\n got %s\nwant %s", got, want)
+	}
+}
+
+// TestQueueOnly: a document opened with no mutator at all (no module, no
+// registered name) opens queue-only and says so in its status: a mutation
+// is recorded as pending without running, so no query sees it yet.
+func TestQueueOnly(t *testing.T) {
+	ctx := context.Background()
+	d, err := Open(ctx, Config{DocID: "q"}, State{Kind: "memory"}, nil, func([]byte) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.Mutate(ctx, "add", []byte(`{"id":"1","title":"milk"}`)); err != nil {
+		t.Fatal(err)
+	}
+	var s Status
+	if err := json.Unmarshal(d.Status(), &s); err != nil {
+		t.Fatal(err)
+	}
+	if !s.QueueOnly || s.Pending != 1 {
+		t.Fatalf("status %+v: want queueOnly with 1 pending", s)
+	}
+	got, err := d.Query(ctx, `SELECT count(*) AS n FROM sqlite_schema WHERE name = 'items'`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"columns":["n"],"rows":[[0]]}`; string(got) != want {
+		t.Fatalf("the mutation ran locally: %s", got)
 	}
 }
