@@ -49,6 +49,7 @@ type document struct {
 	metrics *metrics
 	store   *filestore.Store
 	ids     *identities
+	rejlog  *rejectionLog // the writer's
 	coord   *engine.Coordinator
 	in      chan push
 	stop    chan struct{}
@@ -80,18 +81,29 @@ func openDocument(ctx context.Context, s *Server, id string) (*document, error) 
 		store.Close()
 		return nil, fmt.Errorf("open document %s: %w", id, err)
 	}
-	mut := s.cfg.Mutator(id)
-	hash := s.modules.add(mut)
-	coord, err := engine.OpenCoordinator(ctx, store, mut, engine.CoordinatorOptions{
-		MutatorHash:     hash,
-		MutationTimeout: s.cfg.MutationTimeout,
-		BatchTimeout:    s.cfg.BatchTimeout,
-		MaxPages:        s.cfg.MaxDocBytes / vfs.PageSize,
-	})
+	rejlog, kept, err := openRejectionLog(s.fsys, "docs/"+id+"/"+rejectionsFile, store.LSN())
 	if err != nil {
 		ids.close()
 		store.Close()
 		return nil, fmt.Errorf("open document %s: %w", id, err)
+	}
+	mut := s.cfg.Mutator(id)
+	hash := s.modules.add(mut)
+	coord, err := engine.OpenCoordinator(ctx, store, mut, engine.CoordinatorOptions{
+		MutatorHash:      hash,
+		MutationTimeout:  s.cfg.MutationTimeout,
+		BatchTimeout:     s.cfg.BatchTimeout,
+		MaxPages:         s.cfg.MaxDocBytes / vfs.PageSize,
+		RecordRejections: rejlog.record,
+	})
+	if err != nil {
+		rejlog.close()
+		ids.close()
+		store.Close()
+		return nil, fmt.Errorf("open document %s: %w", id, err)
+	}
+	for _, l := range kept {
+		s.kept.add(id, l.Client, l.LSN, protocol.Rejected{Seq: l.Seq, Message: l.Message})
 	}
 	d := &document{
 		hash:    hash,
@@ -101,6 +113,7 @@ func openDocument(ctx context.Context, s *Server, id string) (*document, error) 
 		metrics: s.metrics,
 		store:   store,
 		ids:     ids,
+		rejlog:  rejlog,
 		coord:   coord,
 		in:      make(chan push, 64),
 		stop:    make(chan struct{}),
@@ -233,12 +246,7 @@ func (d *document) apply(ctx context.Context, pushes []push) []push {
 	// when it reconnects.
 	d.mu.Lock()
 	for _, r := range res.Rejected {
-		msg := r.Err.Error()
-		var rej *engine.RejectedError
-		if errors.As(r.Err, &rej) {
-			msg = rej.Message
-		}
-		fr := protocol.Rejected{Seq: r.Mutation.Seq, Message: msg}
+		fr := rejectedFrame(r)
 		d.kept.add(d.id, r.Mutation.ClientID, res.LSN, fr)
 		for c := range d.conns {
 			if c.clientID == r.Mutation.ClientID {
@@ -248,6 +256,11 @@ func (d *document) apply(ctx context.Context, pushes []push) []push {
 	}
 	d.publish()
 	d.mu.Unlock()
+	if len(res.Rejected) > 0 {
+		if err := d.rejlog.rewrite(d.kept.lines(d.id)); err != nil {
+			d.log.Error("rewrite rejections file", "err", err) // it keeps growing; nothing is lost
+		}
+	}
 	for _, m := range res.Gaps {
 		if c := owner(m.ClientID); c != nil {
 			c.fail(protocol.CodeBadRequest, fmt.Sprintf("mutation seq %d skips ahead of the last applied seq", m.Seq))
@@ -359,7 +372,8 @@ func deferredPushes(pushes []push, deferred []engine.Mutation) (out []push, ok b
 func (d *document) close() error {
 	close(d.stop)
 	<-d.done
-	err := errors.Join(d.coord.Close(), d.store.Close(), d.ids.close())
+	err := errors.Join(d.coord.Close(), d.store.Close(), d.ids.close(), d.rejlog.close())
+	d.kept.forget(d.id) // in its file, for the next open
 	if c, ok := d.mut.(io.Closer); ok {
 		err = errors.Join(err, c.Close()) // a module instance's memory
 	}

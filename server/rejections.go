@@ -1,6 +1,8 @@
 package server
 
 import (
+	"cmp"
+	"slices"
 	"sync"
 
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
@@ -28,14 +30,13 @@ type keptRejection struct {
 	r   protocol.Rejected
 }
 
-// rejections keeps the recent rejections of every client, outside the
-// replicated documents and in memory only (a restarted coordinator has
-// none), so that a client that missed the Rejected frame (it was offline,
-// or its connection dropped before the frame went out) learns of it when it
-// reconnects: [rejections.since] gives those its Hello's LSN has not seen.
-//
-// It lives on the Server rather than on a document so that it outlasts a
-// document closed while idle.
+// rejections keeps the recent rejections of every client of the open
+// documents in memory, outside the replicated documents, so that a client
+// that missed the Rejected frame (it was offline, or its connection dropped
+// before the frame went out) learns of it when it reconnects:
+// [rejections.since] gives those its Hello's LSN has not seen. Each
+// document's are durable in its rejections file (see rejectionLog): loaded
+// when it opens, forgotten here when it closes.
 type rejections struct {
 	mu    sync.Mutex
 	byKey map[rejectionKey][]keptRejection
@@ -131,4 +132,33 @@ func (k *rejections) compact() {
 		out[i], out[j] = out[j], out[i]
 	}
 	k.order = out
+}
+
+// forget drops every rejection kept for doc (closed: its file keeps them).
+func (k *rejections) forget(doc string) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for key, l := range k.byKey {
+		if key.doc == doc {
+			k.count -= len(l)
+			delete(k.byKey, key)
+		}
+	}
+}
+
+// lines returns what is kept for doc as rejections-file lines, oldest
+// commit first.
+func (k *rejections) lines(doc string) []rejectionLine {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	var out []rejectionLine
+	for key, l := range k.byKey {
+		if key.doc == doc {
+			for _, e := range l {
+				out = append(out, rejectionLine{LSN: e.lsn, Client: key.client, Seq: e.r.Seq, Message: e.r.Message})
+			}
+		}
+	}
+	slices.SortStableFunc(out, func(a, b rejectionLine) int { return cmp.Compare(a.LSN, b.LSN) })
+	return out
 }

@@ -41,6 +41,15 @@ type CoordinatorOptions struct {
 	// MutatorHash, if set, names the mutator module; the document records
 	// the hash it was last migrated with in MetaTable.
 	MutatorHash string
+	// RecordRejections, if set, is called inside each of Apply's
+	// transactions that rejects mutations, just before its COMMIT, with
+	// the LSN the commit will have and the rejections: to record them
+	// durably beside the document, so that no rejection is lost in a crash
+	// after the commit. An error rolls the transaction back (the Apply
+	// fails, or defers the rest if an earlier commit landed). If the
+	// COMMIT then fails, undo is called; after a crash, records beyond
+	// the document's LSN are the caller's to forget.
+	RecordRejections func(lsn uint64, rejected []Rejection) (undo func(), err error)
 }
 
 // MetaTable is the table, inside every document, where the coordinator
@@ -279,6 +288,7 @@ func (c *Coordinator) applySome(ctx, budget context.Context, batch []Mutation, f
 	end := len(batch)
 	poisoned, poison := -1, ""
 	retry := false // re-running a prefix that ran before: not bounded by budget
+	var undo func() // what RecordRejections recorded for this attempt
 	for {
 		res, n, stop = Result{}, end, false
 		updated := map[string]uint64{}
@@ -347,8 +357,18 @@ func (c *Coordinator) applySome(ctx, budget context.Context, batch []Mutation, f
 					return fmt.Errorf("record last seq: %w", err)
 				}
 			}
+			if c.opts.RecordRejections != nil && len(res.Rejected) > 0 {
+				var err error
+				if undo, err = c.opts.RecordRejections(c.LSN()+1, res.Rejected); err != nil {
+					return fmt.Errorf("record rejections: %w", err)
+				}
+			}
 			return nil
 		})
+		if err != nil && undo != nil {
+			undo() // recorded, then the COMMIT failed
+		}
+		undo = nil
 		var broken *brokenTxError
 		if !errors.As(err, &broken) {
 			break
