@@ -287,7 +287,7 @@ var errBudget = errors.New("the batch's time budget ran out")
 func (c *Coordinator) applySome(ctx, budget context.Context, batch []Mutation, fresh bool) (n int, stop bool, res Result, err error) {
 	end := len(batch)
 	poisoned, poison := -1, ""
-	retry := false // re-running a prefix that ran before: not bounded by budget
+	retry := false  // re-running a prefix that ran before: not bounded by budget
 	var undo func() // what RecordRejections recorded for this attempt
 	for {
 		res, n, stop = Result{}, end, false
