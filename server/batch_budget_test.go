@@ -13,6 +13,7 @@ import (
 	"github.com/ncruces/go-sqlite3"
 	"github.com/sqlsync-go/sqlsync/client"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
+	"github.com/sqlsync-go/sqlsync/shared/sqlrows"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
 )
 
@@ -49,7 +50,7 @@ func (m napMutator) Mutate(ctx context.Context, conn *sqlite3.Conn, name string,
 			return ctx.Err()
 		}
 	}
-	return engine.Exec(conn, `INSERT INTO naps(who, id) VALUES (?, ?)`, a.Title, a.ID)
+	return sqlrows.Exec(conn, `INSERT INTO naps(who, id) VALUES (?, ?)`, a.Title, a.ID)
 }
 
 // TestBatchBudgetDefers: group commits that run out of their time budget

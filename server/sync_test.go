@@ -16,6 +16,7 @@ import (
 	"github.com/ncruces/go-sqlite3"
 	"github.com/sqlsync-go/sqlsync/client"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
+	"github.com/sqlsync-go/sqlsync/shared/sqlrows"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
 	"github.com/sqlsync-go/sqlsync/vfs"
 )
@@ -531,10 +532,10 @@ func (logMutator) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, a
 		if err != nil {
 			return err
 		}
-		return engine.Exec(conn, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+		return sqlrows.Exec(conn, `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?)
 			INSERT INTO log(body) SELECT printf('%.1024c', 'x') FROM n`, n)
 	case "append":
-		return engine.Exec(conn, `INSERT INTO log(body) VALUES (?)`, string(args))
+		return sqlrows.Exec(conn, `INSERT INTO log(body) VALUES (?)`, string(args))
 	}
 	return fmt.Errorf("unknown mutation %q", name)
 }

@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/ncruces/go-sqlite3"
-	"github.com/sqlsync-go/sqlsync/shared/engine"
+	"github.com/sqlsync-go/sqlsync/shared/sqlrows"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
 )
 
@@ -49,7 +49,7 @@ func (p *plainDB) setUp() error {
 		if err := p.conn.Exec(`PRAGMA journal_mode=` + p.mode); err != nil {
 			return err
 		}
-		rows, err := engine.Query(p.conn, `PRAGMA journal_mode`)
+		rows, err := sqlrows.Query(p.conn, `PRAGMA journal_mode`)
 		if err != nil {
 			return err
 		}
@@ -70,7 +70,7 @@ func (p *plainDB) setUp() error {
 	}
 	// The same insert as the mutator's: with the position, if the schema
 	// has that column.
-	cols, err := engine.Query(p.conn, `SELECT count(*) FROM pragma_table_info('items') WHERE name = 'position'`)
+	cols, err := sqlrows.Query(p.conn, `SELECT count(*) FROM pragma_table_info('items') WHERE name = 'position'`)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/sqlsync-go/sqlsync/client"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
+	"github.com/sqlsync-go/sqlsync/shared/sqlrows"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
 )
 
@@ -196,7 +197,7 @@ func TestCrashRecovery(t *testing.T) {
 	defer conn.Close()
 	count := func(sql string, args ...any) int64 {
 		t.Helper()
-		rows, err := engine.Query(conn, sql, args...)
+		rows, err := sqlrows.Query(conn, sql, args...)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -30,8 +30,8 @@ import (
 	osfs "github.com/hack-pad/hackpadfs/os"
 	"github.com/sqlsync-go/sqlsync/client"
 	"github.com/sqlsync-go/sqlsync/internal/cli"
-	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
+	"github.com/sqlsync-go/sqlsync/shared/sqlrows"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
 	"github.com/sqlsync-go/sqlsync/vfs"
 	"github.com/sqlsync-go/sqlsync/vfs/filestore"
@@ -262,7 +262,7 @@ func coordinatorFile(t *testing.T, dataDir, docID string) ([]byte, *vfs.Database
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	rows, err := engine.Query(conn, `PRAGMA integrity_check`)
+	rows, err := sqlrows.Query(conn, `PRAGMA integrity_check`)
 	if err != nil {
 		t.Fatal(err)
 	}

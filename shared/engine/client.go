@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ncruces/go-sqlite3"
+	"github.com/sqlsync-go/sqlsync/shared/sqlrows"
 	"github.com/sqlsync-go/sqlsync/vfs"
 )
 
@@ -494,14 +495,14 @@ func (e *migrateError) Unwrap() error { return e.err }
 // coordinator applied. The local layer must be empty.
 // +checklocks:c.mu
 func (c *Client) lastSeq() (uint64, error) {
-	rows, err := Query(c.conn, `SELECT count(*) FROM sqlite_schema WHERE name = ?`, ClientsTable)
+	rows, err := sqlrows.Query(c.conn, `SELECT count(*) FROM sqlite_schema WHERE name = ?`, ClientsTable)
 	if err != nil {
 		return 0, fmt.Errorf("read last seq: %w", err)
 	}
 	if rows.Values[0][0].(int64) == 0 {
 		return 0, nil
 	}
-	rows, err = Query(c.conn, `SELECT last_seq FROM `+ClientsTable+` WHERE client_id = ?`, c.log.ClientID())
+	rows, err = sqlrows.Query(c.conn, `SELECT last_seq FROM `+ClientsTable+` WHERE client_id = ?`, c.log.ClientID())
 	if err != nil {
 		return 0, fmt.Errorf("read last seq: %w", err)
 	}
@@ -578,7 +579,7 @@ func (c *Client) query(sql string, args ...any) (Rows, error) {
 	if !ro {
 		return Rows{}, fmt.Errorf("query: %w", ErrNotReadOnly)
 	}
-	rows, err := Query(c.conn, sql, args...)
+	rows, err := sqlrows.Query(c.conn, sql, args...)
 	if err != nil {
 		if c.refused {
 			return Rows{}, fmt.Errorf("query: %w: %v", ErrNotReadOnly, err)

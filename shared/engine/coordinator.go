@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ncruces/go-sqlite3"
+	"github.com/sqlsync-go/sqlsync/shared/sqlrows"
 	"github.com/sqlsync-go/sqlsync/vfs"
 )
 
@@ -156,7 +157,7 @@ func (c *Coordinator) migrate(ctx context.Context) error {
 			return fmt.Errorf("create meta table: %w", err)
 		}
 		// Written only when it changes, so reopening commits nothing.
-		err := Exec(c.conn, `INSERT INTO `+MetaTable+`(key, value) VALUES ('mutator_hash', ?)
+		err := sqlrows.Exec(c.conn, `INSERT INTO `+MetaTable+`(key, value) VALUES ('mutator_hash', ?)
 			ON CONFLICT(key) DO UPDATE SET value = excluded.value WHERE value IS NOT excluded.value`, c.opts.MutatorHash)
 		if err != nil {
 			return fmt.Errorf("record mutator hash: %w", err)
@@ -168,7 +169,7 @@ func (c *Coordinator) migrate(ctx context.Context) error {
 // MutatorHash returns the hash of the mutator module the document was last
 // migrated with, or "".
 func (c *Coordinator) MutatorHash() (string, error) {
-	rows, err := Query(c.conn, `SELECT value FROM `+MetaTable+` WHERE key = 'mutator_hash'`)
+	rows, err := sqlrows.Query(c.conn, `SELECT value FROM `+MetaTable+` WHERE key = 'mutator_hash'`)
 	if err != nil {
 		if strings.Contains(err.Error(), "no such table") {
 			return "", nil
@@ -200,7 +201,7 @@ func (c *Coordinator) loadLastSeq() error {
 	if c.lastSeq != nil {
 		return nil
 	}
-	rows, err := Query(c.conn, `SELECT client_id, last_seq FROM `+ClientsTable)
+	rows, err := sqlrows.Query(c.conn, `SELECT client_id, last_seq FROM `+ClientsTable)
 	if err != nil {
 		return fmt.Errorf("load clients table: %w", err)
 	}
@@ -351,7 +352,7 @@ func (c *Coordinator) applySome(ctx, budget context.Context, batch []Mutation, f
 				res.Applied = append(res.Applied, m)
 			}
 			for id, seq := range updated {
-				err := Exec(c.conn, `INSERT INTO `+ClientsTable+`(client_id, last_seq) VALUES (?, ?)
+				err := sqlrows.Exec(c.conn, `INSERT INTO `+ClientsTable+`(client_id, last_seq) VALUES (?, ?)
 					ON CONFLICT(client_id) DO UPDATE SET last_seq = excluded.last_seq`, id, seq)
 				if err != nil {
 					return fmt.Errorf("record last seq: %w", err)
@@ -436,7 +437,7 @@ func (s sizeLimited) Mutate(ctx context.Context, conn *sqlite3.Conn, name string
 	if err := s.Mutator.Mutate(ctx, conn, name, args); err != nil {
 		return err
 	}
-	rows, err := Query(conn, `PRAGMA page_count`)
+	rows, err := sqlrows.Query(conn, `PRAGMA page_count`)
 	if err != nil {
 		return err
 	}
@@ -604,7 +605,7 @@ func (c *Coordinator) Query(sql string, args ...any) (Rows, error) {
 	if err := c.openRead(); err != nil {
 		return Rows{}, err
 	}
-	return Query(c.read, sql, args...)
+	return sqlrows.Query(c.read, sql, args...)
 }
 
 // +checklocks:c.readMu

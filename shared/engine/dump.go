@@ -7,17 +7,18 @@ import (
 	"strings"
 
 	"github.com/ncruces/go-sqlite3"
+	"github.com/sqlsync-go/sqlsync/shared/sqlrows"
 )
 
 // Dump writes the database's schema and rows as SQL text that rebuilds it,
 // in a stable order: two databases with the same logical content dump the
 // same text.
 func Dump(conn *sqlite3.Conn, w io.Writer) error {
-	ver, err := Query(conn, `PRAGMA user_version`)
+	ver, err := sqlrows.Query(conn, `PRAGMA user_version`)
 	if err != nil {
 		return fmt.Errorf("dump: %w", err)
 	}
-	schema, err := Query(conn, `SELECT type, name, sql FROM sqlite_schema
+	schema, err := sqlrows.Query(conn, `SELECT type, name, sql FROM sqlite_schema
 		WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'
 		ORDER BY type = 'table' DESC, name`)
 	if err != nil {
@@ -34,7 +35,7 @@ func Dump(conn *sqlite3.Conn, w io.Writer) error {
 		}
 	}
 	for _, t := range tables {
-		rows, err := Query(conn, `SELECT * FROM `+sqlite3.QuoteIdentifier(t))
+		rows, err := sqlrows.Query(conn, `SELECT * FROM `+sqlite3.QuoteIdentifier(t))
 		if err != nil {
 			return fmt.Errorf("dump %s: %w", t, err)
 		}
@@ -42,7 +43,7 @@ func Dump(conn *sqlite3.Conn, w io.Writer) error {
 		for i := range order {
 			order[i] = strconv.Itoa(i + 1)
 		}
-		rows, err = Query(conn, `SELECT * FROM `+sqlite3.QuoteIdentifier(t)+` ORDER BY `+strings.Join(order, ","))
+		rows, err = sqlrows.Query(conn, `SELECT * FROM `+sqlite3.QuoteIdentifier(t)+` ORDER BY `+strings.Join(order, ","))
 		if err != nil {
 			return fmt.Errorf("dump %s: %w", t, err)
 		}

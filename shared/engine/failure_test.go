@@ -11,6 +11,7 @@ import (
 	"github.com/ncruces/go-sqlite3"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/pendinglog"
+	"github.com/sqlsync-go/sqlsync/shared/sqlrows"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
 	"github.com/sqlsync-go/sqlsync/vfs/memstore"
 )
@@ -386,7 +387,7 @@ func (a armed) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, args
 	if name != "break" && name != "panic" {
 		return a.SQL.Mutate(ctx, conn, name, args)
 	}
-	rows, err := engine.Query(conn, `SELECT count(*) FROM flag`)
+	rows, err := sqlrows.Query(conn, `SELECT count(*) FROM flag`)
 	if err != nil {
 		return err
 	}
@@ -397,7 +398,7 @@ func (a armed) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, args
 		conn.Exec(`ROLLBACK`)
 		return errors.New("interrupted")
 	}
-	return engine.Exec(conn, `INSERT INTO t(v) VALUES (?)`, name)
+	return sqlrows.Exec(conn, `INSERT INTO t(v) VALUES (?)`, name)
 }
 
 // Pending mutations that break the transaction or panic only on replay

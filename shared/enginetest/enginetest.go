@@ -21,6 +21,7 @@ import (
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/pendinglog"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
+	"github.com/sqlsync-go/sqlsync/shared/sqlrows"
 	"github.com/sqlsync-go/sqlsync/shared/syncwire"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
 	"github.com/sqlsync-go/sqlsync/vfs/memstore"
@@ -516,20 +517,20 @@ func (f faults) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, raw
 	}
 	switch name {
 	case "parent":
-		return engine.Exec(conn, `INSERT OR IGNORE INTO sim_parent(id) VALUES (?)`, a.ID)
+		return sqlrows.Exec(conn, `INSERT OR IGNORE INTO sim_parent(id) VALUES (?)`, a.ID)
 	case "unparent":
-		if err := engine.Exec(conn, `DELETE FROM sim_child WHERE pid = ?`, a.ID); err != nil {
+		if err := sqlrows.Exec(conn, `DELETE FROM sim_child WHERE pid = ?`, a.ID); err != nil {
 			return err
 		}
-		return engine.Exec(conn, `DELETE FROM sim_parent WHERE id = ?`, a.ID)
+		return sqlrows.Exec(conn, `DELETE FROM sim_parent WHERE id = ?`, a.ID)
 	case "child":
-		return engine.Exec(conn, `INSERT INTO sim_child(pid) VALUES (?)`, a.ID)
+		return sqlrows.Exec(conn, `INSERT INTO sim_child(pid) VALUES (?)`, a.ID)
 	case "arm":
 		return conn.Exec(`INSERT OR IGNORE INTO sim_wire(id) VALUES (1)`)
 	case "disarm":
 		return conn.Exec(`DELETE FROM sim_wire`)
 	default: // tripwire
-		rows, err := engine.Query(conn, `SELECT count(*) FROM sim_wire`)
+		rows, err := sqlrows.Query(conn, `SELECT count(*) FROM sim_wire`)
 		if err != nil {
 			return err
 		}
@@ -537,7 +538,7 @@ func (f faults) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, raw
 			conn.Exec(`ROLLBACK`)
 			return errors.New("interrupted")
 		}
-		return engine.Exec(conn, `INSERT OR IGNORE INTO sim_parent(id) VALUES (?)`, a.ID)
+		return sqlrows.Exec(conn, `INSERT OR IGNORE INTO sim_parent(id) VALUES (?)`, a.ID)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/ncruces/go-sqlite3"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
+	"github.com/sqlsync-go/sqlsync/shared/sqlrows"
 )
 
 // SQL is a generic test mutator that runs the SQL it is given, as an app's
@@ -56,7 +57,7 @@ func (SQL) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, raw []by
 				a.Args[i] = int64(f)
 			}
 		}
-		return engine.Exec(conn, a.SQL, a.Args...)
+		return sqlrows.Exec(conn, a.SQL, a.Args...)
 	case "fail":
 		return errors.New(a.Message)
 	}

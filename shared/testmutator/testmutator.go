@@ -25,6 +25,7 @@ import (
 
 	"github.com/ncruces/go-sqlite3"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
+	"github.com/sqlsync-go/sqlsync/shared/sqlrows"
 )
 
 // Migrations are the schema steps, in order; PRAGMA user_version counts the
@@ -51,7 +52,7 @@ var _ engine.Mutator = Mutator{}
 
 // Migrate applies the migrations the document lacks.
 func (Mutator) Migrate(ctx context.Context, conn *sqlite3.Conn) error {
-	rows, err := engine.Query(conn, `PRAGMA user_version`)
+	rows, err := sqlrows.Query(conn, `PRAGMA user_version`)
 	if err != nil {
 		return err
 	}
@@ -103,33 +104,33 @@ func (Mutator) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, raw 
 	switch name {
 	case "add":
 		if a.Position != nil {
-			return engine.Exec(conn, `INSERT INTO items(id, title, position) VALUES (?, ?, ?)`, a.ID, a.Title, *a.Position)
+			return sqlrows.Exec(conn, `INSERT INTO items(id, title, position) VALUES (?, ?, ?)`, a.ID, a.Title, *a.Position)
 		}
-		return engine.Exec(conn, `INSERT INTO items(id, title, position)
+		return sqlrows.Exec(conn, `INSERT INTO items(id, title, position)
 			VALUES (?, ?, (SELECT coalesce(max(position), 0) + 1 FROM items))`, a.ID, a.Title)
 	case "move":
 		if a.Position == nil {
 			return errors.New("move: no position")
 		}
-		return need(engine.Exec(conn, `UPDATE items SET position = ? WHERE id = ?`, *a.Position, a.ID))
+		return need(sqlrows.Exec(conn, `UPDATE items SET position = ? WHERE id = ?`, *a.Position, a.ID))
 	case "retitle":
-		return engine.Exec(conn, `INSERT INTO list(id, title) VALUES (1, ?)
+		return sqlrows.Exec(conn, `INSERT INTO list(id, title) VALUES (1, ?)
 			ON CONFLICT(id) DO UPDATE SET title = excluded.title`, a.Title)
 	case "rename":
-		return need(engine.Exec(conn, `UPDATE items SET title = ?, deleted = 0 WHERE id = ?`, a.Title, a.ID))
+		return need(sqlrows.Exec(conn, `UPDATE items SET title = ?, deleted = 0 WHERE id = ?`, a.Title, a.ID))
 	case "toggle":
-		return need(engine.Exec(conn, `UPDATE items SET done = 1 - done WHERE id = ? AND NOT deleted`, a.ID))
+		return need(sqlrows.Exec(conn, `UPDATE items SET done = 1 - done WHERE id = ? AND NOT deleted`, a.ID))
 	case "delete":
-		return need(engine.Exec(conn, `UPDATE items SET deleted = 1 WHERE id = ?`, a.ID))
+		return need(sqlrows.Exec(conn, `UPDATE items SET deleted = 1 WHERE id = ?`, a.ID))
 	case "purge":
-		return engine.Exec(conn, `DELETE FROM items WHERE deleted`)
+		return sqlrows.Exec(conn, `DELETE FROM items WHERE deleted`)
 	case "bulk":
 		if a.N < 0 || a.N > 10000 {
 			return fmt.Errorf("bulk: n %d outside 0..10000", a.N)
 		}
 		for i := range a.N {
 			id := a.Prefix + strconv.Itoa(i)
-			if err := engine.Exec(conn, `INSERT INTO items(id, title) VALUES (?, ?)`, id, "bulk "+id); err != nil {
+			if err := sqlrows.Exec(conn, `INSERT INTO items(id, title) VALUES (?, ?)`, id, "bulk "+id); err != nil {
 				return err
 			}
 		}

@@ -1,4 +1,7 @@
-package engine
+// Package sqlrows runs SQL on a go-sqlite3 connection with Go values for
+// arguments and collects whole results: the small helper the engine, the
+// test mutator and the benchmarks share.
+package sqlrows
 
 import (
 	"fmt"
