@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sqlsync-go/sqlsync/shared/engine"
+	"github.com/sqlsync-go/sqlsync/shared/mutatorhost/hosttest"
 	"github.com/sqlsync-go/sqlsync/shared/pendinglog"
 	"github.com/sqlsync-go/sqlsync/shared/wasmhost/wasmtest"
 	"github.com/sqlsync-go/sqlsync/vfs/memstore"
@@ -18,8 +19,8 @@ const versioned = "./testdata/versioned"
 // version 1, while a client holds mutations made with version 1.
 func TestUpgrade(t *testing.T) {
 	ctx := context.Background()
-	v1 := wasmtest.Compile(t, versioned, testLimits, "-X=main.version=1")
-	v2 := wasmtest.Compile(t, versioned, testLimits, "-X=main.version=2")
+	v1 := wasmtest.Compile(t, versioned, hosttest.Limits, "-X=main.version=1")
+	v2 := wasmtest.Compile(t, versioned, hosttest.Limits, "-X=main.version=2")
 	if v1.Hash() == v2.Hash() {
 		t.Fatal("both versions have the same hash")
 	}

@@ -1,6 +1,8 @@
 // Command full is a test mutator that exercises every feature of the ABI
-// and every way a mutator can fail. The wasmhost tests build it with
-// GOOS=wasip1 GOARCH=wasm -buildmode=c-shared.
+// and every way a mutator can fail: the mutator of the hosts' contract
+// suite (package mutatorhost/hosttest). The wasmhost tests build it with
+// GOOS=wasip1 GOARCH=wasm -buildmode=c-shared; make test-mutators builds
+// it for the browser's tests.
 package main
 
 import (
