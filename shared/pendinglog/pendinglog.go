@@ -3,6 +3,10 @@
 // memory for tests. The file also holds the client's ID, so a replica's
 // identity and its unacknowledged writes live and die together.
 //
+// Every log is a [Mirror], the pending mutations in memory with the rules
+// about them, over a [Journal] that only stores: [File] over a file,
+// [Memory] over nothing, and package idblog's log over IndexedDB.
+//
 // File layout: a header record holding the client ID, then one record per
 // mutation. A record is its payload length (uint32), a CRC-32C of the
 // payload, then the payload. A torn final record (a crash mid-append) is cut
@@ -22,16 +26,13 @@
 package pendinglog
 
 import (
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"path"
 	"slices"
-	"sync"
 
 	"github.com/hack-pad/hackpadfs"
 
@@ -43,70 +44,24 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 const magic = "sqlsync-pending-1"
 
-// ErrCorrupt reports a log whose header or middle fails its checks.
-var ErrCorrupt = errors.New("pendinglog: corrupt log")
-
 var errClosed = errors.New("log closed")
 
-// Memory is a pending log in memory.
-type Memory struct {
-	mu  sync.Mutex
-	id  string
-	log []engine.Mutation
-}
+// File is a pending log in a file, held until Close.
+type File struct{ *Mirror }
 
-// NewMemory returns an empty in-memory log for clientID.
-func NewMemory(clientID string) *Memory { return &Memory{id: clientID} }
+var _ engine.PendingLog = (*File)(nil)
 
-// ClientID returns the client's ID.
-func (m *Memory) ClientID() string { return m.id }
-
-// Load returns the recorded mutations.
-func (m *Memory) Load() ([]engine.Mutation, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Clone(m.log), nil
-}
-
-// Append records mu.
-func (m *Memory) Append(mu engine.Mutation) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.log = append(m.log, mu)
-	return nil
-}
-
-// Trim forgets mutations up to seq through.
-func (m *Memory) Trim(through uint64) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.log = slices.DeleteFunc(m.log, func(mu engine.Mutation) bool { return mu.Seq <= through })
-	return nil
-}
-
-// File is a pending log in a file.
-type File struct {
-	mu   sync.Mutex
+// fileJournal is the journal of a File.
+type fileJournal struct {
 	fsys hackpadfs.FS
 	name string
-	f    hackpadfs.File
+	f    hackpadfs.File // nil once closed
 	lock *dirlock.Lock
 	id   string
-	log  []engine.Mutation
 	size int64 // bytes of valid records, where the next append goes
 }
 
-var (
-	_ engine.PendingLog = (*File)(nil)
-	_ engine.PendingLog = (*Memory)(nil)
-)
-
-// NewClientID returns a fresh random client ID.
-func NewClientID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+var _ Journal = (*fileJournal)(nil)
 
 // Open opens or creates the log file name on fsys. A new log gets a fresh
 // random client ID.
@@ -120,58 +75,62 @@ func Open(fsys hackpadfs.FS, name string) (*File, error) {
 		lock.Release()
 		return nil, fmt.Errorf("pendinglog: open %s: %w", name, err)
 	}
-	l := &File{fsys: fsys, name: name, f: f, lock: lock}
-	if err := l.load(); err != nil {
-		l.f.Close()
-		lock.Release()
+	j := &fileJournal{fsys: fsys, name: name, f: f, lock: lock}
+	m, err := NewMirror(j)
+	if err != nil {
+		j.Close()
 		return nil, fmt.Errorf("pendinglog: open %s: %w", name, err)
 	}
-	return l, nil
+	return &File{m}, nil
 }
 
-func (l *File) load() error {
-	data, err := readAll(l.f)
+// Load reads the log, creating it if empty, and cuts a torn tail.
+func (j *fileJournal) Load() (string, []engine.Mutation, error) {
+	data, err := readAll(j.f)
 	if err != nil {
-		return err
+		return "", nil, fmt.Errorf("read: %w", err)
 	}
 	if len(data) == 0 {
-		l.id = NewClientID()
-		return l.rewrite(nil)
+		j.id = NewClientID()
+		if err := j.rewrite(nil); err != nil {
+			return "", nil, fmt.Errorf("create: %w", err)
+		}
+		return j.id, nil, nil
 	}
 	payload, n, ok := nextRecord(data)
 	if !ok || len(payload) < len(magic) || string(payload[:len(magic)]) != magic {
-		return fmt.Errorf("%w: bad header", ErrCorrupt)
+		return "", nil, fmt.Errorf("%w: bad header", ErrCorrupt)
 	}
-	l.id = string(payload[len(magic):])
+	j.id = string(payload[len(magic):])
+	var log []engine.Mutation
 	off := n
 	for off < len(data) {
 		payload, n, ok := nextRecord(data[off:])
 		if !ok {
 			// A torn tail, unless a valid record follows.
 			var last uint64
-			if len(l.log) > 0 {
-				last = l.log[len(l.log)-1].Seq
+			if len(log) > 0 {
+				last = log[len(log)-1].Seq
 			}
 			if at, seq, found := laterRecord(data, off+1, last); found {
-				return fmt.Errorf("%w: damaged record at offset %d, before the valid record of seq %d at offset %d", ErrCorrupt, off, seq, at)
+				return "", nil, fmt.Errorf("%w: damaged record at offset %d, before the valid record of seq %d at offset %d", ErrCorrupt, off, seq, at)
 			}
 			break
 		}
 		m, err := decodeMutation(payload)
 		if err != nil {
-			return fmt.Errorf("%w: record at %d: %v", ErrCorrupt, off, err)
+			return "", nil, fmt.Errorf("%w: record at %d: %v", ErrCorrupt, off, err)
 		}
-		m.ClientID = l.id
-		l.log = append(l.log, m)
+		log = append(log, m)
 		off += n
 	}
-	l.size = int64(off)
+	j.size = int64(off)
 	if off < len(data) {
-		if err := hackpadfs.TruncateFile(l.f, l.size); err != nil {
-			return fmt.Errorf("cut torn tail: %w", err)
+		if err := hackpadfs.TruncateFile(j.f, j.size); err != nil {
+			return "", nil, fmt.Errorf("cut torn tail: %w", err)
 		}
 	}
-	return nil
+	return j.id, log, nil
 }
 
 func readAll(f hackpadfs.File) ([]byte, error) {
@@ -252,104 +211,78 @@ func decodeMutation(b []byte) (engine.Mutation, error) {
 	return engine.Mutation{Seq: seq, Name: string(b[:size]), Args: slices.Clone(b[size:])}, nil
 }
 
-// ClientID returns the client's ID.
-func (l *File) ClientID() string { return l.id }
-
-// Load returns the recorded mutations.
-func (l *File) Load() ([]engine.Mutation, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.log), nil
-}
-
-// Append writes m and syncs the file.
-func (l *File) Append(m engine.Mutation) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.f == nil {
-		return fmt.Errorf("pendinglog: append %d: %w", m.Seq, errClosed)
+// Append writes m at the end of the valid records and syncs the file.
+func (j *fileJournal) Append(m engine.Mutation) error {
+	if j.f == nil {
+		return errClosed
 	}
 	rec := record(encodeMutation(m))
-	if _, err := hackpadfs.WriteAtFile(l.f, rec, l.size); err != nil {
-		l.cutFailedAppend()
-		return fmt.Errorf("pendinglog: append %d: %w", m.Seq, err)
+	if _, err := hackpadfs.WriteAtFile(j.f, rec, j.size); err != nil {
+		j.cutFailedAppend()
+		return fmt.Errorf("write: %w", err)
 	}
-	if err := syncFile(l.f); err != nil {
-		l.cutFailedAppend()
-		return fmt.Errorf("pendinglog: append %d: sync: %w", m.Seq, err)
+	if err := syncFile(j.f); err != nil {
+		j.cutFailedAppend()
+		return fmt.Errorf("sync: %w", err)
 	}
-	l.size += int64(len(rec))
-	l.log = append(l.log, m)
+	j.size += int64(len(rec))
 	return nil
 }
 
 // cutFailedAppend drops what a failed append may have left after the valid
 // records, so that it cannot pass for one of them. Best effort: if this
 // fails too, the next append overwrites the same place.
-func (l *File) cutFailedAppend() {
-	if hackpadfs.TruncateFile(l.f, l.size) == nil {
-		syncFile(l.f)
+func (j *fileJournal) cutFailedAppend() {
+	if hackpadfs.TruncateFile(j.f, j.size) == nil {
+		syncFile(j.f)
 	}
 }
 
-// Trim forgets mutations up to seq through, rewriting the file when that
-// frees most of it.
-func (l *File) Trim(through uint64) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.f == nil {
-		return fmt.Errorf("pendinglog: trim: %w", errClosed)
+// DeleteThrough cuts the file back to its header when nothing stays, and
+// otherwise rewrites it only when that frees most of it.
+func (j *fileJournal) DeleteThrough(through uint64, dropped, rest []engine.Mutation) error {
+	if j.f == nil {
+		return errClosed
 	}
-	i := 0
-	for i < len(l.log) && l.log[i].Seq <= through {
-		i++
-	}
-	if i == 0 {
-		return nil
-	}
-	keep := slices.Clone(l.log[i:])
-	// Dropped records may stay in the file for a while: whoever opens the
-	// log drops the mutations its snapshot shows as applied. Rewrite only
-	// when the file would shrink by half, so trimming stays amortised O(1).
-	if len(keep) > 0 && i < len(keep) {
-		l.log = keep
-		return nil
-	}
-	if len(keep) == 0 {
+	switch {
+	case len(rest) == 0:
 		// Everything is acknowledged (the usual case: a client that keeps
 		// up): cut the file back to its header in place, one truncate and
 		// one sync, rather than write, rename and sync a new file. A crash
 		// leaves it whole or cut, and either is right.
-		if err := hackpadfs.TruncateFile(l.f, l.headerSize()); err != nil {
-			return fmt.Errorf("pendinglog: trim: %w", err)
+		if err := hackpadfs.TruncateFile(j.f, j.headerSize()); err != nil {
+			return fmt.Errorf("cut to header: %w", err)
 		}
-		if err := syncFile(l.f); err != nil {
-			return fmt.Errorf("pendinglog: trim: sync: %w", err)
+		if err := syncFile(j.f); err != nil {
+			return fmt.Errorf("sync: %w", err)
 		}
-		l.size = l.headerSize()
-		l.log = nil
-		return nil
+		j.size = j.headerSize()
+	case len(dropped) < len(rest):
+		// Dropped records may stay in the file for a while: whoever opens
+		// the log drops the mutations its snapshot shows as applied.
+		// Rewrite only when the file would shrink by half, so trimming
+		// stays amortised O(1).
+	default:
+		if err := j.rewrite(rest); err != nil {
+			return fmt.Errorf("rewrite: %w", err)
+		}
 	}
-	if err := l.rewrite(keep); err != nil {
-		return fmt.Errorf("pendinglog: trim: %w", err)
-	}
-	l.log = keep
 	return nil
 }
 
 // headerSize is the length of the header record: 8 bytes of length and CRC,
 // then the magic and the client ID.
-func (l *File) headerSize() int64 { return int64(8 + len(magic) + len(l.id)) }
+func (j *fileJournal) headerSize() int64 { return int64(8 + len(magic) + len(j.id)) }
 
 // rewrite replaces the file with the header and ms: written to a temporary
 // file, synced, then renamed over the log.
-func (l *File) rewrite(ms []engine.Mutation) error {
-	buf := record(append([]byte(magic), l.id...))
+func (j *fileJournal) rewrite(ms []engine.Mutation) error {
+	buf := record(append([]byte(magic), j.id...))
 	for _, m := range ms {
 		buf = append(buf, record(encodeMutation(m))...)
 	}
-	tmp := l.name + ".tmp"
-	f, err := hackpadfs.OpenFile(l.fsys, tmp, hackpadfs.FlagReadWrite|hackpadfs.FlagCreate|hackpadfs.FlagTruncate, 0o644)
+	tmp := j.name + ".tmp"
+	f, err := hackpadfs.OpenFile(j.fsys, tmp, hackpadfs.FlagReadWrite|hackpadfs.FlagCreate|hackpadfs.FlagTruncate, 0o644)
 	if err != nil {
 		return err
 	}
@@ -361,32 +294,30 @@ func (l *File) rewrite(ms []engine.Mutation) error {
 		f.Close()
 		return err
 	}
-	if err := hackpadfs.Rename(l.fsys, tmp, l.name); err != nil {
+	if err := hackpadfs.Rename(j.fsys, tmp, j.name); err != nil {
 		f.Close()
 		return err
 	}
 	// The rename (and, for a new log, the file's creation) is durable only
 	// once the directory is.
-	if err := syncDir(l.fsys, path.Dir(l.name)); err != nil {
+	if err := syncDir(j.fsys, path.Dir(j.name)); err != nil {
 		f.Close()
 		return err
 	}
-	l.f.Close()
-	l.f = f
-	l.size = int64(len(buf))
+	j.f.Close()
+	j.f = f
+	j.size = int64(len(buf))
 	return nil
 }
 
 // Close closes the file and releases the log to other processes.
-func (l *File) Close() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.f == nil {
+func (j *fileJournal) Close() error {
+	if j.f == nil {
 		return nil
 	}
-	err := l.f.Close()
-	l.f = nil
-	return errors.Join(err, l.lock.Release())
+	err := j.f.Close()
+	j.f = nil
+	return errors.Join(err, j.lock.Release())
 }
 
 // syncDir makes a rename or creation in dir durable, on file systems whose
