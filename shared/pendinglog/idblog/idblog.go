@@ -16,8 +16,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"slices"
-	"sync"
 	"syscall/js"
 
 	"github.com/hack-pad/go-indexeddb/idb"
@@ -32,17 +30,22 @@ const (
 	secretKey      = "secret"
 )
 
-// Log is a pending log in one IndexedDB database.
+// Log is a pending log in one IndexedDB database, open until Close.
 type Log struct {
-	db     *idb.Database
-	id     string
-	secret string
-
-	mu  sync.Mutex
-	log []engine.Mutation
+	*pendinglog.Mirror
+	j *journal
 }
 
 var _ engine.PendingLog = (*Log)(nil)
+
+// journal is the IndexedDB journal of a Log.
+type journal struct {
+	db      *idb.Database
+	secret  string
+	openCtx context.Context // Open's, for Load
+}
+
+var _ pendinglog.Journal = (*journal)(nil)
 
 var bg = context.Background()
 
@@ -64,37 +67,40 @@ func Open(ctx context.Context, name string) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("idblog: open %s: %w", name, err)
 	}
-	l := &Log{db: db}
-	if err := l.load(ctx); err != nil {
+	j := &journal{db: db, openCtx: ctx}
+	m, err := pendinglog.NewMirror(j)
+	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("idblog: open %s: %w", name, err)
 	}
-	return l, nil
+	return &Log{Mirror: m, j: j}, nil
 }
 
-func (l *Log) load(ctx context.Context) error {
+// Load reads the client ID, its secret and the mutations, storing a new ID
+// or secret where there is none.
+func (j *journal) Load() (string, []engine.Mutation, error) {
 	// Both requests go out before anything is awaited: a transaction
 	// commits on its own once no request is pending.
-	tx, err := l.db.Transaction(idb.TransactionReadOnly, metaStore, mutationsStore)
+	tx, err := j.db.Transaction(idb.TransactionReadOnly, metaStore, mutationsStore)
 	if err != nil {
-		return err
+		return "", nil, fmt.Errorf("read: %w", err)
 	}
 	meta, _ := tx.ObjectStore(metaStore)
 	muts, _ := tx.ObjectStore(mutationsStore)
 	idReq, err := meta.Get(js.ValueOf(clientIDKey))
 	if err != nil {
-		return err
+		return "", nil, fmt.Errorf("read client ID: %w", err)
 	}
 	secretReq, err := meta.Get(js.ValueOf(secretKey))
 	if err != nil {
-		return err
+		return "", nil, fmt.Errorf("read client secret: %w", err)
 	}
 	cur, err := muts.OpenCursor(idb.CursorNext)
 	if err != nil {
-		return err
+		return "", nil, fmt.Errorf("read mutations: %w", err)
 	}
 	var log []engine.Mutation
-	err = cur.Iter(ctx, func(c *idb.CursorWithValue) error {
+	err = cur.Iter(j.openCtx, func(c *idb.CursorWithValue) error {
 		key, err := c.Key()
 		if err != nil {
 			return err
@@ -110,37 +116,38 @@ func (l *Log) load(ctx context.Context) error {
 		return nil
 	})
 	if err != nil {
-		return fmt.Errorf("read mutations: %w", err)
+		return "", nil, fmt.Errorf("read mutations: %w", err)
 	}
-	id, err := idReq.Result()
+	idv, err := idReq.Result()
 	if err != nil {
-		return fmt.Errorf("read client ID: %w", err)
+		return "", nil, fmt.Errorf("read client ID: %w", err)
 	}
 	secret, err := secretReq.Result()
 	if err != nil {
-		return fmt.Errorf("read client secret: %w", err)
+		return "", nil, fmt.Errorf("read client secret: %w", err)
 	}
+	var id string
 	put := map[string]string{}
-	if id.Type() == js.TypeString {
-		l.id = id.String()
+	if idv.Type() == js.TypeString {
+		id = idv.String()
 	} else {
 		if len(log) > 0 {
-			return fmt.Errorf("%w: mutations without a client ID", pendinglog.ErrCorrupt)
+			return "", nil, fmt.Errorf("%w: mutations without a client ID", pendinglog.ErrCorrupt)
 		}
-		l.id = pendinglog.NewClientID()
-		put[clientIDKey] = l.id
+		id = pendinglog.NewClientID()
+		put[clientIDKey] = id
 	}
 	if secret.Type() == js.TypeString && secret.String() != "" && put[clientIDKey] == "" {
-		l.secret = secret.String()
+		j.secret = secret.String()
 	} else {
 		// A new ID, or one from before secrets were kept: the
 		// coordinator binds it to this secret on the next Hello.
-		l.secret = newSecret()
-		put[secretKey] = l.secret
+		j.secret = newSecret()
+		put[secretKey] = j.secret
 	}
 	if len(put) > 0 {
 		// One transaction: a new ID is never stored without its secret.
-		err := l.writeStore(metaStore, func(meta *idb.ObjectStore) error {
+		err := j.writeStore(metaStore, func(meta *idb.ObjectStore) error {
 			for k, v := range put {
 				if _, err := meta.PutKey(js.ValueOf(k), js.ValueOf(v)); err != nil {
 					return err
@@ -149,22 +156,15 @@ func (l *Log) load(ctx context.Context) error {
 			return nil
 		})
 		if err != nil {
-			return fmt.Errorf("write client identity: %w", err)
+			return "", nil, fmt.Errorf("write client identity: %w", err)
 		}
 	}
-	for i := range log {
-		log[i].ClientID = l.id
-	}
-	l.log = log
-	return nil
+	return id, log, nil
 }
-
-// ClientID returns the client's ID.
-func (l *Log) ClientID() string { return l.id }
 
 // ClientSecret returns the secret that proves the client owns its ID to the
 // coordinator (client.SecretKeeper).
-func (l *Log) ClientSecret() (string, error) { return l.secret, nil }
+func (l *Log) ClientSecret() (string, error) { return l.j.secret, nil }
 
 // newSecret returns a fresh random secret: 128 bits, in hex.
 func newSecret() string {
@@ -173,22 +173,10 @@ func newSecret() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Load returns the recorded mutations.
-func (l *Log) Load() ([]engine.Mutation, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return slices.Clone(l.log), nil
-}
-
-// write runs f in one read-write transaction with strict durability and
-// waits for it to complete.
-func (l *Log) write(f func(muts *idb.ObjectStore) error) error {
-	return l.writeStore(mutationsStore, f)
-}
-
-// writeStore is write on object store name.
-func (l *Log) writeStore(name string, f func(*idb.ObjectStore) error) error {
-	tx, err := l.db.TransactionWithOptions(idb.TransactionOptions{Mode: idb.TransactionReadWrite, Durability: idb.DurabilityStrict}, name)
+// writeStore runs f on object store name in one read-write transaction
+// with strict durability and waits for it to complete.
+func (j *journal) writeStore(name string, f func(*idb.ObjectStore) error) error {
+	tx, err := j.db.TransactionWithOptions(idb.TransactionOptions{Mode: idb.TransactionReadWrite, Durability: idb.DurabilityStrict}, name)
 	if err != nil {
 		return err
 	}
@@ -203,11 +191,9 @@ func (l *Log) writeStore(name string, f func(*idb.ObjectStore) error) error {
 	return tx.Await(bg)
 }
 
-// Append records m durably.
-func (l *Log) Append(m engine.Mutation) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	err := l.write(func(muts *idb.ObjectStore) error {
+// Append puts m in one transaction.
+func (j *journal) Append(m engine.Mutation) error {
+	err := j.writeStore(mutationsStore, func(muts *idb.ObjectStore) error {
 		v := js.Global().Get("Object").New()
 		v.Set("name", m.Name)
 		args := js.Global().Get("Uint8Array").New(len(m.Args))
@@ -217,38 +203,26 @@ func (l *Log) Append(m engine.Mutation) error {
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("idblog: append %d: %w", m.Seq, err)
+		return fmt.Errorf("indexeddb put: %w", err)
 	}
-	l.log = append(l.log, m)
 	return nil
 }
 
-// Trim forgets the mutations with seq at or below through.
-func (l *Log) Trim(through uint64) error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	i := 0
-	for i < len(l.log) && l.log[i].Seq <= through {
-		i++
-	}
-	if i == 0 {
-		return nil
-	}
-	err := l.write(func(muts *idb.ObjectStore) error {
+// DeleteThrough deletes the mutations keyed at or below through in one
+// transaction.
+func (j *journal) DeleteThrough(through uint64, _, _ []engine.Mutation) error {
+	err := j.writeStore(mutationsStore, func(muts *idb.ObjectStore) error {
 		_, err := muts.Delete(js.Global().Get("IDBKeyRange").Call("upperBound", float64(through)))
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("idblog: trim through %d: %w", through, err)
+		return fmt.Errorf("indexeddb delete: %w", err)
 	}
-	l.log = slices.Clone(l.log[i:])
 	return nil
 }
 
 // Close closes the database connection.
-func (l *Log) Close() error {
-	return l.db.Close()
-}
+func (j *journal) Close() error { return j.db.Close() }
 
 // Delete removes IndexedDB database name, which no connection may hold.
 func Delete(ctx context.Context, name string) error {

@@ -44,7 +44,7 @@ func TestSecret(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, secret := l.ClientID(), l.secret
+	id, secret := l.ClientID(), l.j.secret
 	if s, err := l.ClientSecret(); err != nil || len(s) != 32 || s == id {
 		t.Fatalf("secret %q, %v: want 32 hex digits of its own", s, err)
 	}
@@ -56,7 +56,7 @@ func TestSecret(t *testing.T) {
 		t.Fatalf("reopened: ID %q secret %q, want %q %q", l.ClientID(), s, id, secret)
 	}
 	// As if from before secrets: the ID stays, a secret is added.
-	err = l.writeStore(metaStore, func(meta *idb.ObjectStore) error {
+	err = l.j.writeStore(metaStore, func(meta *idb.ObjectStore) error {
 		_, err := meta.Delete(js.ValueOf(secretKey))
 		return err
 	})
