@@ -9,6 +9,7 @@ import (
 	"path"
 
 	"github.com/hack-pad/hackpadfs"
+	"github.com/sqlsync-go/sqlsync/vfs/fsync"
 )
 
 // SecretKeeper is implemented by a PendingLog (Options.PendingLog) that
@@ -63,9 +64,7 @@ func loadSecret(fsys hackpadfs.FS, name, clientID string) (string, error) {
 	}
 	_, err = hackpadfs.WriteFile(f, b)
 	if err == nil {
-		if err = hackpadfs.SyncFile(f); errors.Is(err, hackpadfs.ErrNotImplemented) {
-			err = nil
-		}
+		err = fsync.File(f)
 	}
 	err = errors.Join(err, f.Close())
 	if err == nil {
@@ -74,30 +73,10 @@ func loadSecret(fsys hackpadfs.FS, name, clientID string) (string, error) {
 	if err == nil {
 		// The coordinator binds the ID to this secret on the next
 		// Hello: a rename lost in a crash would lock the replica out.
-		err = syncDir(fsys, path.Dir(name))
+		err = fsync.Dir(fsys, path.Dir(name))
 	}
 	if err != nil {
 		return "", fmt.Errorf("write client secret: %w", err)
 	}
 	return id.Secret, nil
-}
-
-// syncDir makes a rename in dir durable, on file systems whose directories
-// can be synced.
-func syncDir(fsys hackpadfs.FS, dir string) error {
-	d, err := hackpadfs.OpenFile(fsys, dir, hackpadfs.FlagReadOnly, 0)
-	if err != nil {
-		return fmt.Errorf("open directory %s: %w", dir, err)
-	}
-	err = hackpadfs.SyncFile(d)
-	if errors.Is(err, hackpadfs.ErrNotImplemented) || errors.Is(err, hackpadfs.ErrInvalid) || errors.Is(err, errors.ErrUnsupported) {
-		err = nil // the file system cannot sync directories
-	}
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
 }

@@ -257,7 +257,7 @@ func (d *document) apply(ctx context.Context, pushes []push) []push {
 	d.publish()
 	d.mu.Unlock()
 	if len(res.Rejected) > 0 {
-		if err := d.rejlog.rewrite(d.kept.lines(d.id)); err != nil {
+		if err := d.rejlog.compact(d.kept.lines(d.id)); err != nil {
 			d.log.Error("rewrite rejections file", "err", err) // it keeps growing; nothing is lost
 		}
 	}

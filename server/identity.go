@@ -1,15 +1,12 @@
 package server
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"path"
 	"sync"
 
 	"github.com/hack-pad/hackpadfs"
@@ -35,12 +32,9 @@ var ErrIdentity = errors.New("client ID is bound to another secret")
 // (a crash mid-append: that client was never welcomed) is cut off on open.
 type identities struct {
 	docID string
-	fsys  hackpadfs.FS
-	name  string
 
 	mu     sync.Mutex
-	f      hackpadfs.File
-	size   int64
+	f      *lineFile
 	hashes map[string][]byte
 }
 
@@ -50,67 +44,24 @@ type identityLine struct {
 }
 
 func openIdentities(fsys hackpadfs.FS, name, docID string) (*identities, error) {
-	_, err := hackpadfs.Stat(fsys, name)
-	created := errors.Is(err, hackpadfs.ErrNotExist)
-	if err != nil && !created {
-		return nil, fmt.Errorf("open client identities: %w", err)
-	}
-	f, err := hackpadfs.OpenFile(fsys, name, hackpadfs.FlagReadWrite|hackpadfs.FlagCreate, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("open client identities: %w", err)
-	}
-	if created {
-		// Lines synced into a file whose directory entry is not durable
-		// could vanish with it in a crash, and with them the bindings of
-		// clients already welcomed.
-		if err := syncDir(fsys, path.Dir(name)); err != nil {
-			f.Close()
-			return nil, fmt.Errorf("open client identities: %w", err)
-		}
-	}
-	ids := &identities{docID: docID, fsys: fsys, name: name, f: f, hashes: map[string][]byte{}}
-	if err := ids.load(); err != nil {
-		f.Close()
-		return nil, fmt.Errorf("open client identities %s: %w", name, err)
-	}
-	return ids, nil
-}
-
-func (ids *identities) load() error {
-	info, err := ids.f.Stat()
-	if err != nil {
-		return err
-	}
-	data := make([]byte, info.Size())
-	n, err := hackpadfs.ReadAtFile(ids.f, data, 0)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return err
-	}
-	data = data[:n]
-	off := 0
-	for {
-		i := bytes.IndexByte(data[off:], '\n')
-		if i < 0 {
-			break // a torn or empty tail
-		}
+	ids := &identities{docID: docID, hashes: map[string][]byte{}}
+	f, err := openLineFile(fsys, name, func(b []byte) (bool, error) {
 		var l identityLine
-		if err := json.Unmarshal(data[off:off+i], &l); err != nil {
-			return fmt.Errorf("corrupt line at byte %d: %v", off, err)
+		if err := json.Unmarshal(b, &l); err != nil {
+			return false, err
 		}
 		h, err := hex.DecodeString(l.Hash)
 		if err != nil || len(h) != sha256.Size || l.Client == "" {
-			return fmt.Errorf("corrupt line at byte %d", off)
+			return false, errors.New("no client or no SHA-256")
 		}
 		ids.hashes[l.Client] = h
-		off += i + 1
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open client identities: %w", err)
 	}
-	ids.size = int64(off)
-	if off < len(data) {
-		if err := hackpadfs.TruncateFile(ids.f, ids.size); err != nil {
-			return fmt.Errorf("cut torn tail: %w", err)
-		}
-	}
-	return nil
+	ids.f = f
+	return ids, nil
 }
 
 func (ids *identities) hash(clientID, secret string) []byte {
@@ -141,18 +92,9 @@ func (ids *identities) check(clientID, secret string) (bound bool, err error) {
 		return false, nil
 	}
 	h := ids.hash(clientID, secret)
-	line, err := json.Marshal(identityLine{Client: clientID, Hash: hex.EncodeToString(h)})
-	if err != nil {
-		return false, err
-	}
-	line = append(line, '\n')
-	if _, err := hackpadfs.WriteAtFile(ids.f, line, ids.size); err != nil {
+	if err := ids.f.append(identityLine{Client: clientID, Hash: hex.EncodeToString(h)}); err != nil {
 		return false, fmt.Errorf("bind client %s: %w", clientID, err)
 	}
-	if err := hackpadfs.SyncFile(ids.f); err != nil && !errors.Is(err, hackpadfs.ErrNotImplemented) {
-		return false, fmt.Errorf("bind client %s: sync: %w", clientID, err)
-	}
-	ids.size += int64(len(line))
 	ids.hashes[clientID] = h
 	return true, nil
 }
@@ -160,25 +102,5 @@ func (ids *identities) check(clientID, secret string) (bound bool, err error) {
 func (ids *identities) close() error {
 	ids.mu.Lock()
 	defer ids.mu.Unlock()
-	return ids.f.Close()
-}
-
-// syncDir makes a creation in dir durable, on file systems whose
-// directories can be synced.
-func syncDir(fsys hackpadfs.FS, dir string) error {
-	d, err := hackpadfs.OpenFile(fsys, dir, hackpadfs.FlagReadOnly, 0)
-	if err != nil {
-		return fmt.Errorf("open directory %s: %w", dir, err)
-	}
-	err = hackpadfs.SyncFile(d)
-	if errors.Is(err, hackpadfs.ErrNotImplemented) || errors.Is(err, hackpadfs.ErrInvalid) || errors.Is(err, errors.ErrUnsupported) {
-		err = nil // the file system cannot sync directories
-	}
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
+	return ids.f.close()
 }

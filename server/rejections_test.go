@@ -229,37 +229,50 @@ func lastSeq(t *testing.T, ts *testServer, doc, id string) uint64 {
 
 // TestRejectionAcrossReconnect, end to end on the wire: the connection of
 // a client is gone before its mutation is rejected; when it connects again
-// from the snapshot it had, the Rejected frame (seq and the mutator's
-// message) comes before any diff, the diff that shows the mutation done.
+// from the snapshot it had, to the same coordinator or to the next one on
+// the data directory (the rejection is durable beside the document), the
+// Rejected frame (seq and the mutator's message) comes before any diff,
+// the diff that shows the mutation done.
 func TestRejectionAcrossReconnect(t *testing.T) {
-	gate := gateMutator{entered: make(chan struct{}, 10), release: make(chan struct{})}
-	ts := startServer(t, Config{Mutator: func(string) engine.Mutator { return gate }})
-	raw := dialRaw(t, ts)
-	raw.send(hello("doc", "gone"))
-	w := raw.expectWelcome()
-	raw.send(pushFrame(1, "fail", testmutator.Args{Message: "not today"}))
-	<-gate.entered
-	raw.ws.Close() // gone before the Rejected frame
-	waitFor(t, "the connection to end", func() bool { return ts.connCount() == 0 })
-	close(gate.release)
-	waitFor(t, "the rejection", func() bool { return lastSeq(t, ts, "doc", "gone") == 1 })
+	for _, restart := range []bool{false, true} {
+		t.Run(fmt.Sprintf("restart=%v", restart), func(t *testing.T) {
+			gate := gateMutator{entered: make(chan struct{}, 10), release: make(chan struct{})}
+			dir := t.TempDir()
+			ts := startServer(t, Config{DataDir: dir, Mutator: func(string) engine.Mutator { return gate }})
+			raw := dialRaw(t, ts)
+			raw.send(hello("doc", "gone"))
+			w := raw.expectWelcome()
+			raw.send(pushFrame(1, "fail", testmutator.Args{Message: "not today"}))
+			<-gate.entered
+			raw.ws.Close() // gone before the Rejected frame
+			waitFor(t, "the connection to end", func() bool { return ts.connCount() == 0 })
+			close(gate.release)
+			waitFor(t, "the rejection", func() bool { return lastSeq(t, ts, "doc", "gone") == 1 })
+			if restart {
+				if err := ts.Close(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				ts = startServer(t, Config{DataDir: dir})
+			}
 
-	back := dialRaw(t, ts)
-	h := hello("doc", "gone")
-	h.Hello.LSN = w.LSN
-	back.send(h)
-	back.expectWelcome()
-	back.expectRejectedThenDiff(1, "not today")
+			back := dialRaw(t, ts)
+			h := hello("doc", "gone")
+			h.Hello.LSN = w.LSN
+			back.send(h)
+			back.expectWelcome()
+			back.expectRejectedThenDiff(1, "not today")
 
-	// A connection from a snapshot past the rejection is not told again.
-	past := dialRaw(t, ts)
-	h = hello("doc", "gone")
-	h.Hello.LSN = ts.lsn(t, "doc")
-	past.send(h)
-	past.expectWelcome()
-	past.send(pushFrame(2, "add", testmutator.Args{ID: "x", Title: "after"}))
-	if f := past.next(); f.Diff == nil {
-		t.Fatalf("after the welcome: %s, want the diff of seq 2", f.Kind())
+			// A connection from a snapshot past the rejection is not told again.
+			past := dialRaw(t, ts)
+			h = hello("doc", "gone")
+			h.Hello.LSN = ts.lsn(t, "doc")
+			past.send(h)
+			past.expectWelcome()
+			past.send(pushFrame(2, "add", testmutator.Args{ID: "x", Title: "after"}))
+			if f := past.next(); f.Diff == nil {
+				t.Fatalf("after the welcome: %s, want the diff of seq 2", f.Kind())
+			}
+		})
 	}
 }
 

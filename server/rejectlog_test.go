@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,48 +11,7 @@ import (
 	"github.com/hack-pad/hackpadfs"
 	osfs "github.com/hack-pad/hackpadfs/os"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
-	"github.com/sqlsync-go/sqlsync/shared/testmutator"
 )
-
-// TestRejectionAcrossRestart: a rejection its client did not hear of
-// (gone before the Rejected frame) outlives the coordinator: the next
-// coordinator on the data directory tells the client when it reconnects,
-// before the diff, and forgets it once the client has a later snapshot.
-func TestRejectionAcrossRestart(t *testing.T) {
-	gate := gateMutator{entered: make(chan struct{}, 10), release: make(chan struct{})}
-	dir := t.TempDir()
-	ts := startServer(t, Config{DataDir: dir, Mutator: func(string) engine.Mutator { return gate }})
-	raw := dialRaw(t, ts)
-	raw.send(hello("doc", "gone"))
-	w := raw.expectWelcome()
-	raw.send(pushFrame(1, "fail", testmutator.Args{Message: "not today"}))
-	<-gate.entered
-	raw.ws.Close() // gone before the Rejected frame
-	waitFor(t, "the connection to end", func() bool { return ts.connCount() == 0 })
-	close(gate.release)
-	waitFor(t, "the rejection", func() bool { return lastSeq(t, ts, "doc", "gone") == 1 })
-	if err := ts.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-
-	ts = startServer(t, Config{DataDir: dir})
-	back := dialRaw(t, ts)
-	h := hello("doc", "gone")
-	h.Hello.LSN = w.LSN
-	back.send(h)
-	back.expectWelcome()
-	back.expectRejectedThenDiff(1, "not today")
-
-	past := dialRaw(t, ts)
-	h = hello("doc", "gone")
-	h.Hello.LSN = ts.lsn(t, "doc")
-	past.send(h)
-	past.expectWelcome()
-	past.send(pushFrame(2, "add", testmutator.Args{ID: "x", Title: "after"}))
-	if f := past.next(); f.Diff == nil {
-		t.Fatalf("after the welcome: %s, want the diff of seq 2", f.Kind())
-	}
-}
 
 // TestRejectionLogFile: the rejections file keeps what was recorded up to
 // the document's LSN; lines of a commit that never happened (beyond the
@@ -124,7 +82,7 @@ func TestRejectionLogFile(t *testing.T) {
 	for i := range maxRejectionLines {
 		rec(l, 4, uint64(100+i))
 	}
-	if err := l.rewrite([]rejectionLine{{LSN: 4, Client: "c", Seq: 7, Message: "no 7"}}); err != nil {
+	if err := l.compact([]rejectionLine{{LSN: 4, Client: "c", Seq: 7, Message: "no 7"}}); err != nil {
 		t.Fatal(err)
 	}
 	rec(l, 5, 8)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/hack-pad/hackpadfs"
+	"github.com/sqlsync-go/sqlsync/vfs/fsync"
 
 	"github.com/sqlsync-go/sqlsync/vfs"
 )
@@ -69,7 +70,7 @@ func (s *Store) fold() error {
 	if err := hackpadfs.TruncateFile(s.data, int64(count)*vfs.PageSize); err != nil {
 		return fmt.Errorf("size %s: %w", dataName, err)
 	}
-	if err := syncFile(s.data); err != nil {
+	if err := fsync.File(s.data); err != nil {
 		return fmt.Errorf("sync %s: %w", dataName, err)
 	}
 	if err := s.runHook("data"); err != nil {
@@ -86,7 +87,7 @@ func (s *Store) fold() error {
 	if err := writeAt(s.lsns, raw, 0); err != nil {
 		return fmt.Errorf("write %s: %w", lsnsName, err)
 	}
-	if err := syncFile(s.lsns); err != nil {
+	if err := fsync.File(s.lsns); err != nil {
 		return fmt.Errorf("sync %s: %w", lsnsName, err)
 	}
 	if err := s.runHook("lsns"); err != nil {

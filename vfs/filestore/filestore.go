@@ -94,6 +94,7 @@ import (
 	"sync"
 
 	"github.com/hack-pad/hackpadfs"
+	"github.com/sqlsync-go/sqlsync/vfs/fsync"
 
 	"github.com/sqlsync-go/sqlsync/internal/dirlock"
 	"github.com/sqlsync-go/sqlsync/vfs"
@@ -341,12 +342,12 @@ func (s *Store) Apply(c vfs.Commit) error {
 	off := s.logSize
 	err := writeAt(s.log, rec, off)
 	if err == nil {
-		err = syncFile(s.log)
+		err = fsync.File(s.log)
 	}
 	if err != nil {
 		// Take the record back so that it cannot reappear at the next Open;
 		// if that fails too, no further commit may follow it.
-		if terr := errors.Join(hackpadfs.TruncateFile(s.log, off), syncFile(s.log)); terr != nil {
+		if terr := errors.Join(hackpadfs.TruncateFile(s.log, off), fsync.File(s.log)); terr != nil {
 			s.broken = errors.Join(err, terr)
 		}
 		return fmt.Errorf("filestore: apply commit %d: %w", c.LSN, err)
@@ -423,35 +424,6 @@ func (s *Store) runHook(stage string) error {
 		return nil
 	}
 	return s.hook(stage)
-}
-
-// syncDir makes a rename in the store directory durable, on file systems
-// whose directories can be synced.
-func (s *Store) syncDir() error {
-	d, err := hackpadfs.OpenFile(s.fsys, s.dir, hackpadfs.FlagReadOnly, 0)
-	if err != nil {
-		return fmt.Errorf("open directory: %w", err)
-	}
-	err = hackpadfs.SyncFile(d)
-	if errors.Is(err, hackpadfs.ErrNotImplemented) || errors.Is(err, hackpadfs.ErrInvalid) || errors.Is(err, errors.ErrUnsupported) {
-		err = nil // the file system cannot sync directories
-	}
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync directory: %w", err)
-	}
-	return nil
-}
-
-// syncFile flushes f to stable storage. A file system whose files cannot be
-// synced (such as the memory FS) has nothing to flush.
-func syncFile(f hackpadfs.File) error {
-	if err := hackpadfs.SyncFile(f); err != nil && !errors.Is(err, hackpadfs.ErrNotImplemented) {
-		return err
-	}
-	return nil
 }
 
 // readAt fills p from offset off of f; a short file is ErrCorrupt.

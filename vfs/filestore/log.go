@@ -9,6 +9,7 @@ import (
 	"io"
 
 	"github.com/hack-pad/hackpadfs"
+	"github.com/sqlsync-go/sqlsync/vfs/fsync"
 
 	"github.com/sqlsync-go/sqlsync/vfs"
 )
@@ -44,7 +45,7 @@ func (s *Store) writeTmpLog(baseLSN uint64, baseCount uint32) error {
 	}
 	err = writeAt(f, encodeHeader(baseLSN, baseCount), 0)
 	if err == nil {
-		err = syncFile(f)
+		err = fsync.File(f)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -63,7 +64,7 @@ func (s *Store) renameTmpLog() error {
 	if err := s.runHook("rename"); err != nil {
 		return err
 	}
-	return s.syncDir()
+	return fsync.Dir(s.fsys, s.dir)
 }
 
 // record is a log record as replay sees it.
@@ -145,7 +146,7 @@ func (s *Store) replay() error {
 			if err := hackpadfs.TruncateFile(s.log, off); err != nil {
 				return fmt.Errorf("cut torn log tail at offset %d: %w", off, err)
 			}
-			if err := syncFile(s.log); err != nil {
+			if err := fsync.File(s.log); err != nil {
 				return fmt.Errorf("cut torn log tail at offset %d: %w", off, err)
 			}
 			break
