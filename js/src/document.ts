@@ -1,4 +1,4 @@
-import type { ErrorInfo, FromWorker, Method } from './messages.js';
+import { type ErrorInfo, type FromWorker, type Method, mutatorOptionError } from './messages.js';
 import { type RawWorker, sharedPort, type WorkerLike } from './port.js';
 import type { OpenOptions, Param, Progress, RawRows, Rejection, Row, Status } from './types.js';
 import { decodeRows, encodeArgs, encodeParams, syncUrl, toObjects } from './values.js';
@@ -39,10 +39,12 @@ export interface DocumentEvents {
   rejected: Rejection;
   /**
    * An error to show: a rejected mutation (as RejectedMutationError), a
-   * worker failure, or a warning such as code `mutator_fallback` (the
-   * document's own mutator could not be loaded offline: the built-in runs)
-   * or `mutator_changed` (the coordinator runs another mutator: reopen the
-   * document to run it, see status.mutatorMismatch).
+   * worker failure, or a warning such as code `queue_only` (the
+   * document's mutator module cannot be had, offline with nothing cached
+   * or no coordinator: mutations are queued and pushed without running
+   * locally, see status.queueOnly) or `mutator_changed` (the coordinator
+   * runs another mutator module, or a queue-only replica can now have
+   * one: reopen the document to run it, see status.mutatorMismatch).
    */
   error: SqlsyncError;
   /** The wasm bundle is downloading. */
@@ -354,6 +356,8 @@ function startWorker(url: URL): RawWorker {
  */
 export async function openDocument(opts: OpenOptions, worker?: WorkerLike): Promise<SqlsyncDocument> {
   if (!opts.docId) throw new TypeError('openDocument: docId is required');
+  const badMutator = mutatorOptionError(opts.mutator);
+  if (badMutator) throw new SqlsyncError({ code: 'bad_request', message: badMutator });
   const here = typeof location !== 'undefined' ? location.href : undefined;
   const base = opts.baseUrl ? new URL(opts.baseUrl, here) : undefined;
   const workerUrl = opts.workerUrl || base ? new URL(opts.workerUrl ?? 'worker.js', base ?? here) : undefined;

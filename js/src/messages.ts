@@ -16,6 +16,20 @@ export interface WorkerConfig {
   wasmUrl: string;
 }
 
+/**
+ * mutatorOptionError says what is wrong with openDocument's mutator
+ * option, or returns undefined: only 'auto' (or nothing) and 'none' are
+ * accepted, the wasm bundle having no mutators of its own. openDocument
+ * and the worker both check it (code bad_request).
+ */
+export function mutatorOptionError(mutator: string | undefined): string | undefined {
+  if (mutator === undefined || mutator === '' || mutator === 'auto' || mutator === 'none') return undefined;
+  return (
+    `openDocument: mutator ${JSON.stringify(mutator)} is neither 'auto' nor 'none': the wasm bundle has no built-in mutators; ` +
+    `leave it 'auto' to run the module the coordinator names, or give the module with mutatorUrl`
+  );
+}
+
 export interface ErrorInfo {
   message: string;
   code?: string;

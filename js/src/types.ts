@@ -22,12 +22,15 @@ export interface OpenOptions {
    * Which mutator runs the document's mutations in this replica.
    * `'auto'` (the default): the WebAssembly module the coordinator says the
    * document uses (fetched from it, SHA-256 checked, cached for offline
-   * reloads, run on the browser's WebAssembly engine), or the built-in one
-   * when the coordinator runs a built-in Go mutator or there is no
-   * coordinator. Any other name forces that mutator compiled into the wasm
-   * bundle (`'todo'`), whatever the coordinator runs.
+   * reloads, run on the browser's WebAssembly engine). When no module can
+   * be had (the coordinator names none; no coordinator; unreachable with
+   * nothing cached) the replica opens **queue-only** (`status.queueOnly`):
+   * its mutations are recorded and pushed without running locally, and
+   * show in queries once the coordinator has applied them. `'none'` forces
+   * queue-only. The wasm bundle has no mutators of its own: any other
+   * value makes openDocument reject with code `bad_request`.
    */
-  mutator?: 'auto' | (string & {});
+  mutator?: 'auto' | 'none';
   /**
    * Forces the WebAssembly mutator module at this URL (fetched, cached for
    * offline reloads); `mutator` is then ignored. openDocument fails if it
@@ -109,30 +112,40 @@ export interface Status {
    * `mutator_changed` tells when that is; `lastError` names both hashes.
    */
   mutatorMismatch?: boolean;
-  /** The hash of the mutator module the coordinator said it runs when the replica last connected ("" for a built-in Go mutator). */
+  /** The hash of the mutator module the coordinator said it runs when the replica last connected ("" when it serves none). */
   coordinatorMutator?: string;
+  /**
+   * The replica runs no mutator (`mutator.kind` `'none'`): its mutations
+   * are recorded and pushed without running locally, so queries show them
+   * only once the coordinator has applied them, and only the coordinator
+   * can reject them. Reopening the document with its module (cached once
+   * the coordinator has been reached, or `mutatorUrl`) runs them locally.
+   */
+  queueOnly?: boolean;
 }
 
 /** The mutator a replica runs, and why that one. */
 export interface MutatorInfo {
-  /** `'module'`: a WebAssembly module on the browser's engine; `'builtin'`: a Go mutator compiled into the wasm bundle. */
-  kind: 'module' | 'builtin';
+  /**
+   * `'module'`: a WebAssembly module on the browser's engine; `'none'`: no
+   * mutator, the replica is queue-only (see `Status.queueOnly`).
+   */
+  kind: 'module' | 'none';
   /** The module's SHA-256 (hex), for a module. */
   hash?: string;
-  /** The built-in's name, for a built-in. */
-  name?: string;
   /** The module's URL, when forced with `mutatorUrl`. */
   url?: string;
   /**
    * How it was chosen: `coordinator` (the coordinator said so just now),
-   * `cache` (the coordinator was unreachable: what it said last time, with
-   * the module cached then), `url` (`mutatorUrl`), `option` (`mutator`
-   * named a built-in), `default` (no coordinator), `fallback` (the
-   * coordinator was unreachable and nothing was cached: the built-in runs
-   * instead of the document's mutator, see `reason`).
+   * `cache` (what the coordinator said last time, with the module cached
+   * then: used at once while the coordinator is asked again, or because it
+   * is unreachable), `url` (`mutatorUrl`), `option` (`mutator: 'none'`),
+   * `default` (no coordinator and no `mutatorUrl`: none), `fallback` (the
+   * coordinator was unreachable and nothing was cached: none, see
+   * `reason`).
    */
   source: 'coordinator' | 'cache' | 'url' | 'option' | 'default' | 'fallback';
-  /** Why the built-in runs instead of the document's own mutator (source `fallback`). */
+  /** Why the replica runs no mutator (kind `'none'`, unless the app asked for it). */
   reason?: string;
 }
 

@@ -8,7 +8,7 @@
 // tab's worker, which opens the same durable storage and carries on.
 import type { ErrorInfo, FromWorker, Method, Peer, ToWorker, WorkerConfig } from '../messages.js';
 import type { MutatorInfo, Progress, Rejection, Status } from '../types.js';
-import { defaultBuiltin, type ResolvedMutator } from './mutator.js';
+import type { ResolvedMutator } from './mutator.js';
 
 /** The Go side of one open document (see wasm/main.go). */
 export interface GoDoc {
@@ -53,7 +53,7 @@ export interface Env {
   loadGo(wasmUrl: string, onProgress: (p: Progress) => void): Promise<GoApi>;
   /**
    * Decides which mutator the replica runs (see mutator.ts); without it,
-   * the built-in the config names, or the default one.
+   * none (the replica opens queue-only).
    */
   resolveMutator?(cfg: WorkerConfig): Promise<ResolvedMutator>;
   /** Returns a fresh unique ID for this worker. */
@@ -115,7 +115,7 @@ export class WorkerCore {
   private owning = false; // set once this worker starts opening the replica
   private mutator?: MutatorInfo; // what the replica runs, when this worker owns it
   private marks: Record<string, number> = {}; // startup timings (see mark)
-  private changedWarned = new Set<string>(); // the mutators a mutator_changed warning named
+  private changedWarned = new Set<string>(); // the module hashes ('' for none) a mutator_changed warning named
 
   constructor(private env: Env) {
     this.id = env.newId();
@@ -203,7 +203,7 @@ export class WorkerCore {
       api.catch(() => {}); // awaited below; a failure must not go unhandled meanwhile
       resolved = this.env.resolveMutator
         ? await this.env.resolveMutator(cfg)
-        : { info: { kind: 'builtin', name: cfg.mutator && cfg.mutator !== 'auto' ? cfg.mutator : defaultBuiltin, source: 'option' } };
+        : { info: { kind: 'none', source: cfg.mutator === 'none' ? 'option' : 'default' } };
       this.mutator = resolved.info;
       this.mark('mutator');
       const goApi = await api;
@@ -215,7 +215,8 @@ export class WorkerCore {
           docId: cfg.docId,
           storage: cfg.storage ?? '',
           token: cfg.token ?? '',
-          mutator: resolved.info.kind === 'builtin' ? resolved.info.name : '',
+          // No module and no mutator name: the Go replica opens queue-only.
+          mutator: '',
           mutatorHash: resolved.info.hash ?? '',
           offline: !!cfg.offline,
           logLevel: cfg.logLevel ?? '',
@@ -250,17 +251,18 @@ export class WorkerCore {
     if (resolved.warning) this.env.post({ t: 'warning', error: resolved.warning });
     resolved.revalidated?.then((now) => {
       if (!now || this.closing) return;
-      const key = now.info.kind === 'module' ? now.info.hash! : `builtin:${now.info.name}`;
-      if (this.changedWarned.has(key)) return;
-      this.changedWarned.add(key);
-      const which = now.info.kind === 'module' ? `module ${now.info.hash?.slice(0, 12)}` : `built-in "${now.info.name}"`;
-      this.env.post({
-        t: 'warning',
-        error: {
-          code: 'mutator_changed',
-          message: `the coordinator now runs the ${which} for this document; the replica runs it from its next open (the coordinator's results win meanwhile)`,
-        },
-      });
+      const hash = now.info.hash ?? '';
+      if (this.changedWarned.has(hash)) return;
+      this.changedWarned.add(hash);
+      let message: string;
+      if (!hash) {
+        message = 'the coordinator now names no mutator module for this document; the replica opens queue-only from its next open';
+      } else if (resolved.info.kind === 'none') {
+        message = `the coordinator now names the mutator module ${hash.slice(0, 12)} for this document: reopen the document to run it locally (until then its mutations are pushed without running here)`;
+      } else {
+        message = `the coordinator now runs the module ${hash.slice(0, 12)} for this document; the replica runs it from its next open (the coordinator's results win meanwhile)`;
+      }
+      this.env.post({ t: 'warning', error: { code: 'mutator_changed', message } });
     });
   }
 
@@ -290,7 +292,17 @@ export class WorkerCore {
       this.status = this.decorate(ev.status);
       this.postStatus();
       this.send({ k: 'status', status: this.status });
-      if (ev.status.mutatorMismatch) this.mismatch(ev.status);
+      const theirs = ev.status.coordinatorMutator ?? '';
+      if (ev.status.mutatorMismatch) {
+        this.changed(theirs, ev.status.lastError);
+      } else if (theirs && this.mutator?.kind === 'none' && this.mutator.source !== 'option') {
+        // A replica opened queue-only for want of its module (offline,
+        // nothing cached) has reached a coordinator that names one.
+        this.changed(
+          theirs,
+          `the coordinator runs the mutator module ${theirs.slice(0, 12)} for this document: reopen the document to run it locally (until then its mutations are pushed without running here)`,
+        );
+      }
     } else if (ev.type === 'rejected') {
       const rejection = { seq: ev.seq, name: ev.name, message: ev.message };
       this.env.post({ t: 'rejected', rejection });
@@ -299,19 +311,19 @@ export class WorkerCore {
   }
 
   /**
-   * mismatch handles a replica whose mutator module is not the one the
-   * coordinator announced when it connected: the Go replica pushes nothing
-   * (its mutations stay pending). Unless the app forced a module URL, the
-   * worker asks the coordinator again which module the document uses, so
-   * that the answer and the module are cached for the next open (else a
-   * cache-first open would start the old module once more), then warns
-   * the app (code mutator_changed) that reopening the document runs it.
-   * Reopening the replica under the app's feet (its subscriptions, the
-   * other tabs' calls in flight) is left to the app: close() and
-   * openDocument, or a reload.
+   * changed handles a replica that does not run the module the coordinator
+   * announced when it connected (hash): one whose module differs (the Go
+   * replica pushes nothing: its mutations stay pending), or a queue-only
+   * one (its mutations are pushed, but do not run here). Unless the app
+   * forced a module URL, the worker asks the coordinator again which module
+   * the document uses, so that the answer and the module are cached for the
+   * next open (else a cache-first open would start the old module, or
+   * none, once more), then warns the app (code mutator_changed, message)
+   * that reopening the document runs it. Reopening the replica under the
+   * app's feet (its subscriptions, the other tabs' calls in flight) is
+   * left to the app: close() and openDocument, or a reload.
    */
-  private mismatch(s: Omit<Status, 'role'>): void {
-    const hash = s.coordinatorMutator ?? '';
+  private changed(hash: string, message: string): void {
     if (!hash || this.changedWarned.has(hash)) return;
     this.changedWarned.add(hash);
     const cfg = this.cfg!;
@@ -324,7 +336,7 @@ export class WorkerCore {
           );
     refreshed.then(
       () => {
-        if (!this.closing) this.env.post({ t: 'warning', error: { code: 'mutator_changed', message: s.lastError } });
+        if (!this.closing) this.env.post({ t: 'warning', error: { code: 'mutator_changed', message } });
       },
       () => {},
     );

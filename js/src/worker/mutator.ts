@@ -5,11 +5,8 @@
 // and keeps both answers in the Cache API, so that a reload without a
 // network still runs the same module. Free of browser globals (fetch, the
 // Cache API and SHA-256 come in MutatorDeps) so that Node tests drive it.
-import type { ErrorInfo, WorkerConfig } from '../messages.js';
+import { type ErrorInfo, mutatorOptionError, type WorkerConfig } from '../messages.js';
 import type { MutatorInfo } from '../types.js';
-
-/** The Go mutator compiled into the wasm bundle that runs by default. */
-export const defaultBuiltin = 'todo';
 
 /** The Cache API cache the worker keeps mutator modules and answers in. */
 export const cacheName = 'sqlsync-mutators';
@@ -38,12 +35,12 @@ export interface CacheLike {
   delete(url: string): Promise<boolean>;
 }
 
-/** The outcome: a module to run, or the name of a built-in, and what to tell the app. */
+/** The outcome: a module to run, or none (the replica opens queue-only), and what to tell the app. */
 export interface ResolvedMutator {
   info: MutatorInfo;
   /** The module's bytes (info.kind 'module'). */
   module?: Uint8Array;
-  /** A warning for the app's error event (a fallback to the built-in). */
+  /** A warning for the app's error event (code queue_only: the document's module cannot run here). */
   warning?: ErrorInfo;
   /**
    * When the answer came from the cache while the coordinator was asked in
@@ -86,20 +83,26 @@ class Unreachable extends Error {}
  *
  * - cfg.mutatorUrl: that module (from the network, else the cache); its
  *   hash is checked against cfg.mutatorHash when given. Unavailable: an error.
- * - cfg.mutator naming a built-in (anything but '' and 'auto'): that built-in.
- * - otherwise ('auto'): the module the coordinator says the document uses,
- *   or its built-in if it runs a Go mutator; with no coordinator, the
- *   default built-in. What the coordinator said last time, when it and its
- *   module are cached, is used at once while the coordinator is asked in
- *   the background (`revalidated`). With nothing cached and the
- *   coordinator unreachable, the default built-in and a warning (code
- *   mutator_fallback).
+ * - cfg.mutator 'none': no mutator, the replica opens queue-only.
+ * - otherwise ('auto'): the module the coordinator says the document uses.
+ *   What the coordinator said last time, when it and its module are
+ *   cached, is used at once while the coordinator is asked in the
+ *   background (`revalidated`). No module (info.kind 'none', the replica
+ *   opens queue-only: its mutations are recorded and pushed without
+ *   running locally) when the coordinator names none, and, with a warning
+ *   (code queue_only), when there is no coordinator or it is unreachable
+ *   with nothing cached.
+ *
+ * Any other cfg.mutator is an error (code bad_request): the wasm bundle
+ * has no built-in mutators.
  */
 export async function resolveMutator(cfg: WorkerConfig, deps: MutatorDeps): Promise<ResolvedMutator> {
+  const bad = mutatorOptionError(cfg.mutator);
+  if (bad) throw new MutatorError(bad, 'bad_request');
   const cache = await openCache(deps);
   if (cfg.mutatorUrl) return forcedModule(cfg.mutatorUrl, cfg.mutatorHash, cache, deps);
-  if (cfg.mutator && cfg.mutator !== 'auto') return { info: { kind: 'builtin', name: cfg.mutator, source: 'option' } };
-  if (!cfg.url) return { info: { kind: 'builtin', name: defaultBuiltin, source: 'default' } };
+  if (cfg.mutator === 'none') return { info: { kind: 'none', source: 'option' } };
+  if (!cfg.url) return queueOnly('default', 'no coordinator names its module and no mutatorUrl was given');
 
   const base = httpBase(cfg.url);
   const infoUrl = `${base}/v1/docs/${encodeURIComponent(cfg.docId)}/mutator`;
@@ -110,7 +113,7 @@ export async function resolveMutator(cfg: WorkerConfig, deps: MutatorDeps): Prom
     // The module is cached before the answer naming it, so a cached answer always has its module.
     const module = hash ? await moduleByHash(base, hash, cache, deps) : undefined;
     await cache?.put(infoUrl, new Response(text, { headers: { 'content-type': 'application/json' } })).catch(() => {});
-    if (!hash) return { info: { kind: 'builtin', name: defaultBuiltin, source: 'coordinator' } };
+    if (!hash) return { info: { kind: 'none', source: 'coordinator', reason: noModule } };
     return { info: { kind: 'module', hash, source: 'coordinator' }, module };
   };
 
@@ -139,18 +142,30 @@ export async function resolveMutator(cfg: WorkerConfig, deps: MutatorDeps): Prom
   const cached = await cache?.match(infoUrl).catch(() => undefined);
   if (cached) {
     const hash = parseHash(await cached.text());
-    if (!hash) return { info: { kind: 'builtin', name: defaultBuiltin, source: 'cache' } };
+    if (!hash) return { info: { kind: 'none', source: 'cache', reason: noModule } };
     const module = await cachedModule(`${base}/v1/mutators/${hash}.wasm`, hash, cache!, deps);
     if (module) return { info: { kind: 'module', hash, source: 'cache' }, module };
     reason += `; this document's mutator module ${hash.slice(0, 12)} is not cached`;
   } else {
     reason += cache ? "; this document's mutator was never cached here" : '; this context has no Cache API to keep mutators in';
   }
-  const message = `running the built-in mutator "${defaultBuiltin}" instead of the document's own: ${reason}`;
-  return {
-    info: { kind: 'builtin', name: defaultBuiltin, source: 'fallback', reason: message },
-    warning: { code: 'mutator_fallback', message },
-  };
+  return queueOnly('fallback', reason);
+}
+
+/** Why a replica whose coordinator names no module opens queue-only. */
+const noModule = "the coordinator serves no mutator module for this document";
+
+/**
+ * queueOnly is the outcome for a replica that cannot run its document's
+ * module, with the warning (code queue_only) that tells the app why.
+ */
+function queueOnly(source: 'default' | 'fallback', why: string): ResolvedMutator {
+  const what =
+    source === 'default'
+      ? "this document's mutations are queued without running locally (it has no coordinator to push them to)"
+      : "this document's mutations are queued and pushed without running locally (queries show them once the coordinator has applied them)";
+  const message = `${what} until the document is reopened with its mutator module: ${why}. Give openDocument a mutatorUrl to ship the module with the app`;
+  return { info: { kind: 'none', source, reason: why }, warning: { code: 'queue_only', message } };
 }
 
 /** What the coordinator said last time about the document's mutator, if its module is cached too. */
@@ -163,7 +178,7 @@ async function cachedAnswer(infoUrl: string, base: string, cache: CacheLike, dep
   } catch {
     return undefined;
   }
-  if (!hash) return { info: { kind: 'builtin', name: defaultBuiltin, source: 'cache' } };
+  if (!hash) return { info: { kind: 'none', source: 'cache', reason: noModule } };
   const module = await cachedModule(`${base}/v1/mutators/${hash}.wasm`, hash, cache, deps);
   return module ? { info: { kind: 'module', hash, source: 'cache' }, module } : undefined;
 }

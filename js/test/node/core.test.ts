@@ -119,20 +119,27 @@ test('status reaches followers', async () => {
   assert.equal(s.status.clientId, 'c1');
 });
 
-test('the owner runs the mutator it resolved, says so in its status, and warns of a fallback', async () => {
+test('the owner runs the mutator it resolved, says so in its status, and warns of queue-only', async () => {
   const o = new Origin();
   o.resolveMutator = async () => ({
-    info: { kind: 'builtin', name: 'todo', source: 'fallback', reason: 'offline' },
-    warning: { code: 'mutator_fallback', message: 'running the built-in' },
+    info: { kind: 'none', source: 'fallback', reason: 'offline' },
+    warning: { code: 'queue_only', message: 'mutations are queued and pushed without running locally' },
   });
   const a = o.tab('a');
   a.send(init());
   const s = await roleOf(a, 'owner');
-  assert.deepEqual(s.status.mutator, { kind: 'builtin', name: 'todo', source: 'fallback', reason: 'offline' });
+  assert.deepEqual(s.status.mutator, { kind: 'none', source: 'fallback', reason: 'offline' });
+  assert.equal(s.status.queueOnly, true);
   const w = await a.waitFor((m): m is Extract<FromWorker, { t: 'warning' }> => m.t === 'warning');
-  assert.equal(w.error.code, 'mutator_fallback');
+  assert.equal(w.error.code, 'queue_only');
   assert.ok(a.out.indexOf(w) > a.out.indexOf(s), 'the warning follows the first status');
-  assert.equal(a.opened[0].config.mutator, 'todo');
+  assert.equal(a.opened[0].config.mutator, '', 'neither a mutator name');
+  assert.equal(a.opened[0].module, undefined, 'nor a module: Go opens queue-only');
+  const b0 = o.tab('b0');
+  b0.send(init());
+  const f0 = await roleOf(b0, 'follower');
+  assert.equal(f0.status.queueOnly, true, 'a follower sees the owner is queue-only');
+  assert.equal(f0.status.mutator?.kind, 'none');
 
   // A module goes to Go beside the config; a follower sees the owner's mutator.
   const o2 = new Origin();
@@ -144,6 +151,7 @@ test('the owner runs the mutator it resolved, says so in its status, and warns o
   assert.deepEqual(b.opened[0].module, bytes);
   assert.equal(b.opened[0].config.mutatorHash, 'ab'.repeat(32));
   assert.equal(b.opened[0].config.mutator, '');
+  assert.equal((await roleOf(b, 'owner')).status.queueOnly, false);
   const c = o2.tab('c');
   c.send(init());
   const fs = await roleOf(c, 'follower');
@@ -196,4 +204,85 @@ test('a mutator mismatch: the status says so, the worker refreshes the cached an
   await new Promise((r) => setTimeout(r, 10));
   assert.equal(a.out.filter((m) => m.t === 'warning').length, 1);
   assert.equal(resolves, 2);
+});
+
+test('without a resolver the replica opens queue-only, unwarned', async () => {
+  const o = new Origin();
+  const a = o.tab('a');
+  a.send(init());
+  const s = await roleOf(a, 'owner');
+  assert.deepEqual(s.status.mutator, { kind: 'none', source: 'default' });
+  assert.equal(s.status.queueOnly, true);
+  assert.equal(a.opened[0].config.mutator, '');
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(a.out.filter((m) => m.t === 'warning').length, 0);
+});
+
+const warnings = (tab: Tab) => tab.out.filter((m): m is Extract<FromWorker, { t: 'warning' }> => m.t === 'warning');
+const changedWarning = (m: FromWorker): m is Extract<FromWorker, { t: 'warning' }> => m.t === 'warning' && m.error.code === 'mutator_changed';
+
+test('a queue-only replica opened from the cache learns in the background that the coordinator now names a module', async () => {
+  const o = new Origin();
+  const theirs = 'cd'.repeat(32);
+  o.resolveMutator = async () => ({
+    info: { kind: 'none', source: 'cache', reason: 'the coordinator serves no mutator module for this document' },
+    revalidated: new Promise((r) => setTimeout(r, 5)).then(() => ({ info: { kind: 'module' as const, hash: theirs, source: 'coordinator' as const }, module: new Uint8Array(8) })),
+  });
+  const a = o.tab('a');
+  a.send(init());
+  const s = await roleOf(a, 'owner');
+  assert.equal(s.status.queueOnly, true);
+  const w = await a.waitFor(changedWarning);
+  assert.match(w.error.message, new RegExp(`names the mutator module ${theirs.slice(0, 12)}.*reopen the document to run it locally`));
+  // Its Welcome then names the same module: no second warning.
+  a.go!.emit(JSON.stringify({ type: 'status', status: { ...JSON.parse(await a.go!.status()), state: 'online', coordinatorMutator: theirs } }));
+  await a.waitFor((m): m is Extract<FromWorker, { t: 'status' }> => m.t === 'status' && m.status.state === 'online');
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(warnings(a).length, 1);
+});
+
+test('a queue-only replica opened offline warns once it reaches a coordinator that names a module, after caching it', async () => {
+  const o = new Origin();
+  const theirs = 'cd'.repeat(32);
+  let resolves = 0;
+  o.resolveMutator = async () => {
+    resolves++;
+    if (resolves === 1) {
+      return { info: { kind: 'none', source: 'fallback', reason: 'offline' }, warning: { code: 'queue_only', message: 'queued' } };
+    }
+    // Online now: the coordinator's answer and its module, fetched and cached.
+    return { info: { kind: 'module', hash: theirs, source: 'coordinator' }, module: new Uint8Array(8) };
+  };
+  const a = o.tab('a');
+  a.send(init());
+  await roleOf(a, 'owner');
+  await a.waitFor((m): m is Extract<FromWorker, { t: 'warning' }> => m.t === 'warning' && m.error.code === 'queue_only');
+  const online = { ...JSON.parse(await a.go!.status()), state: 'online', coordinatorMutator: theirs };
+  a.go!.emit(JSON.stringify({ type: 'status', status: online }));
+  const w = await a.waitFor(changedWarning);
+  assert.equal(resolves, 2, 'the worker asked again, caching the module, before it warned');
+  assert.match(w.error.message, new RegExp(`runs the mutator module ${theirs.slice(0, 12)}.*reopen the document to run it locally`));
+  // Later statuses (a reconnect) warn no more.
+  a.go!.emit(JSON.stringify({ type: 'status', status: { ...online, state: 'connecting' } }));
+  await a.waitFor((m): m is Extract<FromWorker, { t: 'status' }> => m.t === 'status' && m.status.state === 'connecting');
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(warnings(a).filter((m) => m.error.code === 'mutator_changed').length, 1);
+  assert.equal(resolves, 2);
+});
+
+test("a replica the app opened with mutator: 'none' is not told of the coordinator's module", async () => {
+  const o = new Origin();
+  let resolves = 0;
+  o.resolveMutator = async () => {
+    resolves++;
+    return { info: { kind: 'none', source: 'option' } };
+  };
+  const a = o.tab('a');
+  a.send({ t: 'init', config: { url: 'ws://co/v1/sync', docId: 'doc', wasmUrl: 'x.wasm', mutator: 'none' } });
+  await roleOf(a, 'owner');
+  a.go!.emit(JSON.stringify({ type: 'status', status: { ...JSON.parse(await a.go!.status()), state: 'online', coordinatorMutator: 'cd'.repeat(32) } }));
+  await a.waitFor((m): m is Extract<FromWorker, { t: 'status' }> => m.t === 'status' && m.status.state === 'online');
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(warnings(a).length, 0);
+  assert.equal(resolves, 1);
 });

@@ -57,6 +57,26 @@ test('openDocument rejects when the replica cannot open', async () => {
   await assert.rejects(openDocument({ docId: 'd', baseUrl: 'http://h/' }, w), /no storage/);
 });
 
+test("openDocument rejects a mutator option other than 'auto' or 'none' before it starts a worker", async () => {
+  let posted = 0;
+  const w: WorkerLike = {
+    onmessage: null,
+    onerror: null,
+    postMessage() {
+      posted++;
+    },
+    terminate() {},
+  };
+  // A JavaScript app (or a stale cast) can still pass the name of a
+  // built-in mutator the wasm bundle used to have.
+  const opts = { docId: 'd', baseUrl: 'http://h/', mutator: 'todo' } as unknown as Parameters<typeof openDocument>[0];
+  await assert.rejects(
+    openDocument(opts, w),
+    (e: unknown) => e instanceof SqlsyncError && e.code === 'bad_request' && /"todo" is neither 'auto' nor 'none'/.test(e.message),
+  );
+  assert.equal(posted, 0);
+});
+
 test('waitSynced resolves on a synced status, rejects when sync stops, the document closes or time runs out', async () => {
   const status = (s: Partial<import('../../src/types.js').Status>) => ({
     state: 'online',

@@ -103,6 +103,8 @@ export class FakeGoDoc implements GoDoc {
   closed = false;
   hang = false; // mutate never settles (a worker dying mid-call)
   emit: (json: string) => void = () => {}; // sends an event as the Go replica does
+  /** Opened with neither a module nor a mutator name, as the Go bridge opens a queue-only replica. */
+  queueOnly = false;
   constructor(private st: FakeStorage) {}
   private json() {
     return JSON.stringify({ columns: ['id'], rows: this.st.rows.map((r) => [r]) });
@@ -138,7 +140,7 @@ export class FakeGoDoc implements GoDoc {
     return this.subs.size;
   }
   async status(): Promise<string> {
-    return JSON.stringify({ state: 'offline', lsn: 0, serverLsn: 0, pending: this.st.rows.length, lastError: '', synced: false, storage: 'opfs', clientId: 'c1' });
+    return JSON.stringify({ state: 'offline', lsn: 0, serverLsn: 0, pending: this.st.rows.length, lastError: '', synced: false, storage: 'opfs', clientId: 'c1', queueOnly: this.queueOnly });
   }
   async setOnline(): Promise<void> {}
   async close(): Promise<void> {
@@ -171,6 +173,7 @@ export class Tab {
           origin.storage.opens++;
           this.go = new FakeGoDoc(origin.storage);
           this.go.emit = onEvent;
+          this.go.queueOnly = !module && !JSON.parse(config).mutator;
           return this.go;
         },
       }),

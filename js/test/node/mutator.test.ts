@@ -96,22 +96,60 @@ test('the module the coordinator names is fetched, checked and cached; offline i
   assert.deepEqual(w.sources, [[newHash, `http://co/v1/mutators/${newHash}.wasm`]], 'a cached module is placed too');
 });
 
-test('a coordinator running a built-in mutator gets the built-in', async () => {
+test('a coordinator that names no module makes the replica queue-only, without a warning', async () => {
   const w = new World();
   w.served.set('http://co/v1/docs/d/mutator', JSON.stringify({ hash: '' }));
   const r = await resolveMutator(cfg(), w.deps());
-  assert.deepEqual(r.info, { kind: 'builtin', name: 'todo', source: 'coordinator' });
+  assert.equal(r.info.kind, 'none');
+  assert.equal(r.info.source, 'coordinator');
   assert.equal(r.module, undefined);
+  assert.equal(r.warning, undefined, 'the coordinator said so: nothing to warn of');
+
+  // That answer is cached: the next open starts queue-only at once and
+  // asks again in the background, which reports a module named since.
+  const again = await resolveMutator(cfg(), w.deps());
+  assert.equal(again.info.kind, 'none');
+  assert.equal(again.info.source, 'cache');
+  assert.equal(await again.revalidated, undefined, 'unchanged');
+  const hash = await w.serveModule('d', module);
+  const stale = await resolveMutator(cfg(), w.deps());
+  assert.equal(stale.info.kind, 'none');
+  const changed = await stale.revalidated;
+  assert.deepEqual(changed?.info, { kind: 'module', hash, source: 'coordinator' });
+  assert.ok(w.cache.entries.has(`http://co/v1/mutators/${hash}.wasm`), 'the module is cached for the next open');
+  const next = await resolveMutator(cfg(), w.deps());
+  assert.deepEqual(next.info, { kind: 'module', hash, source: 'cache' });
+  await next.revalidated;
+
+  // Offline, the cached "no module" answer is still queue-only, unwarned.
+  const w2 = new World();
+  w2.served.set('http://co/v1/docs/d/mutator', JSON.stringify({ hash: '' }));
+  await resolveMutator(cfg(), w2.deps());
+  w2.online = false;
+  const off = await resolveMutator(cfg(), w2.deps());
+  assert.equal(off.info.kind, 'none');
+  assert.equal(off.info.source, 'cache');
+  assert.equal(off.warning, undefined);
+  assert.equal(await off.revalidated, undefined);
 });
 
-test('offline with nothing cached falls back to the built-in, with a warning', async () => {
+test('offline with nothing cached opens queue-only, with a warning', async () => {
   const w = new World();
   w.online = false;
   const r = await resolveMutator(cfg(), w.deps());
-  assert.equal(r.info.kind, 'builtin');
+  assert.equal(r.info.kind, 'none');
   assert.equal(r.info.source, 'fallback');
-  assert.equal(r.warning?.code, 'mutator_fallback');
-  assert.match(r.warning!.message, /built-in mutator "todo".*never cached/);
+  assert.match(r.info.reason!, /Failed to fetch; this document's mutator was never cached here/);
+  assert.equal(r.module, undefined);
+  assert.equal(r.revalidated, undefined);
+  assert.equal(r.warning?.code, 'queue_only');
+  assert.match(r.warning!.message, /queued and pushed without running locally .*until the document is reopened with its mutator module/);
+  assert.match(r.warning!.message, /never cached.*mutatorUrl/);
+
+  // Without a Cache API, the same, and the warning says why.
+  const bare = await resolveMutator(cfg(), { ...w.deps(), caches: null });
+  assert.equal(bare.info.source, 'fallback');
+  assert.match(bare.warning!.message, /no Cache API/);
 
   // A module missing on the coordinator caches nothing: the answer is
   // only cached after the module it names.
@@ -119,6 +157,7 @@ test('offline with nothing cached falls back to the built-in, with a warning', a
   w.online = true;
   w.served.delete(`http://co/v1/mutators/${hash}.wasm`);
   const missing = await resolveMutator(cfg(), w.deps());
+  assert.equal(missing.info.kind, 'none');
   assert.equal(missing.info.source, 'fallback');
   assert.equal(w.cache.entries.size, 0);
 
@@ -127,7 +166,18 @@ test('offline with nothing cached falls back to the built-in, with a warning', a
   w.online = false;
   const half = await resolveMutator(cfg(), w.deps());
   assert.equal(half.info.source, 'fallback');
+  assert.equal(half.warning?.code, 'queue_only');
   assert.match(half.warning!.message, /not cached/);
+});
+
+test('no coordinator and no mutatorUrl: queue-only, with a warning', async () => {
+  const w = new World();
+  const r = await resolveMutator(cfg({ url: '' }), w.deps());
+  assert.equal(r.info.kind, 'none');
+  assert.equal(r.info.source, 'default');
+  assert.equal(r.warning?.code, 'queue_only');
+  assert.match(r.warning!.message, /queued without running locally.*no coordinator.*mutatorUrl/);
+  assert.deepEqual(w.fetched, []);
 });
 
 test('a module that does not match its hash is refused', async () => {
@@ -142,23 +192,35 @@ test('a module that does not match its hash is refused', async () => {
   assert.deepEqual(r.module, module);
 });
 
-test('options force a built-in or a module URL', async () => {
+test("options: 'none' forces queue-only, a module URL forces that module, anything else is refused", async () => {
   const w = new World();
   await w.serveModule('d', module);
-  const b = await resolveMutator(cfg({ mutator: 'todo' }), w.deps());
-  assert.deepEqual(b.info, { kind: 'builtin', name: 'todo', source: 'option' });
-  assert.deepEqual(w.fetched, [], 'a forced built-in asks nothing');
+  const none = await resolveMutator(cfg({ mutator: 'none' }), w.deps());
+  assert.deepEqual(none.info, { kind: 'none', source: 'option' });
+  assert.equal(none.warning, undefined, 'the app asked for it');
+  assert.deepEqual(w.fetched, [], "'none' asks nothing");
+  const auto = await resolveMutator(cfg({ mutator: 'auto' }), w.deps());
+  assert.equal(auto.info.kind, 'module');
+
+  for (const name of ['todo', 'builtin', 'Auto']) {
+    await assert.rejects(
+      resolveMutator(cfg({ mutator: name }), w.deps()),
+      (e: MutatorError) => e.code === 'bad_request' && /neither 'auto' nor 'none'.*mutatorUrl/.test(e.message),
+    );
+  }
 
   w.served.set('http://cdn/m.wasm', other);
   const hash = await subtleSha256(other);
   const u = await resolveMutator(cfg({ mutatorUrl: 'http://cdn/m.wasm' }), w.deps());
   assert.deepEqual(u.info, { kind: 'module', hash, source: 'url', url: 'http://cdn/m.wasm' });
+  const noCoordinator = await resolveMutator(cfg({ url: '', mutatorUrl: 'http://cdn/m.wasm', mutator: 'none' }), w.deps());
+  assert.deepEqual(noCoordinator.info, { kind: 'module', hash, source: 'url', url: 'http://cdn/m.wasm' }, 'mutatorUrl wins');
+  assert.equal(noCoordinator.warning, undefined);
   await assert.rejects(resolveMutator(cfg({ mutatorUrl: 'http://cdn/m.wasm', mutatorHash: '00'.repeat(32) }), w.deps()), /refusing/);
   w.online = false;
+  // Offline, a first open with a module URL runs the module it cached.
   const cached = await resolveMutator(cfg({ mutatorUrl: 'http://cdn/m.wasm' }), w.deps());
+  assert.equal(cached.info.kind, 'module');
   assert.equal(cached.info.source, 'cache');
   await assert.rejects(resolveMutator(cfg({ mutatorUrl: 'http://cdn/other.wasm' }), w.deps()), (e: MutatorError) => e.code === 'mutator_unavailable');
-
-  const local = await resolveMutator(cfg({ url: '' }), w.deps());
-  assert.deepEqual(local.info, { kind: 'builtin', name: 'todo', source: 'default' });
 });
