@@ -35,6 +35,7 @@ import (
 	"slices"
 
 	"github.com/hack-pad/hackpadfs"
+	"github.com/sqlsync-go/sqlsync/vfs/fsync"
 
 	"github.com/sqlsync-go/sqlsync/internal/dirlock"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
@@ -221,7 +222,7 @@ func (j *fileJournal) Append(m engine.Mutation) error {
 		j.cutFailedAppend()
 		return fmt.Errorf("write: %w", err)
 	}
-	if err := syncFile(j.f); err != nil {
+	if err := fsync.File(j.f); err != nil {
 		j.cutFailedAppend()
 		return fmt.Errorf("sync: %w", err)
 	}
@@ -234,7 +235,7 @@ func (j *fileJournal) Append(m engine.Mutation) error {
 // fails too, the next append overwrites the same place.
 func (j *fileJournal) cutFailedAppend() {
 	if hackpadfs.TruncateFile(j.f, j.size) == nil {
-		syncFile(j.f)
+		fsync.File(j.f)
 	}
 }
 
@@ -253,7 +254,7 @@ func (j *fileJournal) DeleteThrough(through uint64, dropped, rest []engine.Mutat
 		if err := hackpadfs.TruncateFile(j.f, j.headerSize()); err != nil {
 			return fmt.Errorf("cut to header: %w", err)
 		}
-		if err := syncFile(j.f); err != nil {
+		if err := fsync.File(j.f); err != nil {
 			return fmt.Errorf("sync: %w", err)
 		}
 		j.size = j.headerSize()
@@ -290,7 +291,7 @@ func (j *fileJournal) rewrite(ms []engine.Mutation) error {
 		f.Close()
 		return err
 	}
-	if err := syncFile(f); err != nil {
+	if err := fsync.File(f); err != nil {
 		f.Close()
 		return err
 	}
@@ -300,7 +301,7 @@ func (j *fileJournal) rewrite(ms []engine.Mutation) error {
 	}
 	// The rename (and, for a new log, the file's creation) is durable only
 	// once the directory is.
-	if err := syncDir(j.fsys, path.Dir(j.name)); err != nil {
+	if err := fsync.Dir(j.fsys, path.Dir(j.name)); err != nil {
 		f.Close()
 		return err
 	}
@@ -318,35 +319,4 @@ func (j *fileJournal) Close() error {
 	err := j.f.Close()
 	j.f = nil
 	return errors.Join(err, j.lock.Release())
-}
-
-// syncDir makes a rename or creation in dir durable, on file systems whose
-// directories can be synced.
-func syncDir(fsys hackpadfs.FS, dir string) error {
-	d, err := hackpadfs.OpenFile(fsys, dir, hackpadfs.FlagReadOnly, 0)
-	if err != nil {
-		return fmt.Errorf("open directory %s: %w", dir, err)
-	}
-	err = hackpadfs.SyncFile(d)
-	if errors.Is(err, hackpadfs.ErrNotImplemented) || errors.Is(err, hackpadfs.ErrInvalid) || errors.Is(err, errors.ErrUnsupported) {
-		err = nil // the file system cannot sync directories
-	}
-	if cerr := d.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("sync directory %s: %w", dir, err)
-	}
-	return nil
-}
-
-// syncFile flushes f to stable storage. File systems with no notion of
-// durability (hackpadfs's memory FS) do not implement Sync; for them there
-// is nothing to flush.
-func syncFile(f hackpadfs.File) error {
-	err := hackpadfs.SyncFile(f)
-	if errors.Is(err, hackpadfs.ErrNotImplemented) {
-		return nil
-	}
-	return err
 }
