@@ -24,10 +24,12 @@
 // (ATTACH), change the connection (most PRAGMAs), create TEMP objects, or
 // touch the engine's own tables.
 //
-// What does not depend on wazero (limits, errors, the guest's SQL behind
-// the statement guard, its output, the WASI values) is package
+// What does not depend on wazero (limits, errors and the verdict on a
+// failed call, the instance's life from start to discard, the guest's SQL
+// behind the statement guard, its output, the WASI values) is package
 // mutatorhost's, which the browser's host (wasm/jsmutator) shares, so a
-// mutator behaves the same on the coordinator and in every replica.
+// mutator behaves the same on the coordinator and in every replica; both
+// hosts pass the same tests (package mutatorhost/hosttest).
 //
 // docs/mutator-abi.md describes the ABI for guests in any language.
 package wasmhost

@@ -48,8 +48,7 @@ type Module struct {
 	// package interrupt; else wazero's WithCloseOnContextDone stops calls.
 	interruptible bool
 
-	mu    sync.Mutex
-	spare *instance // started at load to check the module; taken by the first Mutator
+	spare mutatorhost.Spare[*instance] // started at load to check the module
 }
 
 // Compile compiles and checks a mutator module: it must be a WASI reactor
@@ -108,7 +107,7 @@ func (m *Module) load(ctx context.Context, wasm []byte) error {
 	if err != nil {
 		return err
 	}
-	m.spare = inst
+	m.spare.Put(inst)
 	return nil
 }
 
@@ -204,19 +203,8 @@ func (m *Module) Limits() Limits { return m.limits }
 // Close releases the module and every instance of it; its Mutators fail
 // from then on.
 func (m *Module) Close(ctx context.Context) error {
-	m.mu.Lock()
-	m.spare = nil
-	m.mu.Unlock()
+	m.spare.Take() // closed with the runtime
 	return m.rt.Close(ctx)
-}
-
-// takeSpare returns the instance started at load, once.
-func (m *Module) takeSpare() *instance {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	inst := m.spare
-	m.spare = nil
-	return inst
 }
 
 // fixedWalltime is the guest's clock: 2000-01-01T00:00:00Z, always.
@@ -316,7 +304,8 @@ func (inst *instance) watch(ctx context.Context) (stop func()) {
 	}
 }
 
-func (inst *instance) close() {
+// Close stops the instance.
+func (inst *instance) Close() {
 	inst.mod.Close(context.Background())
 }
 

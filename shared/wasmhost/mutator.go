@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/ncruces/go-sqlite3"
@@ -43,13 +42,9 @@ type GuestError = mutatorhost.GuestError
 // engine at a time (a document's coordinator, or one client); give each
 // document its own so guest state never crosses documents.
 type Mutator struct {
-	m   *Module
-	log *slog.Logger
-
-	mu     sync.Mutex
-	inst   *instance // nil until first use and after a discard
-	exec   mutatorhost.Exec
-	closed bool
+	m    *Module
+	slot *mutatorhost.Slot[*instance]
+	exec mutatorhost.Exec // the call's SQL, under slot's lock
 }
 
 var _ engine.Mutator = (*Mutator)(nil)
@@ -61,7 +56,14 @@ func (m *Module) Mutator(log *slog.Logger) *Mutator {
 		log = slog.Default()
 	}
 	log = log.With("mutator", m.hash[:12])
-	return &Mutator{m: m, log: log}
+	start := func(ctx context.Context) (*instance, error) {
+		if inst, ok := m.spare.Take(); ok {
+			inst.out.SetLogger(log)
+			return inst, nil
+		}
+		return m.instantiate(ctx, log)
+	}
+	return &Mutator{m: m, slot: mutatorhost.NewSlot(start, log)}
 }
 
 // Migrate runs the guest's migrate export on conn, inside the engine's
@@ -80,8 +82,8 @@ func (mu *Mutator) Migrate(ctx context.Context, conn *sqlite3.Conn) error {
 // and savepoint. Errors are the guest's (a *GuestError) or the host's
 // verdict on the call (ErrTrap, ErrTimeLimit, …).
 func (mu *Mutator) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, args []byte) error {
-	if len(args) > mu.m.limits.MaxArgsBytes {
-		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrArgsTooLarge, len(args), mu.m.limits.MaxArgsBytes)
+	if err := mu.m.limits.CheckArgs(args); err != nil {
+		return err
 	}
 	return mu.invoke(ctx, conn, mu.m.limits.Timeout, func(ctx context.Context, inst *instance) error {
 		namePtr, argsPtr, err := inst.input(ctx, name, args)
@@ -100,101 +102,56 @@ func api32(v uint32) uint64 { return uint64(v) }
 
 // Close stops the Mutator's instance; later calls fail with ErrClosed.
 func (mu *Mutator) Close() error {
-	mu.mu.Lock()
-	defer mu.mu.Unlock()
-	mu.closed = true
-	mu.discard()
+	mu.slot.Close()
 	return nil
 }
 
-func (mu *Mutator) discard() {
-	if mu.inst != nil {
-		mu.inst.close()
-		mu.inst = nil
-	}
-}
-
-// invoke runs f, a call into the guest, with conn available to the host
-// imports and timeout as its time limit, and turns the outcome into an
-// error.
+// invoke runs f, a call into the guest, on the Mutator's instance with
+// conn available to the host imports and timeout as its time limit, and
+// turns the outcome into an error.
 func (mu *Mutator) invoke(ctx context.Context, conn *sqlite3.Conn, timeout time.Duration, f func(context.Context, *instance) error) error {
-	mu.mu.Lock()
-	defer mu.mu.Unlock()
-	if mu.closed {
-		return ErrClosed
-	}
-	if conn.GetAutocommit() {
-		return ErrNoTransaction
-	}
-	if mu.inst == nil {
-		inst := mu.m.takeSpare()
-		if inst != nil {
-			inst.out.SetLogger(mu.log)
-		} else {
-			var err error
-			if inst, err = mu.m.instantiate(ctx, mu.log); err != nil {
-				return err
-			}
+	return mu.slot.Call(ctx, conn, func(inst *instance) error {
+		callCtx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		mu.exec.Begin(conn, mu.m.limits.MaxResultBytes)
+		// The host imports find the call's state in the context; SQLite
+		// stops a long statement when the context is done.
+		old := conn.SetInterrupt(callCtx)
+		inst.out.Begin()
+		stop := inst.watch(callCtx)
+		err := f(context.WithValue(callCtx, callKey{}, &mu.exec), inst)
+		stop()
+		conn.SetInterrupt(old)
+		mu.exec.End()
+
+		timedOut := callCtx.Err() != nil && ctx.Err() == nil
+		if err != nil {
+			return mutatorhost.Failure(ctx, timedOut, timeout, mu.m.limits, inst.out, trapMessage(err))
 		}
-		mu.inst = inst
-	}
-	inst := mu.inst
-
-	callCtx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	mu.exec.Begin(conn, mu.m.limits.MaxResultBytes)
-	// The host imports find the call's state in the context; SQLite stops
-	// a long statement when the context is done.
-	old := conn.SetInterrupt(callCtx)
-	inst.out.Begin()
-	stop := inst.watch(callCtx)
-	err := f(context.WithValue(callCtx, callKey{}, &mu.exec), inst)
-	stop()
-	conn.SetInterrupt(old)
-	mu.exec.End()
-
-	if err != nil {
-		mu.discard()
-		err = mu.classify(ctx, callCtx, timeout, err, inst)
-		mu.log.Debug("mutator call failed; instance discarded", "err", err)
-		return err
-	}
-	ret := inst.stack[0]
-	if ret == 0 {
-		return nil
-	}
-	if callCtx.Err() != nil && ctx.Err() == nil {
-		// The guest noticed the interrupted SQL and gave up in time.
-		mu.discard()
-		return fmt.Errorf("%w of %v", ErrTimeLimit, timeout)
-	}
-	gerr, err := inst.record(ret)
-	if err != nil {
-		mu.discard()
-		return err
-	}
-	if gerr.Status == abi.StatusPanic {
-		mu.discard() // recovered, but its globals may be half-updated
-	}
-	return gerr
+		ret := inst.stack[0]
+		if ret == 0 {
+			return nil
+		}
+		if timedOut {
+			// The guest noticed the interrupted SQL and gave up in time.
+			return mutatorhost.TimeLimitError(timeout)
+		}
+		gerr, err := inst.record(ret)
+		if err != nil {
+			return err
+		}
+		return gerr
+	})
 }
 
-// classify turns an error from a call into the guest into the host's
-// verdict.
-func (mu *Mutator) classify(ctx, callCtx context.Context, timeout time.Duration, err error, inst *instance) error {
+// trapMessage describes how a call into the guest failed: wazero's
+// message, or the guest's exit.
+func trapMessage(err error) string {
 	var exit *sys.ExitError
-	isExit := errors.As(err, &exit)
-	switch {
-	case ctx.Err() != nil:
-		return fmt.Errorf("mutator call: %w", ctx.Err())
-	case callCtx.Err() != nil:
-		return fmt.Errorf("%w of %v", ErrTimeLimit, timeout)
-	case inst.out.OutOfMemory():
-		return fmt.Errorf("%w of %d MiB%s", ErrMemoryLimit, mu.m.limits.MemoryPages/16, inst.out.Summary())
-	case isExit:
-		return fmt.Errorf("%w: exited with code %d%s", ErrTrap, exit.ExitCode(), inst.out.Summary())
+	if errors.As(err, &exit) {
+		return fmt.Sprintf("exited with code %d", exit.ExitCode())
 	}
-	return fmt.Errorf("%w: %s%s", ErrTrap, firstLine(err.Error()), inst.out.Summary())
+	return firstLine(err.Error())
 }
 
 // input places name and args in guest memory, in the region sqlsync_alloc
