@@ -1,8 +1,9 @@
 // Everything the demo asks of sqlsync is in this file: how a list's
 // document is opened, the SQL the screens read, and the mutations they run.
-// The mutations are the todo mutator's (shared/testmutator in the sqlsync
-// repository): each runs at once in this tab's SQLite replica, then again
-// on the coordinator, in the order the coordinator received them.
+// The mutations are the todo mutator's (demo-todo/mutator, the WebAssembly
+// module the coordinator runs with --mutator and the worker fetches from
+// it): each runs at once in this tab's SQLite replica, then again on the
+// coordinator, in the order the coordinator received them.
 import type { OpenOptions, SqlsyncDocument } from '@sqlsync-go/client';
 
 export type { SqlsyncDocument };

@@ -14,8 +14,18 @@ export function HowItWorks({ doc }: { doc: SqlsyncDocument | undefined }) {
       <h2 id="how-heading">What is happening</h2>
       <ol>
         <li>
-          <strong>Local write.</strong> A change runs at once on this browser's own copy of the list, a SQLite
-          database in {status?.storage === 'indexeddb' ? 'IndexedDB' : 'the browser’s private file system'}.
+          {status?.queueOnly ? (
+            <>
+              <strong>Queued write.</strong> This tab could not get the list’s todo code from the server when it
+              opened the list, so a change waits in the queue below and shows once the server has run it. Reload the
+              page while online to run changes here at once.
+            </>
+          ) : (
+            <>
+              <strong>Local write.</strong> A change runs at once on this browser's own copy of the list, a SQLite
+              database in {status?.storage === 'indexeddb' ? 'IndexedDB' : 'the browser’s private file system'}.
+            </>
+          )}
         </li>
         <li {...current('pending')}>
           <strong>Pending.</strong> It waits in a queue that survives reloads:{' '}

@@ -33,6 +33,22 @@ export function ListPage({ listId, offline, onOfflineChange }: Props) {
     [doc, show],
   );
 
+  // The server runs other todo code than this tab (it was updated, or this
+  // tab opened the list without it and only queues changes): the worker
+  // has fetched it, and a reload runs it.
+  useEffect(
+    () =>
+      doc?.on('error', (e) => {
+        if (e.code !== 'mutator_changed') return;
+        show(
+          doc.status.queueOnly
+            ? 'This tab can now run the list’s code: reload the page so that your changes show at once.'
+            : 'The list’s code changed on the server: reload the page to send your changes.',
+        );
+      }),
+    [doc, show],
+  );
+
   const switchOffline = (off: boolean) => {
     onOfflineChange(off);
     doc?.setOnline(!off).catch(report);

@@ -27,7 +27,9 @@ function Groceries() {
       <h1>Groceries</h1>
       <p>Sync: {status?.state ?? '…'}</p>
       <p>
-        Mutator: {status?.mutator?.kind ?? '…'} from the {status?.mutator?.source ?? '…'}
+        {status?.queueOnly
+          ? 'Mutator: none here, changes show once the coordinator has applied them'
+          : `Mutator: ${status?.mutator?.kind ?? '…'} from the ${status?.mutator?.source ?? '…'}`}
       </p>
       <form
         onSubmit={(e) => {
