@@ -3,8 +3,10 @@
 // client: on the browser's own WebAssembly engine, reached through
 // syscall/js, not on wazero (which under GOOS=js is an interpreter, some
 // 400 times slower). It is the browser's counterpart of package wasmhost
-// and shares with it package mutatorhost: limits, errors, the guest's SQL
-// (the statement guard and the encoding), its output and the WASI values.
+// and shares with it package mutatorhost: limits, errors and the verdict
+// on a failed call, the instance's life (mutatorhost.Slot), the guest's SQL
+// (the statement guard and the encoding), its output and the WASI values;
+// both pass the same tests (package mutatorhost/hosttest).
 //
 // The JavaScript half of the host (js/src/worker/mutator-host.ts, installed
 // by the worker script as globalThis.sqlsyncMutatorHost) instantiates the

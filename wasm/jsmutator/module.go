@@ -37,8 +37,7 @@ type Module struct {
 	compiled js.Value // a WebAssembly.Module
 	ticks    bool     // rewritten by package interrupt: time and memory bounded
 
-	mu    sync.Mutex
-	spare *instance // started at load to check the module; taken by the first Mutator
+	spare mutatorhost.Spare[*instance] // started at load to check the module
 }
 
 type cacheKey struct {
@@ -134,7 +133,7 @@ func compile(ctx context.Context, hash string, wasm []byte, limits Limits) (*Mod
 	if err != nil {
 		return nil, err
 	}
-	m.spare = inst
+	m.spare.Put(inst)
 	return m, nil
 }
 
@@ -213,15 +212,6 @@ func (m *Module) Limits() Limits { return m.limits }
 // Bounded reports whether calls are bounded in time and memory in the
 // browser (the module could be rewritten to call the tick).
 func (m *Module) Bounded() bool { return m.ticks }
-
-// takeSpare returns the instance started at load, once.
-func (m *Module) takeSpare() *instance {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	inst := m.spare
-	m.spare = nil
-	return inst
-}
 
 // The guest's random stream (mutatorhost.NewRandom), the same for every
 // instance: its start goes to each instance, which asks for more if it
@@ -317,7 +307,7 @@ func (m *Module) instantiate(ctx context.Context, log *slog.Logger) (*instance, 
 		err = cerr
 	}
 	if err != nil {
-		inst.release()
+		inst.Close()
 		return nil, fmt.Errorf("start mutator: %w", err)
 	}
 	inst.v = v
@@ -334,7 +324,7 @@ func (m *Module) instantiate(ctx context.Context, log *slog.Logger) (*instance, 
 		} else {
 			err = fmt.Errorf("start mutator: %s: %s%s", what, inst.failure(r), inst.out.Summary())
 		}
-		inst.release()
+		inst.Close()
 		return err
 	}
 	if r := v.Call("initialize", timeout).Int(); r < 0 || r&1 != 0 {
@@ -349,7 +339,7 @@ func (m *Module) instantiate(ctx context.Context, log *slog.Logger) (*instance, 
 		return nil, fail(abi.ExportVersion, ver)
 	}
 	if ver != abi.Version {
-		inst.release()
+		inst.Close()
 		return nil, fmt.Errorf("%w: it implements ABI version %d, this host version %d", mutatorhost.ErrBadModule, ver, abi.Version)
 	}
 	return inst, nil
@@ -450,8 +440,8 @@ func (inst *instance) stage(out []byte) {
 	js.CopyBytesToJS(inst.io, out)
 }
 
-// release frees the instance's callbacks; it must not run again.
-func (inst *instance) release() {
+// Close frees the instance's callbacks; it must not run again.
+func (inst *instance) Close() {
 	for _, f := range inst.funcs {
 		if !f.IsUndefined() {
 			f.Release()
