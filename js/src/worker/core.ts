@@ -301,6 +301,7 @@ export class WorkerCore {
         this.changed(
           theirs,
           `the coordinator runs the mutator module ${theirs.slice(0, 12)} for this document: reopen the document to run it locally (until then its mutations are pushed without running here)`,
+          true,
         );
       }
     } else if (ev.type === 'rejected') {
@@ -313,33 +314,39 @@ export class WorkerCore {
   /**
    * changed handles a replica that does not run the module the coordinator
    * announced when it connected (hash): one whose module differs (the Go
-   * replica pushes nothing: its mutations stay pending), or a queue-only
-   * one (its mutations are pushed, but do not run here). Unless the app
-   * forced a module URL, the worker asks the coordinator again which module
-   * the document uses, so that the answer and the module are cached for the
-   * next open (else a cache-first open would start the old module, or
-   * none, once more), then warns the app (code mutator_changed, message)
-   * that reopening the document runs it. Reopening the replica under the
-   * app's feet (its subscriptions, the other tabs' calls in flight) is
-   * left to the app: close() and openDocument, or a reload.
+   * replica pushes nothing: its mutations stay pending), or, queueOnly, a
+   * replica that runs none (its mutations are pushed, but do not run
+   * here). Unless the app forced a module URL, the worker asks the
+   * coordinator again which module the document uses, so that the answer
+   * and the module are cached for the next open (else a cache-first open
+   * would start the old module, or none, once more), then warns the app
+   * (code mutator_changed, message) that reopening the document runs it.
+   * A queue-only replica is warned only once the module is cached (a
+   * reopen would be queue-only again otherwise); until then each status
+   * naming the module tries again. Reopening the replica under the app's
+   * feet (its subscriptions, the other tabs' calls in flight) is left to
+   * the app: close() and openDocument, or a reload.
    */
-  private changed(hash: string, message: string): void {
+  private changed(hash: string, message: string, queueOnly = false): void {
     if (!hash || this.changedWarned.has(hash)) return;
-    this.changedWarned.add(hash);
     const cfg = this.cfg!;
-    const refreshed =
-      cfg.mutatorUrl || !this.env.resolveMutator
-        ? Promise.resolve()
-        : this.env.resolveMutator(cfg).then(
-            (r) => r.revalidated?.then(() => {}),
-            () => {},
+    const resolve = this.env.resolveMutator;
+    if (queueOnly && !resolve) return;
+    this.changedWarned.add(hash);
+    const refreshed: Promise<boolean> =
+      cfg.mutatorUrl || !resolve
+        ? Promise.resolve(true)
+        : resolve(cfg).then(
+            async (r) => {
+              const now = (await r.revalidated) ?? r;
+              return !queueOnly || (now.info.kind === 'module' && now.info.hash === hash);
+            },
+            () => !queueOnly,
           );
-    refreshed.then(
-      () => {
-        if (!this.closing) this.env.post({ t: 'warning', error: { code: 'mutator_changed', message } });
-      },
-      () => {},
-    );
+    refreshed.then((ok) => {
+      if (!ok) this.changedWarned.delete(hash);
+      else if (!this.closing) this.env.post({ t: 'warning', error: { code: 'mutator_changed', message } });
+    });
   }
 
   /** exec runs a call here if this worker owns the document, else at the owner. */
