@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/sqlsync-go/sqlsync/shared/mutatorhost/hosttest"
+	"github.com/sqlsync-go/sqlsync/shared/mutatorhost/hosttest/wasmbin"
 	"github.com/sqlsync-go/sqlsync/shared/wasmhost"
 	"github.com/sqlsync-go/sqlsync/shared/wasmhost/wasmtest"
 )
@@ -21,16 +21,16 @@ func TestBadModules(t *testing.T) {
 		want []string
 	}{
 		{"not WebAssembly", []byte("#!/bin/sh\necho hi\n"), []string{"not a sqlsync mutator", "invalid magic number"}},
-		{"empty module", hosttest.WasmModule(), []string{
+		{"empty module", wasmbin.Module(), []string{
 			"lacks the export sqlsync_abi_version () -> (i32)",
 			"lacks the export sqlsync_alloc (i32) -> (i32)",
 			"lacks the export sqlsync_migrate () -> (i64)",
 			"lacks the export sqlsync_mutate (i32, i32, i32, i32) -> (i64)",
 			"lacks the export memory",
 		}},
-		{"import of the wrong type", hosttest.WasmModule(
-			hosttest.Section(1, hosttest.Vec(hosttest.FuncType([]byte{hosttest.I64}, nil))),
-			hosttest.Section(2, hosttest.Vec(hosttest.ImportFunc("sqlsync", "run", 0))),
+		{"import of the wrong type", wasmbin.Module(
+			wasmbin.Section(1, wasmbin.Vec(wasmbin.FuncType([]byte{wasmbin.I64}, nil))),
+			wasmbin.Section(2, wasmbin.Vec(wasmbin.ImportFunc("sqlsync", "run", 0))),
 		), []string{"imports sqlsync.run as (i64) -> (), want (i32, i32, i32, i32) -> (i32)"}},
 	}
 	for _, tc := range cases {

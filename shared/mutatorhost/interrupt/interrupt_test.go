@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sqlsync-go/sqlsync/shared/mutatorhost/hosttest/wasmbin"
 	"github.com/sqlsync-go/sqlsync/shared/mutatorhost/interrupt"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
@@ -20,14 +21,14 @@ import (
 //	(module (memory 1) (global (mut i32) (i32.const 7))
 //	  (func (export "spin") (loop (br 0))))
 func spinModule() []byte {
-	return wasmModule(
-		section(1, vec(funcType(nil, nil))),
-		section(3, vec([]byte{0})),
-		section(5, vec([]byte{0x00, 0x01})),
-		section(6, vec([]byte{0x7f, 0x01, 0x41, 0x07, 0x0b})),
-		section(7, vec(exportFunc("spin", 0))),
-		section(10, vec(body(0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b))),
-		section(0, append(name(".debug_info"), 1, 2, 3)),
+	return wasmbin.Module(
+		wasmbin.Section(1, wasmbin.Vec(wasmbin.FuncType(nil, nil))),
+		wasmbin.Section(3, wasmbin.Vec([]byte{0})),
+		wasmbin.Section(5, wasmbin.Vec([]byte{0x00, 0x01})),
+		wasmbin.Section(6, wasmbin.Vec([]byte{0x7f, 0x01, 0x41, 0x07, 0x0b})),
+		wasmbin.Section(7, wasmbin.Vec(wasmbin.ExportFunc("spin", 0))),
+		wasmbin.Section(10, wasmbin.Vec(wasmbin.Body(0x03, 0x40, 0x0c, 0x00, 0x0b, 0x0b))),
+		wasmbin.Section(0, append(wasmbin.Name(".debug_info"), 1, 2, 3)),
 	)
 }
 
@@ -118,14 +119,14 @@ func TestTick(t *testing.T) {
 	// A second module fills the slot with a function that calls env.tick:
 	//	(import "env" "tick" (func)) (import "guest" "sqlsync_tick" (table 1 funcref))
 	//	(func call 0) (elem (i32.const 0) 1)
-	filler := wasmModule(
-		section(1, vec(funcType(nil, nil))),
-		section(2, vec(
-			append(append(name("env"), name("tick")...), 0x00, 0x00),
-			append(append(name("guest"), name(interrupt.TickExport)...), 0x01, 0x70, 0x00, 0x01))),
-		section(3, vec([]byte{0})),
-		section(9, vec([]byte{0x00, 0x41, 0x00, 0x0b, 0x01, 0x01})),
-		section(10, vec(body(0x10, 0x00, 0x0b))),
+	filler := wasmbin.Module(
+		wasmbin.Section(1, wasmbin.Vec(wasmbin.FuncType(nil, nil))),
+		wasmbin.Section(2, wasmbin.Vec(
+			append(append(wasmbin.Name("env"), wasmbin.Name("tick")...), 0x00, 0x00),
+			append(append(wasmbin.Name("guest"), wasmbin.Name(interrupt.TickExport)...), 0x01, 0x70, 0x00, 0x01))),
+		wasmbin.Section(3, wasmbin.Vec([]byte{0})),
+		wasmbin.Section(9, wasmbin.Vec([]byte{0x00, 0x41, 0x00, 0x0b, 0x01, 0x01})),
+		wasmbin.Section(10, wasmbin.Vec(wasmbin.Body(0x10, 0x00, 0x0b))),
 	)
 	if _, err := r.Instantiate(ctx, filler); err != nil {
 		t.Fatal(err)
@@ -142,12 +143,12 @@ func TestTick(t *testing.T) {
 // growModule is (module (memory min max?) (func (export "grow") (param i32)
 // (result i32) local.get 0 memory.grow 0)).
 func growModule(limits ...byte) []byte {
-	return wasmModule(
-		section(1, vec(funcType([]byte{0x7f}, []byte{0x7f}))),
-		section(3, vec([]byte{0})),
-		section(5, vec(limits)),
-		section(7, vec(exportFunc("grow", 0))),
-		section(10, vec(body(0x20, 0x00, 0x40, 0x00, 0x0b))),
+	return wasmbin.Module(
+		wasmbin.Section(1, wasmbin.Vec(wasmbin.FuncType([]byte{0x7f}, []byte{0x7f}))),
+		wasmbin.Section(3, wasmbin.Vec([]byte{0})),
+		wasmbin.Section(5, wasmbin.Vec(limits)),
+		wasmbin.Section(7, wasmbin.Vec(wasmbin.ExportFunc("grow", 0))),
+		wasmbin.Section(10, wasmbin.Vec(wasmbin.Body(0x20, 0x00, 0x40, 0x00, 0x0b))),
 	)
 }
 
@@ -193,13 +194,13 @@ func TestMaxMemoryPages(t *testing.T) {
 func TestUnsupported(t *testing.T) {
 	cases := map[string][]byte{
 		"not wasm":  []byte("nope"),
-		"no memory": wasmModule(section(1, vec(funcType(nil, nil))), section(3, vec([]byte{0})), section(10, vec(body(0x0b)))),
-		"unknown opcode": wasmModule(
-			section(1, vec(funcType(nil, nil))), section(3, vec([]byte{0})), section(5, vec([]byte{0x00, 0x01})),
-			section(10, vec(body(0xc5, 0x0b)))),
-		"flag exported already": wasmModule(
-			section(5, vec([]byte{0x00, 0x01})),
-			section(7, vec(append(name(interrupt.Export), 0x02, 0x00)))),
+		"no memory": wasmbin.Module(wasmbin.Section(1, wasmbin.Vec(wasmbin.FuncType(nil, nil))), wasmbin.Section(3, wasmbin.Vec([]byte{0})), wasmbin.Section(10, wasmbin.Vec(wasmbin.Body(0x0b)))),
+		"unknown opcode": wasmbin.Module(
+			wasmbin.Section(1, wasmbin.Vec(wasmbin.FuncType(nil, nil))), wasmbin.Section(3, wasmbin.Vec([]byte{0})), wasmbin.Section(5, wasmbin.Vec([]byte{0x00, 0x01})),
+			wasmbin.Section(10, wasmbin.Vec(wasmbin.Body(0xc5, 0x0b)))),
+		"flag exported already": wasmbin.Module(
+			wasmbin.Section(5, wasmbin.Vec([]byte{0x00, 0x01})),
+			wasmbin.Section(7, wasmbin.Vec(append(wasmbin.Name(interrupt.Export), 0x02, 0x00)))),
 	}
 	for name, wasm := range cases {
 		if _, err := interrupt.Instrument(wasm); !errors.Is(err, interrupt.ErrUnsupported) {
@@ -212,7 +213,7 @@ func TestUnsupported(t *testing.T) {
 // accepts is still accepted once instrumented.
 func FuzzInstrument(f *testing.F) {
 	f.Add(spinModule())
-	f.Add(wasmModule(section(5, vec([]byte{0x00, 0x01}))))
+	f.Add(wasmbin.Module(wasmbin.Section(5, wasmbin.Vec([]byte{0x00, 0x01}))))
 	ctx := context.Background()
 	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
 	f.Fuzz(func(t *testing.T, wasm []byte) {
@@ -229,47 +230,4 @@ func FuzzInstrument(f *testing.F) {
 			}
 		}
 	})
-}
-
-// The smallest pieces of the binary format.
-
-func wasmModule(sections ...[]byte) []byte {
-	return append([]byte("\x00asm\x01\x00\x00\x00"), bytes.Join(sections, nil)...)
-}
-
-func uleb(n int) []byte {
-	var b []byte
-	for {
-		c := byte(n & 0x7f)
-		n >>= 7
-		if n == 0 {
-			return append(b, c)
-		}
-		b = append(b, c|0x80)
-	}
-}
-
-func section(id byte, content []byte) []byte {
-	return append(append([]byte{id}, uleb(len(content))...), content...)
-}
-
-func vec(items ...[]byte) []byte { return append(uleb(len(items)), bytes.Join(items, nil)...) }
-
-func name(s string) []byte { return append(uleb(len(s)), s...) }
-
-func funcType(params, results []byte) []byte {
-	b := append([]byte{0x60}, uleb(len(params))...)
-	b = append(b, params...)
-	b = append(b, uleb(len(results))...)
-	return append(b, results...)
-}
-
-func exportFunc(field string, funcIdx int) []byte {
-	return append(append(name(field), 0x00), uleb(funcIdx)...)
-}
-
-// body is a function body without locals.
-func body(code ...byte) []byte {
-	b := append([]byte{0x00}, code...)
-	return append(uleb(len(b)), b...)
 }
