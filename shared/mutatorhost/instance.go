@@ -13,21 +13,37 @@ import (
 )
 
 // Instance is one running copy of a module, with its own memory, as a host
-// holds it.
+// holds it: the host's own part of a call into the guest. A [Slot] calls
+// its methods one at a time.
 type Instance interface {
+	// Migrate runs the guest's migrate export on conn, stopping it after
+	// timeout, and returns the guest's error (a *GuestError) or the host's
+	// verdict on the call ([Failure], [TimeLimitError], ErrTrap, …).
+	Migrate(ctx context.Context, conn *sqlite3.Conn, timeout time.Duration) error
+	// Mutate runs the named mutation as Migrate runs the migration.
+	Mutate(ctx context.Context, conn *sqlite3.Conn, timeout time.Duration, name string, args []byte) error
+	// Adopt passes the instance to a new owner, which logs to log: a
+	// module's spare, taken by a Mutator.
+	Adopt(log *slog.Logger)
 	// Close stops the instance and frees what it holds. It is called once,
 	// after the instance's last call.
 	Close()
 }
 
-// Slot holds the instance a host's Mutator runs its calls on, and is the
-// one place of its rules: there is none until the first call, which
-// starts one; a call that may have damaged it discards it, and the next
-// call starts a fresh one; Close discards it for good. Calls are
-// serialized. Make one with [NewSlot].
+// Slot is a host's Mutator but for the calls into the guest, which its
+// instances make: the one place of the rules both hosts follow. It holds
+// the Mutator's instance: none until the first call, which takes the
+// module's spare or starts one; a call that may have damaged it discards
+// it, and the next call starts a fresh one; Close discards it for good. It
+// applies the limits that are not the guest's to keep (the size of args,
+// the time limit of a mutation or a migration). Calls are serialized: it
+// is safe for concurrent use. A host's Mutator embeds one, made with
+// [NewSlot], for its Migrate, Mutate and Close.
 type Slot[I Instance] struct {
-	start func(context.Context) (I, error)
-	log   *slog.Logger
+	limits Limits
+	log    *slog.Logger
+	spare  *Spare[I]
+	start  func(context.Context, *slog.Logger) (I, error)
 
 	mu     sync.Mutex
 	inst   I
@@ -35,21 +51,47 @@ type Slot[I Instance] struct {
 	closed bool
 }
 
-// NewSlot returns a Slot that starts instances with start, and logs each
-// discarded one to log at debug level.
-func NewSlot[I Instance](start func(context.Context) (I, error), log *slog.Logger) *Slot[I] {
-	return &Slot[I]{start: start, log: log}
+// NewSlot returns a Slot of the module whose hash is hash, under limits
+// (zero fields take their defaults), that takes spare's instance first,
+// then starts instances with start. Its instances, and the Slot itself when it
+// discards one, log to log (slog.Default() if nil), at debug level.
+func NewSlot[I Instance](limits Limits, hash string, log *slog.Logger, spare *Spare[I], start func(context.Context, *slog.Logger) (I, error)) *Slot[I] {
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("mutator", hash[:min(12, len(hash))])
+	return &Slot[I]{limits: limits.WithDefaults(), log: log, spare: spare, start: start}
 }
 
-// Call runs call on the instance, starting one first if there is none,
-// and returns call's error. It runs nothing, and fails, when the Slot is
-// closed ([ErrClosed]), when conn is outside a transaction
-// ([ErrNoTransaction]: the engine runs a mutator inside its own), or when
-// ctx is done. After call, the instance lives on only if call succeeded
-// or returned the guest's own error ([GuestError]) other than a recovered
-// panic, whose globals may be half-updated; anything else (a trap, the
-// time or memory limit, a broken ABI, a canceled call) discards it.
-func (s *Slot[I]) Call(ctx context.Context, conn *sqlite3.Conn, call func(I) error) error {
+// Migrate runs the guest's migration on conn, inside the engine's
+// transaction, within Limits.MigrateTimeout.
+func (s *Slot[I]) Migrate(ctx context.Context, conn *sqlite3.Conn) error {
+	err := s.call(ctx, conn, func(inst I) error { return inst.Migrate(ctx, conn, s.limits.MigrateTimeout) })
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	return nil
+}
+
+// Mutate runs the named mutation on conn, inside the engine's transaction
+// and savepoint, within Limits.Timeout; args larger than
+// Limits.MaxArgsBytes fail with ErrArgsTooLarge before anything runs.
+func (s *Slot[I]) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, args []byte) error {
+	if len(args) > s.limits.MaxArgsBytes {
+		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrArgsTooLarge, len(args), s.limits.MaxArgsBytes)
+	}
+	return s.call(ctx, conn, func(inst I) error { return inst.Mutate(ctx, conn, s.limits.Timeout, name, args) })
+}
+
+// call runs f on the instance, starting one first if there is none, and
+// returns f's error. It runs nothing, and fails, when the Slot is closed
+// ([ErrClosed]), when conn is outside a transaction ([ErrNoTransaction]:
+// the engine runs a mutator inside its own), or when ctx is done. After f,
+// the instance lives on only if f succeeded or returned the guest's own
+// error ([GuestError]) other than a recovered panic, whose globals may be
+// half-updated; anything else (a trap, the time or memory limit, a broken
+// ABI, a canceled call) discards it.
+func (s *Slot[I]) call(ctx context.Context, conn *sqlite3.Conn, f func(I) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -62,13 +104,18 @@ func (s *Slot[I]) Call(ctx context.Context, conn *sqlite3.Conn, call func(I) err
 		return fmt.Errorf("mutator call: %w", err)
 	}
 	if !s.live {
-		inst, err := s.start(ctx)
-		if err != nil {
-			return err
+		inst, ok := s.spare.Take()
+		if ok {
+			inst.Adopt(s.log)
+		} else {
+			var err error
+			if inst, err = s.start(ctx, s.log); err != nil {
+				return err
+			}
 		}
 		s.inst, s.live = inst, true
 	}
-	err := call(s.inst)
+	err := f(s.inst)
 	if err != nil && !survives(err) {
 		s.discard()
 		s.log.Debug("mutator call failed; instance discarded", "err", err)
@@ -84,12 +131,13 @@ func survives(err error) bool {
 }
 
 // Close discards the instance; later calls fail with ErrClosed. It may be
-// called more than once.
-func (s *Slot[I]) Close() {
+// called more than once, and returns nil.
+func (s *Slot[I]) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
 	s.discard()
+	return nil
 }
 
 func (s *Slot[I]) discard() {
@@ -115,8 +163,12 @@ func (s *Spare[I]) Put(inst I) {
 	s.inst, s.ok = inst, true
 }
 
-// Take returns the spare, once: ok is false once it has been taken.
+// Take returns the spare, once: ok is false once it has been taken, or
+// if s is nil.
 func (s *Spare[I]) Take() (inst I, ok bool) {
+	if s == nil {
+		return inst, false
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	inst, ok = s.inst, s.ok
@@ -134,14 +186,6 @@ func ContextErr(ctx context.Context) error {
 	}
 	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
 		return context.DeadlineExceeded
-	}
-	return nil
-}
-
-// CheckArgs returns ErrArgsTooLarge if args exceed l.MaxArgsBytes.
-func (l Limits) CheckArgs(args []byte) error {
-	if len(args) > l.MaxArgsBytes {
-		return fmt.Errorf("%w: %d bytes, the limit is %d", ErrArgsTooLarge, len(args), l.MaxArgsBytes)
 	}
 	return nil
 }

@@ -1,150 +1,194 @@
-package mutatorhost
+package mutatorhost_test
 
 import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/ncruces/go-sqlite3"
 	"github.com/sqlsync-go/sqlsync/shared/abi"
+	"github.com/sqlsync-go/sqlsync/shared/mutatorhost"
+	"github.com/sqlsync-go/sqlsync/shared/mutatorhost/hosttest"
 )
 
-// fakeInstance counts its closes.
+// fakeInstance is an instance whose mutations fail as outcomes says.
 type fakeInstance struct {
-	id     int
-	closed int
+	id       int
+	adopted  bool
+	closed   int
+	timeouts []time.Duration // of its calls
 }
+
+var errTrap = errors.New("trapped")
+
+// outcomes are the fake mutations, by name.
+var outcomes = map[string]error{
+	"ok":      nil,
+	"error":   &mutatorhost.GuestError{Status: abi.StatusError, Message: "no"},
+	"unknown": &mutatorhost.GuestError{Status: abi.StatusUnknown, Message: "unknown"},
+	"badargs": &mutatorhost.GuestError{Status: abi.StatusBadArgs, Message: "bad"},
+	"panic":   &mutatorhost.GuestError{Status: abi.StatusPanic, Message: "boom"},
+	"trap":    errTrap,
+	"time":    mutatorhost.TimeLimitError(time.Second),
+}
+
+func (f *fakeInstance) Migrate(_ context.Context, _ *sqlite3.Conn, timeout time.Duration) error {
+	f.timeouts = append(f.timeouts, timeout)
+	return nil
+}
+
+func (f *fakeInstance) Mutate(_ context.Context, _ *sqlite3.Conn, timeout time.Duration, name string, _ []byte) error {
+	f.timeouts = append(f.timeouts, timeout)
+	return outcomes[name]
+}
+
+func (f *fakeInstance) Adopt(*slog.Logger) { f.adopted = true }
 
 func (f *fakeInstance) Close() { f.closed++ }
 
-// fakeSlot returns a Slot of fake instances and the instances it started.
-func fakeSlot() (*Slot[*fakeInstance], *[]*fakeInstance, *error) {
-	var started []*fakeInstance
-	var startErr error
-	s := NewSlot(func(context.Context) (*fakeInstance, error) {
-		if startErr != nil {
-			return nil, startErr
+var fakeLimits = mutatorhost.Limits{Timeout: time.Second, MigrateTimeout: time.Minute, MaxArgsBytes: 10}.WithDefaults()
+
+// fake is a Slot of fake instances, with the instances it started, a
+// spare, and what start fails with.
+type fake struct {
+	slot     *mutatorhost.Slot[*fakeInstance]
+	spare    mutatorhost.Spare[*fakeInstance]
+	started  []*fakeInstance
+	startErr error
+}
+
+func newFake() *fake {
+	f := &fake{}
+	f.slot = mutatorhost.NewSlot(fakeLimits, "0123456789abcdef", nil, &f.spare, func(context.Context, *slog.Logger) (*fakeInstance, error) {
+		if f.startErr != nil {
+			return nil, f.startErr
 		}
-		inst := &fakeInstance{id: len(started) + 1}
-		started = append(started, inst)
+		inst := &fakeInstance{id: len(f.started) + 1}
+		f.started = append(f.started, inst)
 		return inst, nil
-	}, slog.Default())
-	return s, &started, &startErr
+	})
+	return f
 }
 
-func txConn(t *testing.T) *sqlite3.Conn {
-	t.Helper()
-	conn, err := sqlite3.Open(":memory:")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	if err := conn.Exec(`BEGIN`); err != nil {
-		t.Fatal(err)
-	}
-	return conn
-}
-
-// The instance is started on first use, survives successes and the
-// guest's own errors, and is discarded (closed once) after a recovered
-// panic or any other failure; the next call starts a fresh one.
+// The instance is started on first use (the spare first), survives
+// successes and the guest's own errors, and is discarded (closed once)
+// after a recovered panic or any other failure; the next call starts a
+// fresh one. Migrations and mutations get their own time limits.
 func TestSlotLifecycle(t *testing.T) {
 	ctx := context.Background()
-	conn := txConn(t)
-	s, started, _ := fakeSlot()
-	if len(*started) != 0 {
-		t.Fatal("an instance was started before the first call")
+	conn := hosttest.OpenConn(t)
+	f := newFake()
+	spare := &fakeInstance{id: 0}
+	f.spare.Put(spare)
+	if err := f.slot.Migrate(ctx, conn); err != nil {
+		t.Fatal(err)
 	}
-	trap := errors.New("trapped")
+	if !spare.adopted || len(f.started) != 0 {
+		t.Fatalf("the first call did not take the spare: adopted %v, %d started", spare.adopted, len(f.started))
+	}
 	steps := []struct {
-		err    error // what the call returns
-		wantID int   // the instance the call runs on
+		name   string
+		wantID int // the instance the call runs on
 	}{
-		{nil, 1},
-		{&GuestError{Status: abi.StatusError, Message: "no"}, 1},
-		{&GuestError{Status: abi.StatusUnknown, Message: "unknown"}, 1},
-		{&GuestError{Status: abi.StatusBadArgs, Message: "bad"}, 1},
-		{&GuestError{Status: abi.StatusPanic, Message: "boom"}, 1},
-		{nil, 2},
-		{trap, 2},
-		{TimeLimitError(1), 3},
-		{nil, 4},
+		{"ok", 0},
+		{"error", 0},
+		{"unknown", 0},
+		{"badargs", 0},
+		{"panic", 0},
+		{"ok", 1},
+		{"trap", 1},
+		{"time", 2},
+		{"ok", 3},
 	}
+	all := []*fakeInstance{spare}
 	for i, st := range steps {
-		var ran *fakeInstance
-		err := s.Call(ctx, conn, func(inst *fakeInstance) error {
-			ran = inst
-			return st.err
-		})
-		if err != st.err {
-			t.Fatalf("step %d: Call returned %v, want %v", i, err, st.err)
+		err := f.slot.Mutate(ctx, conn, st.name, nil)
+		if err != outcomes[st.name] {
+			t.Fatalf("step %d: Mutate returned %v, want %v", i, err, outcomes[st.name])
 		}
-		if ran.id != st.wantID {
-			t.Fatalf("step %d: ran on instance %d, want %d", i, ran.id, st.wantID)
+		all = append(all[:1], f.started...)
+		last := all[len(all)-1]
+		if last.id != st.wantID || len(last.timeouts) == 0 || last.timeouts[len(last.timeouts)-1] != fakeLimits.Timeout {
+			t.Fatalf("step %d: the last instance is %d with calls of %v, want %d and a call of %v", i, last.id, last.timeouts, st.wantID, fakeLimits.Timeout)
 		}
 	}
-	for _, inst := range *started {
+	if got := spare.timeouts[0]; got != fakeLimits.MigrateTimeout {
+		t.Errorf("migration's time limit %v, want %v", got, fakeLimits.MigrateTimeout)
+	}
+	for _, inst := range all {
 		want := 1 // discarded
-		if inst.id == 4 {
+		if inst.id == 3 {
 			want = 0 // still live
 		}
 		if inst.closed != want {
 			t.Errorf("instance %d closed %d times, want %d", inst.id, inst.closed, want)
 		}
 	}
-	s.Close()
-	s.Close()
-	if got := (*started)[3].closed; got != 1 {
+	f.slot.Close()
+	f.slot.Close()
+	if got := all[3].closed; got != 1 {
 		t.Errorf("the live instance closed %d times by two Closes, want 1", got)
 	}
-	if err := s.Call(ctx, conn, func(*fakeInstance) error { t.Fatal("ran after Close"); return nil }); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Call after Close: %v, want ErrClosed", err)
+	if err := f.slot.Mutate(ctx, conn, "ok", nil); !errors.Is(err, mutatorhost.ErrClosed) {
+		t.Fatalf("Mutate after Close: %v, want ErrClosed", err)
 	}
-	if len(*started) != 4 {
-		t.Fatalf("%d instances started, want 4", len(*started))
+	if err := f.slot.Migrate(ctx, conn); !errors.Is(err, mutatorhost.ErrClosed) || !strings.HasPrefix(err.Error(), "migrate: ") {
+		t.Fatalf("Migrate after Close: %v, want migrate: ErrClosed", err)
+	}
+	if len(f.started) != 3 {
+		t.Fatalf("%d instances started, want 3", len(f.started))
 	}
 }
 
 // Calls that cannot run start no instance and discard none.
 func TestSlotRefusals(t *testing.T) {
 	ctx := context.Background()
-	s, started, startErr := fakeSlot()
-	never := func(*fakeInstance) error { t.Fatal("call ran"); return nil }
-
+	f := newFake()
 	autocommit, err := sqlite3.Open(":memory:")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer autocommit.Close()
-	if err := s.Call(ctx, autocommit, never); !errors.Is(err, ErrNoTransaction) {
+	if err := f.slot.Mutate(ctx, autocommit, "ok", nil); !errors.Is(err, mutatorhost.ErrNoTransaction) {
 		t.Errorf("outside a transaction: %v, want ErrNoTransaction", err)
 	}
-	conn := txConn(t)
+	conn := hosttest.OpenConn(t)
 	canceled, cancel := context.WithCancel(ctx)
 	cancel()
-	if err := s.Call(canceled, conn, never); !errors.Is(err, context.Canceled) {
+	if err := f.slot.Mutate(canceled, conn, "ok", nil); !errors.Is(err, context.Canceled) {
 		t.Errorf("canceled: %v, want context.Canceled", err)
 	}
-	*startErr = errors.New("start mutator: no")
-	if err := s.Call(ctx, conn, never); err != *startErr {
-		t.Errorf("failed start: %v, want %v", err, *startErr)
+	past, cancel := context.WithDeadline(ctx, time.Now().Add(-time.Second))
+	defer cancel()
+	if err := f.slot.Mutate(past, conn, "ok", nil); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("past deadline: %v, want context.DeadlineExceeded", err)
 	}
-	if len(*started) != 0 {
-		t.Fatalf("%d instances started", len(*started))
+	err = f.slot.Mutate(ctx, conn, "ok", []byte("eleven byte"))
+	if !errors.Is(err, mutatorhost.ErrArgsTooLarge) || err.Error() != "mutation args exceed the size limit: 11 bytes, the limit is 10" {
+		t.Errorf("large args: %v", err)
+	}
+	f.startErr = errors.New("start mutator: no")
+	if err := f.slot.Mutate(ctx, conn, "ok", nil); err != f.startErr {
+		t.Errorf("failed start: %v, want %v", err, f.startErr)
+	}
+	if len(f.started) != 0 {
+		t.Fatalf("%d instances started", len(f.started))
 	}
 	// A start that failed is tried again at the next call.
-	*startErr = nil
-	if err := s.Call(ctx, conn, func(*fakeInstance) error { return nil }); err != nil {
+	f.startErr = nil
+	if err := f.slot.Mutate(ctx, conn, "ok", nil); err != nil {
 		t.Fatal(err)
 	}
-	if len(*started) != 1 {
-		t.Fatalf("%d instances started, want 1", len(*started))
+	if len(f.started) != 1 {
+		t.Fatalf("%d instances started, want 1", len(f.started))
 	}
 }
 
 func TestSpare(t *testing.T) {
-	var s Spare[*fakeInstance]
+	var s mutatorhost.Spare[*fakeInstance]
 	if _, ok := s.Take(); ok {
 		t.Fatal("an empty Spare gave an instance")
 	}
@@ -155,5 +199,9 @@ func TestSpare(t *testing.T) {
 	}
 	if _, ok := s.Take(); ok {
 		t.Fatal("the spare was taken twice")
+	}
+	var none *mutatorhost.Spare[*fakeInstance]
+	if _, ok := none.Take(); ok {
+		t.Fatal("a nil Spare gave an instance")
 	}
 }

@@ -217,6 +217,8 @@ type instance struct {
 	mem                    api.Memory
 	alloc, mutate, migrate api.Function
 	out                    *mutatorhost.Output
+	exec                   mutatorhost.Exec // the guest's SQL during a call
+	limits                 Limits
 	inPtr, inCap           uint32 // the region sqlsync_alloc last returned
 	stack                  [4]uint64
 }
@@ -247,6 +249,7 @@ func (m *Module) instantiate(ctx context.Context, log *slog.Logger) (*instance, 
 		mutate:  mod.ExportedFunction(abi.ExportMutate),
 		migrate: mod.ExportedFunction(abi.ExportMigrate),
 		out:     out,
+		limits:  m.limits,
 	}
 	if m.interruptible {
 		inst.flag, _ = mod.ExportedGlobal(interrupt.Export).(api.MutableGlobal)

@@ -41,10 +41,13 @@ type GuestError = mutatorhost.GuestError
 // Calls are serialized: it is safe for concurrent use, but meant for one
 // engine at a time (a document's coordinator, or one client); give each
 // document its own so guest state never crosses documents.
+//
+// Its Migrate, Mutate and Close are mutatorhost.Slot's, whose rules the
+// browser's host shares; errors are the guest's (a *GuestError) or the
+// host's verdict on the call (ErrTrap, ErrTimeLimit, …), and calls fail
+// with ErrClosed after Close.
 type Mutator struct {
-	m    *Module
-	slot *mutatorhost.Slot[*instance]
-	exec mutatorhost.Exec // the call's SQL, under slot's lock
+	*mutatorhost.Slot[*instance]
 }
 
 var _ engine.Mutator = (*Mutator)(nil)
@@ -52,40 +55,19 @@ var _ engine.Mutator = (*Mutator)(nil)
 // Mutator returns a new Mutator of the module, logging guest output and
 // failures to log (slog.Default() if nil). It starts no instance yet.
 func (m *Module) Mutator(log *slog.Logger) *Mutator {
-	if log == nil {
-		log = slog.Default()
-	}
-	log = log.With("mutator", m.hash[:12])
-	start := func(ctx context.Context) (*instance, error) {
-		if inst, ok := m.spare.Take(); ok {
-			inst.out.SetLogger(log)
-			return inst, nil
-		}
-		return m.instantiate(ctx, log)
-	}
-	return &Mutator{m: m, slot: mutatorhost.NewSlot(start, log)}
+	return &Mutator{mutatorhost.NewSlot(m.limits, m.hash, log, &m.spare, m.instantiate)}
 }
 
-// Migrate runs the guest's migrate export on conn, inside the engine's
-// transaction.
-func (mu *Mutator) Migrate(ctx context.Context, conn *sqlite3.Conn) error {
-	err := mu.invoke(ctx, conn, mu.m.limits.MigrateTimeout, func(ctx context.Context, inst *instance) error {
+// Migrate runs the guest's migrate export (mutatorhost.Instance).
+func (inst *instance) Migrate(ctx context.Context, conn *sqlite3.Conn, timeout time.Duration) error {
+	return inst.invoke(ctx, conn, timeout, func(ctx context.Context) error {
 		return inst.migrate.CallWithStack(ctx, inst.stack[:])
 	})
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	return nil
 }
 
-// Mutate runs the named mutation on conn, inside the engine's transaction
-// and savepoint. Errors are the guest's (a *GuestError) or the host's
-// verdict on the call (ErrTrap, ErrTimeLimit, …).
-func (mu *Mutator) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, args []byte) error {
-	if err := mu.m.limits.CheckArgs(args); err != nil {
-		return err
-	}
-	return mu.invoke(ctx, conn, mu.m.limits.Timeout, func(ctx context.Context, inst *instance) error {
+// Mutate runs the guest's mutate export (mutatorhost.Instance).
+func (inst *instance) Mutate(ctx context.Context, conn *sqlite3.Conn, timeout time.Duration, name string, args []byte) error {
+	return inst.invoke(ctx, conn, timeout, func(ctx context.Context) error {
 		namePtr, argsPtr, err := inst.input(ctx, name, args)
 		if err != nil {
 			return err
@@ -100,48 +82,43 @@ func (mu *Mutator) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, 
 
 func api32(v uint32) uint64 { return uint64(v) }
 
-// Close stops the Mutator's instance; later calls fail with ErrClosed.
-func (mu *Mutator) Close() error {
-	mu.slot.Close()
-	return nil
-}
+// Adopt makes the instance log to log (mutatorhost.Instance).
+func (inst *instance) Adopt(log *slog.Logger) { inst.out.SetLogger(log) }
 
-// invoke runs f, a call into the guest, on the Mutator's instance with
-// conn available to the host imports and timeout as its time limit, and
-// turns the outcome into an error.
-func (mu *Mutator) invoke(ctx context.Context, conn *sqlite3.Conn, timeout time.Duration, f func(context.Context, *instance) error) error {
-	return mu.slot.Call(ctx, conn, func(inst *instance) error {
-		callCtx, cancel := context.WithTimeout(ctx, timeout)
-		defer cancel()
-		mu.exec.Begin(conn, mu.m.limits.MaxResultBytes)
-		// The host imports find the call's state in the context; SQLite
-		// stops a long statement when the context is done.
-		old := conn.SetInterrupt(callCtx)
-		inst.out.Begin()
-		stop := inst.watch(callCtx)
-		err := f(context.WithValue(callCtx, callKey{}, &mu.exec), inst)
-		stop()
-		conn.SetInterrupt(old)
-		mu.exec.End()
+// invoke runs f, a call into the guest, with conn available to the host
+// imports and timeout as its time limit, and turns the outcome into an
+// error.
+func (inst *instance) invoke(ctx context.Context, conn *sqlite3.Conn, timeout time.Duration, f func(context.Context) error) error {
+	callCtx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	inst.exec.Begin(conn, inst.limits.MaxResultBytes)
+	// The host imports find the call's state in the context; SQLite stops
+	// a long statement when the context is done.
+	old := conn.SetInterrupt(callCtx)
+	inst.out.Begin()
+	stop := inst.watch(callCtx)
+	err := f(context.WithValue(callCtx, callKey{}, &inst.exec))
+	stop()
+	conn.SetInterrupt(old)
+	inst.exec.End()
 
-		timedOut := callCtx.Err() != nil && ctx.Err() == nil
-		if err != nil {
-			return mutatorhost.Failure(ctx, timedOut, timeout, mu.m.limits, inst.out, trapMessage(err))
-		}
-		ret := inst.stack[0]
-		if ret == 0 {
-			return nil
-		}
-		if timedOut {
-			// The guest noticed the interrupted SQL and gave up in time.
-			return mutatorhost.TimeLimitError(timeout)
-		}
-		gerr, err := inst.record(ret)
-		if err != nil {
-			return err
-		}
-		return gerr
-	})
+	timedOut := callCtx.Err() != nil && ctx.Err() == nil
+	if err != nil {
+		return mutatorhost.Failure(ctx, timedOut, timeout, inst.limits, inst.out, trapMessage(err))
+	}
+	ret := inst.stack[0]
+	if ret == 0 {
+		return nil
+	}
+	if timedOut {
+		// The guest noticed the interrupted SQL and gave up in time.
+		return mutatorhost.TimeLimitError(timeout)
+	}
+	gerr, err := inst.record(ret)
+	if err != nil {
+		return err
+	}
+	return gerr
 }
 
 // trapMessage describes how a call into the guest failed: wazero's

@@ -280,6 +280,7 @@ type instance struct {
 	out             *mutatorhost.Output
 	log             *slog.Logger
 	exec            mutatorhost.Exec
+	limits          Limits
 	req             []byte // the current request, copied from guest memory
 	funcs           [2]js.Func
 }
@@ -287,7 +288,7 @@ type instance struct {
 // instantiate starts an instance: _initialize runs (a Go guest's runtime
 // and init functions), then the ABI version is checked.
 func (m *Module) instantiate(ctx context.Context, log *slog.Logger) (*instance, error) {
-	inst := &instance{out: mutatorhost.NewOutput(log, m.limits.MaxLogBytes), log: log}
+	inst := &instance{out: mutatorhost.NewOutput(log, m.limits.MaxLogBytes), log: log, limits: m.limits}
 	inst.funcs[0] = js.FuncOf(inst.hostRun)
 	inst.funcs[1] = js.FuncOf(inst.hostResult)
 	hooks := js.Global().Get("Object").New()

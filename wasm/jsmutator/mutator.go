@@ -20,9 +20,15 @@ import (
 // Calls are serialized. Its methods must run on goroutines of their own,
 // never inside a function called from JavaScript (starting an instance
 // awaits a promise), which is how the engine calls them.
+//
+// Its Migrate, Mutate and Close are mutatorhost.Slot's, whose rules the
+// coordinator's host shares; errors are the guest's (a
+// *mutatorhost.GuestError) or the host's verdict on the call
+// (mutatorhost.ErrTrap, ErrTimeLimit, …), with the same messages as on the
+// coordinator, and calls fail with ErrClosed after Close.
 type Mutator struct {
-	m    *Module
-	slot *mutatorhost.Slot[*instance]
+	*mutatorhost.Slot[*instance]
+	m *Module
 }
 
 var _ engine.Mutator = (*Mutator)(nil)
@@ -30,45 +36,22 @@ var _ engine.Mutator = (*Mutator)(nil)
 // Mutator returns a new Mutator of the module, logging guest output and
 // failures to log (slog.Default() if nil). It starts no instance yet.
 func (m *Module) Mutator(log *slog.Logger) *Mutator {
-	if log == nil {
-		log = slog.Default()
-	}
-	log = log.With("mutator", m.hash[:12])
-	start := func(ctx context.Context) (*instance, error) {
-		if inst, ok := m.spare.Take(); ok {
-			inst.log = log
-			inst.out.SetLogger(log)
-			return inst, nil
-		}
-		return m.instantiate(ctx, log)
-	}
-	return &Mutator{m: m, slot: mutatorhost.NewSlot(start, log)}
+	return &Mutator{mutatorhost.NewSlot(m.limits, m.hash, log, &m.spare, m.instantiate), m}
 }
 
 // Module returns the module the Mutator runs.
 func (mu *Mutator) Module() *Module { return mu.m }
 
-// Migrate runs the guest's migrate export on conn, inside the engine's
-// transaction.
-func (mu *Mutator) Migrate(ctx context.Context, conn *sqlite3.Conn) error {
-	err := mu.invoke(ctx, conn, mu.m.limits.MigrateTimeout, func(inst *instance, timeout float64) int {
+// Migrate runs the guest's migrate export (mutatorhost.Instance).
+func (inst *instance) Migrate(ctx context.Context, conn *sqlite3.Conn, timeout time.Duration) error {
+	return inst.invoke(ctx, conn, timeout, func(timeout float64) int {
 		return inst.migrate.Invoke(timeout).Int()
 	})
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	return nil
 }
 
-// Mutate runs the named mutation on conn, inside the engine's transaction
-// and savepoint. Errors are the guest's (a *mutatorhost.GuestError) or the
-// host's verdict on the call (mutatorhost.ErrTrap, ErrTimeLimit, …), with
-// the same messages as on the coordinator.
-func (mu *Mutator) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, args []byte) error {
-	if err := mu.m.limits.CheckArgs(args); err != nil {
-		return err
-	}
-	return mu.invoke(ctx, conn, mu.m.limits.Timeout, func(inst *instance, timeout float64) int {
+// Mutate runs the guest's mutate export (mutatorhost.Instance).
+func (inst *instance) Mutate(ctx context.Context, conn *sqlite3.Conn, timeout time.Duration, name string, args []byte) error {
+	return inst.invoke(ctx, conn, timeout, func(timeout float64) int {
 		inst.in = append(append(inst.in[:0], name...), args...)
 		if len(inst.in) > inst.ioCap {
 			inst.io = inst.v.Call("ensureIO", len(inst.in))
@@ -82,10 +65,10 @@ func (mu *Mutator) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, 
 	})
 }
 
-// Close drops the Mutator's instance; later calls fail with ErrClosed.
-func (mu *Mutator) Close() error {
-	mu.slot.Close()
-	return nil
+// Adopt makes the instance log to log (mutatorhost.Instance).
+func (inst *instance) Adopt(log *slog.Logger) {
+	inst.log = log
+	inst.out.SetLogger(log)
 }
 
 // deadline is a context that is done once its time has come, whether or
@@ -108,48 +91,46 @@ func (d deadline) Err() error {
 	return nil
 }
 
-// invoke runs call, a call into the guest with the given time limit, on
-// the Mutator's instance with conn available to the host imports, and
-// turns its outcome into an error.
-func (mu *Mutator) invoke(ctx context.Context, conn *sqlite3.Conn, timeout time.Duration, call func(*instance, float64) int) error {
-	return mu.slot.Call(ctx, conn, func(inst *instance) error {
-		// The call stops at its time limit or at ctx's deadline, whichever
-		// comes first; a timer could not fire while the guest runs, so the
-		// guest's tick and SQLite's progress handler both read the clock.
-		start := time.Now()
-		end := deadline{ctx, start.Add(timeout)}
-		if dl, ok := ctx.Deadline(); ok && dl.Before(end.at) {
-			end.at = dl
-		}
-		inst.exec.Begin(conn, mu.m.limits.MaxResultBytes)
-		old := conn.SetInterrupt(end)
-		inst.out.Begin()
-		r := failTrap
-		if cerr := catch(func() { r = call(inst, ms(end.at.Sub(start))) }); cerr != nil {
-			inst.v.Set("failure", cerr.Error())
-		}
-		conn.SetInterrupt(old)
-		inst.exec.End()
-		timedOut := end.Err() != nil && mutatorhost.ContextErr(ctx) == nil
+// invoke runs call, a call into the guest with the given time limit in
+// milliseconds, with conn available to the host imports, and turns its
+// outcome into an error.
+func (inst *instance) invoke(ctx context.Context, conn *sqlite3.Conn, timeout time.Duration, call func(float64) int) error {
+	// The call stops at its time limit or at ctx's deadline, whichever
+	// comes first; a timer could not fire while the guest runs, so the
+	// guest's tick and SQLite's progress handler both read the clock.
+	start := time.Now()
+	end := deadline{ctx, start.Add(timeout)}
+	if dl, ok := ctx.Deadline(); ok && dl.Before(end.at) {
+		end.at = dl
+	}
+	inst.exec.Begin(conn, inst.limits.MaxResultBytes)
+	old := conn.SetInterrupt(end)
+	inst.out.Begin()
+	r := failTrap
+	if cerr := catch(func() { r = call(ms(end.at.Sub(start))) }); cerr != nil {
+		inst.v.Set("failure", cerr.Error())
+	}
+	conn.SetInterrupt(old)
+	inst.exec.End()
+	timedOut := end.Err() != nil && mutatorhost.ContextErr(ctx) == nil
 
-		if r < 0 || r&1 != 0 {
-			inst.takeOutput()
-		}
-		if r < 0 {
-			return mutatorhost.Failure(ctx, r == failTime || timedOut, timeout, mu.m.limits, inst.out, inst.failure(r))
-		}
-		n := r >> 1
-		if n == 0 {
-			return nil
-		}
-		if timedOut {
-			// The guest noticed the interrupted SQL and gave up in time.
-			return mutatorhost.TimeLimitError(timeout)
-		}
-		rec := make([]byte, n)
-		js.CopyBytesToGo(rec, inst.io)
-		return mutatorhost.DecodeRecord(rec)
-	})
+	if r < 0 || r&1 != 0 {
+		inst.takeOutput()
+	}
+	if r < 0 {
+		return mutatorhost.Failure(ctx, r == failTime || timedOut, timeout, inst.limits, inst.out, inst.failure(r))
+	}
+	n := r >> 1
+	if n == 0 {
+		return nil
+	}
+	if timedOut {
+		// The guest noticed the interrupted SQL and gave up in time.
+		return mutatorhost.TimeLimitError(timeout)
+	}
+	rec := make([]byte, n)
+	js.CopyBytesToGo(rec, inst.io)
+	return mutatorhost.DecodeRecord(rec)
 }
 
 // catch runs f, turning a JavaScript exception or Go panic into an error.
