@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/hack-pad/hackpadfs"
 	"io"
 	"log/slog"
 	"regexp"
@@ -13,7 +14,6 @@ import (
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
 	"github.com/sqlsync-go/sqlsync/vfs"
-	"github.com/sqlsync-go/sqlsync/vfs/filestore"
 )
 
 // docIDPattern is what a document ID may look like: it names a directory
@@ -47,7 +47,7 @@ type document struct {
 	mut     engine.Mutator
 	log     *slog.Logger
 	metrics *metrics
-	store   *filestore.Store
+	store   vfs.Store
 	ids     *identities
 	rejlog  *rejectionLog // the writer's
 	coord   *engine.Coordinator
@@ -57,6 +57,7 @@ type document struct {
 
 	kept        *rejections // the server's, for the clients not told of theirs yet
 	afterCommit func()      // the server's (tests)
+	stepDown    func()      // the server's stepDown of this document
 
 	mu    sync.Mutex // also orders kept's records with joins (see join)
 	conns map[*conn]bool
@@ -72,7 +73,10 @@ type document struct {
 }
 
 func openDocument(ctx context.Context, s *Server, id string) (*document, error) {
-	store, err := filestore.Open(s.fsys, "docs/"+id)
+	if err := hackpadfs.MkdirAll(s.fsys, "docs/"+id, 0o755); err != nil {
+		return nil, fmt.Errorf("open document %s: %w", id, err)
+	}
+	store, err := s.cfg.Journal.OpenStore(ctx, id)
 	if err != nil {
 		return nil, fmt.Errorf("open document %s: %w", id, err)
 	}
@@ -126,6 +130,7 @@ func openDocument(ctx context.Context, s *Server, id string) (*document, error) 
 		published:   coord.LSN(),
 		publishedCh: make(chan struct{}),
 	}
+	d.stepDown = func() { s.stepDown(d) }
 	go d.run(s.cfg.MaxBatch)
 	d.log.Info("document opened", "lsn", coord.LSN())
 	return d, nil
@@ -175,7 +180,19 @@ func (d *document) run(maxBatch int) {
 			}
 		}
 		carry = d.apply(ctx, pushes)
+		if d.fenced() != nil {
+			return // stepped down
+		}
 	}
+}
+
+// fenced returns why the document's journal refused a commit, if it did
+// because another coordinator has written the document (see Journal).
+func (d *document) fenced() error {
+	if f, ok := d.store.(interface{ Fenced() error }); ok {
+		return f.Fenced()
+	}
+	return nil
 }
 
 // apply applies pushes in one group commit and returns what the commit
@@ -218,6 +235,14 @@ func (d *document) apply(ctx context.Context, pushes []push) []push {
 	}
 	for c, n := range queued {
 		c.queued.Add(n)
+	}
+	if fence := d.fenced(); err != nil && fence != nil {
+		// Another coordinator wrote the document: this copy is stale.
+		// Nothing of the batch was committed; the clients resend it to
+		// the document reopened from the journal.
+		d.log.Warn("another coordinator took the document over: stepping down", "err", fence)
+		d.stepDown()
+		return nil
 	}
 	if err != nil {
 		// Nothing was committed: the clients keep the mutations pending and

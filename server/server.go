@@ -73,6 +73,10 @@ type Config struct {
 	// MaxDocBytes bounds a document's size: a mutation that would grow it
 	// beyond is rejected; default 1 GiB.
 	MaxDocBytes int64
+	// Journal keeps the documents' pages; default: the local disk under
+	// DataDir. DataDir holds the rest of a document's state either way
+	// (its client identities and recent rejections).
+	Journal Journal
 	// Static, if set, serves everything that is not the sync endpoint.
 	Static http.Handler
 	// Logger receives structured logs; default slog.Default().
@@ -167,6 +171,9 @@ func New(cfg Config) (*Server, error) {
 	lock, err := dirlock.Acquire(fsys, dataLockName, "data directory "+dir)
 	if err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
+	}
+	if cfg.Journal == nil {
+		cfg.Journal = diskJournal{fsys: fsys}
 	}
 	orig := newOrigins(cfg.AllowedOrigins, cfg.Logger)
 	s := &Server{
@@ -313,6 +320,39 @@ func (s *Server) release(d *document) {
 			close(closed)
 		}
 	})
+}
+
+// stepDown takes d out of service from its writer, once its journal fenced
+// a commit (another coordinator wrote the document): its connections are
+// told to reconnect, and the next acquire opens the document afresh from
+// the journal, once d is closed.
+func (s *Server) stepDown(d *document) {
+	closed := make(chan struct{})
+	s.mu.Lock()
+	mine := s.docs[d.id] == d // else it is being closed already (idle, or shutdown)
+	if mine {
+		delete(s.docs, d.id)
+		s.metrics.documents.Set(float64(len(s.docs)))
+		s.opening[d.id] = closed
+	}
+	s.mu.Unlock()
+	d.mu.Lock()
+	for c := range d.conns {
+		c.fail(protocol.CodeShutdown, "the document moved to another coordinator; reconnect")
+	}
+	d.mu.Unlock()
+	if !mine {
+		return
+	}
+	go func() {
+		if err := d.close(); err != nil { // waits for the writer to return
+			s.log.Error("close stepped-down document", "doc", d.id, "err", err)
+		}
+		s.mu.Lock()
+		delete(s.opening, d.id)
+		s.mu.Unlock()
+		close(closed)
+	}()
 }
 
 // Close ends every connection with a shutdown notice, waits for the

@@ -26,6 +26,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	mutator := fs.String("mutator", "", "the app's WebAssembly mutator module (.wasm), run for every document (required)")
 	var sec securityFlags
 	sec.register(fs)
+	var nf natsFlags
+	nf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -43,6 +45,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := sec.apply(&cfg, *addr); err != nil {
 		return err
 	}
+	closeNATS, err := nf.apply(ctx, &cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeNATS()
 	module, bytes, err := loadModule(ctx, *mutator, wasmhost.Limits{Timeout: cfg.MutationTimeout})
 	if err != nil {
 		return err

@@ -227,5 +227,14 @@ func (s *Store) publish(lsn uint64, part int, data []byte) error {
 	return nil
 }
 
+// Fenced returns the ErrFenced error once a commit was fenced, else nil:
+// a caller whose commit failed (the error may come back through SQLite
+// without its cause) learns from it that another writer took over.
+func (s *Store) Fenced() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.fenced
+}
+
 // Close drops the pages from memory; the stream keeps the document.
 func (s *Store) Close() error { return s.mem.Close() }

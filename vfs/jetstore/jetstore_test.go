@@ -5,44 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"testing"
-	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sqlsync-go/sqlsync/vfs"
+	"github.com/sqlsync-go/sqlsync/vfs/jetstore/jetstoretest"
 	"github.com/sqlsync-go/sqlsync/vfs/storetest"
 )
 
-// embedded starts a single JetStream node in this process (no listener,
-// every ack fsynced) and returns a connection to it and the commit stream.
+// embedded starts a single JetStream node in this process.
 func embedded(t *testing.T) (jetstream.JetStream, jetstream.Stream) {
 	t.Helper()
-	ns, err := server.NewServer(&server.Options{
-		JetStream:  true,
-		StoreDir:   t.TempDir(),
-		DontListen: true,
-		SyncAlways: true,
-		NoLog:      true,
-		NoSigs:     true,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats-server did not start")
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := jetstoretest.Start(t)
 	st, err := EnsureStream(context.Background(), js, "SQLSYNC", 1)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,50 @@
+package server
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/hack-pad/hackpadfs"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sqlsync-go/sqlsync/vfs"
+	"github.com/sqlsync-go/sqlsync/vfs/filestore"
+	"github.com/sqlsync-go/sqlsync/vfs/jetstore"
+)
+
+// Journal is where a coordinator keeps its documents' pages: the
+// durable truth of each document, behind vfs.Store (both journals pass
+// vfs/storetest). The default is the local disk under Config.DataDir;
+// JetStreamJournal keeps them in a NATS JetStream stream.
+type Journal interface {
+	// OpenStore opens docID's store, creating it if needed.
+	OpenStore(ctx context.Context, docID string) (vfs.Store, error)
+}
+
+// diskJournal keeps each document in a filestore under docs/<id>.
+type diskJournal struct{ fsys hackpadfs.FS }
+
+func (j diskJournal) OpenStore(_ context.Context, docID string) (vfs.Store, error) {
+	return filestore.Open(j.fsys, "docs/"+docID)
+}
+
+// JetStreamJournal keeps every document's commits in stream, through js
+// (see package vfs/jetstore): a commit is fenced on the document's last
+// sequence, so of two coordinators writing one document only one
+// succeeds; the other's document steps down (closes) and reopens from the
+// stream on its next use.
+func JetStreamJournal(js jetstream.JetStream, stream jetstream.Stream) Journal {
+	return jetJournal{js: js, stream: stream}
+}
+
+type jetJournal struct {
+	js     jetstream.JetStream
+	stream jetstream.Stream
+}
+
+func (j jetJournal) OpenStore(ctx context.Context, docID string) (vfs.Store, error) {
+	s, err := jetstore.Open(ctx, j.js, j.stream, docID, jetstore.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("open %s from JetStream: %w", docID, err)
+	}
+	return s, nil
+}
