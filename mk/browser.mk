@@ -13,7 +13,7 @@ NODE      ?= node
 CHROMIUM  ?= /usr/bin/chromium
 WASM_OUT  := js/dist/sqlsync.wasm
 GOTEST_WASM := vfs/opfs vfs/idbstore shared/pendinglog/idblog wasm/jsmutator
-WASM_VET  := ./wasm/... ./client/ ./vfs/... ./shared/pendinglog/... ./shared/mutatorhost/... ./internal/jsinterop/
+WASM_VET  := ./wasm/... ./client/ ./vfs/... ./shared/pendinglog/... ./shared/mutatorhost/...
 # The mutators wasm/jsmutator's tests run in Chromium, built from source:
 # name:package.
 TEST_MUTATORS := full:shared/wasmhost/testdata/full todo:demo-todo/mutator sandbox:wasm/jsmutator/testdata/sandbox

@@ -32,7 +32,7 @@ import (
 	"syscall/js"
 	"time"
 
-	"github.com/sqlsync-go/sqlsync/internal/jsinterop"
+	"github.com/sqlsync-go/sqlsync/vfs/jsinterop"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/pendinglog/idblog"
 	"github.com/sqlsync-go/sqlsync/vfs/idbstore"

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/hack-pad/hackpadfs"
-	"github.com/sqlsync-go/sqlsync/internal/jsinterop"
+	"github.com/sqlsync-go/sqlsync/vfs/jsinterop"
 )
 
 // Supported reports whether this JavaScript context has OPFS with

@@ -23,7 +23,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sqlsync-go/sqlsync/internal/jsinterop"
+	"github.com/sqlsync-go/sqlsync/vfs/jsinterop"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/enginetest"
 	"github.com/sqlsync-go/sqlsync/shared/mutatorhost"

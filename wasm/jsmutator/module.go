@@ -15,7 +15,7 @@ import (
 	"syscall/js"
 	"time"
 
-	"github.com/sqlsync-go/sqlsync/internal/jsinterop"
+	"github.com/sqlsync-go/sqlsync/vfs/jsinterop"
 	"github.com/sqlsync-go/sqlsync/shared/abi"
 	"github.com/sqlsync-go/sqlsync/shared/mutatorhost"
 	"github.com/sqlsync-go/sqlsync/shared/mutatorhost/interrupt"
