@@ -7,13 +7,10 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { jsDir, launch, openPage, startServer } from './harness.mjs';
+import { launch, percentile as pct } from 'sqlsync-test-harness';
+import { jsDir, openPage, startServer } from './testpage.mjs';
 
 const N = Number(process.env.BENCH_N ?? 300);
-const pct = (t, p) => {
-  const s = [...t].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(s.length * p))];
-};
 const ms = (v) => `${v.toFixed(1)} ms`;
 
 const started = Date.now();

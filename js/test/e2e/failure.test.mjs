@@ -6,7 +6,8 @@
 // native version over the CLI is internal/cli's TestDeferredFKOverCLI.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { fullMutator, launch, openPage, startServer, until } from './harness.mjs';
+import { launch, until } from 'sqlsync-test-harness';
+import { fullMutator, openPage, startServer } from './testpage.mjs';
 
 let server;
 let browser;

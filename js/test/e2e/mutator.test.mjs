@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { launch, openPage, startServer, todoMutator, until } from './harness.mjs';
+import { launch, todoMutator, until } from 'sqlsync-test-harness';
+import { openPage, startServer } from './testpage.mjs';
 
 let server;
 let browser;

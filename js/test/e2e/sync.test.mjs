@@ -4,7 +4,8 @@
 // per browser store.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { launch, openPage, startServer, until } from './harness.mjs';
+import { launch, until } from 'sqlsync-test-harness';
+import { openPage, startServer } from './testpage.mjs';
 
 let server;
 let browser;

@@ -3,7 +3,8 @@
 // the nearest number otherwise; bigint parameters go in exactly.
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
-import { launch, openPage, startServer } from './harness.mjs';
+import { launch } from 'sqlsync-test-harness';
+import { openPage, startServer } from './testpage.mjs';
 
 let server;
 let browser;

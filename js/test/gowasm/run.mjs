@@ -18,7 +18,7 @@ import { createServer } from 'node:http';
 import { basename, dirname, join, normalize, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as esbuild from 'esbuild';
-import { launch } from '../e2e/harness.mjs';
+import { launch } from 'sqlsync-test-harness';
 import { checkSkips, loadSkipTable } from './skips.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
