@@ -24,22 +24,17 @@ import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, sta
 import { createServer } from 'node:http';
 import { dirname, extname, join, normalize } from 'node:path';
 import { brotliCompressSync, constants } from 'node:zlib';
-import { demoDir, launchProfile, startServer } from './harness.mjs';
+import { launchProfile, percentile as pct, repoDir } from 'sqlsync-test-harness';
+import { demoDir, resultsDir, startDemo } from './app.mjs';
 import { typeItems, visit, watchRows } from './timing.mjs';
 
 const RUNS = Number(process.env.BENCH_DEMO_RUNS ?? 3);
 const TYPED = Number(process.env.BENCH_DEMO_TYPED ?? 40);
 const SEED = 20;
 const MUTATIONS = Number(process.env.BENCH_DEMO_MUTATIONS ?? 200);
-const out = process.env.BENCH_DEMO_OUT ?? join(demoDir, 'test-results', 'bench.json');
+const out = process.env.BENCH_DEMO_OUT ?? join(resultsDir, 'bench.json');
 
-const pct = (xs, p) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(s.length * p))];
-};
 const median = (xs) => pct(xs, 0.5);
-
-const repo = join(demoDir, '..');
 
 /**
  * Serves test/baseline/, the sqlite-wasm package's dist/ and, as
@@ -47,11 +42,11 @@ const repo = join(demoDir, '..');
  * baseline from bin/ (make bin/plainsqlite.wasm), on 127.0.0.1.
  */
 async function startBaseline() {
-  const files = { '/baseline/plainsqlite.wasm': join(repo, 'bin', 'plainsqlite.wasm'), '/baseline/wasm_exec.js': join(repo, 'bin', 'wasm_exec.js') };
+  const files = { '/baseline/plainsqlite.wasm': join(repoDir, 'bin', 'plainsqlite.wasm'), '/baseline/wasm_exec.js': join(repoDir, 'bin', 'wasm_exec.js') };
   for (const file of Object.values(files)) {
     if (!existsSync(file)) throw new Error(`${file} is missing: run make bin/plainsqlite.wasm`);
   }
-  const roots = { '/baseline/': join(demoDir, 'test', 'baseline'), '/node_modules/@sqlite.org/sqlite-wasm/dist/': join(repo, 'node_modules', '@sqlite.org', 'sqlite-wasm', 'dist') };
+  const roots = { '/baseline/': join(demoDir, 'test', 'baseline'), '/node_modules/@sqlite.org/sqlite-wasm/dist/': join(repoDir, 'node_modules', '@sqlite.org', 'sqlite-wasm', 'dist') };
   const types = { '.html': 'text/html', '.mjs': 'text/javascript', '.js': 'text/javascript', '.wasm': 'application/wasm' };
   const srv = createServer((req, res) => {
     const path = decodeURIComponent(new URL(req.url, 'http://x').pathname);
@@ -83,7 +78,7 @@ function bundleBytes() {
   const files = readdirSync(assets);
   const wasm = files.find((f) => /^sqlsync-.*\.wasm$/.test(f));
   const worker = files.find((f) => /^worker-.*\.js$/.test(f));
-  const dist = join(repo, 'node_modules', '@sqlite.org', 'sqlite-wasm', 'dist');
+  const dist = join(repoDir, 'node_modules', '@sqlite.org', 'sqlite-wasm', 'dist');
   return {
     sqlsync: { wasmRaw: statSync(join(assets, wasm)).size, wasmBrotli: brotli(join(assets, wasm)), workerBrotli: brotli(join(assets, worker)) },
     baseline: { wasmRaw: statSync(join(dist, 'sqlite3.wasm')).size, wasmBrotli: brotli(join(dist, 'sqlite3.wasm')), jsBrotli: brotli(join(dist, 'index.mjs')) },
@@ -92,7 +87,7 @@ function bundleBytes() {
 
 const started = Date.now();
 const baselineServer = await startBaseline();
-const server = await startServer();
+const server = await startDemo();
 const result = {
   date: new Date().toISOString(),
   runs: RUNS,

@@ -6,13 +6,14 @@
 // refused with a message. Screenshots go to test-results/.
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
-import { eventually, launch, newPage, screenshot, startServer } from './harness.mjs';
+import { eventually, launch, newPage } from 'sqlsync-test-harness';
+import { screenshot, startDemo } from './app.mjs';
 
 let server;
 let browser;
 
 before(async () => {
-  server = await startServer();
+  server = await startDemo();
   browser = await launch();
 });
 

@@ -12,11 +12,11 @@
 // system and by function (profile-<scenario>.md, also printed).
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { demoDir, launchProfile, resultsDir, startServer } from './harness.mjs';
+import { launchProfile, repoDir } from 'sqlsync-test-harness';
+import { resultsDir, startDemo } from './app.mjs';
 import { typeItems, watchRows } from './timing.mjs';
 
-const repo = join(demoDir, '..');
-const namesFile = process.env.SQLSYNC_NAMES_WASM ?? join(repo, 'bin', 'sqlsync-names.wasm');
+const namesFile = process.env.SQLSYNC_NAMES_WASM ?? join(repoDir, 'bin', 'sqlsync-names.wasm');
 const TOP = Number(process.env.PROFILE_TOP ?? 25);
 // How many sqlsync callers to show above each OPFS call.
 const DEPTH = Number(process.env.PROFILE_DEPTH ?? 2);
@@ -181,7 +181,7 @@ if (process.argv[2]) {
 }
 const categories = ['disabled-by-default-v8.cpu_profiler', 'v8.execute', 'devtools.timeline', 'disabled-by-default-devtools.timeline'];
 mkdirSync(resultsDir, { recursive: true });
-const server = await startServer();
+const server = await startDemo();
 let out = `The demo in Chromium, CPU profiled (${new Date().toISOString().slice(0, 10)}; Chromium's sampling profiler, every thread; self time)\n`;
 try {
   const ctx = await launchProfile();

@@ -4,11 +4,11 @@
 // contexts. Both see both items, and the pages log no errors: the worker
 // and the wasm bundle reached dist/ with no configuration.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { eventually, freePort, launch, startServer } from '../../../demo-todo/test/harness.mjs';
+import { eventually, freePort, launch, startCoordinator, startProcess } from 'sqlsync-test-harness';
 
 const app = join(dirname(fileURLToPath(import.meta.url)), '..');
 let server;
@@ -16,37 +16,26 @@ let preview;
 let previewUrl;
 let browser;
 
-/** Starts `vite preview` on a free port; resolves with its URL once it answers. */
+/** Starts `vite preview` on a free port; resolves to { url, stop } once it answers. */
 async function startPreview() {
   const port = await freePort();
   const vite = join(app, 'node_modules', '.bin', 'vite');
-  const bin = (await import('node:fs')).existsSync(vite) ? vite : join(app, '..', '..', 'node_modules', '.bin', 'vite');
-  const proc = spawn(bin, ['preview', '--host', '127.0.0.1', '--port', String(port), '--strictPort'], {
-    cwd: app,
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
+  const bin = existsSync(vite) ? vite : join(app, '..', '..', 'node_modules', '.bin', 'vite');
   const url = `http://127.0.0.1:${port}`;
-  for (let i = 0; ; i++) {
-    try {
-      if ((await fetch(url)).ok) break;
-    } catch {}
-    if (proc.exitCode !== null) throw new Error(`vite preview exited with ${proc.exitCode}`);
-    if (i > 200) throw new Error('vite preview did not start');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { url, stop: () => proc.kill('SIGTERM') };
+  const proc = await startProcess(bin, ['preview', '--host', '127.0.0.1', '--port', String(port), '--strictPort'], { url, cwd: app, stdout: 'ignore' });
+  return { url, stop: proc.stop };
 }
 
 before(async () => {
   preview = await startPreview();
   previewUrl = preview.url;
-  server = await startServer({ staticDir: null, args: ['--allowed-origins', previewUrl] });
+  server = await startCoordinator({ args: ['--allowed-origins', previewUrl] });
   browser = await launch();
 });
 
 after(async () => {
   await browser?.close();
-  preview?.stop();
+  await preview?.stop();
   await server?.stop();
 });
 
