@@ -34,9 +34,10 @@ type conn struct {
 	wakeCh   chan struct{}
 	done     chan struct{}
 
-	readOnly bool
-	limiter  *rate.Limiter
-	queued   atomic.Int64 // mutations handed to the document, not yet applied
+	readOnly  bool
+	forwarded bool // from another coordinator (see forward)
+	limiter   *rate.Limiter
+	queued    atomic.Int64 // mutations handed to the document, not yet applied
 
 	mu        sync.Mutex
 	rejected  []protocol.Rejected
@@ -66,7 +67,8 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 	c := &conn{
 		s: s, ws: ws, log: s.log.With("remote", r.RemoteAddr),
 		wakeCh: make(chan struct{}, 1), done: make(chan struct{}),
-		limiter: rate.NewLimiter(rate.Limit(s.cfg.RatePerConn), s.cfg.RateBurst),
+		limiter:   rate.NewLimiter(rate.Limit(s.cfg.RatePerConn), s.cfg.RateBurst),
+		forwarded: r.Header.Get(forwardedHeader) != "",
 	}
 	if code, reason := c.serve(r.Context()); code != "" {
 		c.log.Info("connection refused", "code", code, "reason", reason)
@@ -117,7 +119,12 @@ func (c *conn) serve(ctx context.Context) (code, reason string) {
 		defer t.Stop()
 	}
 	doc, err := c.s.acquire(ctx, h.DocID)
+	var notOwner *notOwnerError
 	switch {
+	case errors.As(err, &notOwner) && c.forwarded:
+		return protocol.CodeShutdown, "this coordinator does not own the document; retry"
+	case errors.As(err, &notOwner):
+		return c.forward(ctx, notOwner.url, f)
 	case errors.Is(err, ErrBadDocID):
 		return protocol.CodeBadRequest, err.Error()
 	case errors.Is(err, ErrClosed):

@@ -58,6 +58,7 @@ type document struct {
 	kept        *rejections // the server's, for the clients not told of theirs yet
 	afterCommit func()      // the server's (tests)
 	stepDown    func()      // the server's stepDown of this document
+	unlease     func()      // in a cluster: releases the document's lease
 
 	mu    sync.Mutex // also orders kept's records with joins (see join)
 	conns map[*conn]bool
@@ -399,6 +400,9 @@ func (d *document) close() error {
 	<-d.done
 	err := errors.Join(d.coord.Close(), d.store.Close(), d.ids.close(), d.rejlog.close())
 	d.kept.forget(d.id) // in its file, for the next open
+	if d.unlease != nil {
+		d.unlease() // after the last commit: the next owner reads it
+	}
 	if c, ok := d.mut.(io.Closer); ok {
 		err = errors.Join(err, c.Close()) // a module instance's memory
 	}

@@ -73,6 +73,9 @@ type Config struct {
 	// MaxDocBytes bounds a document's size: a mutation that would grow it
 	// beyond is rejected; default 1 GiB.
 	MaxDocBytes int64
+	// Cluster, with a JetStreamJournal, lets several coordinators share
+	// the documents: one owner each, by lease (see Cluster).
+	Cluster *Cluster
 	// Journal keeps the documents' pages; default: the local disk under
 	// DataDir. DataDir holds the rest of a document's state either way
 	// (its client identities and recent rejections).
@@ -175,6 +178,18 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Journal == nil {
 		cfg.Journal = diskJournal{fsys: fsys}
 	}
+	if cfg.Cluster != nil {
+		if _, ok := cfg.Journal.(jetJournal); !ok {
+			lock.Release()
+			return nil, errors.New("new server: a Cluster needs a JetStreamJournal")
+		}
+		c := *cfg.Cluster
+		if err := c.init(); err != nil {
+			lock.Release()
+			return nil, fmt.Errorf("new server: %w", err)
+		}
+		cfg.Cluster = &c
+	}
 	orig := newOrigins(cfg.AllowedOrigins, cfg.Logger)
 	s := &Server{
 		cfg:     cfg,
@@ -260,7 +275,7 @@ func (s *Server) acquire(ctx context.Context, id string) (*document, error) {
 		s.opening[id] = wait
 		s.mu.Unlock()
 
-		d, err := openDocument(ctx, s, id)
+		d, err := s.openOwned(ctx, id)
 		s.mu.Lock()
 		if err == nil && s.closed {
 			// Closed meanwhile: shut the store before anyone waiting on
@@ -283,6 +298,34 @@ func (s *Server) acquire(ctx context.Context, id string) (*document, error) {
 		s.mu.Unlock()
 		return d, err
 	}
+}
+
+// openOwned opens document id; in a cluster, only once it holds the
+// document's lease (else a *notOwnerError), which it then keeps renewed
+// until the document closes.
+func (s *Server) openOwned(ctx context.Context, id string) (*document, error) {
+	if s.cfg.Cluster == nil {
+		return openDocument(ctx, s, id)
+	}
+	l, err := s.cfg.Cluster.take(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	keepCtx, stop := context.WithCancel(context.Background())
+	kept := make(chan struct{})
+	d, err := openDocument(ctx, s, id)
+	if err != nil {
+		stop()
+		l.release(s.log)
+		return nil, err
+	}
+	d.log.Info("lease taken", "epoch", l.rev)
+	go func() {
+		defer close(kept)
+		l.keep(keepCtx, d.log, func() { s.stepDown(d) })
+	}()
+	d.unlease = func() { stop(); <-kept }
+	return d, nil
 }
 
 // release lets go of a document; the last release starts its idle timer.

@@ -1,0 +1,103 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/sqlsync-go/sqlsync/client"
+	"github.com/sqlsync-go/sqlsync/shared/testmutator"
+	"github.com/sqlsync-go/sqlsync/vfs/jetstore"
+	"github.com/sqlsync-go/sqlsync/vfs/jetstore/jetstoretest"
+)
+
+// clusterNodes starts n coordinators sharing one JetStream journal and
+// lease bucket, each on its own listener and data directory.
+func clusterNodes(t *testing.T, n int, ttl time.Duration) []*testServer {
+	t.Helper()
+	js := jetstoretest.Start(t)
+	ctx := context.Background()
+	st, err := jetstore.EnsureStream(ctx, js, "SQLSYNC", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := EnsureLeases(ctx, js, ttl, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nodes []*testServer
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		cfg := Config{DataDir: t.TempDir(), Logger: testLogger(), Mutator: todoMutator,
+			Journal: JetStreamJournal(js, st), Cluster: &Cluster{KV: kv, URL: "http://" + addr, TTL: ttl}}
+		s, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
+		go hs.Serve(ln)
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			s.Close(ctx)
+			hs.Shutdown(ctx)
+		})
+		nodes = append(nodes, &testServer{Server: s, dir: cfg.DataDir, addr: addr, url: "ws://" + addr + SyncPath})
+	}
+	return nodes
+}
+
+// TestClusterForwardsAndHandsOver: three coordinators, a client on each,
+// one document. The first client's node takes the document's lease; the
+// other nodes forward their clients to it, and all three replicas
+// converge. Its coordinator shut down, the lease is released: the other
+// two clients reconnect, one of their nodes takes the document over from
+// the journal, and writing goes on, every mutation applied once.
+func TestClusterForwardsAndHandsOver(t *testing.T) {
+	nodes := clusterNodes(t, 3, time.Second)
+	var docs []*client.Doc
+	for i, ts := range nodes {
+		d := openClient(t, ts, "shared", clientOptions{})
+		waitSynced(t, d) // the first one's node owns the document
+		mutate(t, d, "add", testmutator.Args{ID: fmt.Sprintf("n%d", i), Title: "first"})
+		docs = append(docs, d)
+	}
+	for _, d := range docs {
+		waitSynced(t, d)
+	}
+	if owner := nodes[0].openDocs(); owner != 1 || nodes[1].openDocs() != 0 || nodes[2].openDocs() != 0 {
+		t.Fatalf("open documents per node: %d %d %d, want the first node only", nodes[0].openDocs(), nodes[1].openDocs(), nodes[2].openDocs())
+	}
+	for _, d := range docs {
+		waitFor(t, "every item on every replica", func() bool {
+			return queryString(t, d, `SELECT count(*) FROM items`) == "[[3]]"
+		})
+	}
+
+	start := time.Now()
+	if err := nodes[0].Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range docs[1:] {
+		mutate(t, d, "add", testmutator.Args{ID: fmt.Sprintf("after%d", i), Title: "after the hand-off"})
+	}
+	for _, d := range docs[1:] {
+		waitSynced(t, d)
+	}
+	t.Logf("graceful hand-off: both replicas synced %v after the owner closed", time.Since(start))
+	if n := nodes[1].openDocs() + nodes[2].openDocs(); n != 1 {
+		t.Fatalf("after the hand-off %d nodes hold the document, want 1", n)
+	}
+	for _, d := range docs[1:] {
+		waitFor(t, "every item on both replicas", func() bool {
+			return queryString(t, d, `SELECT count(*), count(DISTINCT id) FROM items`) == "[[5 5]]"
+		})
+	}
+}
