@@ -66,14 +66,20 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *static != "" {
 		cfg.Static = server.StaticDir(*static)
 	}
-	srv, err := server.New(cfg)
-	if err != nil {
-		return err
-	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
-		srv.Close(context.Background())
 		return fmt.Errorf("listen: %w", err)
+	}
+	if cfg.Cluster != nil {
+		if cfg.Cluster.URL, err = nf.advertised(ln.Addr()); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	srv, err := server.New(cfg)
+	if err != nil {
+		ln.Close()
+		return err
 	}
 	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
