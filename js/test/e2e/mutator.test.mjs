@@ -2,8 +2,8 @@
 // runs `sqlsync serve --mutator bin/mutators/todo.wasm` (demo-todo/mutator,
 // built by make), and each browser replica fetches that module from it,
 // checks its hash, caches it and runs it on Chromium's own WebAssembly
-// engine (wasm/jsmutator), instead of the Go todo mutator compiled into
-// the bundle.
+// engine (wasm/jsmutator). The bundle has no mutator of its own: a replica
+// that cannot have the module opens queue-only.
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -28,12 +28,11 @@ after(async () => {
 
 const items = (page) => page.evaluate(() => sq.query('SELECT id, title, done, deleted, position FROM items ORDER BY position, id'));
 
-// Args the todo module's JSON decoding refuses. The module's message names
-// its own Go type (args.id), the built-in Go mutator's its (Args.id): the
-// local rejection tells which one ran in the page.
+// Args the todo module's JSON decoding refuses, with a message naming its
+// Go type: a local rejection shows that the module ran in the page. A
+// queue-only replica takes them, and the coordinator refuses them.
 const badArgs = { id: 5, title: 'x' };
 const moduleBadArgs = /cannot unmarshal number into Go struct field args\.id of type string/;
-const builtinBadArgs = /cannot unmarshal number into Go struct field Args\.id of type string/;
 
 /** Blocks the coordinator's mutator endpoints for a context, as if it were unreachable. */
 const blockMutatorEndpoints = (context) =>
@@ -126,10 +125,9 @@ describe('WebAssembly mutator in the browser', () => {
     }
   });
 
-  it('an offline reload runs the cached module; a first open offline falls back to the built-in', async () => {
+  it('an offline reload runs the cached module', async () => {
     const doc = 'wasm-offline';
     const a = await browser.newContext();
-    const fresh = await browser.newContext();
     try {
       const pa = await openPage(a, server, { docId: doc });
       await pa.page.evaluate(() => sq.mutate('add', { id: 'k', title: 'kept' }));
@@ -142,24 +140,95 @@ describe('WebAssembly mutator in the browser', () => {
       await pa.page.waitForFunction(() => window.sq);
       const re = await pa.page.evaluate((o) => sq.open(o), { docId: doc, online: false });
       assert.deepEqual(re.status.mutator, { kind: 'module', hash, source: 'cache' });
+      assert.equal(re.status.queueOnly, false);
       const err = await pa.page.evaluate((a) => sq.mutateError('add', a), badArgs);
       assert.match(err.message, moduleBadArgs);
       await pa.page.evaluate(() => sq.mutate('rename', { id: 'k', title: 'kept offline' }));
       assert.deepEqual((await items(pa.page)).map((r) => r.title), ['kept offline']);
+    } finally {
+      await a.close();
+    }
+  });
 
+  it('a first open with the module out of reach and nothing cached is queue-only until reopened with it', async () => {
+    const doc = 'wasm-queue-only';
+    const fresh = await browser.newContext();
+    try {
       // A context that never saw the document has nothing cached.
       await blockMutatorEndpoints(fresh);
       const pf = await openPage(fresh, server, { docId: doc, online: false });
-      assert.equal(pf.status.mutator.kind, 'builtin');
+      assert.equal(pf.status.queueOnly, true);
+      assert.equal(pf.status.mutator.kind, 'none');
       assert.equal(pf.status.mutator.source, 'fallback');
-      assert.match(pf.status.mutator.reason, /built-in mutator "todo"/);
-      const warned = await until(pf.page, () => sq.rec.errors.find((m) => /built-in mutator/.test(m)));
-      assert.match(warned, /never cached/);
-      const err2 = await pf.page.evaluate((a) => sq.mutateError('add', a), badArgs);
-      assert.match(err2.message, builtinBadArgs);
+      assert.match(pf.status.mutator.reason, /never cached/);
+      const warned = await until(pf.page, () => sq.rec.errors[sq.rec.codes.indexOf('queue_only')]);
+      assert.match(warned, /queued and pushed without running locally .*until the document is reopened with its mutator module/);
+      assert.match(warned, /mutatorUrl/);
+
+      // Mutations are recorded, not run: the database stays as it was (here
+      // empty: the schema comes with the module or the coordinator's first
+      // diff), and args the module refuses are taken too (only the
+      // coordinator judges).
+      await pf.page.evaluate(() => sq.mutate('add', { id: 'q1', title: 'queued' }));
+      assert.equal(await pf.page.evaluate((a) => sq.mutateError('add', a), badArgs), null);
+      assert.deepEqual(await pf.page.evaluate(() => sq.query('SELECT name FROM sqlite_schema')), []);
+      assert.equal((await pf.page.evaluate(() => sq.status())).pending, 2);
+
+      // Online, the module still out of reach: the coordinator runs them;
+      // its diff brings q1, and it refuses the other.
+      await pf.page.evaluate(() => sq.setOnline(true));
+      await pf.page.evaluate(() => sq.waitSynced());
+      assert.deepEqual((await items(pf.page)).map((r) => r.title), ['queued']);
+      const rejected = await until(pf.page, () => sq.rec.rejected[0]);
+      assert.match(rejected.message, moduleBadArgs);
+      const s = await pf.page.evaluate(() => sq.status());
+      assert.equal(s.queueOnly, true);
+      assert.equal(s.coordinatorMutator, hash);
+      assert.equal(s.mutatorMismatch, false, 'a queue-only replica pushes whatever module the coordinator runs');
+      assert.equal(await pf.page.evaluate(() => sq.rec.codes.includes('mutator_changed')), false, 'no reopen can run the module yet');
+
+      // The module in reach: the next status caches it, and the app is told to reopen.
+      await fresh.unrouteAll();
+      await pf.page.evaluate(() => sq.mutate('add', { id: 'q2', title: 'second' }));
+      const changed = await until(pf.page, () => sq.rec.errors[sq.rec.codes.indexOf('mutator_changed')]);
+      assert.match(changed, new RegExp(`module ${hash.slice(0, 12)}.*reopen the document to run it locally`));
+      await pf.page.evaluate(() => sq.waitSynced());
+
+      // Reopened with the module out of reach again: the cached module runs.
+      await blockMutatorEndpoints(fresh);
+      await pf.page.evaluate(() => sq.close());
+      const re = await pf.page.evaluate((o) => sq.open(o), { docId: doc, online: false });
+      assert.deepEqual(re.status.mutator, { kind: 'module', hash, source: 'cache' });
+      assert.equal(re.status.queueOnly, false);
+      assert.match((await pf.page.evaluate((a) => sq.mutateError('add', a), badArgs)).message, moduleBadArgs);
+      await pf.page.evaluate(() => sq.mutate('rename', { id: 'q2', title: 'renamed here' }));
+      assert.deepEqual((await items(pf.page)).map((r) => r.title), ['queued', 'renamed here']);
+    } finally {
+      await fresh.close();
+    }
+  });
+
+  it('with mutatorUrl even a first open with the coordinator out of reach runs the module', async () => {
+    const doc = 'wasm-shipped';
+    const a = await browser.newContext();
+    try {
+      // The app ships the coordinator's module beside itself.
+      await blockMutatorEndpoints(a);
+      const url = `${server.url}/app/todo.wasm`;
+      await a.route(url, (r) => r.fulfill({ status: 200, contentType: 'application/wasm', body: readFileSync(todoMutator) }));
+      const pa = await openPage(a, server, { docId: doc, online: false, mutatorUrl: url, mutatorHash: hash });
+      assert.deepEqual(pa.status.mutator, { kind: 'module', hash, source: 'url', url });
+      assert.equal(pa.status.queueOnly, false);
+      await pa.page.evaluate(() => sq.mutate('add', { id: 's1', title: 'shipped' }));
+      assert.deepEqual((await items(pa.page)).map((r) => r.title), ['shipped'], 'it ran here at once');
+      assert.match((await pa.page.evaluate((a) => sq.mutateError('add', a), badArgs)).message, moduleBadArgs);
+      await pa.page.evaluate(() => sq.setOnline(true));
+      const s = await pa.page.evaluate(() => sq.waitSynced());
+      assert.equal(s.mutatorMismatch, false, "the coordinator's own module");
+      assert.deepEqual(await pa.page.evaluate(() => sq.rec.codes), []);
+      assert.deepEqual(await pa.page.evaluate(() => sq.rec.rejected), []);
     } finally {
       await a.close();
-      await fresh.close();
     }
   });
 
@@ -237,13 +306,27 @@ describe('WebAssembly mutator in the browser', () => {
     }
   });
 
-  it('openDocument can force the built-in or a module URL', async () => {
+  it("openDocument can force queue-only or a module URL, and refuses a built-in's name", async () => {
     const a = await browser.newContext();
     try {
-      const pa = await openPage(a, server, { docId: 'wasm-forced', mutator: 'todo', storage: 'memory' });
-      assert.deepEqual(pa.status.mutator, { kind: 'builtin', name: 'todo', source: 'option' });
-      assert.match((await pa.page.evaluate((a) => sq.mutateError('add', a), badArgs)).message, builtinBadArgs);
+      const pa = await openPage(a, server, { docId: 'wasm-forced', mutator: 'none', storage: 'memory' });
+      assert.deepEqual(pa.status.mutator, { kind: 'none', source: 'option' });
+      assert.equal(pa.status.queueOnly, true);
+      await pa.page.evaluate(() => sq.mutate('add', { id: 'n1', title: 'run by the coordinator' }));
+      await pa.page.evaluate(() => sq.waitSynced());
+      assert.deepEqual((await items(pa.page)).map((r) => r.title), ['run by the coordinator']);
+      assert.deepEqual(await pa.page.evaluate(() => sq.rec.codes), [], 'the app asked for it: no warning');
       await pa.page.evaluate(() => sq.close());
+
+      const named = await pa.page.evaluate(
+        (o) => sq.open(o).then(
+          () => null,
+          (e) => ({ code: e.code, message: e.message }),
+        ),
+        { docId: 'wasm-forced-1', storage: 'memory', mutator: 'todo' },
+      );
+      assert.equal(named?.code, 'bad_request');
+      assert.match(named.message, /"todo" is neither 'auto' nor 'none'/);
 
       const url = `${server.url}/v1/mutators/${hash}.wasm`;
       const forced = await pa.page.evaluate((o) => sq.open(o), { docId: 'wasm-forced-2', storage: 'memory', mutatorUrl: url, mutatorHash: hash });

@@ -7,6 +7,8 @@ import { useMutate, useQuery, useStatus } from '../../../src/react.js';
 interface Recorded {
   rejected: Rejection[];
   errors: string[];
+  /** The code of each of errors, in the same order. */
+  codes: string[];
   statuses: Status[];
   progress: number;
   live: Record<string, Row[]>;
@@ -15,7 +17,7 @@ interface Recorded {
 
 let doc: SqlsyncDocument | undefined;
 let root: Root | undefined;
-const rec: Recorded = { rejected: [], errors: [], statuses: [], progress: 0, live: {}, liveCalls: {} };
+const rec: Recorded = { rejected: [], errors: [], codes: [], statuses: [], progress: 0, live: {}, liveCalls: {} };
 
 function Todos({ d }: { d: SqlsyncDocument }) {
   const { rows } = useQuery<{ id: string; title: string }>(d, 'SELECT id, title FROM items WHERE NOT deleted ORDER BY id');
@@ -48,7 +50,10 @@ const sq = {
     });
     const opened = performance.now() - t0;
     doc.on('rejected', (r) => rec.rejected.push(r));
-    doc.on('error', (e) => rec.errors.push(e.message));
+    doc.on('error', (e) => {
+      rec.errors.push(e.message);
+      rec.codes.push(e.code);
+    });
     doc.on('status', (s) => rec.statuses.push(s));
     root ??= createRoot(document.getElementById('root')!);
     root.render(<Todos d={doc} />);
