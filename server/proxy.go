@@ -43,27 +43,50 @@ func (c *conn) forward(ctx context.Context, url string, h protocol.Frame) (code,
 	defer c.s.metrics.connections.Dec()
 	c.ws.SetReadDeadline(time.Time{})
 	var once sync.Once
-	stop := func() { once.Do(func() { up.Close(); c.ws.Close() }) }
+	done := make(chan struct{})
+	stop := func() { once.Do(func() { close(done); up.Close(); c.ws.Close() }) }
+	// An owner that stops answering (dead, or paused) must not hold the
+	// client forever: it is pinged every TTL/2 and dropped after twice
+	// TTL of silence, by when its lease has run out and this node can
+	// take the document over when the client reconnects.
+	ttl := c.s.cfg.Cluster.TTL
+	alive := func() { up.SetReadDeadline(time.Now().Add(2 * ttl)) }
+	alive()
+	up.SetPongHandler(func(string) error { alive(); return nil })
+	go func() {
+		t := time.NewTicker(ttl / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				up.WriteControl(websocket.PingMessage, nil, time.Now().Add(ttl))
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { // owner to client
 		defer wg.Done()
 		defer stop()
-		pipe(up, c.ws, c.s.cfg.WriteTimeout)
+		pipe(up, c.ws, c.s.cfg.WriteTimeout, alive)
 	}()
-	pipe(c.ws, up, c.s.cfg.WriteTimeout) // client to owner
+	pipe(c.ws, up, c.s.cfg.WriteTimeout, func() {}) // client to owner
 	stop()
 	wg.Wait()
 	return "", ""
 }
 
-// pipe copies messages from src to dst until either fails.
-func pipe(src, dst *websocket.Conn, writeTimeout time.Duration) {
+// pipe copies messages from src to dst until either fails, calling read
+// after each message read.
+func pipe(src, dst *websocket.Conn, writeTimeout time.Duration, read func()) {
 	for {
 		kind, b, err := src.ReadMessage()
 		if err != nil {
 			return
 		}
+		read()
 		dst.SetWriteDeadline(time.Now().Add(writeTimeout))
 		if err := dst.WriteMessage(kind, b); err != nil {
 			return
