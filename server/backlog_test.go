@@ -17,7 +17,7 @@ func TestBacklogUnderRateLimit(t *testing.T) {
 	const backlog, rate, burst = 10000, 1500, 500
 	ts := startServer(t, Config{RatePerConn: rate, RateBurst: burst})
 	var w wireLog
-	d := openClient(t, ts, "doc", clientOptions{dial: w.dialer()})
+	d := openClient(t, ts, "doc", clientOptions{dial: w.Dial})
 	waitSynced(t, d)
 	d.SetOnline(false)
 	waitState(t, d, "offline")
@@ -41,7 +41,7 @@ func TestBacklogUnderRateLimit(t *testing.T) {
 	if got := queryString(t, other, `SELECT count(*) FROM items WHERE id LIKE 'offline-%'`); got != fmt.Sprintf("[[%d]]", backlog) {
 		t.Fatalf("offline items applied: %v, want %d", got, backlog)
 	}
-	if n := len(w.helloList()); n != 2 {
+	if n := len(w.Hellos()); n != 2 {
 		t.Fatalf("%d Hellos: the replica reconnected %d times after going online, want 0", n, n-2)
 	}
 	if s := d.Status(); s.LastError != "" {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/sqlsync-go/sqlsync/client"
+	"github.com/sqlsync-go/sqlsync/server/servertest"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
@@ -24,13 +25,7 @@ func helloSecret(docID, clientID, secret string) protocol.Frame {
 // waitState waits until d is in state.
 func waitState(t *testing.T, d *client.Doc, state client.State) {
 	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for d.Status().State != state {
-		if time.Now().After(deadline) {
-			t.Fatalf("replica not %s after %v: %+v", state, testTimeout, d.Status())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	servertest.WaitState(t, d, state, testTimeout)
 }
 
 // TestSpoofedClientID: a client that says Hello with another client's ID,
@@ -57,12 +52,12 @@ func TestSpoofedClientID(t *testing.T) {
 	// own seqs 2 and 3 were then dropped as resends.
 	for _, secret := range []string{"", "0123456789abcdef0123456789abcdef"} {
 		c := dialRaw(t, ts)
-		c.send(helloSecret("doc", id, secret))
-		c.send(protocol.Frame{Push: &protocol.Push{Mutations: []protocol.Mutation{
+		c.Send(helloSecret("doc", id, secret))
+		c.Send(protocol.Frame{Push: &protocol.Push{Mutations: []protocol.Mutation{
 			{Seq: 2, Name: "add", Args: testmutator.Args{ID: "evil2", Title: "spoofed"}.Encode()},
 			{Seq: 3, Name: "add", Args: testmutator.Args{ID: "evil3", Title: "spoofed"}.Encode()},
 		}}})
-		c.expectRefused(protocol.CodeIdentity, "bound to another secret")
+		c.ExpectRefused(protocol.CodeIdentity, "bound to another secret")
 	}
 
 	victim.SetOnline(true)
@@ -88,8 +83,8 @@ func TestSpoofedClientID(t *testing.T) {
 	}
 	ts = startServer(t, Config{DataDir: dataDir})
 	c := dialRaw(t, ts)
-	c.send(hello("doc", id))
-	c.expectRefused(protocol.CodeIdentity, "the hello has none")
+	c.Send(hello("doc", id))
+	c.ExpectRefused(protocol.CodeIdentity, "the hello has none")
 
 	victim = openClient(t, ts, "doc", clientOptions{stateDir: state})
 	if victim.ClientID() != id {
@@ -109,35 +104,35 @@ func TestIdentityMigration(t *testing.T) {
 	ts := startServer(t, Config{})
 
 	c := dialRaw(t, ts)
-	c.send(hello("doc", "old-client"))
-	c.expectWelcome()
-	c.send(pushFrame(1, "add", testmutator.Args{ID: "x", Title: "old"}))
-	c.ws.Close()
+	c.Send(hello("doc", "old-client"))
+	c.ExpectWelcome()
+	c.Send(pushFrame(1, "add", testmutator.Args{ID: "x", Title: "old"}))
+	c.WS.Close()
 
 	c = dialRaw(t, ts)
-	c.send(hello("doc", "old-client"))
-	c.expectWelcome() // still unbound
-	c.ws.Close()
+	c.Send(hello("doc", "old-client"))
+	c.ExpectWelcome() // still unbound
+	c.WS.Close()
 
 	const secret = "fedcba9876543210fedcba9876543210"
 	c = dialRaw(t, ts)
-	c.send(helloSecret("doc", "old-client", secret))
-	c.expectWelcome() // claimed
-	c.ws.Close()
+	c.Send(helloSecret("doc", "old-client", secret))
+	c.ExpectWelcome() // claimed
+	c.WS.Close()
 
 	for _, s := range []string{"", "another secret"} {
 		c = dialRaw(t, ts)
-		c.send(helloSecret("doc", "old-client", s))
-		c.expectRefused(protocol.CodeIdentity, "bound to another secret")
+		c.Send(helloSecret("doc", "old-client", s))
+		c.ExpectRefused(protocol.CodeIdentity, "bound to another secret")
 	}
 	c = dialRaw(t, ts)
-	c.send(helloSecret("doc", "old-client", secret))
-	c.expectWelcome()
+	c.Send(helloSecret("doc", "old-client", secret))
+	c.ExpectWelcome()
 
 	// Bindings are per document: the same ID is free in another one.
 	c = dialRaw(t, ts)
-	c.send(helloSecret("other", "old-client", "another secret"))
-	c.expectWelcome()
+	c.Send(helloSecret("other", "old-client", "another secret"))
+	c.ExpectWelcome()
 }
 
 // TestLostSecretStopsReplica: a replica whose state lost its secret (here

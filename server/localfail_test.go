@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sqlsync-go/sqlsync/client"
+	"github.com/sqlsync-go/sqlsync/server/servertest"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
@@ -16,38 +17,25 @@ import (
 // frame until release, so a replica can take diffs while its pending
 // mutations wait.
 type heldPushes struct {
-	w    wireLog
 	gate chan struct{}
 	once sync.Once
 }
 
 func (h *heldPushes) release() { h.once.Do(func() { close(h.gate) }) }
 
-func (h *heldPushes) dialer() client.Dialer {
-	dial := h.w.dialer()
-	return func(ctx context.Context, url string) (client.Transport, error) {
-		t, err := dial(ctx, url)
-		if err != nil {
-			return nil, err
+// dial is a client.Dialer.
+func (h *heldPushes) dial(ctx context.Context, url string) (client.Transport, error) {
+	return servertest.Dialer{Write: func(ctx context.Context, f protocol.Frame) error {
+		if f.Push == nil {
+			return nil
 		}
-		return &heldTransport{Transport: t, h: h}, nil
-	}
-}
-
-type heldTransport struct {
-	client.Transport
-	h *heldPushes
-}
-
-func (t *heldTransport) Write(ctx context.Context, frame []byte) error {
-	if f, err := protocol.Decode(frame, protocol.Limits{}); err == nil && f.Push != nil {
 		select {
-		case <-t.h.gate:
+		case <-h.gate:
+			return nil
 		case <-ctx.Done():
 			return ctx.Err()
 		}
-	}
-	return t.Transport.Write(ctx, frame)
+	}}.Dial(ctx, url)
 }
 
 // TestLocalFailureStatus: a pending mutation that another client's change
@@ -58,7 +46,7 @@ func TestLocalFailureStatus(t *testing.T) {
 	ts := startServer(t, Config{})
 	a := openClient(t, ts, "doc", clientOptions{})
 	h := &heldPushes{gate: make(chan struct{})}
-	b := openClient(t, ts, "doc", clientOptions{dial: h.dialer()})
+	b := openClient(t, ts, "doc", clientOptions{dial: h.dial})
 	var mu sync.Mutex
 	var events []client.Status
 	var rejected []*engine.RejectedError

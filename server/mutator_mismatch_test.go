@@ -8,9 +8,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/sqlsync-go/sqlsync/client"
+	"github.com/sqlsync-go/sqlsync/server/servertest"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
@@ -32,55 +32,6 @@ func (m hashedModule) Hash() string {
 
 func (m hashedModule) Bytes() []byte { return m.bytes }
 
-// pushCounter is a WebSocket Dialer that counts the Push frames its
-// connections send.
-type pushCounter struct {
-	w      wireLog
-	pushes atomic.Int64
-}
-
-func (p *pushCounter) dialer() client.Dialer {
-	dial := p.w.dialer()
-	return func(ctx context.Context, url string) (client.Transport, error) {
-		t, err := dial(ctx, url)
-		if err != nil {
-			return nil, err
-		}
-		return &countedTransport{Transport: t, p: p}, nil
-	}
-}
-
-type countedTransport struct {
-	client.Transport
-	p *pushCounter
-}
-
-func (t *countedTransport) Write(ctx context.Context, frame []byte) error {
-	if f, err := protocol.Decode(frame, protocol.Limits{}); err == nil && f.Push != nil {
-		t.p.pushes.Add(1)
-	}
-	return t.Transport.Write(ctx, frame)
-}
-
-// openWithHash opens a replica of docID that says it runs the module with
-// the given hash, closed when the test ends.
-func openWithHash(t *testing.T, ts *testServer, docID, hash, stateDir string, dial client.Dialer) *client.Doc {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	d, err := client.Open(ctx, client.Options{
-		URL: ts.url, DocID: docID, StateDir: stateDir,
-		Mutator: testmutator.Mutator{}, MutatorHash: hash,
-		MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-		Logger: testLogger(), Dial: dial,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	return d
-}
-
 // TestMutatorMismatch: a replica whose mutator module is not the one the
 // coordinator announces in Welcome keeps taking diffs but pushes nothing,
 // says so in its status (MutatorMismatch, CoordinatorMutator, LastError
@@ -94,14 +45,20 @@ func TestMutatorMismatch(t *testing.T) {
 	theirs := coordMod.Hash()
 	old := hashedModule{bytes: []byte("an older module")}.Hash()
 
-	a := openWithHash(t, ts, "doc", theirs, "", nil)
-	noHash := openWithHash(t, ts, "doc", "", "", nil)
+	a := openClient(t, ts, "doc", clientOptions{hash: theirs})
+	noHash := openClient(t, ts, "doc", clientOptions{})
 	mutate(t, a, "add", testmutator.Args{ID: "a1", Title: "from a"})
 	waitSynced(t, a)
 
 	dir := t.TempDir()
-	pc := &pushCounter{}
-	b := openWithHash(t, ts, "doc", old, dir, pc.dialer())
+	var pushes atomic.Int64 // the Push frames b sends
+	countPushes := servertest.Dialer{Write: func(_ context.Context, f protocol.Frame) error {
+		if f.Push != nil {
+			pushes.Add(1)
+		}
+		return nil
+	}}
+	b := openClient(t, ts, "doc", clientOptions{hash: old, stateDir: dir, dial: countPushes.Dial})
 	waitFor(t, "b's mismatch status", func() bool { return b.Status().MutatorMismatch })
 	s := b.Status()
 	if got, want := s.CoordinatorMutator, theirs; got != want {
@@ -138,7 +95,7 @@ func TestMutatorMismatch(t *testing.T) {
 	waitFor(t, "b sees a2 and n1", func() bool {
 		return queryString(t, b, `SELECT id FROM items ORDER BY id`) == "[[a1] [a2] [b1] [n1]]"
 	})
-	if got := pc.pushes.Load(); got != 0 {
+	if got := pushes.Load(); got != 0 {
 		t.Fatalf("b sent %d Push frames with a mismatched mutator", got)
 	}
 	// a was synced before n1 reached the coordinator, perhaps: wait for it.
@@ -153,7 +110,7 @@ func TestMutatorMismatch(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b2 := openWithHash(t, ts, "doc", theirs, dir, nil)
+	b2 := openClient(t, ts, "doc", clientOptions{hash: theirs, stateDir: dir})
 	waitConverged(t, ts, "doc", a, noHash, b2)
 	if s := b2.Status(); s.MutatorMismatch {
 		t.Fatalf("reopened b still reports a mismatch: %+v", s)

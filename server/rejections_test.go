@@ -14,6 +14,7 @@ import (
 
 	"github.com/ncruces/go-sqlite3"
 	"github.com/sqlsync-go/sqlsync/client"
+	"github.com/sqlsync-go/sqlsync/server/servertest"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
@@ -101,6 +102,24 @@ func TestRejectionsKept(t *testing.T) {
 	}
 }
 
+// goneBeforeRejection connects to document "doc" of ts as client "gone",
+// pushes seq 1, "fail", which gate holds, and closes the connection before
+// the coordinator rejects it; it returns once the rejection is made, with
+// the connection's Welcome.
+func goneBeforeRejection(t *testing.T, ts *testServer, gate gateMutator) protocol.Welcome {
+	t.Helper()
+	raw := dialRaw(t, ts)
+	raw.Send(hello("doc", "gone"))
+	w := raw.ExpectWelcome()
+	raw.Send(pushFrame(1, "fail", testmutator.Args{Message: "not today"}))
+	<-gate.entered
+	raw.WS.Close() // gone before the Rejected frame
+	waitFor(t, "the connection to end", func() bool { return ts.connCount() == 0 })
+	close(gate.release)
+	waitFor(t, "the rejection", func() bool { return lastSeq(t, ts, "doc", "gone") == 1 })
+	return w
+}
+
 // TestRejectionKeptForReconnect: a client whose connection is gone before
 // its mutation is rejected is told when it joins again from an LSN before
 // the rejection; another connection of the same client that is joined
@@ -108,25 +127,7 @@ func TestRejectionsKept(t *testing.T) {
 func TestRejectionKeptForReconnect(t *testing.T) {
 	gate := gateMutator{entered: make(chan struct{}, 10), release: make(chan struct{})}
 	ts := startServer(t, Config{Mutator: func(string) engine.Mutator { return gate }})
-	raw := dialRaw(t, ts)
-	raw.send(hello("doc", "gone"))
-	w := raw.expectWelcome()
-	raw.send(pushFrame(1, "fail", testmutator.Args{Message: "not today"}))
-	<-gate.entered
-	raw.ws.Close() // gone before the Rejected frame
-	waitFor(t, "the connection to end", func() bool { return ts.connCount() == 0 })
-	close(gate.release)
-	lastSeq := func(id string) uint64 {
-		var last uint64
-		ts.coordinator(t, "doc", func(c *engine.Coordinator) {
-			var err error
-			if last, err = c.LastSeq(id); err != nil {
-				t.Fatal(err)
-			}
-		})
-		return last
-	}
-	waitFor(t, "the rejection", func() bool { return lastSeq("gone") == 1 })
+	w := goneBeforeRejection(t, ts, gate)
 
 	d, err := ts.acquire(context.Background(), "doc")
 	if err != nil {
@@ -153,10 +154,10 @@ func TestRejectionKeptForReconnect(t *testing.T) {
 	// Live: a rejection reaches every connection of its client, not only
 	// the one that pushed.
 	other := dialRaw(t, ts)
-	other.send(hello("doc", "gone"))
-	other.expectWelcome()
-	other.send(pushFrame(2, "fail", testmutator.Args{Message: "nor tomorrow"}))
-	waitFor(t, "the second rejection", func() bool { return lastSeq("gone") == 2 })
+	other.Send(hello("doc", "gone"))
+	other.ExpectWelcome()
+	other.Send(pushFrame(2, "fail", testmutator.Args{Message: "nor tomorrow"}))
+	waitFor(t, "the second rejection", func() bool { return lastSeq(t, ts, "doc", "gone") == 2 })
 	if got := seqs(queued(back)); !slices.Equal(got, []uint64{1, 2}) {
 		t.Fatalf("queued on the joined connection: %v, want [1 2]", got)
 	}
@@ -176,28 +177,13 @@ func TestRejectionKeptForReconnect(t *testing.T) {
 	}
 }
 
-// next reads the next frame from the server.
-func (c *rawConn) next() protocol.Frame {
-	c.t.Helper()
-	c.ws.SetReadDeadline(time.Now().Add(testTimeout))
-	_, b, err := c.ws.ReadMessage()
-	if err != nil {
-		c.t.Fatalf("read: %v", err)
-	}
-	f, err := protocol.Decode(b, protocol.Limits{MaxFrameBytes: 64 << 20})
-	if err != nil {
-		c.t.Fatalf("bad frame from the server: %v", err)
-	}
-	return f
-}
-
 // expectRejectedThenDiff reads frames until a Diff and checks that the
 // frames before it are exactly one Rejected: seq, with msg in its message.
-func (c *rawConn) expectRejectedThenDiff(seq uint64, msg string) {
-	c.t.Helper()
+func expectRejectedThenDiff(t *testing.T, c *rawConn, seq uint64, msg string) {
+	t.Helper()
 	var before []protocol.Frame
 	for {
-		f := c.next()
+		f := c.Next()
 		if f.Diff != nil {
 			break
 		}
@@ -208,10 +194,10 @@ func (c *rawConn) expectRejectedThenDiff(seq uint64, msg string) {
 		for _, f := range before {
 			kinds = append(kinds, f.Kind())
 		}
-		c.t.Fatalf("before the first diff: %v, want one rejected", kinds)
+		t.Fatalf("before the first diff: %v, want one rejected", kinds)
 	}
 	if r := before[0].Rejected; r.Seq != seq || !strings.Contains(r.Message, msg) {
-		c.t.Fatalf("rejected %+v, want seq %d with %q", *r, seq, msg)
+		t.Fatalf("rejected %+v, want seq %d with %q", *r, seq, msg)
 	}
 }
 
@@ -239,15 +225,7 @@ func TestRejectionAcrossReconnect(t *testing.T) {
 			gate := gateMutator{entered: make(chan struct{}, 10), release: make(chan struct{})}
 			dir := t.TempDir()
 			ts := startServer(t, Config{DataDir: dir, Mutator: func(string) engine.Mutator { return gate }})
-			raw := dialRaw(t, ts)
-			raw.send(hello("doc", "gone"))
-			w := raw.expectWelcome()
-			raw.send(pushFrame(1, "fail", testmutator.Args{Message: "not today"}))
-			<-gate.entered
-			raw.ws.Close() // gone before the Rejected frame
-			waitFor(t, "the connection to end", func() bool { return ts.connCount() == 0 })
-			close(gate.release)
-			waitFor(t, "the rejection", func() bool { return lastSeq(t, ts, "doc", "gone") == 1 })
+			w := goneBeforeRejection(t, ts, gate)
 			if restart {
 				if err := ts.Close(context.Background()); err != nil {
 					t.Fatal(err)
@@ -258,18 +236,18 @@ func TestRejectionAcrossReconnect(t *testing.T) {
 			back := dialRaw(t, ts)
 			h := hello("doc", "gone")
 			h.Hello.LSN = w.LSN
-			back.send(h)
-			back.expectWelcome()
-			back.expectRejectedThenDiff(1, "not today")
+			back.Send(h)
+			back.ExpectWelcome()
+			expectRejectedThenDiff(t, back, 1, "not today")
 
 			// A connection from a snapshot past the rejection is not told again.
 			past := dialRaw(t, ts)
 			h = hello("doc", "gone")
 			h.Hello.LSN = ts.lsn(t, "doc")
-			past.send(h)
-			past.expectWelcome()
-			past.send(pushFrame(2, "add", testmutator.Args{ID: "x", Title: "after"}))
-			if f := past.next(); f.Diff == nil {
+			past.Send(h)
+			past.ExpectWelcome()
+			past.Send(pushFrame(2, "add", testmutator.Args{ID: "x", Title: "after"}))
+			if f := past.Next(); f.Diff == nil {
 				t.Fatalf("after the welcome: %s, want the diff of seq 2", f.Kind())
 			}
 		})
@@ -291,27 +269,27 @@ func TestRejectionBeforeDiffWhileCommitting(t *testing.T) {
 		}
 	}
 	first := dialRaw(t, ts)
-	first.send(hello("doc", "c"))
-	w := first.expectWelcome()
-	if f := first.next(); f.Diff == nil { // the document as it opened
+	first.Send(hello("doc", "c"))
+	w := first.ExpectWelcome()
+	if f := first.Next(); f.Diff == nil { // the document as it opened
 		t.Fatalf("after the welcome: %s, want a diff", f.Kind())
 	}
 	armed.Store(true)
-	first.send(pushFrame(1, "fail", testmutator.Args{Message: "no way"}))
+	first.Send(pushFrame(1, "fail", testmutator.Args{Message: "no way"}))
 	<-committed // the rejection is committed, not yet queued
 	armed.Store(false)
 
 	second := dialRaw(t, ts)
 	h := hello("doc", "c")
 	h.Hello.LSN = w.LSN
-	second.send(h)
-	second.expectWelcome()
+	second.Send(h)
+	second.ExpectWelcome()
 	// Time for the new connection's writer to send a diff, were it not
 	// waiting for the rejection.
 	time.Sleep(100 * time.Millisecond)
 	close(resume)
-	second.expectRejectedThenDiff(1, "no way")
-	first.expectRejectedThenDiff(1, "no way")
+	expectRejectedThenDiff(t, second, 1, "no way")
+	expectRejectedThenDiff(t, first, 1, "no way")
 }
 
 // rejectOnServer is the todo mutator, except that an "add" titled
@@ -346,19 +324,17 @@ func TestClientRejectionAcrossReconnect(t *testing.T) {
 		down atomic.Bool
 		mu   sync.Mutex
 		cur  client.Transport
-		log  wireLog
 	)
-	inner := log.dialer()
-	d := openTokenClient(t, ts, "doc", "", func(ctx context.Context, url string) (client.Transport, error) {
+	d := openClient(t, ts, "doc", clientOptions{dial: func(ctx context.Context, url string) (client.Transport, error) {
 		if down.Load() {
 			return nil, errors.New("the network is down (test)")
 		}
-		tr, err := inner(ctx, url)
+		tr, err := servertest.Dialer{}.Dial(ctx, url)
 		mu.Lock()
 		cur = tr
 		mu.Unlock()
 		return tr, err
-	})
+	}})
 	waitSynced(t, d)
 	rejected := make(chan *engine.RejectedError, 10)
 	d.Watch(func(e client.Event) {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -56,73 +55,64 @@ func TestMalformedFrames(t *testing.T) {
 		reason string // a substring of the reason
 	}{
 		{"random bytes", func(c *rawConn) {
-			c.sendBytes(websocket.BinaryMessage, []byte{0xde, 0xad, 0xbe, 0xef, 0x00, 0x13, 0x37})
+			c.SendBytes(websocket.BinaryMessage, []byte{0xde, 0xad, 0xbe, 0xef, 0x00, 0x13, 0x37})
 		}, protocol.CodeBadFrame, "decode frame"},
 		{"empty frame", func(c *rawConn) {
-			c.sendBytes(websocket.BinaryMessage, nil)
+			c.SendBytes(websocket.BinaryMessage, nil)
 		}, protocol.CodeBadFrame, "empty"},
 		{"hello then garbage", func(c *rawConn) {
-			c.send(hello("doc", "garbage"))
-			c.sendBytes(websocket.BinaryMessage, []byte("\xa1\x02\xa1\x01\x81\xa3\x01\x00"))
+			c.Send(hello("doc", "garbage"))
+			c.SendBytes(websocket.BinaryMessage, []byte("\xa1\x02\xa1\x01\x81\xa3\x01\x00"))
 		}, protocol.CodeBadFrame, "decode frame"},
 		{"text frame", func(c *rawConn) {
-			c.sendBytes(websocket.TextMessage, []byte(`{"hello":{}}`))
+			c.SendBytes(websocket.TextMessage, []byte(`{"hello":{}}`))
 		}, protocol.CodeBadFrame, "binary"},
 		{"text frame after hello", func(c *rawConn) {
-			c.send(hello("doc", "text"))
-			c.sendBytes(websocket.TextMessage, []byte(`{"push":{}}`))
+			c.Send(hello("doc", "text"))
+			c.SendBytes(websocket.TextMessage, []byte(`{"push":{}}`))
 		}, protocol.CodeBadFrame, "binary"},
 		{"oversized frame", func(c *rawConn) {
-			c.sendBytes(websocket.BinaryMessage, big)
+			c.SendBytes(websocket.BinaryMessage, big)
 		}, protocol.CodeLimit, fmt.Sprint(robustLimits.MaxFrameBytes)},
 		{"oversized frame after hello", func(c *rawConn) {
-			c.send(hello("doc", "oversized"))
-			c.sendBytes(websocket.BinaryMessage, big)
+			c.Send(hello("doc", "oversized"))
+			c.SendBytes(websocket.BinaryMessage, big)
 		}, protocol.CodeLimit, fmt.Sprint(robustLimits.MaxFrameBytes)},
 		{"push before hello", func(c *rawConn) {
-			c.send(pushFrame(1, "add", testmutator.Args{ID: "sneaky", Title: "sneaky"}))
+			c.Send(pushFrame(1, "add", testmutator.Args{ID: "sneaky", Title: "sneaky"}))
 		}, protocol.CodeBadRequest, "hello"},
 		{"second hello", func(c *rawConn) {
-			c.send(hello("doc", "twice"))
-			c.send(hello("doc", "twice"))
+			c.Send(hello("doc", "twice"))
+			c.Send(hello("doc", "twice"))
 		}, protocol.CodeBadRequest, "hello"},
 		{"wrong version", func(c *rawConn) {
-			c.send(protocol.Frame{Hello: &protocol.Hello{Version: protocol.Version + 1, DocID: "doc", ClientID: "future"}})
+			c.Send(protocol.Frame{Hello: &protocol.Hello{Version: protocol.Version + 1, DocID: "doc", ClientID: "future"}})
 		}, protocol.CodeVersion, "version"},
 		{"path traversal", func(c *rawConn) {
-			c.send(hello("../x", "traveller"))
+			c.Send(hello("../x", "traveller"))
 		}, protocol.CodeBadRequest, "document ID"},
 		{"absolute path", func(c *rawConn) {
-			c.send(hello("/etc/passwd", "traveller"))
+			c.Send(hello("/etc/passwd", "traveller"))
 		}, protocol.CodeBadRequest, "document ID"},
 		{"dot doc", func(c *rawConn) {
-			c.send(hello("..", "traveller"))
+			c.Send(hello("..", "traveller"))
 		}, protocol.CodeBadRequest, "document ID"},
 		{"future LSN", func(c *rawConn) {
-			c.send(protocol.Frame{Hello: &protocol.Hello{Version: protocol.Version, DocID: "doc", ClientID: "ahead", LSN: 1 << 40}})
+			c.Send(protocol.Frame{Hello: &protocol.Hello{Version: protocol.Version, DocID: "doc", ClientID: "ahead", LSN: 1 << 40}})
 		}, protocol.CodeBadRequest, "LSN"},
 		{"seq gap", func(c *rawConn) {
-			c.send(hello("doc", "gap"))
-			c.send(pushFrame(5, "add", testmutator.Args{ID: "gap", Title: "gap"}))
+			c.Send(hello("doc", "gap"))
+			c.Send(pushFrame(5, "add", testmutator.Args{ID: "gap", Title: "gap"}))
 		}, protocol.CodeBadRequest, "seq"},
 		{"server frame from client", func(c *rawConn) {
-			c.send(hello("doc", "welcomer"))
-			c.send(protocol.Frame{Welcome: &protocol.Welcome{Version: protocol.Version}})
+			c.Send(hello("doc", "welcomer"))
+			c.Send(protocol.Frame{Welcome: &protocol.Welcome{Version: protocol.Version}})
 		}, protocol.CodeBadRequest, "welcome"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := dialRaw(t, ts)
 			tt.send(c)
-			cl, _, err := c.untilClose()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got, want := cl.Code, tt.code; got != want {
-				t.Fatalf("close code: got %q (%s), want %q", got, cl.Reason, want)
-			}
-			if !strings.Contains(cl.Reason, tt.reason) {
-				t.Fatalf("close reason %q does not mention %q", cl.Reason, tt.reason)
-			}
+			c.ExpectClose(tt.code, tt.reason)
 		})
 	}
 	stop()
@@ -148,8 +138,8 @@ func TestMalformedFrames(t *testing.T) {
 func TestHelloTimeout(t *testing.T) {
 	ts := startServer(t, Config{HelloTimeout: 50 * time.Millisecond})
 	c := dialRaw(t, ts)
-	c.ws.SetReadDeadline(time.Now().Add(testTimeout))
-	if _, _, err := c.ws.ReadMessage(); err == nil {
+	c.WS.SetReadDeadline(time.Now().Add(testTimeout))
+	if _, _, err := c.WS.ReadMessage(); err == nil {
 		t.Fatal("the server sent a frame to a silent connection")
 	}
 }
@@ -187,14 +177,14 @@ func FuzzServerFrames(f *testing.F) {
 		n++
 		c := dialRaw(t, ts)
 		if afterHello {
-			c.send(hello("fuzz", fmt.Sprintf("fuzzer%d", n)))
+			c.Send(hello("fuzz", fmt.Sprintf("fuzzer%d", n)))
 		}
-		c.sendBytes(websocket.BinaryMessage, data)
+		c.SendBytes(websocket.BinaryMessage, data)
 		// A frame the server takes (a valid push after hello) leaves the
 		// connection open: stop reading after a while.
-		c.ws.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+		c.WS.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 		for {
-			_, b, err := c.ws.ReadMessage()
+			_, b, err := c.WS.ReadMessage()
 			if err != nil {
 				var ce *websocket.CloseError
 				if errors.As(err, &ce) {

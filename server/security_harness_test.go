@@ -22,6 +22,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/sqlsync-go/sqlsync/client"
+	"github.com/sqlsync-go/sqlsync/server/servertest"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
@@ -29,38 +30,11 @@ import (
 
 // ---- replicas and raw connections --------------------------------------
 
-// openTokenClient is openClient with an access token.
-func openTokenClient(t *testing.T, ts *testServer, docID, token string, dial client.Dialer) *client.Doc {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	d, err := client.Open(ctx, client.Options{
-		URL: ts.url, DocID: docID, Token: token, Mutator: testmutator.Mutator{},
-		MinBackoff: 10 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
-		Logger: testLogger(), Dial: dial,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	return d
-}
-
 // waitStopped waits until the coordinator has refused d for good and
 // returns its last error.
 func waitStopped(t *testing.T, d *client.Doc, within time.Duration) string {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		s := d.Status()
-		if s.State == client.Stopped {
-			return s.LastError
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("replica not stopped after %v: %+v", within, s)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	return servertest.WaitState(t, d, client.Stopped, within).LastError
 }
 
 func helloTok(docID, clientID, token string) protocol.Frame {
@@ -73,65 +47,7 @@ func helloTok(docID, clientID, token string) protocol.Frame {
 // handshake's response when it fails.
 func dialRawWith(t *testing.T, ts *testServer, dialer *websocket.Dialer, header http.Header) (*rawConn, *http.Response, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	ws, resp, err := dialer.DialContext(ctx, ts.url, header)
-	if err != nil {
-		return nil, resp, err
-	}
-	ws.SetReadLimit(64 << 20)
-	t.Cleanup(func() { ws.Close() })
-	return &rawConn{t: t, ws: ws}, resp, nil
-}
-
-// expectWelcome reads the next frame and fails the test unless it is a
-// Welcome.
-func (c *rawConn) expectWelcome() protocol.Welcome {
-	c.t.Helper()
-	c.ws.SetReadDeadline(time.Now().Add(testTimeout))
-	_, b, err := c.ws.ReadMessage()
-	if err != nil {
-		c.t.Fatalf("want welcome: %v", err)
-	}
-	f, err := protocol.Decode(b, protocol.Limits{MaxFrameBytes: 64 << 20})
-	if err != nil {
-		c.t.Fatalf("want welcome: %v", err)
-	}
-	if f.Welcome == nil {
-		if f.Close != nil {
-			c.t.Fatalf("want welcome, got close %s: %s", f.Close.Code, f.Close.Reason)
-		}
-		c.t.Fatalf("want welcome, got %s", f.Kind())
-	}
-	return *f.Welcome
-}
-
-// expectClose reads until the Close frame and checks its code and that its
-// reason mentions reason; it returns the frames before it.
-func (c *rawConn) expectClose(code, reason string) []protocol.Frame {
-	c.t.Helper()
-	cl, before, err := c.untilClose()
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	if cl.Code != code {
-		c.t.Fatalf("close code %q (%s), want %q", cl.Code, cl.Reason, code)
-	}
-	if !strings.Contains(cl.Reason, reason) {
-		c.t.Fatalf("close reason %q does not mention %q", cl.Reason, reason)
-	}
-	return before
-}
-
-// expectRefused is expectClose for a connection refused at its Hello:
-// nothing of the document (no Welcome, no Diff) may come before the Close.
-func (c *rawConn) expectRefused(code, reason string) {
-	c.t.Helper()
-	for _, f := range c.expectClose(code, reason) {
-		if f.Welcome != nil || f.Diff != nil {
-			c.t.Fatalf("a %s frame came before the %s refusal", f.Kind(), code)
-		}
-	}
+	return servertest.DialRawWith(t, ts.url, dialer, header)
 }
 
 // connCount returns the number of connections the server holds.
@@ -252,7 +168,7 @@ func startHonest(t *testing.T, ts *testServer, docID, token string, n int, pace 
 	t.Helper()
 	h := &honest{t: t, ts: ts, docID: docID, pace: pace, big: big, want: map[string]string{}}
 	for range n {
-		d := openTokenClient(t, ts, docID, token, nil)
+		d := openClient(t, ts, docID, clientOptions{token: token})
 		d.Watch(func(e client.Event) {
 			if e.Rejected != nil {
 				h.rejected.Add(1)

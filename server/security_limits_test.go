@@ -66,44 +66,38 @@ func TestFrameLimits(t *testing.T) {
 		reason string
 	}{
 		{"too many mutations per push", func(c *rawConn) {
-			c.send(hello("doc", "many"))
-			c.send(pushN(1, 101, "add", add))
+			c.Send(hello("doc", "many"))
+			c.Send(pushN(1, 101, "add", add))
 		}, "101 mutations, limit 100"},
 		{"oversized args", func(c *rawConn) {
-			c.send(hello("doc", "args"))
-			c.send(protocol.Frame{Push: &protocol.Push{Mutations: []protocol.Mutation{{Seq: 1, Name: "add", Args: make([]byte, 1025)}}}})
+			c.Send(hello("doc", "args"))
+			c.Send(protocol.Frame{Push: &protocol.Push{Mutations: []protocol.Mutation{{Seq: 1, Name: "add", Args: make([]byte, 1025)}}}})
 		}, "args are 1025 bytes"},
 		{"oversized name", func(c *rawConn) {
-			c.send(hello("doc", "name"))
-			c.send(protocol.Frame{Push: &protocol.Push{Mutations: []protocol.Mutation{{Seq: 1, Name: strings.Repeat("n", 129)}}}})
+			c.Send(hello("doc", "name"))
+			c.Send(protocol.Frame{Push: &protocol.Push{Mutations: []protocol.Mutation{{Seq: 1, Name: strings.Repeat("n", 129)}}}})
 		}, "name is 129 bytes"},
 		{"oversized token", func(c *rawConn) {
-			c.send(helloTok("doc", "token", strings.Repeat("t", 2049)))
+			c.Send(helloTok("doc", "token", strings.Repeat("t", 2049)))
 		}, "token is 2049 bytes"},
 		{"oversized client ID", func(c *rawConn) {
-			c.send(hello("doc", strings.Repeat("c", 129)))
+			c.Send(hello("doc", strings.Repeat("c", 129)))
 		}, "client id is 129 bytes"},
 		{"too many waiting", func(c *rawConn) {
-			c.send(hello("doc", "queue"))
+			c.Send(hello("doc", "queue"))
 			// The document takes the first push and works on it for
 			// 100 ms; the next fills the queue to its limit, the third
 			// goes over.
 			sleep := func(int) testmutator.Args { return testmutator.Args{N: 1} }
-			c.send(pushN(1, 100, "sleep", sleep))
-			c.send(pushN(101, 100, "sleep", sleep))
-			c.send(pushN(201, 100, "sleep", sleep))
+			c.Send(pushN(1, 100, "sleep", sleep))
+			c.Send(pushN(101, 100, "sleep", sleep))
+			c.Send(pushN(201, 100, "sleep", sleep))
 		}, "more than 200 mutations waiting"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := dialRaw(t, ts)
 			tt.send(c)
-			cl, _, err := c.untilClose()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if cl.Code != protocol.CodeLimit || !strings.Contains(cl.Reason, tt.reason) {
-				t.Fatalf("close %s: %s, want limit: …%s…", cl.Code, cl.Reason, tt.reason)
-			}
+			c.ExpectClose(protocol.CodeLimit, tt.reason)
 		})
 	}
 	h.finish()
@@ -144,24 +138,24 @@ func TestRateLimitFlood(t *testing.T) {
 	flood := func(i int) testmutator.Args { return testmutator.Args{ID: fmt.Sprintf("flood-%d", i), Title: "flood"} }
 	t.Run("big pushes", func(t *testing.T) {
 		c := dialRaw(t, ts)
-		c.send(hello("doc", "flood-big"))
+		c.Send(hello("doc", "flood-big"))
 		for i := range 5 {
-			if err := c.ws.WriteMessage(websocket.BinaryMessage, mustEncode(t, pushN(uint64(i*100+1), 100, "add", func(j int) testmutator.Args { return flood(i*100 + j) }))); err != nil {
+			if err := c.WS.WriteMessage(websocket.BinaryMessage, mustEncode(t, pushN(uint64(i*100+1), 100, "add", func(j int) testmutator.Args { return flood(i*100 + j) }))); err != nil {
 				break // the server may have closed already
 			}
 		}
-		c.expectClose(protocol.CodeLimit, "rate limit: more than 50 mutations per second")
+		c.ExpectClose(protocol.CodeLimit, "rate limit: more than 50 mutations per second")
 	})
 	t.Run("many small pushes", func(t *testing.T) {
 		c := dialRaw(t, ts)
-		c.send(hello("doc", "flood-small"))
+		c.Send(hello("doc", "flood-small"))
 		// Until the server closes the connection, at most 2000.
 		for i := range 2000 {
-			if err := c.ws.WriteMessage(websocket.BinaryMessage, mustEncode(t, pushFrame(uint64(i+1), "add", flood(1000+i)))); err != nil {
+			if err := c.WS.WriteMessage(websocket.BinaryMessage, mustEncode(t, pushFrame(uint64(i+1), "add", flood(1000+i)))); err != nil {
 				break
 			}
 		}
-		c.expectClose(protocol.CodeLimit, "rate limit")
+		c.ExpectClose(protocol.CodeLimit, "rate limit")
 	})
 	// Each probe fails the test unless it reaches the other replica.
 	ctx, stop := context.WithTimeout(context.Background(), 300*time.Millisecond)
@@ -188,18 +182,18 @@ func TestMaxConnsPerDoc(t *testing.T) {
 	ts := startServer(t, Config{MaxConnsPerDoc: 2})
 	h := startHonest(t, ts, "doc", "", 2, 2*time.Millisecond, 0)
 	c := dialRaw(t, ts)
-	c.send(hello("doc", "third"))
-	c.expectRefused(protocol.CodeLimit, "already has 2 connections")
+	c.Send(hello("doc", "third"))
+	c.ExpectRefused(protocol.CodeLimit, "already has 2 connections")
 	other := dialRaw(t, ts)
-	other.send(hello("other", "elsewhere"))
-	other.expectWelcome()
+	other.Send(hello("other", "elsewhere"))
+	other.ExpectWelcome()
 	h.finish()
 
 	h.docs[1].Close()
 	waitFor(t, "the closed replica's slot", func() bool { return ts.connCount() == 2 })
 	c = dialRaw(t, ts)
-	c.send(hello("doc", "later"))
-	c.expectWelcome()
+	c.Send(hello("doc", "later"))
+	c.ExpectWelcome()
 }
 
 // TestMaxDocBytes: a mutation that would grow the document past its limit
@@ -299,7 +293,7 @@ func TestNeverReadingClient(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stuck.send(hello("doc", "stuck"))
+	stuck.Send(hello("doc", "stuck"))
 	start := time.Now()
 	waitFor(t, "the stuck connection", func() bool { return ts.connCount() == 3 })
 	dropped := make(chan time.Time, 1)
@@ -425,14 +419,13 @@ func TestSlowClient(t *testing.T) {
 	var log wireLog
 	var slow, held atomic.Bool
 	slow.Store(true)
-	inner := log.dialer()
-	sd := openTokenClient(t, ts, "doc", "", func(ctx context.Context, url string) (client.Transport, error) {
-		tr, err := inner(ctx, url)
+	sd := openClient(t, ts, "doc", clientOptions{dial: func(ctx context.Context, url string) (client.Transport, error) {
+		tr, err := log.Dial(ctx, url)
 		if err != nil {
 			return nil, err
 		}
 		return slowTransport{tr, 40 * time.Millisecond, &slow, &held}, nil
-	})
+	}})
 	waitFor(t, "the slow replica's connection", func() bool { return ts.connCount() == 3 })
 	waitSynced(t, sd)
 	_, lsn0 := ts.coordinatorBytes(t, "doc")
@@ -467,17 +460,17 @@ func TestSlowClient(t *testing.T) {
 
 	// It catches up, still reading slowly.
 	waitConverged(t, ts, "doc", append(slices.Clone(h.docs), sd)...)
-	got := log.diffsSince(0)
+	got := log.Diffs(0)
 	diffs, widest := 0, uint64(0)
 	for _, d := range got {
-		if d.from >= lsn0 {
+		if d.From >= lsn0 {
 			diffs++
-			widest = max(widest, d.to-d.from)
+			widest = max(widest, d.To-d.From)
 		}
 	}
 	commits := lsn1 - lsn0
 	t.Logf("%d commits; the slow replica got %d diffs (%d frames in all), the widest spanning %d commits; others' propagation median %v, max %v (without it: %v, %v)",
-		commits, diffs, log.frameCount(), widest, median, largest, baseMedian, baseMax)
+		commits, diffs, len(log.DiffFrames(0)), widest, median, largest, baseMedian, baseMax)
 	if uint64(diffs) >= commits || widest < 2 {
 		t.Fatalf("the slow replica got %d diffs for %d commits, the widest spanning %d: they were not coalesced", diffs, commits, widest)
 	}

@@ -137,8 +137,8 @@ func TestTokenRefusals(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := dialRaw(t, ts)
-			c.send(helloTok(tt.doc, "intruder", tt.token))
-			c.expectRefused(tt.code, tt.reason)
+			c.Send(helloTok(tt.doc, "intruder", tt.token))
+			c.ExpectRefused(tt.code, tt.reason)
 		})
 	}
 
@@ -150,8 +150,8 @@ func TestTokenRefusals(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			c := dialRaw(t, ts)
-			c.send(helloTok(tt.doc, "granted", tt.token))
-			c.expectWelcome()
+			c.Send(helloTok(tt.doc, "granted", tt.token))
+			c.ExpectWelcome()
 		})
 	}
 
@@ -161,7 +161,7 @@ func TestTokenRefusals(t *testing.T) {
 		{"forbidden", mintT(t, []string{"list-2"}, RoleWrite, time.Hour), "forbidden: token does not grant"},
 	} {
 		t.Run("replica "+tt.name, func(t *testing.T) {
-			d := openTokenClient(t, ts, "list-1", tt.token, nil)
+			d := openClient(t, ts, "list-1", clientOptions{token: tt.token})
 			mutate(t, d, "add", testmutator.Args{ID: "intruder", Title: "intruder"})
 			if got := waitStopped(t, d, testTimeout); !strings.Contains(got, tt.want) {
 				t.Fatalf("stopped with %q, want %q", got, tt.want)
@@ -192,7 +192,7 @@ func TestTokenRefusals(t *testing.T) {
 func TestReadOnlyClient(t *testing.T) {
 	ts := startServer(t, hmacConfig(t, Config{}))
 	h := startHonest(t, ts, "doc", mintT(t, []string{"doc"}, RoleWrite, time.Hour), 2, 2*time.Millisecond, 0)
-	ro := openTokenClient(t, ts, "doc", mintT(t, []string{"doc"}, RoleRead, time.Hour), nil)
+	ro := openClient(t, ts, "doc", clientOptions{token: mintT(t, []string{"doc"}, RoleRead, time.Hour)})
 	var mu sync.Mutex
 	var rejections []string
 	ro.Watch(func(e client.Event) {
@@ -254,16 +254,16 @@ func TestTokenExpiresMidSession(t *testing.T) {
 		t.Fatal(err)
 	}
 	exp := claims.ExpiresAt.Time
-	d := openTokenClient(t, ts, "doc", short, nil)
+	d := openClient(t, ts, "doc", clientOptions{token: short})
 	raw := dialRaw(t, ts)
-	raw.send(helloTok("doc", "raw-short", short))
-	raw.expectWelcome()
+	raw.Send(helloTok("doc", "raw-short", short))
+	raw.ExpectWelcome()
 	waitSynced(t, d)
 	mutate(t, d, "add", testmutator.Args{ID: "before-expiry", Title: "ok"})
 	waitSynced(t, d)
 
 	// The raw connection sees diffs, then the Close.
-	cl, _, err := raw.untilClose()
+	cl, _, err := raw.UntilClose()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,8 +315,8 @@ func TestPublicKeyTokens(t *testing.T) {
 			h := startHonest(t, ts, "doc", signT(t, kt.method, kt.priv, []string{"doc"}, RoleWrite, time.Hour), 2, 2*time.Millisecond, 0)
 
 			c := dialRaw(t, ts)
-			c.send(helloTok("doc", "signed", signT(t, kt.method, kt.priv, []string{"d*"}, RoleRead, time.Hour)))
-			c.expectWelcome()
+			c.Send(helloTok("doc", "signed", signT(t, kt.method, kt.priv, []string{"d*"}, RoleRead, time.Hour)))
+			c.ExpectWelcome()
 			for _, bad := range []struct{ name, token string }{
 				{"HS256 with the public key PEM", signT(t, jwt.SigningMethodHS256, pemBytes, []string{"*"}, RoleWrite, time.Hour)},
 				{"HS256 with the public key DER", signT(t, jwt.SigningMethodHS256, der, []string{"*"}, RoleWrite, time.Hour)},
@@ -327,8 +327,8 @@ func TestPublicKeyTokens(t *testing.T) {
 			} {
 				t.Run(bad.name, func(t *testing.T) {
 					c := dialRaw(t, ts)
-					c.send(helloTok("doc", "forger", bad.token))
-					c.expectRefused(protocol.CodeUnauthorized, "token")
+					c.Send(helloTok("doc", "forger", bad.token))
+					c.ExpectRefused(protocol.CodeUnauthorized, "token")
 				})
 			}
 			h.finish()
@@ -355,14 +355,14 @@ func TestDocIDTraversal(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%q", id), func(t *testing.T) {
 			c := dialRaw(t, ts)
-			c.send(helloTok(id, "traveller", all))
-			c.expectRefused(protocol.CodeBadRequest, "bad document ID")
+			c.Send(helloTok(id, "traveller", all))
+			c.ExpectRefused(protocol.CodeBadRequest, "bad document ID")
 		})
 	}
 	t.Run("too long", func(t *testing.T) {
 		c := dialRaw(t, ts)
-		c.send(helloTok(strings.Repeat("a", 129), "traveller", all))
-		c.expectRefused(protocol.CodeLimit, "doc id is 129 bytes")
+		c.Send(helloTok(strings.Repeat("a", 129), "traveller", all))
+		c.ExpectRefused(protocol.CodeLimit, "doc id is 129 bytes")
 	})
 	t.Run("mutator endpoint", func(t *testing.T) {
 		for _, p := range []string{"/v1/docs/..%2f..%2fx/mutator", "/v1/docs/.hidden/mutator", "/v1/docs/a%5cb/mutator"} {
@@ -380,8 +380,8 @@ func TestDocIDTraversal(t *testing.T) {
 	safe := []string{"a..b", "-", "_x", "x.", strings.Repeat("z", 128)}
 	for _, id := range safe {
 		c := dialRaw(t, ts)
-		c.send(helloTok(id, "odd", all))
-		c.expectWelcome()
+		c.Send(helloTok(id, "odd", all))
+		c.ExpectWelcome()
 	}
 	h.finish()
 
@@ -480,8 +480,8 @@ func checkOriginDial(t *testing.T, ts *testServer, origin string, ok bool, token
 	if err != nil {
 		t.Fatalf("Origin %q: %v", origin, err)
 	}
-	c.send(helloTok("doc", "browser", token))
-	c.expectWelcome()
+	c.Send(helloTok("doc", "browser", token))
+	c.ExpectWelcome()
 }
 
 // ---- fuzzing -----------------------------------------------------------

@@ -301,18 +301,6 @@ func TestManyDocuments(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds, failing after testTimeout.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(testTimeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // TestIdleDocumentClosesAndReopens: a document closes once its last client
 // has been gone for IdleTimeout, and the next client reopens it from disk.
 func TestIdleDocumentClosesAndReopens(t *testing.T) {
@@ -360,9 +348,9 @@ func TestIdleCloseRacesReopen(t *testing.T) {
 	var acked []string
 	for i := range rounds {
 		raw := dialRaw(t, ts)
-		raw.send(hello("doc", fmt.Sprintf("raw%d", i)))
-		raw.send(pushFrame(1, "bulk", testmutator.Args{Prefix: fmt.Sprintf("r%d-", i), N: 3000}))
-		raw.ws.Close() // gone before the writer has applied the push
+		raw.Send(hello("doc", fmt.Sprintf("raw%d", i)))
+		raw.Send(pushFrame(1, "bulk", testmutator.Args{Prefix: fmt.Sprintf("r%d-", i), N: 3000}))
+		raw.WS.Close() // gone before the writer has applied the push
 
 		d := openClient(t, ts, "doc", clientOptions{})
 		id := fmt.Sprintf("after-%d", i)
@@ -479,7 +467,7 @@ func TestClientRestartResumesFromLSN(t *testing.T) {
 	off.Close()
 
 	var wire wireLog
-	a = openClient(t, ts, "doc", clientOptions{stateDir: state, dial: wire.dialer()})
+	a = openClient(t, ts, "doc", clientOptions{stateDir: state, dial: wire.Dial})
 	if got, want := a.ClientID(), id; got != want {
 		t.Fatalf("client ID after restart: got %v, want %v", got, want)
 	}
@@ -489,23 +477,23 @@ func TestClientRestartResumesFromLSN(t *testing.T) {
 	doc := waitConverged(t, ts, "doc", a, b)
 	pageCount := len(doc) / vfs.PageSize
 
-	hellos := wire.helloList()
+	hellos := wire.Hellos()
 	if len(hellos) == 0 {
 		t.Fatal("no hello sent")
 	}
 	if got, want := hellos[0].LSN, before; got != want {
 		t.Fatalf("hello LSN after restart: got %v, want %v", got, want)
 	}
-	diffs := wire.diffsSince(0)
+	diffs := wire.Diffs(0)
 	if len(diffs) == 0 {
 		t.Fatal("no diff received")
 	}
-	if got, want := diffs[0].from, before; got != want {
+	if got, want := diffs[0].From, before; got != want {
 		t.Fatalf("first diff from: got %v, want %v", got, want)
 	}
 	received := 0
 	for _, d := range diffs {
-		received += len(d.pages)
+		received += len(d.Pages)
 	}
 	t.Logf("document of %d pages; after restart the replica received %d pages in %d diffs", pageCount, received, len(diffs))
 	if received*4 > pageCount {
@@ -545,7 +533,7 @@ func (logMutator) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, a
 func TestOneCommitBehindDiffOverWire(t *testing.T) {
 	ts := startServer(t, Config{Mutator: func(string) engine.Mutator { return logMutator{} }})
 	var wire wireLog
-	reader := openClient(t, ts, "log", clientOptions{mutator: logMutator{}, dial: wire.dialer()})
+	reader := openClient(t, ts, "log", clientOptions{mutator: logMutator{}, dial: wire.Dial})
 	writer := openClient(t, ts, "log", clientOptions{mutator: logMutator{}})
 	if _, err := writer.Mutate(context.Background(), "grow", []byte("500")); err != nil {
 		t.Fatal(err)
@@ -554,7 +542,7 @@ func TestOneCommitBehindDiffOverWire(t *testing.T) {
 	lsn := reader.Status().LSN
 
 	before, _ := ts.coordinatorBytes(t, "log")
-	since := wire.frameCount()
+	since := wire.Len()
 	if _, err := writer.Mutate(context.Background(), "append", []byte("small")); err != nil {
 		t.Fatal(err)
 	}
@@ -577,22 +565,22 @@ func TestOneCommitBehindDiffOverWire(t *testing.T) {
 			}
 		}
 	}
-	diffs := wire.diffsSince(since)
+	diffs := wire.Diffs(since)
 	if got, want := len(diffs), 1; got != want {
 		t.Fatalf("diffs for one commit: got %v, want %v", got, want)
 	}
 	d := diffs[0]
-	t.Logf("document of %d pages; the commit changed pages %v; the diff carried %v", len(doc)/vfs.PageSize, changed, d.pages)
-	if d.from != lsn || d.to != lsn+1 {
-		t.Fatalf("diff range: got %d..%d, want %d..%d", d.from, d.to, lsn, lsn+1)
+	t.Logf("document of %d pages; the commit changed pages %v; the diff carried %v", len(doc)/vfs.PageSize, changed, d.Pages)
+	if d.From != lsn || d.To != lsn+1 {
+		t.Fatalf("diff range: got %d..%d, want %d..%d", d.From, d.To, lsn, lsn+1)
 	}
-	if !slices.Equal(d.pages, changed) {
-		t.Fatalf("diff pages: got %v, want the commit's %v", d.pages, changed)
+	if !slices.Equal(d.Pages, changed) {
+		t.Fatalf("diff pages: got %v, want the commit's %v", d.Pages, changed)
 	}
-	if n := len(d.pages); n < 1 || n > 3 {
+	if n := len(d.Pages); n < 1 || n > 3 {
 		t.Fatalf("diff of a one-row insert carries %d pages, want 1 to 3", n)
 	}
-	if got, want := d.pageCount, uint32(len(after)/vfs.PageSize); got != want {
+	if got, want := d.PageCount, uint32(len(after)/vfs.PageSize); got != want {
 		t.Fatalf("diff page count: got %v, want %v", got, want)
 	}
 }
