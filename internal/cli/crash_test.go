@@ -4,37 +4,17 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/sqlsync-go/sqlsync/client"
+	"github.com/sqlsync-go/sqlsync/server/servertest"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/sqlrows"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
 )
-
-// testSeed returns the seed for a test's random choices, from
-// SQLSYNC_TEST_SEED if set, and prints it if the test fails.
-func testSeed(t *testing.T) uint64 {
-	t.Helper()
-	seed := uint64(time.Now().UnixNano())
-	if s := os.Getenv("SQLSYNC_TEST_SEED"); s != "" {
-		var err error
-		if seed, err = strconv.ParseUint(s, 10, 64); err != nil {
-			t.Fatalf("SQLSYNC_TEST_SEED: %v", err)
-		}
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("seed=%d (rerun with SQLSYNC_TEST_SEED=%d)", seed, seed)
-		}
-	})
-	return seed
-}
 
 // writerLog is what one replica's writer did: every mutation Mutate
 // returned for is durably recorded and must end applied exactly once.
@@ -52,7 +32,7 @@ type writerLog struct {
 // recorded is applied exactly once, and that all converge on an intact
 // document.
 func TestCrashRecovery(t *testing.T) {
-	seed := testSeed(t)
+	seed := servertest.Seed(t)
 	addr, dir := freeAddr(t), t.TempDir()
 	srv := startServe(t, addr, dir)
 	const doc = "crash"
@@ -61,11 +41,11 @@ func TestCrashRecovery(t *testing.T) {
 		streamFor = 150 * time.Millisecond
 	}
 
-	wires := make([]*wireLog, 3)
+	wires := make([]*servertest.WireLog, 3)
 	replicas := make([]*client.Doc, 3)
 	for i := range replicas {
-		wires[i] = &wireLog{}
-		replicas[i] = openReplica(t, srv.url(), doc, t.TempDir(), wires[i].dialer())
+		wires[i] = &servertest.WireLog{}
+		replicas[i] = openReplica(t, srv.url(), doc, client.Options{StateDir: t.TempDir(), Dial: wires[i].Dial})
 		replicas[i].Watch(func(e client.Event) {
 			if e.Rejected != nil {
 				t.Errorf("replica %d: unexpected rejection %v", i, e.Rejected)
@@ -124,7 +104,7 @@ func TestCrashRecovery(t *testing.T) {
 	<-srv.done
 	marks := make([]int, len(replicas))
 	for i, w := range wires {
-		marks[i] = w.len()
+		marks[i] = w.Len()
 	}
 	time.Sleep(streamFor / 2) // the replicas go on writing offline
 	srv = startServe(t, addr, dir)
@@ -141,7 +121,7 @@ func TestCrashRecovery(t *testing.T) {
 	// Each replica reconnected with the LSN of its snapshot and caught up
 	// with a diff from there.
 	for i, w := range wires {
-		hello, diffs := w.afterHello(marks[i])
+		hello, diffs := w.AfterHello(marks[i])
 		if hello == nil || len(diffs) == 0 {
 			t.Fatalf("replica %d: hello %v and %d diff frames after the restart", i, hello, len(diffs))
 		}

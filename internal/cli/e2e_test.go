@@ -13,7 +13,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -26,10 +25,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorilla/websocket"
 	osfs "github.com/hack-pad/hackpadfs/os"
 	"github.com/sqlsync-go/sqlsync/client"
 	"github.com/sqlsync-go/sqlsync/internal/cli"
+	"github.com/sqlsync-go/sqlsync/server"
+	"github.com/sqlsync-go/sqlsync/server/servertest"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
 	"github.com/sqlsync-go/sqlsync/shared/sqlrows"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
@@ -75,7 +75,7 @@ func TestMain(m *testing.M) {
 }
 
 // testTimeout bounds every wait in these tests.
-const testTimeout = 30 * time.Second
+const testTimeout = servertest.Timeout
 
 // lockedBuffer is a bytes.Buffer safe for a child process and a test to share.
 type lockedBuffer struct {
@@ -216,23 +216,16 @@ func runOK(t *testing.T, args ...string) string {
 	return out
 }
 
-// openReplica opens an in-process replica of docID on the coordinator at
-// url, closed when the test ends.
-func openReplica(t *testing.T, url, docID string, stateDir string, dial client.Dialer) *client.Doc {
+// openReplica opens an in-process replica of docID, with the todo mutator
+// and what opts sets besides, on the coordinator at url; it is closed when
+// the test ends.
+func openReplica(t *testing.T, url, docID string, opts client.Options) *client.Doc {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	d, err := client.Open(ctx, client.Options{
-		URL: "ws://" + strings.TrimPrefix(url, "http://") + "/v1/sync", DocID: docID, StateDir: stateDir,
-		Mutator:    testmutator.Mutator{},
-		MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
-		Logger: slog.New(slog.DiscardHandler), Dial: dial,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	return d
+	opts.URL = "ws://" + strings.TrimPrefix(url, "http://") + server.SyncPath
+	opts.DocID = docID
+	opts.Mutator = testmutator.Mutator{}
+	opts.MaxBackoff = 100 * time.Millisecond
+	return servertest.OpenReplica(t, opts)
 }
 
 // coordinatorFile opens the coordinator's copy of docID in a stopped
@@ -284,15 +277,6 @@ func queryRows(t *testing.T, url, docID, sql string, params ...string) []map[str
 	return rows
 }
 
-func waitSynced(t *testing.T, d *client.Doc) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	if err := d.WaitSynced(ctx); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // waitSameLSN waits until every replica is synced and all are at the same
 // LSN, and returns it.
 func waitSameLSN(t *testing.T, docs ...*client.Doc) uint64 {
@@ -334,9 +318,9 @@ func TestServeConverge(t *testing.T) {
 		perProc, perReplica = 1, 5
 	}
 	replicas := []*client.Doc{
-		openReplica(t, srv.url(), doc, "", nil),
-		openReplica(t, srv.url(), doc, t.TempDir(), nil),
-		openReplica(t, srv.url(), doc, "", nil),
+		openReplica(t, srv.url(), doc, client.Options{}),
+		openReplica(t, srv.url(), doc, client.Options{StateDir: t.TempDir()}),
+		openReplica(t, srv.url(), doc, client.Options{}),
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 100)
@@ -553,11 +537,11 @@ func TestServeSIGTERM(t *testing.T) {
 		t.Fatalf("healthz: %s %s (%v)", resp.Status, body, err)
 	}
 
-	d := openReplica(t, srv.url(), "term", "", nil)
+	d := openReplica(t, srv.url(), "term", client.Options{})
 	if _, err := d.Mutate(context.Background(), "add", testmutator.Args{ID: "a", Title: "A"}.Encode()); err != nil {
 		t.Fatal(err)
 	}
-	waitSynced(t, d)
+	servertest.WaitSynced(t, d)
 	// The close reason is seen as an event: LastError is overwritten by
 	// the replica's next reconnect attempt, so polling Status races it.
 	told := make(chan client.Status, 1)
@@ -598,95 +582,4 @@ func TestServeSIGTERM(t *testing.T) {
 	if !bytes.Equal(file, b) {
 		t.Fatal("after the graceful stop the coordinator's file differs from the synced replica")
 	}
-}
-
-// wireLog records, in order, the Hellos a replica sends and the Diff
-// frames (without page data) it receives.
-type wireLog struct {
-	mu     sync.Mutex
-	events []wireEvent
-}
-
-// wireEvent is one Hello or one Diff frame.
-type wireEvent struct {
-	hello *protocol.Hello
-	diff  *protocol.Diff
-}
-
-func (w *wireLog) dialer() client.Dialer {
-	return func(ctx context.Context, url string) (client.Transport, error) {
-		ws, _, err := websocket.DefaultDialer.DialContext(ctx, url, nil)
-		if err != nil {
-			return nil, err
-		}
-		ws.SetReadLimit(64 << 20)
-		return &loggedTransport{ws: ws, log: w, stop: context.AfterFunc(ctx, func() { ws.Close() })}, nil
-	}
-}
-
-func (w *wireLog) add(e wireEvent) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.events = append(w.events, e)
-}
-
-// len returns the number of events logged.
-func (w *wireLog) len() int {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return len(w.events)
-}
-
-// afterHello returns the first Hello logged at or after event index since,
-// and the Diff frames received after it.
-func (w *wireLog) afterHello(since int) (*protocol.Hello, []protocol.Diff) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	var hello *protocol.Hello
-	var diffs []protocol.Diff
-	for _, e := range w.events[since:] {
-		switch {
-		case e.hello != nil && hello == nil:
-			hello = e.hello
-		case e.diff != nil && hello != nil:
-			diffs = append(diffs, *e.diff)
-		}
-	}
-	return hello, diffs
-}
-
-type loggedTransport struct {
-	ws   *websocket.Conn
-	log  *wireLog
-	wmu  sync.Mutex
-	stop func() bool
-}
-
-func (t *loggedTransport) Read(ctx context.Context) ([]byte, error) {
-	_, b, err := t.ws.ReadMessage()
-	if err != nil {
-		return nil, err
-	}
-	if f, err := protocol.Decode(b, protocol.Limits{MaxFrameBytes: 64 << 20}); err == nil && f.Diff != nil {
-		d := *f.Diff
-		for i := range d.Pages {
-			d.Pages[i].Data = nil
-		}
-		t.log.add(wireEvent{diff: &d})
-	}
-	return b, nil
-}
-
-func (t *loggedTransport) Write(ctx context.Context, frame []byte) error {
-	if f, err := protocol.Decode(frame, protocol.Limits{}); err == nil && f.Hello != nil {
-		t.log.add(wireEvent{hello: f.Hello})
-	}
-	t.wmu.Lock()
-	defer t.wmu.Unlock()
-	return t.ws.WriteMessage(websocket.BinaryMessage, frame)
-}
-
-func (t *loggedTransport) Close() error {
-	t.stop()
-	return t.ws.Close()
 }

@@ -14,7 +14,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"io"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -26,6 +25,7 @@ import (
 	"github.com/sqlsync-go/sqlsync/client"
 	"github.com/sqlsync-go/sqlsync/internal/cli"
 	"github.com/sqlsync-go/sqlsync/server"
+	"github.com/sqlsync-go/sqlsync/server/servertest"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
 )
 
@@ -106,23 +106,6 @@ func logField(log, msg, field string) string {
 	return ""
 }
 
-// tokenReplica opens a replica with token, closed when the test ends.
-func tokenReplica(t *testing.T, url, docID, token string) *client.Doc {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
-	defer cancel()
-	d, err := client.Open(ctx, client.Options{
-		URL: "ws://" + strings.TrimPrefix(url, "http://") + "/v1/sync", DocID: docID, Token: token,
-		Mutator: testmutator.Mutator{}, MinBackoff: 10 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
-		Logger: slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	return d
-}
-
 // waitRefused waits until the coordinator has stopped d for good and
 // returns why.
 func waitRefused(t *testing.T, d *client.Doc) string {
@@ -175,8 +158,8 @@ func TestServeOpenModeLoopbackOnly(t *testing.T) {
 				t.Fatalf("no WARN line about open mode:\n%s", p.stderr)
 			}
 			// Open means open: a replica without a token syncs.
-			d := tokenReplica(t, p.url(), "doc", "")
-			waitSynced(t, d)
+			d := openReplica(t, p.url(), "doc", client.Options{})
+			servertest.WaitSynced(t, d)
 			if code := p.stop(t); code != cli.ExitOK {
 				t.Fatalf("serve exited with %d", code)
 			}
@@ -237,13 +220,13 @@ func TestServeWithKey(t *testing.T) {
 			if strings.Contains(p.stderr.String(), openModeWarning) {
 				t.Fatalf("serve with a key warns of open mode:\n%s", p.stderr)
 			}
-			writer := tokenReplica(t, p.url(), "team-1-list", tt.token([]string{"team-1-*"}, server.RoleWrite))
-			reader := tokenReplica(t, p.url(), "team-1-list", tt.token([]string{"team-1-list"}, server.RoleRead))
+			writer := openReplica(t, p.url(), "team-1-list", client.Options{Token: tt.token([]string{"team-1-*"}, server.RoleWrite)})
+			reader := openReplica(t, p.url(), "team-1-list", client.Options{Token: tt.token([]string{"team-1-list"}, server.RoleRead)})
 			if _, err := writer.Mutate(context.Background(), "add", testmutator.Args{ID: "a", Title: "A"}.Encode()); err != nil {
 				t.Fatal(err)
 			}
-			waitSynced(t, writer)
-			waitSynced(t, reader)
+			servertest.WaitSynced(t, writer)
+			servertest.WaitSynced(t, reader)
 			if lsn := waitSameLSN(t, writer, reader); lsn == 0 {
 				t.Fatal("nothing synced")
 			}
@@ -257,7 +240,7 @@ func TestServeWithKey(t *testing.T) {
 				{"HMAC token, other secret", strings.TrimSpace(runOK(t, "token", "--jwt-secret", strings.Repeat("x", 40), "--doc", "*")), "unauthorized: invalid token"},
 			} {
 				t.Run(bad.name, func(t *testing.T) {
-					d := tokenReplica(t, p.url(), "team-1-list", bad.token)
+					d := openReplica(t, p.url(), "team-1-list", client.Options{Token: bad.token})
 					if got := waitRefused(t, d); !strings.Contains(got, bad.want) {
 						t.Fatalf("refused with %q, want %q", got, bad.want)
 					}

@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sqlsync-go/sqlsync/client"
 	"github.com/sqlsync-go/sqlsync/internal/cli"
+	"github.com/sqlsync-go/sqlsync/server/servertest"
 )
 
 // TestStateDirInUse: while one process (this test's, through an in-process
@@ -22,8 +24,8 @@ func TestStateDirInUse(t *testing.T) {
 	}
 	runOK(t, mutate("first")...)
 
-	d := openReplica(t, srv.url(), "locks", state, nil)
-	waitSynced(t, d)
+	d := openReplica(t, srv.url(), "locks", client.Options{StateDir: state})
+	servertest.WaitSynced(t, d)
 	_, errOut, code := run(t, mutate("refused")...)
 	if code == cli.ExitOK || !strings.Contains(errOut, "is in use by another process") {
 		t.Fatalf("mutate on a state directory in use: exit %d, stderr %q; want a failure saying it is in use", code, errOut)
