@@ -69,7 +69,6 @@ func runCatchup(ctx context.Context, e *env) (recs []report.Record, err error) {
 	if err != nil {
 		return nil, err
 	}
-	defer pool.close()
 	data, err := e.subdir("server")
 	if err != nil {
 		return nil, err
@@ -110,7 +109,7 @@ func runCatchup(ctx context.Context, e *env) (recs []report.Record, err error) {
 
 	// 2. A replica syncs it fully (from LSN 0), then goes away.
 	start := func() (*coordinator, error) {
-		return startCoordinator(server.Config{DataDir: data, Logger: e.log, Mutator: func(string) engine.Mutator { return pool.mustGet(ctx) }})
+		return e.startCoordinator(ctx, "server", server.Config{})
 	}
 	srv, err := start()
 	if err != nil {
@@ -259,13 +258,9 @@ type catchup struct {
 // catchupOnce opens the replica kept in dir (creating it if empty), waits
 // until it is synced and closes it.
 func (e *env) catchupOnce(ctx context.Context, pool *mutatorPool, url, dir string) (c catchup, err error) {
-	mu, err := pool.get(ctx)
-	if err != nil {
-		return c, err
-	}
 	var m meter
 	start := time.Now()
-	doc, err := client.Open(ctx, client.Options{URL: url, DocID: "catchup", Mutator: mu, StateDir: dir, Logger: e.log, Dial: m.dial})
+	doc, err := e.openReplica(ctx, pool, client.Options{URL: url, DocID: "catchup", StateDir: dir, Dial: m.dial})
 	if err != nil {
 		return c, err
 	}
@@ -313,16 +308,8 @@ func downloadWhole(ctx context.Context, file []byte) (fullDownload, error) {
 	defer hs.Close()
 
 	var m meter
-	d := websocket.Dialer{EnableCompression: true, ReadBufferSize: 32 << 10, WriteBufferSize: 32 << 10,
-		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return &countingConn{Conn: c, m: &m}, nil
-		}}
 	start := time.Now()
-	ws, _, err := d.DialContext(ctx, "ws://"+ln.Addr().String()+"/", nil)
+	ws, _, err := clientDialer(&m).DialContext(ctx, "ws://"+ln.Addr().String()+"/", nil)
 	if err != nil {
 		return fullDownload{}, fmt.Errorf("download: %w", err)
 	}

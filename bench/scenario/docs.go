@@ -49,7 +49,6 @@ func runDocs(ctx context.Context, e *env) (recs []report.Record, err error) {
 	if err != nil {
 		return nil, err
 	}
-	defer pool.close()
 	root, err := e.subdir("docs")
 	if err != nil {
 		return nil, err

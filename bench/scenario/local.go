@@ -61,11 +61,7 @@ func (e *env) localOne(ctx context.Context, impl Mutator) (report.Record, error)
 	}
 	pool := &mutatorPool{impl: impl, cfg: &e.cfg}
 	defer pool.close()
-	mut, err := pool.get(ctx)
-	if err != nil {
-		return rec, err
-	}
-	doc, err := client.Open(ctx, client.Options{DocID: "local", Mutator: mut, StateDir: filepath.Join(dir, "client"), Logger: e.log})
+	doc, err := e.openReplica(ctx, pool, client.Options{DocID: "local", StateDir: filepath.Join(dir, "client")})
 	if err != nil {
 		return rec, err
 	}
@@ -82,11 +78,7 @@ func (e *env) localOne(ctx context.Context, impl Mutator) (report.Record, error)
 	defer del.Close()
 	// The same pair with nothing durable (a replica in memory, a memdb
 	// database) separates the CPU the sync layer adds from fsync waits.
-	mut2, err := pool.get(ctx)
-	if err != nil {
-		return rec, err
-	}
-	memDoc, err := client.Open(ctx, client.Options{DocID: "local", Mutator: mut2, Logger: e.log})
+	memDoc, err := e.openReplica(ctx, pool, client.Options{DocID: "local"})
 	if err != nil {
 		return rec, err
 	}

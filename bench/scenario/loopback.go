@@ -2,17 +2,16 @@ package scenario
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"github.com/sqlsync-go/sqlsync/client"
 	"github.com/sqlsync-go/sqlsync/server"
+	"github.com/sqlsync-go/sqlsync/server/servertest"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
 )
@@ -20,17 +19,28 @@ import (
 // coordinator is a sqlsync server listening on 127.0.0.1, with its data in
 // a scratch directory.
 type coordinator struct {
-	srv *server.Server
-	hs  *http.Server
-	ln  net.Listener
+	*servertest.Server
 	// URL is the sync endpoint, ws://127.0.0.1:port/v1/sync.
-	URL  string
-	errc chan error
+	URL string
+	// pool is the run's mutators, which its documents run.
+	pool *mutatorPool
 }
 
-// startCoordinator starts a server over cfg (DataDir and Logger must be
-// set) on a free loopback port.
-func startCoordinator(cfg server.Config) (*coordinator, error) {
+// startCoordinator starts a server over cfg on a free loopback port, with
+// its data in the scratch subdirectory dir, the run's logger, and a mutator
+// from the run's pool (mutators) for each document it opens. Close stops
+// it, waiting at most 10 s.
+func (e *env) startCoordinator(ctx context.Context, dir string, cfg server.Config) (*coordinator, error) {
+	pool, err := e.mutators()
+	if err != nil {
+		return nil, err
+	}
+	data, err := e.subdir(dir)
+	if err != nil {
+		return nil, err
+	}
+	cfg.DataDir, cfg.Logger = data, e.log
+	cfg.Mutator = func(string) engine.Mutator { return pool.mustGet(ctx) }
 	srv, err := server.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("start coordinator: %w", err)
@@ -40,26 +50,19 @@ func startCoordinator(cfg server.Config) (*coordinator, error) {
 		srv.Close(context.Background())
 		return nil, fmt.Errorf("start coordinator: %w", err)
 	}
-	c := &coordinator{
-		srv:  srv,
-		hs:   &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second},
-		ln:   ln,
-		URL:  "ws://" + ln.Addr().String() + server.SyncPath,
-		errc: make(chan error, 1),
-	}
-	go func() { c.errc <- c.hs.Serve(ln) }()
-	return c, nil
+	s := servertest.Serve(srv, ln)
+	return &coordinator{Server: s, URL: s.URL(server.SyncPath), pool: pool}, nil
 }
 
-// Close shuts the server down, waiting at most 10 s.
-func (c *coordinator) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err := c.srv.Close(ctx)
-	if herr := c.hs.Shutdown(ctx); herr != nil {
-		err = errors.Join(err, fmt.Errorf("shut down http: %w", herr))
+// openReplica opens a replica with a mutator from pool and the run's
+// logger; opts says the rest (URL, DocID, StateDir, Dial, ...).
+func (e *env) openReplica(ctx context.Context, pool *mutatorPool, opts client.Options) (*client.Doc, error) {
+	m, err := pool.get(ctx)
+	if err != nil {
+		return nil, err
 	}
-	return err
+	opts.Mutator, opts.Logger = m, e.log
+	return client.Open(ctx, opts)
 }
 
 // meter counts what a client receives: the bytes read from its TCP
@@ -89,32 +92,41 @@ func (a meterSnap) sub(b meterSnap) meterSnap {
 }
 
 // dial is a client.Dialer with the settings of the client's own WebSocket
-// dialer (permessage-deflate offered, 32 KiB buffers, 64 MiB read limit)
-// whose connection m counts.
+// dialer (see clientDialer; a 64 MiB read limit) whose connection m counts.
 func (m *meter) dial(ctx context.Context, url string) (client.Transport, error) {
-	d := websocket.Dialer{
-		EnableCompression: true,
-		ReadBufferSize:    32 << 10,
-		WriteBufferSize:   32 << 10,
-		NetDialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return servertest.Dialer{WebSocket: clientDialer(m), Read: m.read}.Dial(ctx, url)
+}
+
+// read counts a diff frame received.
+func (m *meter) read(f protocol.Frame, size int) {
+	if f.Diff == nil {
+		return
+	}
+	m.diffFrames.Add(1)
+	m.frameBytes.Add(int64(size))
+	m.pages.Add(int64(len(f.Diff.Pages)))
+	for _, p := range f.Diff.Pages {
+		if p.Delta {
+			m.deltas.Add(1)
+		}
+	}
+}
+
+// clientDialer returns a WebSocket dialer with the settings of the
+// client's own (permessage-deflate offered, 32 KiB buffers) whose
+// connections m counts, unless m is nil.
+func clientDialer(m *meter) *websocket.Dialer {
+	d := &websocket.Dialer{EnableCompression: true, ReadBufferSize: 32 << 10, WriteBufferSize: 32 << 10}
+	if m != nil {
+		d.NetDialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
 			if err != nil {
 				return nil, err
 			}
 			return &countingConn{Conn: c, m: m}, nil
-		},
-	}
-	ws, resp, err := d.DialContext(ctx, url, nil)
-	if err != nil {
-		if resp != nil {
-			return nil, fmt.Errorf("dial %s: %w (HTTP %s)", url, err, resp.Status)
 		}
-		return nil, fmt.Errorf("dial %s: %w", url, err)
 	}
-	ws.SetReadLimit(64 << 20)
-	t := &wsTransport{ws: ws, m: m}
-	t.stop = context.AfterFunc(ctx, func() { ws.Close() })
-	return t, nil
+	return d
 }
 
 // countingConn counts the bytes read and written through a net.Conn.
@@ -133,44 +145,6 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
 	c.m.tcpWritten.Add(int64(n))
 	return n, err
-}
-
-// wsTransport is a client.Transport over a gorilla WebSocket that decodes
-// the diff frames it reads, to count their pages.
-type wsTransport struct {
-	ws   *websocket.Conn
-	m    *meter
-	wmu  sync.Mutex
-	stop func() bool
-}
-
-func (t *wsTransport) Read(ctx context.Context) ([]byte, error) {
-	_, b, err := t.ws.ReadMessage()
-	if err != nil {
-		return nil, err
-	}
-	if f, derr := protocol.Decode(b, protocol.Limits{MaxFrameBytes: 64 << 20}); derr == nil && f.Diff != nil {
-		t.m.diffFrames.Add(1)
-		t.m.frameBytes.Add(int64(len(b)))
-		t.m.pages.Add(int64(len(f.Diff.Pages)))
-		for _, p := range f.Diff.Pages {
-			if p.Delta {
-				t.m.deltas.Add(1)
-			}
-		}
-	}
-	return b, nil
-}
-
-func (t *wsTransport) Write(ctx context.Context, frame []byte) error {
-	t.wmu.Lock()
-	defer t.wmu.Unlock()
-	return t.ws.WriteMessage(websocket.BinaryMessage, frame)
-}
-
-func (t *wsTransport) Close() error {
-	t.stop()
-	return t.ws.Close()
 }
 
 // echoServer is a gorilla/websocket echo server on 127.0.0.1, with the
@@ -217,8 +191,7 @@ func (s *echoServer) Close() error {
 
 // dialEcho connects to the echo server with the client's dialer settings.
 func dialEcho(ctx context.Context, url string) (*websocket.Conn, error) {
-	d := websocket.Dialer{EnableCompression: true, ReadBufferSize: 32 << 10, WriteBufferSize: 32 << 10}
-	ws, _, err := d.DialContext(ctx, url, nil)
+	ws, _, err := clientDialer(nil).DialContext(ctx, url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("dial echo server: %w", err)
 	}

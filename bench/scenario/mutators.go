@@ -100,12 +100,17 @@ type mutatorPool struct {
 	open []io.Closer
 }
 
+// mutators returns the pool of the run's mutator (Config.Mutator), made on
+// first use; runOne closes it when the scenario ends.
 func (e *env) mutators() (*mutatorPool, error) {
-	impl, err := lookupMutator(e.cfg.Mutator)
-	if err != nil {
-		return nil, err
+	if e.pool == nil {
+		impl, err := lookupMutator(e.cfg.Mutator)
+		if err != nil {
+			return nil, err
+		}
+		e.pool = &mutatorPool{impl: impl, cfg: &e.cfg}
 	}
-	return &mutatorPool{impl: impl, cfg: &e.cfg}, nil
+	return e.pool, nil
 }
 
 // get returns a new mutator for one replica or document.

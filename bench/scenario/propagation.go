@@ -63,31 +63,18 @@ func runPropagation(ctx context.Context, e *env) (recs []report.Record, err erro
 		return &report.Named{Name: fmt.Sprintf("WebSocket echo RTT (%d B, deflate)", len(msg)), Stat: report.Durations(ds)}
 	}
 
-	pool, err := e.mutators()
-	if err != nil {
-		return nil, err
-	}
-	defer pool.close()
-	data, err := e.subdir("server")
-	if err != nil {
-		return nil, err
-	}
-	coord, err := startCoordinator(server.Config{DataDir: data, Logger: e.log, Mutator: func(string) engine.Mutator { return pool.mustGet(ctx) }})
+	coord, err := e.startCoordinator(ctx, "server", server.Config{})
 	if err != nil {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, coord.Close()) }()
 
 	open := func(name string) (*client.Doc, error) {
-		m, err := pool.get(ctx)
-		if err != nil {
-			return nil, err
-		}
-		opts := client.Options{URL: coord.URL, DocID: "prop", Mutator: m, Logger: e.log}
+		opts := client.Options{URL: coord.URL, DocID: "prop"}
 		if cfg.State == "file" {
 			opts.StateDir = filepath.Join(e.dir, "replica-"+name)
 		}
-		doc, err := client.Open(ctx, opts)
+		doc, err := e.openReplica(ctx, coord.pool, opts)
 		if err != nil {
 			return nil, err
 		}
@@ -170,7 +157,7 @@ func runPropagation(ctx context.Context, e *env) (recs []report.Record, err erro
 	rec := report.Record{
 		ID: "2.idle", Scenario: 2,
 		Name: "propagation A.Mutate → B subscription, idle",
-		Params: map[string]any{"mutator": pool.impl.Name, "replicas": state,
+		Params: map[string]any{"mutator": coord.pool.impl.Name, "replicas": state,
 			"coordinator": "server.New on filestore (fsync per commit)", "transport": "WebSocket on 127.0.0.1, permessage-deflate"},
 		Samples:  len(idle),
 		Figure:   report.Durations(idle),
@@ -232,7 +219,7 @@ func runPropagation(ctx context.Context, e *env) (recs []report.Record, err erro
 	rec = report.Record{
 		ID: "2.busy", Scenario: 2,
 		Name: fmt.Sprintf("propagation A.Mutate → B subscription, %d busy writers", cfg.Writers),
-		Params: map[string]any{"mutator": pool.impl.Name, "replicas": state, "writers": cfg.Writers,
+		Params: map[string]any{"mutator": coord.pool.impl.Name, "replicas": state, "writers": cfg.Writers,
 			"writer_rate_per_s": cfg.WriterRate},
 		Samples:  len(busy),
 		Figure:   report.Durations(busy),

@@ -45,7 +45,6 @@ func runRebase(ctx context.Context, e *env) ([]report.Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer pool.close()
 	var recs []report.Record
 	for _, k := range ks {
 		rec, err := e.rebaseOne(ctx, pool, k)

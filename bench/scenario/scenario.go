@@ -191,6 +191,11 @@ func runOne(ctx context.Context, cfg Config, s Scenario) (recs []report.Record, 
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	}
 	e := &env{cfg: cfg, dir: dir, log: log}
+	defer func() {
+		if e.pool != nil {
+			e.pool.close()
+		}
+	}()
 	return s.run(ctx, e)
 }
 
@@ -220,6 +225,8 @@ type env struct {
 	cfg Config
 	dir string // the scenario's scratch directory
 	log *slog.Logger
+	// pool holds the run's mutators, once mutators has made it.
+	pool *mutatorPool
 }
 
 // subdir returns a new directory under the scenario's scratch directory.

@@ -65,7 +65,6 @@ func runThroughput(ctx context.Context, e *env) ([]report.Record, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer pool.close()
 	var recs []report.Record
 	for _, w := range counts {
 		rec, err := e.throughputOne(ctx, pool, w, true)
@@ -313,14 +312,9 @@ func counts(e *env) []int {
 // measures the mutations the coordinator acknowledged per second.
 func (e *env) throughputE2E(ctx context.Context, pool *mutatorPool) (rec report.Record, err error) {
 	cfg := e.cfg.Throughput
-	data, err := e.subdir("e2e-server")
-	if err != nil {
-		return rec, err
-	}
 	// Raise the per-connection rate limit: it is there to stop abuse, and
 	// at its default of 2,000/s it, not the engine, would be measured.
-	coord, err := startCoordinator(server.Config{DataDir: data, Logger: e.log, RatePerConn: 1e9, RateBurst: 1 << 30,
-		MaxBatch: cfg.MaxBatch, Mutator: func(string) engine.Mutator { return pool.mustGet(ctx) }})
+	coord, err := e.startCoordinator(ctx, "e2e-server", server.Config{RatePerConn: 1e9, RateBurst: 1 << 30, MaxBatch: cfg.MaxBatch})
 	if err != nil {
 		return rec, err
 	}
@@ -328,11 +322,7 @@ func (e *env) throughputE2E(ctx context.Context, pool *mutatorPool) (rec report.
 
 	docs := make([]*client.Doc, cfg.E2EClients)
 	for i := range docs {
-		m, err := pool.get(ctx)
-		if err != nil {
-			return rec, err
-		}
-		docs[i], err = client.Open(ctx, client.Options{URL: coord.URL, DocID: "e2e", Mutator: m, Logger: e.log})
+		docs[i], err = e.openReplica(ctx, pool, client.Options{URL: coord.URL, DocID: "e2e"})
 		if err != nil {
 			return rec, err
 		}

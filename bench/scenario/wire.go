@@ -12,7 +12,6 @@ import (
 	"github.com/sqlsync-go/sqlsync/bench/report"
 	"github.com/sqlsync-go/sqlsync/client"
 	"github.com/sqlsync-go/sqlsync/server"
-	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
 	"github.com/sqlsync-go/sqlsync/vfs"
 )
@@ -39,36 +38,19 @@ func (c *WireConfig) register(fs *flag.FlagSet) {
 // update of a 1 KiB row), against the pages that changed sent whole.
 func runWire(ctx context.Context, e *env) (recs []report.Record, err error) {
 	cfg := e.cfg.Wire
-	pool, err := e.mutators()
-	if err != nil {
-		return nil, err
-	}
-	defer pool.close()
-	data, err := e.subdir("server")
-	if err != nil {
-		return nil, err
-	}
-	coord, err := startCoordinator(server.Config{DataDir: data, Logger: e.log, Mutator: func(string) engine.Mutator { return pool.mustGet(ctx) }})
+	coord, err := e.startCoordinator(ctx, "server", server.Config{})
 	if err != nil {
 		return nil, err
 	}
 	defer func() { err = errors.Join(err, coord.Close()) }()
-	ma, err := pool.get(ctx)
-	if err != nil {
-		return nil, err
-	}
-	a, err := client.Open(ctx, client.Options{URL: coord.URL, DocID: "wire", Mutator: ma, Logger: e.log})
+	a, err := e.openReplica(ctx, coord.pool, client.Options{URL: coord.URL, DocID: "wire"})
 	if err != nil {
 		return nil, err
 	}
 	defer a.Close()
 	keepLive(a)
-	mb, err := pool.get(ctx)
-	if err != nil {
-		return nil, err
-	}
 	var m meter
-	b, err := client.Open(ctx, client.Options{URL: coord.URL, DocID: "wire", Mutator: mb, Logger: e.log, Dial: m.dial})
+	b, err := e.openReplica(ctx, coord.pool, client.Options{URL: coord.URL, DocID: "wire", Dial: m.dial})
 	if err != nil {
 		return nil, err
 	}
@@ -120,7 +102,7 @@ func runWire(ctx context.Context, e *env) (recs []report.Record, err error) {
 			npages += x.pages
 			ndeltas += x.deltas
 		}
-		params["mutator"] = pool.impl.Name
+		params["mutator"] = coord.pool.impl.Name
 		params["counted"] = "bytes read from B's TCP connection (WebSocket framing, deflate), not TCP/IP headers"
 		r := report.Record{
 			ID: id, Scenario: 5, Name: name, Params: params, Samples: len(s),
