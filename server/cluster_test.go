@@ -9,14 +9,15 @@ import (
 	"time"
 
 	"github.com/sqlsync-go/sqlsync/client"
+	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
 	"github.com/sqlsync-go/sqlsync/vfs/jetstore"
 	"github.com/sqlsync-go/sqlsync/vfs/jetstore/jetstoretest"
 )
 
-// clusterNodes starts n coordinators sharing one JetStream journal and
+// clusterNodes starts n coordinators, running mut, sharing one JetStream journal and
 // lease bucket, each on its own listener and data directory.
-func clusterNodes(t *testing.T, n int, ttl time.Duration) []*testServer {
+func clusterNodes(t *testing.T, n int, ttl time.Duration, mut func(string) engine.Mutator) []*testServer {
 	t.Helper()
 	js := jetstoretest.Start(t)
 	ctx := context.Background()
@@ -35,7 +36,7 @@ func clusterNodes(t *testing.T, n int, ttl time.Duration) []*testServer {
 			t.Fatal(err)
 		}
 		addr := ln.Addr().String()
-		cfg := Config{DataDir: t.TempDir(), Logger: testLogger(), Mutator: todoMutator,
+		cfg := Config{DataDir: t.TempDir(), Logger: testLogger(), Mutator: mut,
 			Journal: JetStreamJournal(js, st), Cluster: &Cluster{KV: kv, URL: "http://" + addr, TTL: ttl}}
 		s, err := New(cfg)
 		if err != nil {
@@ -61,7 +62,7 @@ func clusterNodes(t *testing.T, n int, ttl time.Duration) []*testServer {
 // two clients reconnect, one of their nodes takes the document over from
 // the journal, and writing goes on, every mutation applied once.
 func TestClusterForwardsAndHandsOver(t *testing.T) {
-	nodes := clusterNodes(t, 3, time.Second)
+	nodes := clusterNodes(t, 3, time.Second, todoMutator)
 	var docs []*client.Doc
 	for i, ts := range nodes {
 		d := openClient(t, ts, "shared", clientOptions{})

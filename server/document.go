@@ -81,12 +81,13 @@ func openDocument(ctx context.Context, s *Server, id string) (*document, error) 
 	if err != nil {
 		return nil, fmt.Errorf("open document %s: %w", id, err)
 	}
-	ids, err := openIdentities(s.fsys, "docs/"+id+"/"+identitiesFile, id)
+	lines := s.linesOf(ctx, id)
+	ids, err := openIdentities(lines, id)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("open document %s: %w", id, err)
 	}
-	rejlog, kept, err := openRejectionLog(s.fsys, "docs/"+id+"/"+rejectionsFile, store.LSN())
+	rejlog, kept, err := openRejectionLog(lines, store.LSN())
 	if err != nil {
 		ids.close()
 		store.Close()

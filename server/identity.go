@@ -8,8 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-
-	"github.com/hack-pad/hackpadfs"
 )
 
 // identitiesFile is the file, in a document's directory, binding its
@@ -34,7 +32,7 @@ type identities struct {
 	docID string
 
 	mu     sync.Mutex
-	f      *lineFile
+	f      lineLog
 	hashes map[string][]byte
 }
 
@@ -43,9 +41,9 @@ type identityLine struct {
 	Hash   string `json:"hash"`
 }
 
-func openIdentities(fsys hackpadfs.FS, name, docID string) (*identities, error) {
+func openIdentities(open openLines, docID string) (*identities, error) {
 	ids := &identities{docID: docID, hashes: map[string][]byte{}}
-	f, err := openLineFile(fsys, name, func(b []byte) (bool, error) {
+	f, err := open(identitiesFile, func(b []byte) (bool, error) {
 		var l identityLine
 		if err := json.Unmarshal(b, &l); err != nil {
 			return false, err

@@ -65,7 +65,7 @@ func TestIdentitiesFileCreationSynced(t *testing.T) {
 	if err := hackpadfs.MkdirAll(fsys, "docs/d", 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ids, err := openIdentities(fsys, "docs/d/"+identitiesFile, "d")
+	ids, err := openIdentities(fileLines(fsys, "d"), "d")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,7 +77,7 @@ func TestIdentitiesFileCreationSynced(t *testing.T) {
 	}
 	ids.close()
 	fsys.syncs = nil
-	ids, err = openIdentities(fsys, "docs/d/"+identitiesFile, "d")
+	ids, err = openIdentities(fileLines(fsys, "d"), "d")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,3 +48,25 @@ func (j jetJournal) OpenStore(ctx context.Context, docID string) (vfs.Store, err
 	}
 	return s, nil
 }
+
+// openLines opens one kind of a document's lines (see lineLog), calling
+// each with every line as lineFile's open does.
+type openLines func(kind string, each func(line []byte) (keep bool, err error)) (lineLog, error)
+
+// linesOf returns how docID's lines are opened: beside its pages, so that
+// whoever opens the document finds them.
+func (s *Server) linesOf(ctx context.Context, docID string) openLines {
+	if j, ok := s.cfg.Journal.(jetJournal); ok {
+		return func(kind string, each func([]byte) (bool, error)) (lineLog, error) {
+			return openJetLines(ctx, j, jetstore.LinesSubject(kind, docID), each)
+		}
+	}
+	return fileLines(s.fsys, docID)
+}
+
+// fileLines opens docID's lines as files in its directory on fsys.
+func fileLines(fsys hackpadfs.FS, docID string) openLines {
+	return func(kind string, each func([]byte) (bool, error)) (lineLog, error) {
+		return openLineFile(fsys, "docs/"+docID+"/"+kind, each)
+	}
+}

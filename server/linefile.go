@@ -12,9 +12,35 @@ import (
 	"github.com/sqlsync-go/sqlsync/vfs/fsync"
 )
 
-// lineFile is an append-only file of JSON lines in a document's directory
-// (its client identities, its rejections): each append is synced before it
-// returns, and a torn last line (a crash mid-append) is cut off on open.
+// lineLog is an append-only log of JSON lines kept beside a document (its
+// client identities, its recent rejections): a lineFile in the document's
+// directory on the local disk, or jetLines in JetStream, where a node that
+// takes the document over finds them.
+type lineLog interface {
+	// append records values, one line each, durably; on failure none
+	// of them stays.
+	append(values ...any) error
+	// mark returns a point undo can go back to.
+	mark() lineMark
+	// undo forgets the lines appended since m.
+	undo(m lineMark) error
+	// replace rewrites the log with values only, atomically.
+	replace(values ...any) error
+	// count returns the number of lines.
+	count() int
+	close() error
+}
+
+// lineMark is a point in a lineLog: its size (bytes, or last stream
+// sequence) and its number of lines.
+type lineMark struct {
+	size  int64
+	lines int
+}
+
+// lineFile is an append-only file of JSON lines in a document's directory:
+// each append is synced before it returns, and a torn last line (a crash
+// mid-append) is cut off on open.
 type lineFile struct {
 	fsys  hackpadfs.FS
 	name  string
@@ -87,8 +113,6 @@ func (l *lineFile) load(each func([]byte) (bool, error)) error {
 	return nil
 }
 
-// append writes values as lines and syncs them; on failure nothing of
-// them stays.
 func (l *lineFile) append(values ...any) error {
 	var buf bytes.Buffer
 	for _, v := range values {
@@ -110,16 +134,16 @@ func (l *lineFile) append(values ...any) error {
 	return nil
 }
 
-// mark returns a point undo can go back to.
-func (l *lineFile) mark() (int64, int) { return l.size, l.lines }
+func (l *lineFile) mark() lineMark { return lineMark{l.size, l.lines} }
 
-// undo forgets the lines appended since mark.
-func (l *lineFile) undo(size int64, lines int) error {
-	if size == l.size {
+func (l *lineFile) count() int { return l.lines }
+
+func (l *lineFile) undo(m lineMark) error {
+	if m.size == l.size {
 		return nil
 	}
-	l.size, l.lines = size, lines
-	return l.truncate(size)
+	l.size, l.lines = m.size, m.lines
+	return l.truncate(m.size)
 }
 
 func (l *lineFile) truncate(size int64) error {
@@ -132,8 +156,8 @@ func (l *lineFile) truncate(size int64) error {
 	return nil
 }
 
-// replace rewrites the file with values only: written aside, synced, and
-// renamed over it, so a crash leaves one or the other whole.
+// replace writes values aside, syncs them, and renames the file over the
+// log, so a crash leaves one or the other whole.
 func (l *lineFile) replace(values ...any) error {
 	tmp := l.name + ".new"
 	f, err := hackpadfs.OpenFile(l.fsys, tmp, hackpadfs.FlagReadWrite|hackpadfs.FlagCreate|hackpadfs.FlagTruncate, 0o600)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/hack-pad/hackpadfs"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
 )
@@ -37,7 +36,7 @@ type rejectionLine struct {
 // document does not have: record's undo cuts them off at once, and
 // openRejectionLog after a crash.
 type rejectionLog struct {
-	*lineFile
+	lineLog
 	// broken is set once lines of a failed commit could not be cut off:
 	// nothing more is recorded.
 	broken error
@@ -46,9 +45,9 @@ type rejectionLog struct {
 // openRejectionLog opens (creating if needed) the rejections file name and
 // returns it with the lines it keeps, oldest first: those of commits up to
 // lsn, the document's LSN.
-func openRejectionLog(fsys hackpadfs.FS, name string, lsn uint64) (*rejectionLog, []rejectionLine, error) {
+func openRejectionLog(open openLines, lsn uint64) (*rejectionLog, []rejectionLine, error) {
 	var kept []rejectionLine
-	f, err := openLineFile(fsys, name, func(b []byte) (bool, error) {
+	f, err := open(rejectionsFile, func(b []byte) (bool, error) {
 		var line rejectionLine
 		if err := json.Unmarshal(b, &line); err != nil {
 			return false, err
@@ -65,7 +64,7 @@ func openRejectionLog(fsys hackpadfs.FS, name string, lsn uint64) (*rejectionLog
 	if err != nil {
 		return nil, nil, fmt.Errorf("open rejections: %w", err)
 	}
-	return &rejectionLog{lineFile: f}, kept, nil
+	return &rejectionLog{lineLog: f}, kept, nil
 }
 
 // record appends the rejections of the commit at lsn (it is
@@ -80,12 +79,12 @@ func (l *rejectionLog) record(lsn uint64, rejected []engine.Rejection) (undo fun
 		fr := rejectedFrame(r)
 		lines[i] = rejectionLine{LSN: lsn, Client: r.Mutation.ClientID, Seq: fr.Seq, Message: fr.Message}
 	}
-	size, n := l.mark()
+	m := l.mark()
 	if err := l.append(lines...); err != nil {
 		return nil, err
 	}
 	return func() {
-		if err := l.undo(size, n); err != nil {
+		if err := l.undo(m); err != nil {
 			// The lines stay, naming an LSN the next commit will have:
 			// refuse to record more (commits that reject mutations fail,
 			// their clients retry) rather than record them wrongly.
@@ -97,7 +96,7 @@ func (l *rejectionLog) record(lsn uint64, rejected []engine.Rejection) (undo fun
 // compact rewrites the file with lines (what the document still keeps)
 // once it has grown past maxRejectionLines.
 func (l *rejectionLog) compact(lines []rejectionLine) error {
-	if l.lines <= maxRejectionLines {
+	if l.count() <= maxRejectionLines {
 		return nil
 	}
 	values := make([]any, len(lines))

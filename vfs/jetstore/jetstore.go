@@ -48,17 +48,27 @@ func Subject(docID string) string {
 	return SubjectPrefix + base64.RawURLEncoding.EncodeToString([]byte(docID))
 }
 
-// EnsureStream creates the stream name holding every document's commits,
-// or updates its configuration, with replicas copies (1 on a single node).
+// LinesPrefix begins the subjects of what a coordinator keeps beside each
+// document (its client identities, its recent rejections): see
+// LinesSubject.
+const LinesPrefix = "sqlsync.lines."
+
+// LinesSubject returns the subject of docID's lines of one kind.
+func LinesSubject(kind, docID string) string {
+	return LinesPrefix + kind + "." + base64.RawURLEncoding.EncodeToString([]byte(docID))
+}
+
+// EnsureStream creates the stream name holding every document's commits
+// (and the lines kept beside them), or updates its configuration, with
+// replicas copies (1 on a single node).
 func EnsureStream(ctx context.Context, js jetstream.JetStream, name string, replicas int) (jetstream.Stream, error) {
 	st, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        name,
-		Subjects:    []string{SubjectPrefix + ">"},
+		Subjects:    []string{SubjectPrefix + ">", LinesPrefix + ">"},
 		Storage:     jetstream.FileStorage,
 		Replicas:    max(replicas, 1),
 		Duplicates:  2 * time.Minute,
 		AllowDirect: true,
-		DenyDelete:  true,
 		Compression: jetstream.S2Compression,
 	})
 	if err != nil {
@@ -126,48 +136,61 @@ func Open(ctx context.Context, js jetstream.JetStream, stream jetstream.Stream, 
 func (s *Store) load(ctx context.Context, stream jetstream.Stream) error {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
-	lastMsg, err := stream.GetLastMsgForSubject(ctx, s.subject)
-	if errors.Is(err, jetstream.ErrMsgNotFound) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("read last commit: %w", err)
-	}
-	s.last = lastMsg.Sequence
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{s.subject}})
-	if err != nil {
-		return fmt.Errorf("read commits: %w", err)
-	}
 	var group assembler
-	for seen := uint64(0); seen < s.last; {
+	last, err := ReadSubject(ctx, stream, s.subject, func(seq uint64, data []byte) error {
+		c, done, err := group.add(data)
+		if err != nil {
+			return fmt.Errorf("commit message %d: %w", seq, err)
+		}
+		if done {
+			if err := s.mem.Apply(c); err != nil {
+				return fmt.Errorf("commit message %d: %w: %w", seq, vfs.ErrCorrupt, err)
+			}
+		}
+		return nil
+	})
+	s.last = last
+	return err
+}
+
+// ReadSubject calls each with every message on subject, in order, and
+// returns the stream sequence of the last (0 for none).
+func ReadSubject(ctx context.Context, stream jetstream.Stream, subject string, each func(seq uint64, data []byte) error) (uint64, error) {
+	lastMsg, err := stream.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", subject, err)
+	}
+	last := lastMsg.Sequence
+	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", subject, err)
+	}
+	for seen := uint64(0); seen < last; {
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("read commits: at message %d of %d: %w", seen, s.last, err)
+			return 0, fmt.Errorf("read %s: at message %d of %d: %w", subject, seen, last, err)
 		}
 		batch, err := cons.FetchNoWait(256)
 		if err != nil {
-			return fmt.Errorf("read commits: %w", err)
+			return 0, fmt.Errorf("read %s: %w", subject, err)
 		}
 		for msg := range batch.Messages() {
 			meta, err := msg.Metadata()
 			if err != nil {
-				return fmt.Errorf("read commits: %w", err)
+				return 0, fmt.Errorf("read %s: %w", subject, err)
 			}
 			seen = meta.Sequence.Stream
-			c, done, err := group.add(msg.Data())
-			if err != nil {
-				return fmt.Errorf("commit message %d: %w", seen, err)
-			}
-			if done {
-				if err := s.mem.Apply(c); err != nil {
-					return fmt.Errorf("commit message %d: %w: %w", seen, vfs.ErrCorrupt, err)
-				}
+			if err := each(seen, msg.Data()); err != nil {
+				return 0, err
 			}
 		}
 		if err := batch.Error(); err != nil {
-			return fmt.Errorf("read commits: %w", err)
+			return 0, fmt.Errorf("read %s: %w", subject, err)
 		}
 	}
-	return nil
+	return last, nil
 }
 
 // LSN returns the LSN of the last applied commit.
