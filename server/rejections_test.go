@@ -215,22 +215,36 @@ func lastSeq(t *testing.T, ts *testServer, doc, id string) uint64 {
 
 // TestRejectionAcrossReconnect, end to end on the wire: the connection of
 // a client is gone before its mutation is rejected; when it connects again
-// from the snapshot it had, to the same coordinator or to the next one on
-// the data directory (the rejection is durable beside the document), the
-// Rejected frame (seq and the mutator's message) comes before any diff,
-// the diff that shows the mutation done.
+// from the snapshot it had, to the same coordinator, to the next one on
+// the data directory, or to another node of a cluster that took the
+// document over (the rejection is durable beside the document: in its
+// directory, or in JetStream), the Rejected frame (seq and the mutator's
+// message) comes before any diff, the diff that shows the mutation done.
 func TestRejectionAcrossReconnect(t *testing.T) {
-	for _, restart := range []bool{false, true} {
-		t.Run(fmt.Sprintf("restart=%v", restart), func(t *testing.T) {
+	for _, then := range []string{"reconnect", "restart", "failover"} {
+		t.Run(then, func(t *testing.T) {
 			gate := gateMutator{entered: make(chan struct{}, 10), release: make(chan struct{})}
 			dir := t.TempDir()
-			ts := startServer(t, Config{DataDir: dir, Mutator: func(string) engine.Mutator { return gate }})
+			mut := func(string) engine.Mutator { return gate }
+			var ts, other *testServer
+			if then == "failover" {
+				nodes := clusterNodes(t, 2, time.Second, mut)
+				ts, other = nodes[0], nodes[1]
+			} else {
+				ts = startServer(t, Config{DataDir: dir, Mutator: mut})
+			}
 			w := goneBeforeRejection(t, ts, gate)
-			if restart {
+			switch then {
+			case "restart":
 				if err := ts.Close(context.Background()); err != nil {
 					t.Fatal(err)
 				}
 				ts = startServer(t, Config{DataDir: dir})
+			case "failover":
+				if err := ts.Close(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+				ts = other
 			}
 
 			back := dialRaw(t, ts)
