@@ -3,12 +3,11 @@ package server
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"testing"
 	"time"
 
 	"github.com/sqlsync-go/sqlsync/client"
+	"github.com/sqlsync-go/sqlsync/server/servertest"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
 	"github.com/sqlsync-go/sqlsync/vfs/jetstore"
@@ -31,26 +30,10 @@ func clusterNodes(t *testing.T, n int, ttl time.Duration, mut func(string) engin
 	}
 	var nodes []*testServer
 	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		cfg := Config{DataDir: t.TempDir(), Logger: testLogger(), Mutator: mut,
-			Journal: JetStreamJournal(js, st), Cluster: &Cluster{KV: kv, URL: "http://" + addr, TTL: ttl}}
-		s, err := New(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 5 * time.Second}
-		go hs.Serve(ln)
-		t.Cleanup(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			s.Close(ctx)
-			hs.Shutdown(ctx)
-		})
-		nodes = append(nodes, &testServer{Server: s, dir: cfg.DataDir, addr: addr, url: "ws://" + addr + SyncPath})
+		ln := servertest.Listen(t)
+		cfg := Config{Mutator: mut, Journal: JetStreamJournal(js, st),
+			Cluster: &Cluster{KV: kv, URL: "http://" + ln.Addr().String(), TTL: ttl}}
+		nodes = append(nodes, startServerOn(t, cfg, ln))
 	}
 	return nodes
 }
