@@ -188,11 +188,13 @@ func (d *document) run(maxBatch int) {
 	}
 }
 
-// fenced returns why the document's journal refused a commit, if it did
-// because another coordinator has written the document (see Journal).
+// fenced returns why the document's journal refuses commits, if it does
+// because another coordinator has written the document or because it
+// cannot know whether its last commit landed (see Journal): the document
+// must be reopened from the journal.
 func (d *document) fenced() error {
-	if f, ok := d.store.(interface{ Fenced() error }); ok {
-		return f.Fenced()
+	if f, ok := d.store.(interface{ Stale() error }); ok {
+		return f.Stale()
 	}
 	return nil
 }
@@ -242,7 +244,7 @@ func (d *document) apply(ctx context.Context, pushes []push) []push {
 		// Another coordinator wrote the document: this copy is stale.
 		// Nothing of the batch was committed; the clients resend it to
 		// the document reopened from the journal.
-		d.log.Warn("another coordinator took the document over: stepping down", "err", fence)
+		d.log.Warn("the journal refuses this copy of the document (another coordinator took it over, or a commit's outcome is unknown): stepping down", "err", fence)
 		d.stepDown()
 		return nil
 	}

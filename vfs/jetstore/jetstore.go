@@ -10,9 +10,11 @@
 // (Nats-Expected-Last-Subject-Sequence): if anyone else has written the
 // subject since, the stream refuses the write (error 10071, or 10164 on a
 // replicated stream) and Apply fails with ErrFenced. That is the fence: a
-// deposed owner's next write fails even while it still runs. Each part also
-// carries a Nats-Msg-Id unique to this store's session, so a publish
-// retried after a lost ack is a no-op.
+// deposed owner's next write fails even while it still runs; so does the
+// next write of a store whose publish failed after the stream stored it
+// (a lost ack): reopened, it reads the truth. Each part also carries a
+// Nats-Msg-Id unique to the attempt, so the client library's own retry of
+// a publish is a no-op.
 //
 // A commit is durable once its last part is acked. The parts of a commit
 // cut short (a failed publish, a crash between parts) stay in the stream;
@@ -83,6 +85,11 @@ func EnsureStream(ctx context.Context, js jetstream.JetStream, name string, repl
 // to follow the new owner.
 var ErrFenced = errors.New("jetstore: fenced: another writer has appended to the document")
 
+// ErrUncertain reports a publish that failed without saying whether the
+// stream stored it (a timeout, a lost connection): the store cannot know
+// its own state, refuses every later Apply, and must be reopened.
+var ErrUncertain = errors.New("jetstore: a publish failed and may have been stored")
+
 // Options tune a store.
 type Options struct {
 	// MaxPartBytes bounds one message; 0 means the connection's max
@@ -101,9 +108,10 @@ type Store struct {
 	session [16]byte // in every Msg-Id this store publishes
 	mem     *memstore.Store
 
-	mu     sync.Mutex // serialises Apply
-	last   uint64     // the subject's last stream sequence this store saw
-	fenced error      // set once a write was fenced
+	mu      sync.Mutex // serialises Apply
+	last    uint64     // the subject's last stream sequence this store saw
+	stale   error      // set once a write was fenced or its outcome unknown
+	attempt uint64     // Apply calls so far, in every Msg-Id
 }
 
 var (
@@ -213,8 +221,8 @@ func (s *Store) ReadChanged(lsn uint64) (vfs.Commit, error) { return s.mem.ReadC
 func (s *Store) Apply(c vfs.Commit) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.fenced != nil {
-		return fmt.Errorf("apply commit %d: %w", c.LSN, s.fenced)
+	if s.stale != nil {
+		return fmt.Errorf("apply commit %d: %w", c.LSN, s.stale)
 	}
 	if err := c.Validate(s.mem.LSN()); err != nil {
 		return fmt.Errorf("apply commit: %w", err)
@@ -223,6 +231,7 @@ func (s *Store) Apply(c vfs.Commit) error {
 	if err != nil {
 		return fmt.Errorf("apply commit %d: %w", c.LSN, err)
 	}
+	s.attempt++
 	for i, data := range parts {
 		if err := s.publish(c.LSN, i, data); err != nil {
 			return fmt.Errorf("apply commit %d: part %d of %d: %w", c.LSN, i+1, len(parts), err)
@@ -235,28 +244,34 @@ func (s *Store) publish(lsn uint64, part int, data []byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
 	defer cancel()
 	msg := &nats.Msg{Subject: s.subject, Data: data}
-	id := fmt.Sprintf("%s/%x/%d/%d", s.subject, s.session, lsn, part)
+	// Unique to this attempt: the engine may retry an LSN with other
+	// pages after a failed publish whose ack was only lost, and a Msg-Id
+	// seen before would make the stream ack the new pages as a duplicate
+	// of the old ones (the fence then refuses the retry instead).
+	id := fmt.Sprintf("%s/%x/%d/%d/%d", s.subject, s.session, s.attempt, lsn, part)
 	ack, err := s.js.PublishMsg(ctx, msg, jetstream.WithExpectLastSequencePerSubject(s.last), jetstream.WithMsgID(id))
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence ||
 		apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequenceConstant) {
-		s.fenced = fmt.Errorf("%w (%v)", ErrFenced, err)
-		return s.fenced
+		s.stale = fmt.Errorf("%w (%v)", ErrFenced, err)
+		return s.stale
 	}
 	if err != nil {
-		return err
+		s.stale = fmt.Errorf("%w: %v", ErrUncertain, err)
+		return s.stale
 	}
 	s.last = ack.Sequence
 	return nil
 }
 
-// Fenced returns the ErrFenced error once a commit was fenced, else nil:
-// a caller whose commit failed (the error may come back through SQLite
-// without its cause) learns from it that another writer took over.
-func (s *Store) Fenced() error {
+// Stale returns why the store refuses commits (ErrFenced: another writer
+// took over; ErrUncertain: a publish's outcome is unknown), else nil: a
+// caller whose commit failed (the error may come back through SQLite
+// without its cause) learns from it that it must reopen the document.
+func (s *Store) Stale() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.fenced
+	return s.stale
 }
 
 // Close drops the pages from memory; the stream keeps the document.
