@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"time"
 
@@ -68,17 +67,13 @@ func openJetLines(ctx context.Context, j jetJournal, subject string, each func([
 }
 
 func (l *jetLines) append(values ...any) error {
-	var buf bytes.Buffer
-	for _, v := range values {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		buf.Write(append(b, '\n'))
+	buf, err := encodeLines(values)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	ack, err := l.js.PublishMsg(ctx, &nats.Msg{Subject: l.subject, Data: buf.Bytes()})
+	ack, err := l.js.PublishMsg(ctx, &nats.Msg{Subject: l.subject, Data: buf})
 	if err != nil {
 		return fmt.Errorf("append to %s: %w", l.subject, err)
 	}

@@ -114,22 +114,18 @@ func (l *lineFile) load(each func([]byte) (bool, error)) error {
 }
 
 func (l *lineFile) append(values ...any) error {
-	var buf bytes.Buffer
-	for _, v := range values {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		buf.Write(append(b, '\n'))
+	buf, err := encodeLines(values)
+	if err != nil {
+		return err
 	}
-	_, err := hackpadfs.WriteAtFile(l.f, buf.Bytes(), l.size)
+	_, err = hackpadfs.WriteAtFile(l.f, buf, l.size)
 	if err == nil {
 		err = fsync.File(l.f)
 	}
 	if err != nil {
 		return errors.Join(fmt.Errorf("append to %s: %w", l.name, err), l.truncate(l.size))
 	}
-	l.size += int64(buf.Len())
+	l.size += int64(len(buf))
 	l.lines += len(values)
 	return nil
 }
@@ -183,3 +179,16 @@ func (l *lineFile) replace(values ...any) error {
 }
 
 func (l *lineFile) close() error { return l.f.Close() }
+
+// encodeLines encodes values as JSON lines.
+func encodeLines(values []any) ([]byte, error) {
+	var buf bytes.Buffer
+	for _, v := range values {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		buf.Write(append(b, '\n'))
+	}
+	return buf.Bytes(), nil
+}
