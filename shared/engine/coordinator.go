@@ -189,12 +189,22 @@ func (c *Coordinator) LSN() uint64 { return c.db.Store().LSN() }
 // Database returns the document's database.
 func (c *Coordinator) Database() *vfs.Database { return c.db }
 
-// LastSeq returns the last seq applied for clientID.
+// LastSeq returns the last seq applied for clientID, as committed. Like
+// the other read methods it may run alongside Apply: it reads the
+// committed document, not the writer's cache.
 func (c *Coordinator) LastSeq(clientID string) (uint64, error) {
-	if err := c.loadLastSeq(); err != nil {
-		return 0, err
+	rows, err := c.Query(`SELECT last_seq FROM `+ClientsTable+` WHERE client_id = ?`, clientID)
+	if err != nil {
+		return 0, fmt.Errorf("last seq of %s: %w", clientID, err)
 	}
-	return c.lastSeq[clientID], nil
+	if len(rows.Values) == 0 {
+		return 0, nil
+	}
+	seq, ok := rows.Values[0][0].(int64)
+	if !ok {
+		return 0, fmt.Errorf("last seq of %s: %w: %v", clientID, ErrBadClientsTable, rows.Values[0][0])
+	}
+	return uint64(seq), nil
 }
 
 func (c *Coordinator) loadLastSeq() error {
