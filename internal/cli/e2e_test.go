@@ -120,6 +120,15 @@ type serveProc struct {
 // until /healthz answers, and kills it when the test ends.
 func startServe(t *testing.T, addr, dir string, extra ...string) *serveProc {
 	t.Helper()
+	p := launchServe(t, addr, dir, extra...)
+	p.waitHealthy(t, testTimeout)
+	return p
+}
+
+// launchServe is startServe without the wait: for coordinators that wait
+// for one another (a cluster forming).
+func launchServe(t *testing.T, addr, dir string, extra ...string) *serveProc {
+	t.Helper()
 	args := withMutator(append([]string{"serve", "--addr", addr, "--data", dir}, extra...))
 	p := &serveProc{cmd: exec.Command(sqlsyncBin, args...), addr: addr, dir: dir, stderr: &lockedBuffer{}, done: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
@@ -134,13 +143,20 @@ func startServe(t *testing.T, addr, dir string, extra ...string) *serveProc {
 			t.Logf("serve %s stderr:\n%s", addr, p.stderr)
 		}
 	})
-	deadline := time.Now().Add(testTimeout)
+	return p
+}
+
+// waitHealthy waits until p answers /healthz, failing the test after
+// within or if p exits.
+func (p *serveProc) waitHealthy(t *testing.T, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
 	for {
-		resp, err := http.Get("http://" + addr + "/healthz")
+		resp, err := http.Get("http://" + p.addr + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return p
+				return
 			}
 		}
 		select {

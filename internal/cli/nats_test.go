@@ -1,10 +1,18 @@
 package cli_test
 
 import (
+	"context"
+	"encoding/json"
+	"fmt"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/sqlsync-go/sqlsync/client"
+	"github.com/sqlsync-go/sqlsync/server/servertest"
+	"github.com/sqlsync-go/sqlsync/shared/testmutator"
 	"github.com/sqlsync-go/sqlsync/vfs/jetstore/jetstoretest"
 )
 
@@ -28,5 +36,212 @@ func TestServeOnJetStream(t *testing.T) {
 	out := runOK(t, "query", "--url", second.url(), "--doc", "groceries.list", "SELECT id FROM items ORDER BY id")
 	if want := `[{"id":"1"},{"id":"2"},{"id":"3"},{"id":"4"}]`; strings.TrimSpace(out) != want {
 		t.Fatalf("after the first coordinator was killed, the second serves %s, want %s", out, want)
+	}
+}
+
+// TestClusterOwnerKilled: three coordinators share one JetStream; a
+// replica on each writes to one document while the owner (the first node)
+// is killed with SIGKILL mid-stream. The replicas on the other two nodes,
+// forwarded to the owner until then, reconnect to their nodes; once the
+// dead owner's lease runs out one of them takes the document over from
+// the journal and every pending mutation goes through. Every mutation any
+// replica saw acknowledged, the dead node's replica's included, is in the
+// document exactly once.
+func TestClusterOwnerKilled(t *testing.T) {
+	url := jetstoretest.Listen(t)
+	var nodes []*serveProc
+	for range 3 {
+		nodes = append(nodes, startServe(t, freeAddr(t), t.TempDir(), "--nats", url, "--lease-ttl", "1s"))
+	}
+	const doc, perReplica = "shared", 60
+	var replicas []*client.Doc
+	for _, n := range nodes {
+		d := openReplica(t, n.url(), doc, client.Options{StateDir: t.TempDir(), MinBackoff: 20 * time.Millisecond})
+		servertest.WaitSynced(t, d) // the first replica's node takes the lease
+		replicas = append(replicas, d)
+	}
+	var wg sync.WaitGroup
+	killed := make(chan struct{})
+	for r, d := range replicas {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range perReplica {
+				if i == perReplica/3 && r == 0 {
+					if err := nodes[0].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+						t.Error(err)
+					}
+					close(killed)
+				}
+				a := testmutator.Args{ID: fmt.Sprintf("r%d-%03d", r, i), Title: "item"}
+				if _, err := d.Mutate(context.Background(), "add", a.Encode()); err != nil {
+					t.Errorf("replica %d: %v", r, err)
+					return
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+		}()
+	}
+	wg.Wait()
+	<-killed
+	start := time.Now()
+	for _, d := range replicas[1:] {
+		servertest.WaitSynced(t, d)
+	}
+	t.Logf("the two surviving replicas synced %v after their last write", time.Since(start))
+
+	// What the dead node's replica saw acknowledged: every mutation it made
+	// that is no longer pending.
+	pending := map[string]bool{}
+	for _, m := range replicas[0].Engine().Pending() {
+		var a testmutator.Args
+		json.Unmarshal(m.Args, &a)
+		pending[a.ID] = true
+	}
+	want := map[string]bool{}
+	for r := range replicas {
+		for i := range perReplica {
+			id := fmt.Sprintf("r%d-%03d", r, i)
+			if r > 0 || !pending[id] {
+				want[id] = true
+			}
+		}
+	}
+	check := openReplica(t, nodes[1].url(), doc, client.Options{})
+	servertest.WaitSynced(t, check)
+	rows, err := check.Query(context.Background(), `SELECT id, count(*) FROM items GROUP BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]bool{}
+	for _, row := range rows.Values {
+		id, n := row[0].(string), row[1].(int64)
+		if n != 1 {
+			t.Errorf("item %s is in the document %d times", id, n)
+		}
+		got[id] = true
+	}
+	for id := range want {
+		if !got[id] {
+			t.Errorf("acknowledged mutation %s is missing", id)
+		}
+	}
+	t.Logf("%d acknowledged mutations, %d of the dead node's replica's still pending, %d items", len(want), len(pending), len(got))
+}
+
+// TestClusterSplitBrain: the owner is paused (SIGSTOP) past its lease. The
+// other coordinator drops the client it forwarded there (the owner stopped
+// answering its pings), takes the document over when the client comes
+// back, and commits. The old owner, resumed, still believes it owns the
+// document, and its own client's mutation, sent while it was paused, is
+// waiting for it: its commit (or its lease renewal, whichever comes first)
+// is refused, it steps down, and it forwards its client to the new owner.
+// Nothing diverges: every mutation is in the document once.
+func TestClusterSplitBrain(t *testing.T) {
+	url := jetstoretest.Listen(t)
+	old := startServe(t, freeAddr(t), t.TempDir(), "--nats", url, "--lease-ttl", "500ms")
+	next := startServe(t, freeAddr(t), t.TempDir(), "--nats", url, "--lease-ttl", "500ms")
+	ra := openReplica(t, old.url(), "doc", client.Options{StateDir: t.TempDir(), MinBackoff: 20 * time.Millisecond})
+	servertest.WaitSynced(t, ra) // old owns the document
+	rb := openReplica(t, next.url(), "doc", client.Options{StateDir: t.TempDir(), MinBackoff: 20 * time.Millisecond})
+	add := func(d *client.Doc, id string) {
+		t.Helper()
+		if _, err := d.Mutate(context.Background(), "add", testmutator.Args{ID: id, Title: id}.Encode()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(ra, "a1")
+	add(rb, "b1")
+	servertest.WaitSynced(t, ra)
+	servertest.WaitSynced(t, rb)
+
+	if err := old.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	add(ra, "a2") // waits in the paused owner's socket
+	add(rb, "b2")
+	servertest.WaitSynced(t, rb) // through next, once it has taken over
+	if err := old.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	add(rb, "b3")
+	servertest.WaitSynced(t, ra)
+	servertest.WaitSynced(t, rb)
+	for _, d := range []*client.Doc{ra, rb} {
+		servertest.WaitFor(t, "both replicas at the same LSN", func() bool { return ra.Status().LSN == rb.Status().LSN })
+		rows, err := d.Query(context.Background(), `SELECT group_concat(id) FROM (SELECT id FROM items ORDER BY id)`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(rows.Values); got != "[[a1,a2,b1,b2,b3]]" {
+			t.Fatalf("items %s, want a1 a2 b1 b2 b3 once each", got)
+		}
+	}
+	for _, line := range strings.Split(old.stderr.String(), "\n") {
+		if strings.Contains(line, "stepping down") {
+			t.Logf("old owner: %s", line)
+		}
+	}
+	if !strings.Contains(old.stderr.String(), "stepping down") {
+		t.Fatalf("the old owner did not step down:\n%s", old.stderr)
+	}
+}
+
+// TestEmbeddedCluster: three sqlsync processes, each running an embedded
+// NATS node (real loopback listeners: nats-server does not cluster a node
+// that does not listen), form one JetStream cluster with the commits kept
+// in three copies, and nothing else is installed. A replica on each node
+// writes to one document; the document's owner is killed with SIGKILL, its
+// NATS node with it; the other two elect new JetStream leaders, one takes
+// the document over, and every mutation of the two surviving replicas is
+// applied once.
+func TestEmbeddedCluster(t *testing.T) {
+	var routes, listens []string
+	for range 3 {
+		routes = append(routes, "nats://"+freeAddr(t))
+		listens = append(listens, freeAddr(t))
+	}
+	var nodes []*serveProc
+	for i := range 3 {
+		nodes = append(nodes, launchServe(t, freeAddr(t), t.TempDir(),
+			"--nats-embed", t.TempDir(), "--nats-listen", listens[i], "--log-level", "debug", "--nats-replicas", "3", "--lease-ttl", "1s",
+			"--cluster-name", "sqlsync-test", "--cluster-listen", strings.TrimPrefix(routes[i], "nats://"),
+			"--routes", strings.Join(routes, ",")))
+	}
+	formed := time.Now()
+	for _, n := range nodes {
+		n.waitHealthy(t, 90*time.Second) // the JetStream cluster forms first
+	}
+	t.Logf("three nodes serving %v after they started", time.Since(formed))
+	var replicas []*client.Doc
+	for i, n := range nodes {
+		d := openReplica(t, n.url(), "doc", client.Options{StateDir: t.TempDir(), MinBackoff: 50 * time.Millisecond})
+		if _, err := d.Mutate(context.Background(), "add", testmutator.Args{ID: fmt.Sprint("before-", i), Title: "x"}.Encode()); err != nil {
+			t.Fatal(err)
+		}
+		servertest.WaitSynced(t, d)
+		replicas = append(replicas, d)
+	}
+	if err := nodes[0].cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for i, d := range replicas[1:] {
+		if _, err := d.Mutate(context.Background(), "add", testmutator.Args{ID: fmt.Sprint("after-", i), Title: "x"}.Encode()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, d := range replicas[1:] {
+		servertest.WaitSynced(t, d)
+	}
+	t.Logf("owner and its NATS node killed: the surviving replicas synced after %v", time.Since(start))
+	for _, d := range replicas[1:] {
+		rows, err := d.Query(context.Background(), `SELECT group_concat(id) FROM (SELECT id FROM items ORDER BY id)`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(rows.Values); got != "[[after-0,after-1,before-0,before-1,before-2]]" {
+			t.Fatalf("items %s", got)
+		}
 	}
 }
