@@ -91,13 +91,25 @@ func leaseKey(docID string) string {
 }
 
 // take takes docID's lease for this node, or returns a *notOwnerError
-// naming the node that holds it.
+// naming the node that holds it. It gives up after a few seconds of a
+// lease that is neither free nor held (a key being expired or deleted
+// while JetStream elects a leader).
 func (c *Cluster) take(ctx context.Context, docID string) (*lease, error) {
 	val, err := json.Marshal(leaseValue{Node: c.node, URL: c.URL})
 	if err != nil {
 		return nil, err
 	}
 	key := leaseKey(docID)
+	ctx, cancel := context.WithTimeout(ctx, max(5*time.Second, 2*c.TTL))
+	defer cancel()
+	pause := func() error {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("take the lease of %s: %w", docID, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+			return nil
+		}
+	}
 	for {
 		rev, err := c.KV.Create(ctx, key, val)
 		if err == nil {
@@ -107,10 +119,14 @@ func (c *Cluster) take(ctx context.Context, docID string) (*lease, error) {
 			return nil, fmt.Errorf("take the lease of %s: %w", docID, err)
 		}
 		e, err := c.KV.Get(ctx, key)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue // released or expired meanwhile
-		}
-		if err != nil {
+		switch {
+		case errors.Is(err, jetstream.ErrKeyNotFound):
+			// Released or expired meanwhile: try again, after a pause.
+			if err := pause(); err != nil {
+				return nil, err
+			}
+			continue
+		case err != nil:
 			return nil, fmt.Errorf("read the lease of %s: %w", docID, err)
 		}
 		var held leaseValue
@@ -121,6 +137,9 @@ func (c *Cluster) take(ctx context.Context, docID string) (*lease, error) {
 			// Ours from before (a release that failed): renew it.
 			rev, err := c.KV.Update(ctx, key, val, e.Revision())
 			if err != nil {
+				if err := pause(); err != nil {
+					return nil, err
+				}
 				continue
 			}
 			return &lease{c: c, key: key, val: val, rev: rev}, nil
