@@ -89,7 +89,7 @@ func (f *natsFlags) apply(ctx context.Context, cfg *server.Config, log *slog.Log
 	var kv jetstream.KeyValue
 	deadline := time.Now().Add(time.Minute)
 	for {
-		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		sctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		st, err = jetstore.EnsureStream(sctx, js, f.stream, f.replicas)
 		if err == nil {
 			kv, err = server.EnsureLeases(sctx, js, f.leaseTTL, f.replicas)
