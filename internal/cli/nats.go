@@ -2,18 +2,17 @@ package cli
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	"net"
-	"strconv"
 	"strings"
 	"time"
 
 	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sqlsync-go/sqlsync/internal/natsembed"
 	"github.com/sqlsync-go/sqlsync/server"
 	"github.com/sqlsync-go/sqlsync/vfs/jetstore"
 )
@@ -111,69 +110,19 @@ func (f *natsFlags) apply(ctx context.Context, cfg *server.Config, log *slog.Log
 	return closeAll, nil
 }
 
-// startEmbedded starts the embedded JetStream node: every ack fsynced, a
-// client listener only with --nats-listen, clustered with --cluster-name.
-// A clustered node needs real listeners (nats-server does not cluster a
-// node that does not listen).
+// startEmbedded starts the embedded JetStream node (package natsembed).
 func (f *natsFlags) startEmbedded(log *slog.Logger) (*natsserver.Server, error) {
-	opts := &natsserver.Options{
-		JetStream:  true,
-		StoreDir:   f.embed,
-		SyncAlways: true,
-		NoSigs:     true,
-		DontListen: f.listen == "",
+	if f.cluster != "" && (f.routeAddr == "" || f.listen == "") {
+		return nil, usagef("--cluster-name needs --cluster-listen and --nats-listen")
 	}
-	if f.listen != "" {
-		host, port, err := splitHostPort(f.listen)
-		if err != nil {
-			return nil, usagef("--nats-listen: %v", err)
-		}
-		opts.Host, opts.Port = host, port
-	}
-	if f.cluster != "" {
-		if f.routeAddr == "" || f.listen == "" {
-			return nil, usagef("--cluster-name needs --cluster-listen and --nats-listen")
-		}
-		host, port, err := splitHostPort(f.routeAddr)
-		if err != nil {
-			return nil, usagef("--cluster-listen: %v", err)
-		}
-		opts.ServerName = "sqlsync-" + f.routeAddr
-		opts.Cluster = natsserver.ClusterOpts{Name: f.cluster, Host: host, Port: port}
-		opts.Routes = natsserver.RoutesFromStr(f.routes)
-	}
-	ns, err := natsserver.NewServer(opts)
+	ns, err := natsembed.Start(natsembed.Options{Dir: f.embed, Listen: f.listen,
+		Cluster: f.cluster, ClusterListen: f.routeAddr, Routes: f.routes, Logger: log.With("component", "nats")})
 	if err != nil {
-		return nil, fmt.Errorf("embedded NATS: %w", err)
-	}
-	ns.SetLoggerV2(natsLogger{log.With("component", "nats")}, false, false, false)
-	go ns.Start()
-	if !ns.ReadyForConnections(30 * time.Second) {
-		ns.Shutdown()
-		return nil, errors.New("embedded NATS: not ready after 30 s")
+		return nil, err
 	}
 	log.Info("embedded NATS JetStream node started", "store", f.embed, "listen", f.listen, "cluster", f.cluster)
 	return ns, nil
 }
-
-func splitHostPort(addr string) (string, int, error) {
-	host, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", 0, err
-	}
-	port, err := strconv.Atoi(p)
-	return host, port, err
-}
-
-// natsLogger sends the embedded node's notices and warnings to slog.
-type natsLogger struct{ log *slog.Logger }
-
-func (l natsLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Fatalf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
-func (l natsLogger) Tracef(format string, v ...any)  {}
 
 // advertised returns the URL other coordinators reach this one at, given
 // the address it listens on.

@@ -4,11 +4,10 @@ package jetstoretest
 
 import (
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sqlsync-go/sqlsync/internal/natsembed"
 )
 
 // Start starts a JetStream node in this process (no listener, every ack
@@ -18,16 +17,11 @@ import (
 // tests use it.)
 func Start(tb testing.TB) jetstream.JetStream {
 	tb.Helper()
-	ns := start(tb, &server.Options{DontListen: true})
-	nc, err := nats.Connect("", nats.InProcessServer(ns))
+	nc, js, err := natsembed.Connect(start(tb, ""))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	return js
 }
 
@@ -36,20 +30,14 @@ func Start(tb testing.TB) jetstream.JetStream {
 // URL; it stops when the test ends.
 func Listen(tb testing.TB) string {
 	tb.Helper()
-	return start(tb, &server.Options{Host: "127.0.0.1", Port: -1}).ClientURL()
+	return start(tb, "127.0.0.1:-1").ClientURL()
 }
 
-func start(tb testing.TB, opts *server.Options) *server.Server {
+func start(tb testing.TB, listen string) *server.Server {
 	tb.Helper()
-	opts.JetStream, opts.StoreDir, opts.SyncAlways = true, tb.TempDir(), true
-	opts.NoLog, opts.NoSigs = true, true
-	ns, err := server.NewServer(opts)
+	ns, err := natsembed.Start(natsembed.Options{Dir: tb.TempDir(), Listen: listen})
 	if err != nil {
 		tb.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		tb.Fatal("nats-server did not start")
 	}
 	tb.Cleanup(ns.Shutdown)
 	return ns
