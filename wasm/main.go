@@ -32,10 +32,10 @@ import (
 	"syscall/js"
 	"time"
 
-	"github.com/sqlsync-go/sqlsync/vfs/jsinterop"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/pendinglog/idblog"
 	"github.com/sqlsync-go/sqlsync/vfs/idbstore"
+	"github.com/sqlsync-go/sqlsync/vfs/jsinterop"
 	"github.com/sqlsync-go/sqlsync/vfs/opfs"
 	"github.com/sqlsync-go/sqlsync/wasm/bridge"
 	"github.com/sqlsync-go/sqlsync/wasm/jsmutator"

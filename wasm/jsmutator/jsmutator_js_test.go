@@ -23,12 +23,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sqlsync-go/sqlsync/vfs/jsinterop"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/enginetest"
 	"github.com/sqlsync-go/sqlsync/shared/mutatorhost"
 	"github.com/sqlsync-go/sqlsync/shared/mutatorhost/hosttest"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
+	"github.com/sqlsync-go/sqlsync/vfs/jsinterop"
 	"github.com/sqlsync-go/sqlsync/wasm/jsmutator"
 )
 

@@ -15,10 +15,10 @@ import (
 	"syscall/js"
 	"time"
 
-	"github.com/sqlsync-go/sqlsync/vfs/jsinterop"
 	"github.com/sqlsync-go/sqlsync/shared/abi"
 	"github.com/sqlsync-go/sqlsync/shared/mutatorhost"
 	"github.com/sqlsync-go/sqlsync/shared/mutatorhost/interrupt"
+	"github.com/sqlsync-go/sqlsync/vfs/jsinterop"
 )
 
 // Limits bound what a mutator may use; see mutatorhost.Limits.

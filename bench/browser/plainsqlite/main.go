@@ -35,9 +35,9 @@ import (
 	"github.com/hack-pad/hackpadfs"
 	"github.com/ncruces/go-sqlite3"
 
-	"github.com/sqlsync-go/sqlsync/vfs/jsinterop"
 	"github.com/sqlsync-go/sqlsync/vfs"
 	"github.com/sqlsync-go/sqlsync/vfs/filestore"
+	"github.com/sqlsync-go/sqlsync/vfs/jsinterop"
 	"github.com/sqlsync-go/sqlsync/vfs/opfs"
 )
 
