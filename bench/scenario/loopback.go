@@ -26,7 +26,8 @@ type coordinator struct {
 	pool *mutatorPool
 }
 
-// startCoordinator starts a server over cfg on a free loopback port, with
+// startCoordinator starts a server over cfg on a free loopback port (the
+// address a cfg.Cluster without a URL advertises), with
 // its data in the scratch subdirectory dir, the run's logger, and a mutator
 // from the run's pool (mutators) for each document it opens. Close stops
 // it, waiting at most 10 s.
@@ -41,13 +42,18 @@ func (e *env) startCoordinator(ctx context.Context, dir string, cfg server.Confi
 	}
 	cfg.DataDir, cfg.Logger = data, e.log
 	cfg.Mutator = func(string) engine.Mutator { return pool.mustGet(ctx) }
-	srv, err := server.New(cfg)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("start coordinator: %w", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if cfg.Cluster != nil && cfg.Cluster.URL == "" {
+		c := *cfg.Cluster
+		c.URL = "http://" + ln.Addr().String()
+		cfg.Cluster = &c
+	}
+	srv, err := server.New(cfg)
 	if err != nil {
-		srv.Close(context.Background())
+		ln.Close()
 		return nil, fmt.Errorf("start coordinator: %w", err)
 	}
 	s := servertest.Serve(srv, ln)

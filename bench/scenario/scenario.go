@@ -54,6 +54,7 @@ type Config struct {
 	Wire       WireConfig
 	Rebase     RebaseConfig
 	Catchup    CatchupConfig
+	Cluster    ClusterConfig
 }
 
 // DefaultConfig returns the settings of a default run.
@@ -73,6 +74,7 @@ func DefaultConfig() Config {
 		Rebase: RebaseConfig{Pending: "1,10,100,1000", Samples: 200, Duration: 15 * time.Second,
 			Rows: 1000},
 		Catchup: CatchupConfig{DocBytes: 10 << 20, Commits: 10_000, Runs: 5, Duration: 90 * time.Second},
+		Cluster: ClusterConfig{Samples: 200, Runs: 5, LeaseTTL: time.Second, Duration: 20 * time.Second},
 	}
 }
 
@@ -92,6 +94,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	c.Wire.register(fs)
 	c.Rebase.register(fs)
 	c.Catchup.register(fs)
+	c.Cluster.register(fs)
 }
 
 // Scenario is one benchmark scenario.
@@ -115,6 +118,7 @@ var All = []Scenario{
 	{6, "rebase", "rebase with pending mutations", runRebase},
 	{7, "catchup", "catch-up of a client far behind", runCatchup},
 	{8, "browser", "browser (Chromium, Playwright)", runBrowser},
+	{9, "cluster", "documents in NATS JetStream: commit, hand-off, failover", runCluster},
 }
 
 // Select returns the scenarios named in keys (comma-separated keys or
