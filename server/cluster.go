@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -65,7 +66,13 @@ type lease struct {
 	c   *Cluster
 	key string
 	val []byte
-	rev uint64 // the epoch: the revision of the last write
+	rev atomic.Uint64 // the epoch: the revision of the last write
+}
+
+func newLease(c *Cluster, key string, val []byte, rev uint64) *lease {
+	l := &lease{c: c, key: key, val: val}
+	l.rev.Store(rev)
+	return l
 }
 
 // notOwnerError says another node owns a document.
@@ -113,7 +120,7 @@ func (c *Cluster) take(ctx context.Context, docID string) (*lease, error) {
 	for {
 		rev, err := c.KV.Create(ctx, key, val)
 		if err == nil {
-			return &lease{c: c, key: key, val: val, rev: rev}, nil
+			return newLease(c, key, val, rev), nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
 			return nil, fmt.Errorf("take the lease of %s: %w", docID, err)
@@ -142,7 +149,7 @@ func (c *Cluster) take(ctx context.Context, docID string) (*lease, error) {
 				}
 				continue
 			}
-			return &lease{c: c, key: key, val: val, rev: rev}, nil
+			return newLease(c, key, val, rev), nil
 		}
 		return nil, &notOwnerError{url: held.URL}
 	}
@@ -163,11 +170,12 @@ func (l *lease) keep(ctx context.Context, log *slog.Logger, lost func()) {
 		case <-t.C:
 		}
 		rctx, cancel := context.WithTimeout(ctx, l.c.TTL/3)
-		rev, err := l.c.KV.Update(rctx, l.key, l.val, l.rev)
+		rev, err := l.c.KV.Update(rctx, l.key, l.val, l.rev.Load())
 		cancel()
 		switch {
 		case err == nil:
-			l.rev, renewed = rev, time.Now()
+			l.rev.Store(rev)
+			renewed = time.Now()
 		case errors.Is(err, jetstream.ErrKeyRevisionMismatch), errors.Is(err, jetstream.ErrKeyNotFound),
 			time.Since(renewed) >= l.c.TTL:
 			log.Warn("lease lost: stepping down", "err", err)
@@ -184,7 +192,7 @@ func (l *lease) keep(ctx context.Context, log *slog.Logger, lost func()) {
 func (l *lease) release(log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.Background(), l.c.TTL)
 	defer cancel()
-	if err := l.c.KV.Delete(ctx, l.key, jetstream.LastRevision(l.rev)); err != nil {
+	if err := l.c.KV.Delete(ctx, l.key, jetstream.LastRevision(l.rev.Load())); err != nil {
 		log.Warn("release lease", "err", err) // it expires by itself
 	}
 }

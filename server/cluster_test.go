@@ -2,7 +2,11 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,6 +63,19 @@ func TestClusterForwardsAndHandsOver(t *testing.T) {
 	if owner := nodes[0].openDocs(); owner != 1 || nodes[1].openDocs() != 0 || nodes[2].openDocs() != 0 {
 		t.Fatalf("open documents per node: %d %d %d, want the first node only", nodes[0].openDocs(), nodes[1].openDocs(), nodes[2].openDocs())
 	}
+	// What an operator sees: the owner lists the document and its lease
+	// epoch, the others forward a connection each.
+	if got := clusterHealth(t, nodes[0]); len(got) != 1 || got[0].Doc != "shared" || got[0].Epoch == 0 {
+		t.Fatalf("owner's /healthz lists %+v, want the document with its epoch", got)
+	}
+	if got := clusterHealth(t, nodes[1]); len(got) != 0 {
+		t.Fatalf("a forwarding node's /healthz lists %+v as owned", got)
+	}
+	for i, want := range []string{"sqlsync_leases_held 1", "sqlsync_connections_forwarded 1", "sqlsync_connections_forwarded 1"} {
+		if m := metricsText(t, nodes[i]); !strings.Contains(m, "\n"+want+"\n") {
+			t.Fatalf("node %d's /metrics lacks %q", i, want)
+		}
+	}
 	for _, d := range docs {
 		waitFor(t, "every item on every replica", func() bool {
 			return queryString(t, d, `SELECT count(*) FROM items`) == "[[3]]"
@@ -84,4 +101,49 @@ func TestClusterForwardsAndHandsOver(t *testing.T) {
 			return queryString(t, d, `SELECT count(*), count(DISTINCT id) FROM items`) == "[[5 5]]"
 		})
 	}
+}
+
+// owned is a document /healthz says a node owns.
+type owned struct {
+	Doc   string
+	Epoch uint64
+	LSN   uint64
+}
+
+// clusterHealth returns the documents ts's /healthz says it owns.
+func clusterHealth(t *testing.T, ts *testServer) []owned {
+	t.Helper()
+	var h struct {
+		Cluster struct {
+			Node  string
+			Owned []owned
+		}
+	}
+	if err := json.Unmarshal([]byte(get(t, "http://"+ts.addr+"/healthz")), &h); err != nil {
+		t.Fatal(err)
+	}
+	if h.Cluster.Node == "" {
+		t.Fatal("/healthz names no cluster node")
+	}
+	return h.Cluster.Owned
+}
+
+// metricsText returns ts's /metrics.
+func metricsText(t *testing.T, ts *testServer) string {
+	t.Helper()
+	return get(t, "http://"+ts.addr+"/metrics")
+}
+
+func get(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }

@@ -59,6 +59,7 @@ type document struct {
 	afterCommit func()      // the server's (tests)
 	stepDown    func()      // the server's stepDown of this document
 	unlease     func()      // in a cluster: releases the document's lease
+	lease       *lease      // in a cluster: the document's lease
 
 	mu    sync.Mutex // also orders kept's records with joins (see join)
 	conns map[*conn]bool
@@ -245,6 +246,7 @@ func (d *document) apply(ctx context.Context, pushes []push) []push {
 		// Nothing of the batch was committed; the clients resend it to
 		// the document reopened from the journal.
 		d.log.Warn("the journal refuses this copy of the document (another coordinator took it over, or a commit's outcome is unknown): stepping down", "err", fence)
+		d.metrics.stepDowns.WithLabelValues("fenced").Inc()
 		d.stepDown()
 		return nil
 	}

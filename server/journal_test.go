@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
@@ -37,6 +38,9 @@ func TestJetStreamTwoCoordinators(t *testing.T) {
 	}
 	if got := queryString(t, b, `SELECT count(*) FROM items`); got != fmt.Sprint([][]any{{int64(2 * n)}}) {
 		t.Fatalf("b, which wrote last, sees %s items, want %d", got, 2*n)
+	}
+	if m := metricsText(t, one) + metricsText(t, two); !strings.Contains(m, `sqlsync_step_downs_total{reason="fenced"}`) {
+		t.Fatal("no fenced step-down counted in /metrics")
 	}
 	for _, ts := range []*testServer{one, two} {
 		if err := ts.Close(context.Background()); err != nil {

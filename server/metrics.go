@@ -18,6 +18,9 @@ type metrics struct {
 	batchSize   prometheus.Histogram
 	refused     *prometheus.CounterVec
 	diffBytes   prometheus.Counter
+	leases      prometheus.Gauge
+	stepDowns   *prometheus.CounterVec
+	forwarded   prometheus.Gauge
 }
 
 func newMetrics() *metrics {
@@ -56,8 +59,17 @@ func newMetrics() *metrics {
 			Name: "sqlsync_diff_frame_bytes_total", Help: "Bytes of diff frames sent, before WebSocket compression.",
 		}),
 	}
+	m.leases = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sqlsync_leases_held", Help: "In a cluster: documents this coordinator owns (holds the lease of).",
+	})
+	m.stepDowns = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sqlsync_step_downs_total", Help: "In a cluster: documents this coordinator stopped owning, by reason (fenced: the journal refused a commit; lease_lost).",
+	}, []string{"reason"})
+	m.forwarded = prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sqlsync_connections_forwarded", Help: "In a cluster: client connections forwarded to the documents' owners.",
+	})
 	m.registry.MustRegister(m.documents, m.connections, m.applied, m.rejected, m.deferred, m.commits,
-		m.commitTime, m.batchSize, m.refused, m.diffBytes,
+		m.commitTime, m.batchSize, m.refused, m.diffBytes, m.leases, m.stepDowns, m.forwarded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -39,8 +39,8 @@ func (c *conn) forward(ctx context.Context, url string, h protocol.Frame) (code,
 	if err := up.WriteMessage(websocket.BinaryMessage, hello); err != nil {
 		return protocol.CodeShutdown, "the document's coordinator is unreachable; retry"
 	}
-	c.s.metrics.connections.Inc()
-	defer c.s.metrics.connections.Dec()
+	c.s.metrics.forwarded.Inc()
+	defer c.s.metrics.forwarded.Dec()
 	c.ws.SetReadDeadline(time.Time{})
 	var once sync.Once
 	done := make(chan struct{})

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -235,8 +237,19 @@ func (s *Server) Handler() http.Handler {
 }
 
 func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
+	type owned struct {
+		Doc   string `json:"doc"`
+		Epoch uint64 `json:"epoch"` // the lease's revision
+		LSN   uint64 `json:"lsn"`
+	}
+	var leases []owned
 	s.mu.Lock()
 	docs, conns, closed := len(s.docs), len(s.conns), s.closed
+	for id, d := range s.docs {
+		if d.lease != nil && len(leases) < maxHealthLeases {
+			leases = append(leases, owned{id, d.lease.rev.Load(), d.store.LSN()})
+		}
+	}
 	s.mu.Unlock()
 	w.Header().Set("Content-Type", "application/json")
 	status := "ok"
@@ -244,8 +257,16 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 		status = "shutting down"
 		w.WriteHeader(http.StatusServiceUnavailable)
 	}
-	json.NewEncoder(w).Encode(map[string]any{"status": status, "documents": docs, "connections": conns})
+	body := map[string]any{"status": status, "documents": docs, "connections": conns}
+	if c := s.cfg.Cluster; c != nil {
+		slices.SortFunc(leases, func(a, b owned) int { return strings.Compare(a.Doc, b.Doc) })
+		body["cluster"] = map[string]any{"node": c.node, "url": c.URL, "lease_ttl_s": c.TTL.Seconds(), "owned": leases}
+	}
+	json.NewEncoder(w).Encode(body)
 }
+
+// maxHealthLeases bounds the owned documents /healthz lists.
+const maxHealthLeases = 100
 
 // acquire returns the open document id, opening it if needed, and holds it
 // open until release.
@@ -319,12 +340,14 @@ func (s *Server) openOwned(ctx context.Context, id string) (*document, error) {
 		l.release(s.log)
 		return nil, err
 	}
-	d.log.Info("lease taken", "epoch", l.rev)
+	d.log.Info("lease taken", "epoch", l.rev.Load())
+	d.lease = l
+	s.metrics.leases.Inc()
 	go func() {
 		defer close(kept)
-		l.keep(keepCtx, d.log, func() { s.stepDown(d) })
+		l.keep(keepCtx, d.log, func() { s.metrics.stepDowns.WithLabelValues("lease_lost").Inc(); s.stepDown(d) })
 	}()
-	d.unlease = func() { stop(); <-kept }
+	d.unlease = func() { stop(); <-kept; s.metrics.leases.Dec() }
 	return d, nil
 }
 
