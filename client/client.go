@@ -43,6 +43,11 @@ type Options struct {
 	// URL is the coordinator's sync endpoint (ws://host:port/v1/sync). If
 	// empty the document stays offline.
 	URL string
+	// URLs are more coordinators of the same cluster (sync endpoints, as
+	// URL): when a connection attempt fails before the coordinator
+	// welcomes the replica, the next attempt goes to the next of URL and
+	// URLs, in turn. Status.URL says which one the replica uses.
+	URLs []string
 	// DocID names the document.
 	DocID string
 	// Mutator runs the document's mutations locally. Nil opens the replica
@@ -120,6 +125,9 @@ type Status struct {
 	// every change of that list.
 	LocalFailed int
 	LastError   string // the last connection error or refusal
+	// URL is the coordinator the replica is connected to, or tries next
+	// (Options.URL or one of Options.URLs).
+	URL string
 	// QueueOnly reports a replica opened without a mutator
 	// (Options.Mutator nil): Mutate records and pushes mutations without
 	// running them, so queries show them only once the coordinator has
@@ -193,6 +201,9 @@ func Open(ctx context.Context, opts Options) (*Doc, error) {
 	if opts.DocID == "" {
 		return nil, errors.New("open document: no document ID")
 	}
+	if opts.URL == "" && len(opts.URLs) > 0 {
+		return nil, errors.New("open document: URLs without URL: the first coordinator goes in URL")
+	}
 	if err := checkStorage(opts); err != nil {
 		return nil, fmt.Errorf("open document %s: %w", opts.DocID, err)
 	}
@@ -218,7 +229,7 @@ func Open(ctx context.Context, opts Options) (*Doc, error) {
 		pushWake:  make(chan struct{}, 1),
 		pushBatch: pushBatch,
 		done:      make(chan struct{}),
-		status:    Status{State: Offline, QueueOnly: opts.Mutator == nil},
+		status:    Status{State: Offline, QueueOnly: opts.Mutator == nil, URL: opts.URL},
 	}
 	step := func(string) {}
 	if opts.OnStep != nil {

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/hack-pad/hackpadfs/mem"
@@ -78,5 +79,14 @@ func TestOpenStorageOptions(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestOpenURLsWithoutURL: alternate coordinators without the first one is
+// a mistake Open names.
+func TestOpenURLsWithoutURL(t *testing.T) {
+	_, err := Open(context.Background(), Options{DocID: "d", Mutator: testmutator.Mutator{}, URLs: []string{"ws://127.0.0.1:1/v1/sync"}})
+	if err == nil || !strings.Contains(err.Error(), "URLs without URL") {
+		t.Fatalf("Open: %v, want URLs without URL", err)
 	}
 }

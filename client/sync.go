@@ -75,6 +75,9 @@ func (d *Doc) syncLoop(ctx context.Context) {
 		}
 		if welcomed {
 			backoff = d.opts.MinBackoff
+		} else if len(d.opts.URLs) > 0 {
+			// This coordinator would not have us: the next one.
+			d.setStatus(func(s *Status) { s.URL = d.nextURL(s.URL) })
 		}
 		var refused *RefusedError
 		if errors.As(err, &refused) && refused.Code == protocol.CodeLimit && d.pushBatch > 1 {
@@ -106,14 +109,26 @@ func (d *Doc) syncLoop(ctx context.Context) {
 	}
 }
 
+// nextURL returns the coordinator after url in Options.URL and URLs.
+func (d *Doc) nextURL(url string) string {
+	all := append([]string{d.opts.URL}, d.opts.URLs...)
+	for i, u := range all {
+		if u == url {
+			return all[(i+1)%len(all)]
+		}
+	}
+	return d.opts.URL
+}
+
 // session runs one connection until it fails, the app goes offline, or ctx
 // ends. welcomed reports whether the coordinator accepted the Hello.
 func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	t, err := d.opts.Dial(ctx, d.opts.URL)
+	url := d.Status().URL
+	t, err := d.opts.Dial(ctx, url)
 	if err != nil {
-		return false, fmt.Errorf("dial: %w", err)
+		return false, fmt.Errorf("dial %s: %w", url, err)
 	}
 	defer t.Close()
 	hello := protocol.Hello{Version: protocol.Version, DocID: d.opts.DocID, ClientID: d.eng.ClientID(), LSN: d.eng.LSN(), Token: d.opts.Token, Secret: d.secret}

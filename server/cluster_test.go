@@ -103,6 +103,31 @@ func TestClusterForwardsAndHandsOver(t *testing.T) {
 	}
 }
 
+// TestClientMovesToAnotherNode: a replica given two coordinators of a
+// cluster (client.Options.URL and URLs) loses the first, the document's
+// owner: it connects to the second, which takes the document over, and
+// its pending mutations go through there.
+func TestClientMovesToAnotherNode(t *testing.T) {
+	nodes := clusterNodes(t, 2, time.Second, todoMutator)
+	d := openClient(t, nodes[0], "moving", clientOptions{others: nodes[1:]})
+	mutate(t, d, "add", testmutator.Args{ID: "before", Title: "x"})
+	waitSynced(t, d)
+	if got := d.Status().URL; got != nodes[0].url {
+		t.Fatalf("status URL %q, want the first node's", got)
+	}
+	if err := nodes[0].Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mutate(t, d, "add", testmutator.Args{ID: "after", Title: "x"})
+	waitSynced(t, d)
+	if got := d.Status().URL; got != nodes[1].url {
+		t.Fatalf("status URL %q after the first node closed, want the second's", got)
+	}
+	if got := queryString(t, d, `SELECT group_concat(id) FROM (SELECT id FROM items ORDER BY id)`); got != "[[after,before]]" {
+		t.Fatalf("items %s", got)
+	}
+}
+
 // owned is a document /healthz says a node owns.
 type owned struct {
 	Doc   string

@@ -136,6 +136,8 @@ type clientOptions struct {
 	offline  bool
 	// queueOnly opens the replica without a mutator (mutator is ignored).
 	queueOnly bool
+	// others are more coordinators (client.Options.URLs).
+	others []*testServer
 }
 
 // openClient opens a replica of docID synced with ts, closed when the test ends.
@@ -149,8 +151,11 @@ func openClient(t *testing.T, ts *testServer, docID string, o clientOptions) *cl
 	}
 	opts := client.Options{URL: ts.url, DocID: docID, Mutator: o.mutator, MutatorHash: o.hash,
 		StateDir: o.stateDir, Token: o.token, Dial: o.dial}
+	for _, other := range o.others {
+		opts.URLs = append(opts.URLs, other.url)
+	}
 	if o.offline {
-		opts.URL = ""
+		opts.URL, opts.URLs = "", nil
 	}
 	return servertest.OpenReplica(t, opts)
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,7 +30,7 @@ func parseClient(name string, args []string, stderr io.Writer, extra func(*flag.
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var f clientFlags
-	fs.StringVar(&f.url, "url", "", "coordinator address, e.g. http://127.0.0.1:8080 (required)")
+	fs.StringVar(&f.url, "url", "", "coordinator address, e.g. http://127.0.0.1:8080 (required); several of one cluster, comma-separated, are tried in turn")
 	fs.StringVar(&f.doc, "doc", "", "document ID (required)")
 	fs.StringVar(&f.state, "state", "", "directory keeping this replica between runs (default: in memory)")
 	fs.StringVar(&f.token, "token", "", "access token for the coordinator")
@@ -47,22 +48,36 @@ func parseClient(name string, args []string, stderr io.Writer, extra func(*flag.
 }
 
 // open opens the replica and waits until it is in sync with the coordinator.
+// --url may list several coordinators of a cluster, comma-separated: the
+// first that answers says which mutator the document runs, and the
+// replica moves to the next when one will not have it.
 func (f *clientFlags) open(ctx context.Context) (*client.Doc, context.Context, context.CancelFunc, error) {
-	u, err := syncURL(f.url)
-	if err != nil {
-		return nil, nil, nil, err
+	var urls []string
+	for _, raw := range strings.Split(f.url, ",") {
+		u, err := syncURL(strings.TrimSpace(raw))
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		urls = append(urls, u)
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	// Run the document's own mutator, as the coordinator announces it.
-	base, _ := url.Parse(u)
-	base.Scheme = map[string]string{"ws": "http", "wss": "https"}[base.Scheme]
-	mut, hash, err := documentMutator(ctx, base, f.doc, f.state)
+	var mut engine.Mutator
+	var hash string
+	var err error
+	for _, u := range urls {
+		base, _ := url.Parse(u)
+		base.Scheme = map[string]string{"ws": "http", "wss": "https"}[base.Scheme]
+		if mut, hash, err = documentMutator(ctx, base, f.doc, f.state); err == nil {
+			break
+		}
+	}
 	if err != nil {
 		cancel()
 		return nil, nil, nil, err
 	}
 	doc, err := client.Open(ctx, client.Options{
-		URL: u, DocID: f.doc, StateDir: f.state, Token: f.token,
+		URL: urls[0], URLs: urls[1:], DocID: f.doc, StateDir: f.state, Token: f.token,
 		Mutator: mut, MutatorHash: hash,
 		Logger: slog.New(slog.DiscardHandler),
 	})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sqlsync-go/sqlsync/client"
+	"github.com/sqlsync-go/sqlsync/server"
 	"github.com/sqlsync-go/sqlsync/server/servertest"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
 	"github.com/sqlsync-go/sqlsync/vfs/jetstore/jetstoretest"
@@ -32,7 +33,8 @@ func TestServeOnJetStream(t *testing.T) {
 	<-first.done
 
 	second := startServe(t, freeAddr(t), t.TempDir(), "--nats", url)
-	runOK(t, "mutate", "--url", second.url(), "--doc", "groceries.list", "add", `{"id":"4","title":"item 4"}`)
+	// Given both, the CLI passes over the dead one.
+	runOK(t, "mutate", "--url", first.url()+","+second.url(), "--doc", "groceries.list", "add", `{"id":"4","title":"item 4"}`)
 	out := runOK(t, "query", "--url", second.url(), "--doc", "groceries.list", "SELECT id FROM items ORDER BY id")
 	if want := `[{"id":"1"},{"id":"2"},{"id":"3"},{"id":"4"}]`; strings.TrimSpace(out) != want {
 		t.Fatalf("after the first coordinator was killed, the second serves %s, want %s", out, want)
@@ -42,11 +44,12 @@ func TestServeOnJetStream(t *testing.T) {
 // TestClusterOwnerKilled: three coordinators share one JetStream; a
 // replica on each writes to one document while the owner (the first node)
 // is killed with SIGKILL mid-stream. The replicas on the other two nodes,
-// forwarded to the owner until then, reconnect to their nodes; once the
-// dead owner's lease runs out one of them takes the document over from
-// the journal and every pending mutation goes through. Every mutation any
-// replica saw acknowledged, the dead node's replica's included, is in the
-// document exactly once.
+// forwarded to the owner until then, reconnect to their nodes, and the
+// dead node's replica, which was given a second coordinator
+// (client.Options.URLs), moves there; once the dead owner's lease runs out
+// one node takes the document over from the journal and every pending
+// mutation goes through. Every mutation of every replica is in the
+// document exactly once, and so is every one a replica saw acknowledged.
 func TestClusterOwnerKilled(t *testing.T) {
 	url := jetstoretest.Listen(t)
 	var nodes []*serveProc
@@ -55,8 +58,12 @@ func TestClusterOwnerKilled(t *testing.T) {
 	}
 	const doc, perReplica = "shared", 60
 	var replicas []*client.Doc
-	for _, n := range nodes {
-		d := openReplica(t, n.url(), doc, client.Options{StateDir: t.TempDir(), MinBackoff: 20 * time.Millisecond})
+	for i, n := range nodes {
+		opts := client.Options{StateDir: t.TempDir(), MinBackoff: 20 * time.Millisecond}
+		if i == 0 {
+			opts.URLs = []string{"ws://" + nodes[1].addr + server.SyncPath}
+		}
+		d := openReplica(t, n.url(), doc, opts)
 		servertest.WaitSynced(t, d) // the first replica's node takes the lease
 		replicas = append(replicas, d)
 	}
@@ -85,26 +92,22 @@ func TestClusterOwnerKilled(t *testing.T) {
 	wg.Wait()
 	<-killed
 	start := time.Now()
-	for _, d := range replicas[1:] {
-		servertest.WaitSynced(t, d)
-	}
-	t.Logf("the two surviving replicas synced %v after their last write", time.Since(start))
-
-	// What the dead node's replica saw acknowledged: every mutation it made
-	// that is no longer pending.
+	// What the dead node's replica saw acknowledged before it moved:
+	// every mutation it made that was no longer pending.
 	pending := map[string]bool{}
 	for _, m := range replicas[0].Engine().Pending() {
 		var a testmutator.Args
 		json.Unmarshal(m.Args, &a)
 		pending[a.ID] = true
 	}
+	for _, d := range replicas {
+		servertest.WaitSynced(t, d)
+	}
+	t.Logf("the three replicas synced %v after their last write", time.Since(start))
 	want := map[string]bool{}
 	for r := range replicas {
 		for i := range perReplica {
-			id := fmt.Sprintf("r%d-%03d", r, i)
-			if r > 0 || !pending[id] {
-				want[id] = true
-			}
+			want[fmt.Sprintf("r%d-%03d", r, i)] = true
 		}
 	}
 	check := openReplica(t, nodes[1].url(), doc, client.Options{})
@@ -126,7 +129,10 @@ func TestClusterOwnerKilled(t *testing.T) {
 			t.Errorf("acknowledged mutation %s is missing", id)
 		}
 	}
-	t.Logf("%d acknowledged mutations, %d of the dead node's replica's still pending, %d items", len(want), len(pending), len(got))
+	if len(got) != len(want) {
+		t.Errorf("%d items, want %d", len(got), len(want))
+	}
+	t.Logf("%d mutations, %d of them pending on the dead node's replica when it was killed, %d items", len(want), len(pending), len(got))
 }
 
 // TestClusterSplitBrain: the owner is paused (SIGSTOP) past its lease. The
