@@ -145,6 +145,27 @@ export async function launchProfile() {
   return ctx;
 }
 
+/**
+ * What a test file's before hook does: starts its server with start()
+ * (resolving to something with stop()), then launches Chromium; resolves
+ * to { server, browser }. If the launch fails, the server is stopped.
+ */
+export async function startServerAndBrowser(start) {
+  const server = await start();
+  try {
+    return { server, browser: await launch() };
+  } catch (e) {
+    await server.stop();
+    throw e;
+  }
+}
+
+/** What a test file's after hook does: closes browser, then stops server (either may be missing if the before hook failed). */
+export async function stopServerAndBrowser(server, browser) {
+  await browser?.close();
+  await server?.stop();
+}
+
 /** Opens a page in context that reports its errors and warnings on the test's output, prefixed with name if given. */
 export async function newPage(context, name) {
   const page = await context.newPage();

@@ -6,21 +6,14 @@
 // refused with a message. Screenshots go to test-results/.
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
-import { eventually, launch, newPage } from 'sqlsync-test-harness';
+import { eventually, newPage, startServerAndBrowser, stopServerAndBrowser } from 'sqlsync-test-harness';
 import { screenshot, startDemo } from './app.mjs';
 
 let server;
 let browser;
 
-before(async () => {
-  server = await startDemo();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+before(async () => ({ server, browser } = await startServerAndBrowser(startDemo)));
+after(() => stopServerAndBrowser(server, browser));
 
 // What a person sees and does.
 

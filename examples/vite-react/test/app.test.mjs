@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { eventually, freePort, launch, startCoordinator, startProcess } from 'sqlsync-test-harness';
+import { eventually, freePort, startCoordinator, startProcess, startServerAndBrowser, stopServerAndBrowser } from 'sqlsync-test-harness';
 
 const app = join(dirname(fileURLToPath(import.meta.url)), '..');
 let server;
@@ -29,14 +29,12 @@ async function startPreview() {
 before(async () => {
   preview = await startPreview();
   previewUrl = preview.url;
-  server = await startCoordinator({ args: ['--allowed-origins', previewUrl] });
-  browser = await launch();
+  ({ server, browser } = await startServerAndBrowser(() => startCoordinator({ args: ['--allowed-origins', previewUrl] })));
 });
 
 after(async () => {
-  await browser?.close();
+  await stopServerAndBrowser(server, browser);
   await preview?.stop();
-  await server?.stop();
 });
 
 /** Opens the app in a new context, recording every console error and page error. */

@@ -6,21 +6,14 @@
 // native version over the CLI is internal/cli's TestDeferredFKOverCLI.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { launch, until } from 'sqlsync-test-harness';
+import { startServerAndBrowser, stopServerAndBrowser, until } from 'sqlsync-test-harness';
 import { fullMutator, openPage, startServer } from './testpage.mjs';
 
 let server;
 let browser;
 
-before(async () => {
-  server = await startServer({ mutator: fullMutator });
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+before(async () => ({ server, browser } = await startServerAndBrowser(() => startServer({ mutator: fullMutator }))));
+after(() => stopServerAndBrowser(server, browser));
 
 /** Runs SQL through the module's "sql" mutation in page. */
 const sql = (page, text) => page.evaluate((s) => sq.mutate('sql', { sql: s }), text);

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
-import { launch, todoMutator, until } from 'sqlsync-test-harness';
+import { startServerAndBrowser, stopServerAndBrowser, todoMutator, until } from 'sqlsync-test-harness';
 import { openPage, startServer } from './testpage.mjs';
 
 let server;
@@ -17,14 +17,9 @@ let hash;
 
 before(async () => {
   hash = createHash('sha256').update(readFileSync(todoMutator)).digest('hex');
-  server = await startServer({ mutator: todoMutator });
-  browser = await launch();
+  ({ server, browser } = await startServerAndBrowser(() => startServer({ mutator: todoMutator })));
 });
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+after(() => stopServerAndBrowser(server, browser));
 
 const items = (page) => page.evaluate(() => sq.query('SELECT id, title, done, deleted, position FROM items ORDER BY position, id'));
 

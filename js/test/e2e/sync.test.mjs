@@ -4,21 +4,14 @@
 // per browser store.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { launch, until } from 'sqlsync-test-harness';
+import { startServerAndBrowser, stopServerAndBrowser, until } from 'sqlsync-test-harness';
 import { openPage, startServer } from './testpage.mjs';
 
 let server;
 let browser;
 
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+before(async () => ({ server, browser } = await startServerAndBrowser(startServer)));
+after(() => stopServerAndBrowser(server, browser));
 
 const items = (page) => page.evaluate(() => sq.query('SELECT id, title, done FROM items ORDER BY id'));
 

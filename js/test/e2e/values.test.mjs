@@ -3,21 +3,14 @@
 // the nearest number otherwise; bigint parameters go in exactly.
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
-import { launch } from 'sqlsync-test-harness';
+import { startServerAndBrowser, stopServerAndBrowser } from 'sqlsync-test-harness';
 import { openPage, startServer } from './testpage.mjs';
 
 let server;
 let browser;
 
-before(async () => {
-  server = await startServer();
-  browser = await launch();
-});
-
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-});
+before(async () => ({ server, browser } = await startServerAndBrowser(startServer)));
+after(() => stopServerAndBrowser(server, browser));
 
 // Each value as [typeof, String(value)], so nothing is lost on the way out
 // of the page.
