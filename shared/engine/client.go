@@ -502,20 +502,11 @@ func (c *Client) lastSeq() (uint64, error) {
 	if rows.Values[0][0].(int64) == 0 {
 		return 0, nil
 	}
-	rows, err = sqlrows.Query(c.conn, `SELECT last_seq FROM `+ClientsTable+` WHERE client_id = ?`, c.log.ClientID())
+	rows, err = sqlrows.Query(c.conn, lastSeqSQL, c.log.ClientID())
 	if err != nil {
 		return 0, fmt.Errorf("read last seq: %w", err)
 	}
-	if len(rows.Values) == 0 {
-		return 0, nil
-	}
-	// The snapshot is data from elsewhere: a mutator may have written
-	// anything there.
-	seq, ok := rows.Values[0][0].(int64)
-	if !ok {
-		return 0, fmt.Errorf("read last seq: %w: %s holds %v for this client", ErrBadClientsTable, ClientsTable, rows.Values[0][0])
-	}
-	return uint64(seq), nil
+	return parseLastSeq(rows, c.log.ClientID())
 }
 
 // ErrNotReadOnly reports a query that would write: writes go through mutations.

@@ -193,16 +193,26 @@ func (c *Coordinator) Database() *vfs.Database { return c.db }
 // the other read methods it may run alongside Apply: it reads the
 // committed document, not the writer's cache.
 func (c *Coordinator) LastSeq(clientID string) (uint64, error) {
-	rows, err := c.Query(`SELECT last_seq FROM `+ClientsTable+` WHERE client_id = ?`, clientID)
+	rows, err := c.Query(lastSeqSQL, clientID)
 	if err != nil {
 		return 0, fmt.Errorf("last seq of %s: %w", clientID, err)
 	}
+	return parseLastSeq(rows, clientID)
+}
+
+// lastSeqSQL reads one client's last seq from ClientsTable.
+const lastSeqSQL = `SELECT last_seq FROM ` + ClientsTable + ` WHERE client_id = ?`
+
+// parseLastSeq returns the last seq lastSeqSQL read for clientID: 0 if the
+// client has none. The table is data from elsewhere (a mutator may have
+// written anything there): a value that is not an integer is an error.
+func parseLastSeq(rows Rows, clientID string) (uint64, error) {
 	if len(rows.Values) == 0 {
 		return 0, nil
 	}
 	seq, ok := rows.Values[0][0].(int64)
 	if !ok {
-		return 0, fmt.Errorf("last seq of %s: %w: %v", clientID, ErrBadClientsTable, rows.Values[0][0])
+		return 0, fmt.Errorf("last seq of %s: %w: %s holds %v", clientID, ErrBadClientsTable, ClientsTable, rows.Values[0][0])
 	}
 	return uint64(seq), nil
 }
