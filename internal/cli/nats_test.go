@@ -237,6 +237,17 @@ func TestEmbeddedCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	t.Cleanup(func() {
+		if t.Failed() { // the survivors' goroutines, for the log
+			for _, n := range nodes[1:] {
+				n.cmd.Process.Signal(syscall.SIGQUIT)
+				select {
+				case <-n.done:
+				case <-time.After(5 * time.Second):
+				}
+			}
+		}
+	})
 	for _, d := range replicas[1:] {
 		servertest.WaitSynced(t, d)
 	}

@@ -162,7 +162,11 @@ func (s *Store) load(ctx context.Context, stream jetstream.Stream) error {
 }
 
 // ReadSubject calls each with every message on subject, in order, and
-// returns the stream sequence of the last (0 for none).
+// returns the stream sequence of the last (0 for none). It asks for one
+// message at a time ("the next on subject from sequence n"), each request
+// bounded by ctx: an ordered consumer would be faster, but while JetStream
+// elects a leader it retries creating itself without end, whatever ctx
+// says (seen as a coordinator stuck opening a document after a node died).
 func ReadSubject(ctx context.Context, stream jetstream.Stream, subject string, each func(seq uint64, data []byte) error) (uint64, error) {
 	lastMsg, err := stream.GetLastMsgForSubject(ctx, subject)
 	if errors.Is(err, jetstream.ErrMsgNotFound) {
@@ -172,31 +176,18 @@ func ReadSubject(ctx context.Context, stream jetstream.Stream, subject string, e
 		return 0, fmt.Errorf("read %s: %w", subject, err)
 	}
 	last := lastMsg.Sequence
-	cons, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}})
-	if err != nil {
-		return 0, fmt.Errorf("read %s: %w", subject, err)
-	}
-	for seen := uint64(0); seen < last; {
-		if err := ctx.Err(); err != nil {
-			return 0, fmt.Errorf("read %s: at message %d of %d: %w", subject, seen, last, err)
-		}
-		batch, err := cons.FetchNoWait(256)
+	for seq := uint64(1); seq <= last; {
+		msg, err := stream.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
 		if err != nil {
-			return 0, fmt.Errorf("read %s: %w", subject, err)
+			return 0, fmt.Errorf("read %s: the message at or after %d of %d: %w", subject, seq, last, err)
 		}
-		for msg := range batch.Messages() {
-			meta, err := msg.Metadata()
-			if err != nil {
-				return 0, fmt.Errorf("read %s: %w", subject, err)
-			}
-			seen = meta.Sequence.Stream
-			if err := each(seen, msg.Data()); err != nil {
-				return 0, err
-			}
+		if msg.Sequence > last {
+			break
 		}
-		if err := batch.Error(); err != nil {
-			return 0, fmt.Errorf("read %s: %w", subject, err)
+		if err := each(msg.Sequence, msg.Data); err != nil {
+			return 0, err
 		}
+		seq = msg.Sequence + 1
 	}
 	return last, nil
 }
