@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"io"
 	"net/http"
 	"strconv"
 	"testing"
@@ -34,19 +33,7 @@ func (memModule) Bytes() []byte { return memModuleBytes }
 // with another version, a bad limit or an unknown hash gets 404.
 func TestBrowserBuild(t *testing.T) {
 	ts := startServer(t, Config{Mutator: func(string) engine.Mutator { return memModule{} }})
-	get := func(path string) (*http.Response, []byte) {
-		t.Helper()
-		resp, err := http.Get("http://" + ts.addr + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp, b
-	}
+	get := func(path string) (*http.Response, []byte) { t.Helper(); return httpGet(t, ts, path) }
 	hash := memModule{}.Hash()
 	name := hash + "-p1024-v" + strconv.Itoa(interrupt.Version)
 	// A module is served once a document has named it.

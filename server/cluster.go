@@ -67,6 +67,9 @@ type lease struct {
 	key string
 	val []byte
 	rev atomic.Uint64 // the epoch: the revision of the last write
+
+	stop context.CancelFunc // ends keep, set by start
+	done chan struct{}      // closed when keep has returned
 }
 
 func newLease(c *Cluster, key string, val []byte, rev uint64) *lease {
@@ -153,6 +156,23 @@ func (c *Cluster) take(ctx context.Context, docID string) (*lease, error) {
 		}
 		return nil, &notOwnerError{url: held.URL}
 	}
+}
+
+// start keeps l renewed until end (see keep).
+func (l *lease) start(log *slog.Logger, lost func()) {
+	ctx, stop := context.WithCancel(context.Background())
+	l.stop, l.done = stop, make(chan struct{})
+	go func() {
+		defer close(l.done)
+		l.keep(ctx, log, lost)
+	}()
+}
+
+// end stops renewing l and releases it, unless it was lost; it returns
+// once that is done.
+func (l *lease) end() {
+	l.stop()
+	<-l.done
 }
 
 // keep renews l every TTL/3 until ctx ends, then releases it. It calls

@@ -144,7 +144,8 @@ func clusterHealth(t *testing.T, ts *testServer) []owned {
 			Owned []owned
 		}
 	}
-	if err := json.Unmarshal([]byte(get(t, "http://"+ts.addr+"/healthz")), &h); err != nil {
+	_, body := httpGet(t, ts, "/healthz")
+	if err := json.Unmarshal(body, &h); err != nil {
 		t.Fatal(err)
 	}
 	if h.Cluster.Node == "" {
@@ -156,12 +157,14 @@ func clusterHealth(t *testing.T, ts *testServer) []owned {
 // metricsText returns ts's /metrics.
 func metricsText(t *testing.T, ts *testServer) string {
 	t.Helper()
-	return get(t, "http://"+ts.addr+"/metrics")
+	_, body := httpGet(t, ts, "/metrics")
+	return string(body)
 }
 
-func get(t *testing.T, url string) string {
+// httpGet fetches path from ts and returns the response and its body.
+func httpGet(t *testing.T, ts *testServer, path string) (*http.Response, []byte) {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := http.Get("http://" + ts.addr + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,5 +173,5 @@ func get(t *testing.T, url string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(b)
+	return resp, b
 }

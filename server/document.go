@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/hack-pad/hackpadfs"
 	"io"
 	"log/slog"
 	"regexp"
 	"sync"
 	"time"
 
+	"github.com/hack-pad/hackpadfs"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
 	"github.com/sqlsync-go/sqlsync/vfs"
@@ -58,8 +58,8 @@ type document struct {
 	kept        *rejections // the server's, for the clients not told of theirs yet
 	afterCommit func()      // the server's (tests)
 	stepDown    func()      // the server's stepDown of this document
-	unlease     func()      // in a cluster: releases the document's lease
-	lease       *lease      // in a cluster: the document's lease
+	lease       *lease      // in a cluster: the document's lease, set before it is shared
+	down        bool        // the writer's: the document stepped down
 
 	mu    sync.Mutex // also orders kept's records with joins (see join)
 	conns map[*conn]bool
@@ -183,8 +183,8 @@ func (d *document) run(maxBatch int) {
 			}
 		}
 		carry = d.apply(ctx, pushes)
-		if d.fenced() != nil {
-			return // stepped down
+		if d.down {
+			return
 		}
 	}
 }
@@ -247,6 +247,7 @@ func (d *document) apply(ctx context.Context, pushes []push) []push {
 		// the document reopened from the journal.
 		d.log.Warn("the journal refuses this copy of the document (another coordinator took it over, or a commit's outcome is unknown): stepping down", "err", fence)
 		d.metrics.stepDowns.WithLabelValues("fenced").Inc()
+		d.down = true
 		d.stepDown()
 		return nil
 	}
@@ -288,7 +289,7 @@ func (d *document) apply(ctx context.Context, pushes []push) []push {
 	d.publish()
 	d.mu.Unlock()
 	if len(res.Rejected) > 0 {
-		if err := d.rejlog.compact(d.kept.lines(d.id)); err != nil {
+		if err := d.rejlog.compact(func() []rejectionLine { return d.kept.lines(d.id) }); err != nil {
 			d.log.Error("rewrite rejections file", "err", err) // it keeps growing; nothing is lost
 		}
 	}
@@ -405,8 +406,9 @@ func (d *document) close() error {
 	<-d.done
 	err := errors.Join(d.coord.Close(), d.store.Close(), d.ids.close(), d.rejlog.close())
 	d.kept.forget(d.id) // in its file, for the next open
-	if d.unlease != nil {
-		d.unlease() // after the last commit: the next owner reads it
+	if d.lease != nil {
+		d.lease.end() // after the last commit: the next owner reads it
+		d.metrics.leases.Dec()
 	}
 	if c, ok := d.mut.(io.Closer); ok {
 		err = errors.Join(err, c.Close()) // a module instance's memory

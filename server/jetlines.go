@@ -98,10 +98,10 @@ func (l *jetLines) undo(m lineMark) error {
 }
 
 func (l *jetLines) replace(values ...any) error {
-	old := l.seqs
+	seqs, lines, total := l.seqs, l.lines, l.total
 	l.seqs, l.lines, l.total = nil, nil, 0
 	if err := l.append(values...); err != nil {
-		l.seqs = old
+		l.seqs, l.lines, l.total = seqs, lines, total
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

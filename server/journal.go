@@ -56,12 +56,19 @@ type openLines func(kind string, each func(line []byte) (keep bool, err error)) 
 // linesOf returns how docID's lines are opened: beside its pages, so that
 // whoever opens the document finds them.
 func (s *Server) linesOf(ctx context.Context, docID string) openLines {
-	if j, ok := s.cfg.Journal.(jetJournal); ok {
-		return func(kind string, each func([]byte) (bool, error)) (lineLog, error) {
-			return openJetLines(ctx, j, jetstore.LinesSubject(kind, docID), each)
-		}
+	if j, ok := s.cfg.Journal.(interface {
+		lines(ctx context.Context, docID string) openLines
+	}); ok {
+		return j.lines(ctx, docID)
 	}
-	return fileLines(s.fsys, docID)
+	return fileLines(s.fsys, docID) // a journal that keeps only pages
+}
+
+// lines keeps docID's lines in the stream, beside its commits.
+func (j jetJournal) lines(ctx context.Context, docID string) openLines {
+	return func(kind string, each func([]byte) (bool, error)) (lineLog, error) {
+		return openJetLines(ctx, j, jetstore.LinesSubject(kind, docID), each)
+	}
 }
 
 // fileLines opens docID's lines as files in its directory on fsys.

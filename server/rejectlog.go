@@ -93,12 +93,13 @@ func (l *rejectionLog) record(lsn uint64, rejected []engine.Rejection) (undo fun
 	}, nil
 }
 
-// compact rewrites the file with lines (what the document still keeps)
-// once it has grown past maxRejectionLines.
-func (l *rejectionLog) compact(lines []rejectionLine) error {
+// compact rewrites the log with kept() (what the document still keeps)
+// once it has grown past maxRejectionLines; kept is only called then.
+func (l *rejectionLog) compact(kept func() []rejectionLine) error {
 	if l.count() <= maxRejectionLines {
 		return nil
 	}
+	lines := kept()
 	values := make([]any, len(lines))
 	for i, line := range lines {
 		values[i] = line

@@ -122,7 +122,7 @@ func testRejectionLog(t *testing.T, open openLines, write func(string), jet bool
 		}
 		rec(l, 4, seqs...)
 	}
-	if err := l.compact([]rejectionLine{{LSN: 4, Client: "c", Seq: 7, Message: "no 7"}}); err != nil {
+	if err := l.compact(func() []rejectionLine { return []rejectionLine{{LSN: 4, Client: "c", Seq: 7, Message: "no 7"}} }); err != nil {
 		t.Fatal(err)
 	}
 	rec(l, 5, 8)

@@ -246,11 +246,13 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	docs, conns, closed := len(s.docs), len(s.conns), s.closed
 	for id, d := range s.docs {
-		if d.lease != nil && len(leases) < maxHealthLeases {
+		if d.lease != nil {
 			leases = append(leases, owned{id, d.lease.rev.Load(), d.store.LSN()})
 		}
 	}
 	s.mu.Unlock()
+	slices.SortFunc(leases, func(a, b owned) int { return strings.Compare(a.Doc, b.Doc) })
+	leases = leases[:min(len(leases), maxHealthLeases)]
 	w.Header().Set("Content-Type", "application/json")
 	status := "ok"
 	if closed {
@@ -259,13 +261,13 @@ func (s *Server) serveHealth(w http.ResponseWriter, r *http.Request) {
 	}
 	body := map[string]any{"status": status, "documents": docs, "connections": conns}
 	if c := s.cfg.Cluster; c != nil {
-		slices.SortFunc(leases, func(a, b owned) int { return strings.Compare(a.Doc, b.Doc) })
 		body["cluster"] = map[string]any{"node": c.node, "url": c.URL, "lease_ttl_s": c.TTL.Seconds(), "owned": leases}
 	}
 	json.NewEncoder(w).Encode(body)
 }
 
-// maxHealthLeases bounds the owned documents /healthz lists.
+// maxHealthLeases bounds the owned documents /healthz lists (the first
+// by ID).
 const maxHealthLeases = 100
 
 // acquire returns the open document id, opening it if needed, and holds it
@@ -332,22 +334,15 @@ func (s *Server) openOwned(ctx context.Context, id string) (*document, error) {
 	if err != nil {
 		return nil, err
 	}
-	keepCtx, stop := context.WithCancel(context.Background())
-	kept := make(chan struct{})
 	d, err := openDocument(ctx, s, id)
 	if err != nil {
-		stop()
 		l.release(s.log)
 		return nil, err
 	}
 	d.log.Info("lease taken", "epoch", l.rev.Load())
 	d.lease = l
 	s.metrics.leases.Inc()
-	go func() {
-		defer close(kept)
-		l.keep(keepCtx, d.log, func() { s.metrics.stepDowns.WithLabelValues("lease_lost").Inc(); s.stepDown(d) })
-	}()
-	d.unlease = func() { stop(); <-kept; s.metrics.leases.Dec() }
+	l.start(d.log, func() { s.metrics.stepDowns.WithLabelValues("lease_lost").Inc(); s.stepDown(d) })
 	return d, nil
 }
 
