@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
@@ -60,6 +61,14 @@ type Client struct {
 
 	sp *savepoints
 
+	stmts *stmtCache // the app's queries, prepared
+
+	// migratedCookie is the snapshot's schema cookie when the migration
+	// last ran with nothing pending and changed nothing (migratedOK).
+	migratedCookie uint32
+	migratedOK     bool
+	own            *stmtCache // the engine's own reads, prepared
+
 	written map[string]bool // tables written by the mutation running now
 	read    map[string]bool // tables read by the query being prepared
 	refused bool            // the authorizer refused part of the query being prepared
@@ -113,7 +122,8 @@ func OpenClientWith(ctx context.Context, store vfs.Store, log PendingLog, mut Mu
 		db.Close()
 		return nil, fmt.Errorf("open client: %w", err)
 	}
-	c := &Client{db: db, conn: conn, mut: mut, log: log, sp: sp, opts: opts}
+	c := &Client{db: db, conn: conn, mut: mut, log: log, sp: sp, opts: opts,
+		stmts: newStmtCache(conn, stmtCacheSize), own: newStmtCache(conn, 4)}
 	c.pending, err = log.Load()
 	if err != nil {
 		c.Close()
@@ -402,6 +412,16 @@ func (c *Client) rebuild(ctx context.Context) error {
 		c.failed, c.stale = nil, false
 		return nil
 	}
+	// With nothing to replay, the migration is all the replay would run,
+	// and on a schema it has already found current it changes nothing
+	// (Mutator.Migrate): skip it while the snapshot's schema cookie is the
+	// one it last left untouched. Parsing its DDL was most of the cost of
+	// showing another client's change.
+	cookie, hasCookie := c.schemaCookie()
+	if len(c.pending) == 0 && hasCookie && c.migratedCookie == cookie && c.migratedOK {
+		c.failed, c.stale = nil, false
+		return nil
+	}
 	// Replay in one transaction, each mutation in its own savepoint. The
 	// migration runs first so a replica that has never seen the coordinator
 	// can still work offline; on an up-to-date schema it changes nothing.
@@ -456,6 +476,7 @@ func (c *Client) rebuild(ctx context.Context) error {
 		case err == nil:
 			c.failed = failed
 			c.stale = false
+			c.migratedCookie, c.migratedOK = cookie, hasCookie && len(c.pending) == 0 && !c.db.HasLocal()
 			return nil
 		case ctx.Err() != nil, errors.As(err, &mig):
 			c.stale = true
@@ -495,14 +516,14 @@ func (e *migrateError) Unwrap() error { return e.err }
 // coordinator applied. The local layer must be empty.
 // +checklocks:c.mu
 func (c *Client) lastSeq() (uint64, error) {
-	rows, err := sqlrows.Query(c.conn, `SELECT count(*) FROM sqlite_schema WHERE name = ?`, ClientsTable)
+	rows, err := c.readOwn(`SELECT count(*) FROM sqlite_schema WHERE name = ?`, ClientsTable)
 	if err != nil {
 		return 0, fmt.Errorf("read last seq: %w", err)
 	}
 	if rows.Values[0][0].(int64) == 0 {
 		return 0, nil
 	}
-	rows, err = sqlrows.Query(c.conn, lastSeqSQL, c.log.ClientID())
+	rows, err = c.readOwn(lastSeqSQL, c.log.ClientID())
 	if err != nil {
 		return 0, fmt.Errorf("read last seq: %w", err)
 	}
@@ -558,33 +579,73 @@ var queryPragmas = map[string]bool{
 
 // +checklocks:c.mu
 func (c *Client) query(sql string, args ...any) (Rows, error) {
-	stmt, _, err := c.conn.Prepare(sql)
+	e, err := c.stmts.get(sql, func(e *cachedStmt) error {
+		if !e.stmt.ReadOnly() {
+			return ErrNotReadOnly
+		}
+		e.tables = maps.Clone(c.read)
+		return nil
+	})
 	if err != nil {
+		if c.refused && !errors.Is(err, ErrNotReadOnly) {
+			return Rows{}, fmt.Errorf("query: %w: %v", ErrNotReadOnly, err)
+		}
+		return Rows{}, fmt.Errorf("query: %w", err)
+	}
+	// Preparing filled c.read on a miss; on a hit the cache knows. If the
+	// schema changed, SQLite prepares the statement again as it steps, and
+	// the authorizer adds what it reads now (or refuses it).
+	maps.Copy(c.read, e.tables)
+	rows, err := sqlrows.Collect(e.stmt, args...)
+	if err != nil {
+		c.stmts.drop(sql)
 		if c.refused {
 			return Rows{}, fmt.Errorf("query: %w: %v", ErrNotReadOnly, err)
 		}
 		return Rows{}, fmt.Errorf("query: %w", err)
 	}
-	ro := stmt.ReadOnly()
-	stmt.Close()
-	if !ro {
-		return Rows{}, fmt.Errorf("query: %w", ErrNotReadOnly)
-	}
-	rows, err := sqlrows.Query(c.conn, sql, args...)
-	if err != nil {
-		if c.refused {
-			return Rows{}, fmt.Errorf("query: %w: %v", ErrNotReadOnly, err)
-		}
-		return Rows{}, fmt.Errorf("query: %w", err)
+	if len(c.read) != len(e.tables) {
+		e.tables = maps.Clone(c.read)
 	}
 	return rows, nil
+}
+
+// schemaCookie reads the snapshot's schema cookie (the header field SQLite
+// changes with every schema change); ok is false for an empty snapshot.
+// +checklocks:c.mu
+func (c *Client) schemaCookie() (cookie uint32, ok bool) {
+	store := c.db.Store()
+	if store.PageCount() == 0 {
+		return 0, false
+	}
+	var page [vfs.PageSize]byte
+	if err := store.ReadPage(1, page[:]); err != nil {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(page[40:44]), true
+}
+
+// readOwn runs one of the engine's own reads, through a cache of its own:
+// the app's queries' cache checks and tracks what they read, these need
+// neither.
+// +checklocks:c.mu
+func (c *Client) readOwn(sql string, args ...any) (Rows, error) {
+	e, err := c.own.get(sql, func(*cachedStmt) error { return nil })
+	if err != nil {
+		return Rows{}, err
+	}
+	rows, err := sqlrows.Collect(e.stmt, args...)
+	if err != nil {
+		c.own.drop(sql)
+	}
+	return rows, err
 }
 
 // Close closes the replica's connection. The store and log stay open.
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	err := errors.Join(c.sp.close(), c.conn.Close())
+	err := errors.Join(c.stmts.close(), c.own.close(), c.sp.close(), c.conn.Close())
 	c.db.Close()
 	return err
 }

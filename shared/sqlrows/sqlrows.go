@@ -27,14 +27,26 @@ func Query(conn *sqlite3.Conn, sql string, args ...any) (Rows, error) {
 	if strings.Trim(tail, " \t\r\n;") != "" {
 		return Rows{}, fmt.Errorf("query: more than one statement in %q", sql)
 	}
+	return Collect(stmt, args...)
+}
+
+// Collect binds args to a prepared statement, runs it and collects every
+// row, then resets it, so that a cached statement can run again.
+func Collect(stmt *sqlite3.Stmt, args ...any) (rows Rows, err error) {
+	defer func() {
+		if rerr := stmt.Reset(); err == nil && rerr != nil {
+			rows, err = Rows{}, rerr
+		}
+	}()
 	if err := bind(stmt, args); err != nil {
 		return Rows{}, err
 	}
-	var rows Rows
-	for i := range stmt.ColumnCount() {
-		rows.Columns = append(rows.Columns, stmt.ColumnName(i))
-	}
 	for stmt.Step() {
+		if rows.Columns == nil {
+			// After the first step: a statement SQLite prepared again
+			// for a schema change may have other columns.
+			rows.Columns = columns(stmt)
+		}
 		row := make([]any, stmt.ColumnCount())
 		for i := range row {
 			switch stmt.ColumnType(i) {
@@ -53,7 +65,18 @@ func Query(conn *sqlite3.Conn, sql string, args ...any) (Rows, error) {
 	if err := stmt.Err(); err != nil {
 		return Rows{}, err
 	}
+	if rows.Columns == nil {
+		rows.Columns = columns(stmt)
+	}
 	return rows, nil
+}
+
+func columns(stmt *sqlite3.Stmt) []string {
+	var out []string
+	for i := range stmt.ColumnCount() {
+		out = append(out, stmt.ColumnName(i))
+	}
+	return out
 }
 
 // Exec runs one statement with args.
