@@ -1,7 +1,7 @@
 // Package wasmhost runs sqlsync mutators, WebAssembly modules built against
 // the ABI of package abi (in Go, with package guest), on the native side:
 // the coordinator, and native clients. It uses wazero, with one compilation
-// cache for the process.
+// cache for the process, kept on disk across processes after [SetCacheDir].
 //
 // [Compile] loads a module once, refusing it with [ErrBadModule] if it does
 // not export the ABI or imports anything the host does not grant. A

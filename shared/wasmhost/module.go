@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -35,6 +37,78 @@ var useInterruptFlag = true
 // compiled once (the slow part of loading it) is not compiled again.
 var compilationCache = wazero.NewCompilationCache()
 
+// The on-disk cache, when SetCacheDir has chosen a directory: one wazero
+// cache per module, in a subdirectory named by the SHA-256 of the code
+// compiled, so that a damaged entry is removed without touching the others.
+var (
+	diskMu     sync.Mutex
+	diskDir    string
+	diskCaches = map[string]wazero.CompilationCache{} // by directory
+)
+
+// SetCacheDir keeps the machine code of the modules compiled from now on
+// in dir, so that a later process compiling the same module (a CLI
+// command, a restarted coordinator) reads it instead of compiling it
+// again, the slow part of loading a module. dir is created if needed and
+// must be writable; on error the setting is left as it was. "" goes back
+// to the default, a cache in memory for the life of the process. An entry
+// that cannot be read or written does not fail Compile: the module is then
+// compiled in memory, and the entry is removed for the next process to
+// write again.
+func SetCacheDir(dir string) error {
+	if dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("set compilation cache dir: %w", err)
+		}
+		probe, err := os.CreateTemp(dir, ".probe-*")
+		if err != nil {
+			return fmt.Errorf("set compilation cache dir: %w", err)
+		}
+		probe.Close()
+		os.Remove(probe.Name())
+	}
+	diskMu.Lock()
+	diskDir = dir
+	diskMu.Unlock()
+	return nil
+}
+
+// diskCache returns the on-disk cache of code and its directory, or nil
+// and "" when there is none (no SetCacheDir, or it cannot be opened).
+func diskCache(code []byte) (wazero.CompilationCache, string) {
+	diskMu.Lock()
+	defer diskMu.Unlock()
+	if diskDir == "" {
+		return nil, ""
+	}
+	sum := sha256.Sum256(code)
+	dir := filepath.Join(diskDir, hex.EncodeToString(sum[:]))
+	if c, ok := diskCaches[dir]; ok {
+		return c, dir
+	}
+	c, err := wazero.NewCompilationCacheWithDir(dir)
+	if err != nil {
+		slog.Debug("compilation cache unusable: compiling in memory", "dir", dir, "err", err)
+		return nil, ""
+	}
+	diskCaches[dir] = c
+	return c, dir
+}
+
+// dropDiskCache forgets the cache in dir after it failed and removes its
+// files, so that the next process compiles the module afresh and writes
+// them again. The cache itself is not closed: a Module of this process
+// may still run code it compiled.
+func dropDiskCache(dir string, err error) {
+	slog.Debug("compiling through the on-disk cache failed: compiling in memory and removing its entry", "dir", dir, "err", err)
+	diskMu.Lock()
+	delete(diskCaches, dir)
+	diskMu.Unlock()
+	if err := os.RemoveAll(dir); err != nil {
+		slog.Debug("remove compilation cache entry", "dir", dir, "err", err)
+	}
+}
+
 // Module is a compiled mutator, ready to run for any number of documents.
 // Its methods are safe for concurrent use.
 type Module struct {
@@ -54,7 +128,8 @@ type Module struct {
 // Compile compiles and checks a mutator module: it must be a WASI reactor
 // exporting the ABI of package abi, importing only what the host grants
 // (the sqlsync imports and some of WASI's), and starting cleanly. The
-// machine code is cached for the life of the process, keyed by the bytes.
+// machine code is cached for the life of the process, keyed by the bytes,
+// and on disk too after SetCacheDir.
 func Compile(ctx context.Context, wasm []byte, limits Limits) (*Module, error) {
 	limits = limits.WithDefaults()
 	if limits.MemoryPages > mutatorhost.MaxMemoryPages {
@@ -74,30 +149,70 @@ func Compile(ctx context.Context, wasm []byte, limits Limits) (*Module, error) {
 		code = wasm
 		slog.Debug("mutator runs with wazero's termination checks", "mutator", m.hash[:12], "err", err)
 	}
-	cfg := wazero.NewRuntimeConfig().
-		WithCompilationCache(compilationCache).
-		WithCloseOnContextDone(!m.interruptible).
-		WithMemoryLimitPages(limits.MemoryPages)
-	m.rt = wazero.NewRuntimeWithConfig(ctx, cfg)
 	if err := m.load(ctx, code); err != nil {
-		m.rt.Close(ctx)
+		if m.rt != nil {
+			m.rt.Close(ctx)
+		}
 		return nil, fmt.Errorf("compile mutator %s: %w", m.hash[:12], err)
 	}
 	return m, nil
 }
 
-func (m *Module) load(ctx context.Context, wasm []byte) error {
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, m.rt); err != nil {
-		return fmt.Errorf("define WASI: %w", err)
+// newRuntime returns a runtime for the module's code over cache, with the
+// host modules it may import defined.
+func (m *Module) newRuntime(ctx context.Context, cache wazero.CompilationCache) (wazero.Runtime, error) {
+	cfg := wazero.NewRuntimeConfig().
+		WithCompilationCache(cache).
+		WithCloseOnContextDone(!m.interruptible).
+		WithMemoryLimitPages(m.limits.MemoryPages)
+	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("define WASI: %w", err)
 	}
-	if err := instantiateHostModule(ctx, m.rt); err != nil {
-		return fmt.Errorf("define sqlsync imports: %w", err)
+	if err := instantiateHostModule(ctx, rt); err != nil {
+		rt.Close(ctx)
+		return nil, fmt.Errorf("define sqlsync imports: %w", err)
 	}
-	compiled, err := m.rt.CompileModule(ctx, wasm)
+	return rt, nil
+}
+
+// compile sets m.rt and m.compiled: the code compiled through the on-disk
+// cache if there is one and it works, else through the process's cache
+// in memory.
+func (m *Module) compile(ctx context.Context, code []byte) error {
+	if cache, dir := diskCache(code); cache != nil {
+		rt, err := m.newRuntime(ctx, cache)
+		if err != nil {
+			return err
+		}
+		compiled, err := rt.CompileModule(ctx, code)
+		if err == nil {
+			m.rt, m.compiled = rt, compiled
+			return nil
+		}
+		rt.Close(ctx)
+		// A damaged entry, or one that could not be written; or the
+		// module is bad, which compiling again in memory says quickly.
+		dropDiskCache(dir, err)
+	}
+	rt, err := m.newRuntime(ctx, compilationCache)
+	if err != nil {
+		return err
+	}
+	m.rt = rt
+	compiled, err := rt.CompileModule(ctx, code)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrBadModule, err)
 	}
 	m.compiled = compiled
+	return nil
+}
+
+func (m *Module) load(ctx context.Context, wasm []byte) error {
+	if err := m.compile(ctx, wasm); err != nil {
+		return err
+	}
 	if err := m.validate(); err != nil {
 		return err
 	}
