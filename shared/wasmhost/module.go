@@ -38,8 +38,10 @@ var useInterruptFlag = true
 var compilationCache = wazero.NewCompilationCache()
 
 // The on-disk cache, when SetCacheDir has chosen a directory: one wazero
-// cache per module, in a subdirectory named by the SHA-256 of the code
-// compiled, so that a damaged entry is removed without touching the others.
+// cache per module, in a subdirectory named by the module's hash, so that
+// a damaged entry is removed without touching the others. (wazero names
+// the entry inside by the code it compiled: the module as package
+// interrupt rewrote it.)
 var (
 	diskMu     sync.Mutex
 	diskDir    string
@@ -73,16 +75,16 @@ func SetCacheDir(dir string) error {
 	return nil
 }
 
-// diskCache returns the on-disk cache of code and its directory, or nil
-// and "" when there is none (no SetCacheDir, or it cannot be opened).
-func diskCache(code []byte) (wazero.CompilationCache, string) {
+// diskCache returns the on-disk cache of the module with this hash and
+// its directory, or nil and "" when there is none (no SetCacheDir, or it
+// cannot be opened).
+func diskCache(hash string) (wazero.CompilationCache, string) {
 	diskMu.Lock()
 	defer diskMu.Unlock()
 	if diskDir == "" {
 		return nil, ""
 	}
-	sum := sha256.Sum256(code)
-	dir := filepath.Join(diskDir, hex.EncodeToString(sum[:]))
+	dir := filepath.Join(diskDir, hash)
 	if c, ok := diskCaches[dir]; ok {
 		return c, dir
 	}
@@ -181,7 +183,7 @@ func (m *Module) newRuntime(ctx context.Context, cache wazero.CompilationCache) 
 // cache if there is one and it works, else through the process's cache
 // in memory.
 func (m *Module) compile(ctx context.Context, code []byte) error {
-	if cache, dir := diskCache(code); cache != nil {
+	if cache, dir := diskCache(m.hash); cache != nil {
 		rt, err := m.newRuntime(ctx, cache)
 		if err != nil {
 			return err
