@@ -147,21 +147,39 @@ func (d *Database) DropLocal() error {
 // ApplyDiff drops the local layer and applies c to the snapshot, atomically
 // and durably. No connection may be in a transaction.
 func (d *Database) ApplyDiff(c Commit) error {
+	_, err := d.applyDiff(c, false)
+	return err
+}
+
+// ApplyDiffDeferred is ApplyDiff for a commit durable elsewhere (a diff from
+// the coordinator): if the store is a DeferredApplier, c reads at once and
+// sync makes it durable; else it is durable on return and sync is nil.
+func (d *Database) ApplyDiffDeferred(c Commit) (sync func() error, err error) {
+	return d.applyDiff(c, true)
+}
+
+func (d *Database) applyDiff(c Commit, deferred bool) (sync func() error, err error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err := d.locks.idle(); err != nil {
-		return fmt.Errorf("apply diff: %w", err)
+		return nil, fmt.Errorf("apply diff: %w", err)
 	}
 	// A commit the store would refuse must not cost the local layer.
 	if err := c.Validate(d.store.LSN()); err != nil {
-		return fmt.Errorf("apply diff: %w", err)
+		return nil, fmt.Errorf("apply diff: %w", err)
 	}
 	d.local = nil
 	d.gen++
-	if err := d.store.Apply(c); err != nil {
-		return fmt.Errorf("apply diff: %w", err)
+	if da, ok := d.store.(DeferredApplier); ok && deferred {
+		if err := da.ApplyDeferred(c); err != nil {
+			return nil, fmt.Errorf("apply diff: %w", err)
+		}
+		return da.SyncApplied, nil
 	}
-	return nil
+	if err := d.store.Apply(c); err != nil {
+		return nil, fmt.Errorf("apply diff: %w", err)
+	}
+	return nil, nil
 }
 
 // Bytes returns the whole database file as the store holds it, without the

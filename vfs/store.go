@@ -58,6 +58,17 @@ type ChangeReader interface {
 	ReadChanged(lsn uint64) (Commit, error)
 }
 
+// DeferredApplier is a Store that can apply a commit before it is durable,
+// for commits that are durable elsewhere already (a replica's diffs from
+// the coordinator): the commit reads at once and is durable once
+// SyncApplied returns. A crash in between may lose deferred commits,
+// newest first, each whole; a later Apply makes the deferred commits before
+// it durable too.
+type DeferredApplier interface {
+	ApplyDeferred(c Commit) error
+	SyncApplied() error
+}
+
 // ErrCorrupt reports stored state that fails its own checks.
 var ErrCorrupt = errors.New("sqlsync/vfs: corrupt store")
 

@@ -67,7 +67,12 @@ type Client struct {
 	// last ran with nothing pending and changed nothing (migratedOK).
 	migratedCookie uint32
 	migratedOK     bool
-	own            *stmtCache // the engine's own reads, prepared
+
+	// deferTrim says the snapshot being rebuilt on is not durable yet:
+	// rebuild leaves the pending log's trim, to trimTo, to settle.
+	deferTrim bool
+	trimTo    uint64
+	own       *stmtCache // the engine's own reads, prepared
 
 	written map[string]bool // tables written by the mutation running now
 	read    map[string]bool // tables read by the query being prepared
@@ -309,20 +314,49 @@ func (c *Client) Rebase(ctx context.Context, diffs ...Diff) error {
 		c.mu.Unlock()
 		return err
 	}
-	if err := c.db.ApplyDiff(merged.Commit); err != nil {
+	// The diff is durable on the coordinator: show it first, and make the
+	// snapshot durable after (where the store can wait), so the fsync is
+	// not on the path of a change to the screen. Until then the pending
+	// log keeps the mutations the diff acknowledges (rebuild defers the
+	// trim): a crash in between reopens to the old snapshot with them.
+	sync, err := c.db.ApplyDiffDeferred(merged.Commit)
+	if err != nil {
 		c.mu.Unlock()
 		return fmt.Errorf("rebase: %w", err)
 	}
+	c.deferTrim = sync != nil
 	err = c.rebuild(ctx)
+	c.deferTrim = false
 	notify := c.onChange
 	failed := slices.Clone(c.failed)
 	c.mu.Unlock()
+	if err == nil && notify != nil {
+		notify(Change{All: true, Failed: failed})
+	}
+	if sync != nil {
+		err = errors.Join(err, c.settle(sync))
+	}
 	if err != nil {
 		return fmt.Errorf("rebase: %w", err)
 	}
-	if notify != nil {
-		notify(Change{All: true, Failed: failed})
+	return nil
+}
+
+// settle makes a deferred snapshot durable, then trims the pending log of
+// the mutations it acknowledges.
+func (c *Client) settle(sync func() error) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := sync(); err != nil {
+		return fmt.Errorf("make the snapshot durable: %w", err)
 	}
+	if c.trimTo == 0 {
+		return nil
+	}
+	if err := c.log.Trim(c.trimTo); err != nil {
+		return fmt.Errorf("trim pending log: %w", err)
+	}
+	c.trimTo = 0
 	return nil
 }
 
@@ -398,7 +432,9 @@ func (c *Client) rebuild(ctx context.Context) error {
 		i++
 	}
 	if i > 0 {
-		if err := c.log.Trim(last); err != nil {
+		if c.deferTrim {
+			c.trimTo = max(c.trimTo, last)
+		} else if err := c.log.Trim(last); err != nil {
 			return fmt.Errorf("trim pending log: %w", err)
 		}
 		c.pending = slices.Clone(c.pending[i:])

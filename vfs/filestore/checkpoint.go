@@ -36,6 +36,12 @@ func (s *Store) checkpoint() error {
 }
 
 func (s *Store) fold() error {
+	// 0. The data file is about to take pages of the log's newest commits:
+	// those must be durable in the log first, or a crash before the swap
+	// would pair new pages with an older LSN.
+	if err := s.syncDeferred(); err != nil {
+		return err
+	}
 	// 1. data: drop the pages above the low water mark, copy every page
 	// whose newest version is in the log, size to the page count, sync.
 	info, err := s.data.Stat()

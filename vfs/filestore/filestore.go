@@ -150,14 +150,17 @@ type Store struct {
 	lock    *dirlock.Lock
 
 	// Writer-only state, under wmu.
-	broken  error // set when the log can no longer be appended to
-	ckptErr error // the last automatic checkpoint's failure, if any
-	hook    func(stage string) error
+	broken error // set when the log can no longer be appended to
+	// deferred says the log holds commits ApplyDeferred has not synced.
+	deferred bool
+	ckptErr  error // the last automatic checkpoint's failure, if any
+	hook     func(stage string) error
 }
 
 var (
-	_ vfs.Store        = (*Store)(nil)
-	_ vfs.ChangeReader = (*Store)(nil)
+	_ vfs.Store           = (*Store)(nil)
+	_ vfs.ChangeReader    = (*Store)(nil)
+	_ vfs.DeferredApplier = (*Store)(nil)
 )
 
 // Open opens the store in dir of fsys, creating dir and its files if missing.
@@ -327,6 +330,41 @@ func (s *Store) readPage(no uint32, buf []byte) error {
 // Apply makes c durable with one append and one fsync of the log, then
 // checkpoints if the log has outgrown its threshold.
 func (s *Store) Apply(c vfs.Commit) error {
+	return s.apply(c, true)
+}
+
+// ApplyDeferred is Apply without the fsync: c reads at once and is durable
+// once SyncApplied returns. It syncs a deferred commit before it first, so
+// only the log's last record is ever unsynced: a crash can lose it or tear
+// it, and Open cuts a torn tail, while a damaged record followed by a valid
+// one still means corruption. A checkpoint or Close syncs first.
+func (s *Store) ApplyDeferred(c vfs.Commit) error {
+	return s.apply(c, false)
+}
+
+// SyncApplied makes the commits ApplyDeferred applied durable. If the fsync
+// fails their fate is unknown, and no further commit may follow them.
+func (s *Store) SyncApplied() error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	return s.syncDeferred()
+}
+
+// syncDeferred fsyncs the log if it holds deferred commits. The caller
+// holds wmu.
+func (s *Store) syncDeferred() error {
+	if !s.deferred || s.closed {
+		return nil
+	}
+	if err := fsync.File(s.log); err != nil {
+		s.broken = fmt.Errorf("sync deferred commits: %w", err)
+		return fmt.Errorf("filestore: %w", s.broken)
+	}
+	s.deferred = false
+	return nil
+}
+
+func (s *Store) apply(c vfs.Commit, durable bool) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	if s.closed {
@@ -338,10 +376,16 @@ func (s *Store) Apply(c vfs.Commit) error {
 	if err := c.Validate(s.state.LSN()); err != nil {
 		return fmt.Errorf("filestore: apply commit %d: %w", c.LSN, err)
 	}
+	if !durable {
+		if err := s.syncDeferred(); err != nil {
+			return fmt.Errorf("filestore: apply commit %d: %w", c.LSN, err)
+		}
+	}
 	rec := encodeRecord(c)
 	off := s.logSize
 	err := writeAt(s.log, rec, off)
-	if err == nil {
+	if err == nil && durable {
+		// A durable commit makes the deferred ones before it durable too.
 		err = fsync.File(s.log)
 	}
 	if err != nil {
@@ -352,6 +396,7 @@ func (s *Store) Apply(c vfs.Commit) error {
 		}
 		return fmt.Errorf("filestore: apply commit %d: %w", c.LSN, err)
 	}
+	s.deferred = !durable
 	s.mu.Lock()
 	s.applyRecord(c.LSN, c.PageCount, c.PageNumbers(), off)
 	s.logSize = off + int64(len(rec))
@@ -396,6 +441,7 @@ func (s *Store) Close() error {
 	if s.closed {
 		return nil
 	}
+	serr := s.syncDeferred()
 	s.closed = true
 	s.loc = nil
 	s.state.Forget()
@@ -403,7 +449,7 @@ func (s *Store) Close() error {
 	if err != nil {
 		err = fmt.Errorf("filestore: close %s: %w", s.dir, err)
 	}
-	return errors.Join(s.ckptErr, err)
+	return errors.Join(s.ckptErr, serr, err)
 }
 
 func (s *Store) closeFiles() error {

@@ -6,6 +6,7 @@ package fsync
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/hack-pad/hackpadfs"
 )
@@ -13,11 +14,21 @@ import (
 // File flushes f to stable storage. A file system whose files cannot be
 // synced (such as the memory FS) has nothing to flush.
 func File(f hackpadfs.File) error {
-	if err := hackpadfs.SyncFile(f); err != nil && !errors.Is(err, hackpadfs.ErrNotImplemented) {
+	err := hackpadfs.SyncFile(f)
+	if err == nil {
+		files.Add(1)
+	}
+	if err != nil && !errors.Is(err, hackpadfs.ErrNotImplemented) {
 		return err
 	}
 	return nil
 }
+
+var files atomic.Int64
+
+// Files returns how many times File has flushed a file to stable storage
+// in this process: what a benchmark or a test counts fsyncs by.
+func Files() int64 { return files.Load() }
 
 // Dir makes a creation or a rename in dir durable, on file systems whose
 // directories can be synced.
