@@ -20,6 +20,11 @@ const (
 	ExitError    = 1 // the command failed (network, storage, SQL)
 	ExitUsage    = 2 // bad flags or arguments
 	ExitRejected = 3 // the coordinator or the mutator rejected the mutation
+	// ExitQueued: mutate --state could not reach the coordinator, so it ran
+	// the mutation locally, with the document's mutator kept in the state
+	// directory, and queued it there; a later command that reaches the
+	// coordinator pushes it.
+	ExitQueued = 4
 )
 
 const usage = `usage: sqlsync <command> [flags] [args]
@@ -32,6 +37,19 @@ commands:
   token    mint a development token:      sqlsync token --jwt-secret S --doc ID[,PREFIX*] [--role read|write]
 
 Run 'sqlsync <command> -h' for a command's flags.
+
+exit codes:
+  0  success
+  1  the command failed (network, storage, SQL)
+  2  bad flags or arguments
+  3  the coordinator or the mutator rejected the mutation
+  4  mutate --state DIR: the coordinator could not be reached; the mutation
+     ran locally and is queued in DIR, and a later command that reaches the
+     coordinator pushes it (this needs an earlier command with --state DIR
+     to have reached it, so that DIR keeps the document's mutator)
+
+Client commands keep compiled mutators in DIR with --state DIR, else in the
+user's cache directory (sqlsync/ under $XDG_CACHE_HOME or ~/.cache on Linux).
 `
 
 // Run runs the command line args and returns the process exit code.
@@ -75,6 +93,21 @@ type rejectedError struct{ err error }
 func (e rejectedError) Error() string { return e.err.Error() }
 func (e rejectedError) Unwrap() error { return e.err }
 
+// queuedError is a mutation run and queued locally while the coordinator
+// could not be reached (ExitQueued).
+type queuedError struct {
+	seq     uint64
+	pending int
+	state   string
+	err     error // why the coordinator could not be reached
+}
+
+func (e queuedError) Error() string {
+	return fmt.Sprintf("coordinator unreachable (%v): mutation %d ran locally and is queued in %s (%d pending); a later command that reaches the coordinator pushes it", e.err, e.seq, e.state, e.pending)
+}
+
+func (e queuedError) Unwrap() error { return e.err }
+
 func exitCode(err error, stderr io.Writer) int {
 	if err == nil {
 		return ExitOK
@@ -82,11 +115,14 @@ func exitCode(err error, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "sqlsync: %v\n", err)
 	var u usageError
 	var r rejectedError
+	var q queuedError
 	switch {
 	case errors.As(err, &u):
 		return ExitUsage
 	case errors.As(err, &r):
 		return ExitRejected
+	case errors.As(err, &q):
+		return ExitQueued
 	}
 	return ExitError
 }

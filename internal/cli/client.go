@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -47,11 +50,53 @@ func parseClient(name string, args []string, stderr io.Writer, extra func(*flag.
 	return &f, fs.Args(), nil
 }
 
-// open opens the replica and waits until it is in sync with the coordinator.
-// --url may list several coordinators of a cluster, comma-separated: the
-// first that answers says which mutator the document runs, and the
-// replica moves to the next when one will not have it.
-func (f *clientFlags) open(ctx context.Context) (*client.Doc, context.Context, context.CancelFunc, error) {
+// replica is an open document replica for one command.
+type replica struct {
+	*client.Doc
+	// offline is set when the coordinator could not be reached and the
+	// replica was opened from --state alone, without a URL.
+	offline bool
+	// unreachable is why the coordinator could not be reached, if offline.
+	unreachable error
+
+	mu       sync.Mutex
+	rejected map[uint64]*engine.RejectedError // by seq, as the coordinator said
+	stop     func()
+}
+
+// rejection returns what the coordinator said rejecting seq, or nil.
+func (r *replica) rejection(seq uint64) *engine.RejectedError {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.rejected[seq]
+}
+
+// close closes the replica, first telling stderr of the mutations queued by
+// earlier commands that the coordinator rejected while this one ran (all
+// but the seq given, which the command reports itself).
+func (r *replica) close(stderr io.Writer, except uint64) {
+	r.stop()
+	r.mu.Lock()
+	seqs := slices.Sorted(maps.Keys(r.rejected))
+	for _, seq := range seqs {
+		if seq != except {
+			fmt.Fprintf(stderr, "sqlsync: the coordinator rejected queued mutation %d (%s): %s\n", seq, r.rejected[seq].Name, r.rejected[seq].Message)
+		}
+	}
+	r.mu.Unlock()
+	r.Close()
+}
+
+// open opens the replica; the command then waits until it is in sync with
+// the coordinator. --url may list several coordinators of a cluster,
+// comma-separated: the first that answers says which mutator the document
+// runs, and the replica moves to the next when one will not have it.
+//
+// With offlineOK and --state, a coordinator that cannot be reached is not
+// an error if the state directory keeps the document's mutator from an
+// earlier command: the replica opens without a URL (replica.offline), to
+// run and queue mutations that a later command pushes.
+func (f *clientFlags) open(parent context.Context, offlineOK bool) (*replica, context.Context, context.CancelFunc, error) {
 	var urls []string
 	for _, raw := range strings.Split(f.url, ",") {
 		u, err := syncURL(strings.TrimSpace(raw))
@@ -60,32 +105,68 @@ func (f *clientFlags) open(ctx context.Context) (*client.Doc, context.Context, c
 		}
 		urls = append(urls, u)
 	}
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	ctx, cancel := context.WithTimeout(parent, f.timeout)
 	// Run the document's own mutator, as the coordinator announces it.
 	var mut engine.Mutator
 	var hash string
 	var err error
+	unreachable := true
 	for _, u := range urls {
 		base, _ := url.Parse(u)
 		base.Scheme = map[string]string{"ws": "http", "wss": "https"}[base.Scheme]
 		if mut, hash, err = documentMutator(ctx, base, f.doc, f.state); err == nil {
 			break
 		}
+		var ue unreachableError
+		unreachable = unreachable && errors.As(err, &ue)
+	}
+	r := &replica{rejected: map[uint64]*engine.RejectedError{}}
+	if err != nil && unreachable && offlineOK && f.state != "" {
+		// The wait for the coordinator may have used up the time: the
+		// local work gets its own.
+		cancel()
+		ctx, cancel = context.WithTimeout(parent, f.timeout)
+		var ok bool
+		var cerr error
+		mut, hash, ok, cerr = cachedMutator(ctx, f.state, f.doc)
+		switch {
+		case cerr != nil:
+			err = fmt.Errorf("%w; and the mutator kept in --state: %w", err, cerr)
+		case !ok:
+			err = fmt.Errorf("%w (and --state %s keeps no mutator of document %q to run it offline)", err, f.state, f.doc)
+		default:
+			r.offline, r.unreachable, err = true, err, nil
+			urls = nil
+		}
 	}
 	if err != nil {
 		cancel()
 		return nil, nil, nil, err
 	}
-	doc, err := client.Open(ctx, client.Options{
-		URL: urls[0], URLs: urls[1:], DocID: f.doc, StateDir: f.state, Token: f.token,
+	opts := client.Options{
+		DocID: f.doc, StateDir: f.state, Token: f.token,
 		Mutator: mut, MutatorHash: hash,
 		Logger: slog.New(slog.DiscardHandler),
-	})
+	}
+	if len(urls) > 0 {
+		opts.URL, opts.URLs = urls[0], urls[1:]
+	}
+	doc, err := client.Open(ctx, opts)
 	if err != nil {
 		cancel()
 		return nil, nil, nil, err
 	}
-	return doc, ctx, cancel, nil
+	r.Doc = doc
+	// Installed once Open has returned, but a rejection needs a round
+	// trip to the coordinator first.
+	r.stop = doc.Watch(func(e client.Event) {
+		if e.Rejected != nil {
+			r.mu.Lock()
+			r.rejected[e.Rejected.Seq] = e.Rejected
+			r.mu.Unlock()
+		}
+	})
+	return r, ctx, cancel, nil
 }
 
 func mutate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -99,40 +180,34 @@ func mutate(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if !json.Valid([]byte(rest[1])) {
 		return usagef("ARGS_JSON is not valid JSON: %s", rest[1])
 	}
-	doc, ctx, cancel, err := f.open(ctx)
+	doc, ctx, cancel, err := f.open(ctx, true)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	defer doc.Close()
-	var (
-		mu       sync.Mutex
-		rejected = map[uint64]*engine.RejectedError{}
-	)
-	stop := doc.Watch(func(e client.Event) {
-		if e.Rejected != nil {
-			mu.Lock()
-			rejected[e.Rejected.Seq] = e.Rejected
-			mu.Unlock()
+	var seq uint64
+	defer func() { doc.close(stderr, seq) }()
+	if doc.offline {
+		// The document as this replica last saw it, plus what is queued.
+		if seq, err = doc.Mutate(ctx, rest[0], []byte(rest[1])); err != nil {
+			return rejectedError{err}
 		}
-	})
-	defer stop()
+		s := doc.Status()
+		fmt.Fprintf(stdout, "{\"seq\":%d,\"lsn\":%d,\"queued\":true,\"pending\":%d}\n", seq, s.LSN, s.Pending)
+		return queuedError{seq: seq, pending: s.Pending, state: f.state, err: doc.unreachable}
+	}
 	// Catch up first: the mutation must run on the document as it is, not
 	// on an empty replica that has not heard from the coordinator yet.
 	if err := doc.WaitSynced(ctx); err != nil {
 		return err
 	}
-	seq, err := doc.Mutate(ctx, rest[0], []byte(rest[1]))
-	if err != nil {
+	if seq, err = doc.Mutate(ctx, rest[0], []byte(rest[1])); err != nil {
 		return rejectedError{err}
 	}
 	if err := doc.WaitSynced(ctx); err != nil {
 		return fmt.Errorf("mutation %d is saved locally but not confirmed: %w", seq, err)
 	}
-	mu.Lock()
-	rej := rejected[seq]
-	mu.Unlock()
-	if rej != nil {
+	if rej := doc.rejection(seq); rej != nil {
 		return rejectedError{fmt.Errorf("coordinator rejected %s: %s", rest[0], rej.Message)}
 	}
 	fmt.Fprintf(stdout, "{\"seq\":%d,\"lsn\":%d}\n", seq, doc.Status().LSN)
@@ -158,12 +233,12 @@ func query(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
-	doc, ctx, cancel, err := f.open(ctx)
+	doc, ctx, cancel, err := f.open(ctx, false)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	defer doc.Close()
+	defer doc.close(stderr, 0)
 	if err := doc.WaitSynced(ctx); err != nil {
 		return err
 	}
@@ -197,12 +272,12 @@ func dump(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(rest) != 0 {
 		return usagef("dump takes no arguments, got %q", rest)
 	}
-	doc, ctx, cancel, err := f.open(ctx)
+	doc, ctx, cancel, err := f.open(ctx, false)
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	defer doc.Close()
+	defer doc.close(stderr, 0)
 	if err := doc.WaitSynced(ctx); err != nil {
 		return err
 	}

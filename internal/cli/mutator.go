@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/sqlsync-go/sqlsync/server"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
@@ -51,47 +53,195 @@ func moduleMutators(module *wasmhost.Module, bytes []byte, log *slog.Logger) fun
 	}
 }
 
+// unreachableError is a coordinator that could not be asked at all (no
+// connection, no answer in time), as opposed to one that answered with an
+// error.
+type unreachableError struct{ err error }
+
+func (e unreachableError) Error() string { return e.err.Error() }
+func (e unreachableError) Unwrap() error { return e.err }
+
 // documentMutator returns the mutator a document uses, as the coordinator at
 // base announces it, and its module's hash: its module, fetched by hash (and
-// kept in stateDir when set), or nil and "" when the coordinator runs a
+// kept under cacheRoot(stateDir)), or nil and "" when the coordinator runs a
 // mutator it does not serve (a Go one, in a program embedding package
 // server): the replica then queues mutations without running them locally
 // (client.Status.QueueOnly). The replica tells the hash to client.Open, so
 // that it pushes nothing if the coordinator's Welcome names another module
-// (the coordinator changed it between the two requests).
+// (the coordinator changed it between the two requests). With stateDir
+// set, it also remembers which module the document runs, for
+// cachedMutator. A coordinator that cannot be reached fails with an
+// unreachableError.
 func documentMutator(ctx context.Context, base *url.URL, doc, stateDir string) (engine.Mutator, string, error) {
 	u := *base
 	u.Path = "/v1/docs/" + url.PathEscape(doc) + "/mutator"
 	var info struct{ Hash, URL string }
 	if err := getJSON(ctx, u.String(), &info); err != nil {
-		return nil, "", fmt.Errorf("ask for the document's mutator: %w", err)
+		err = fmt.Errorf("ask for the document's mutator: %w", err)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return nil, "", unreachableError{err}
+		}
+		return nil, "", err
 	}
 	if info.Hash == "" {
 		return nil, "", nil
 	}
-	var cache string
-	if stateDir != "" {
-		cache = filepath.Join(stateDir, "mutators", info.Hash+".wasm")
+	root := cacheRoot(stateDir)
+	var b []byte
+	if root != "" {
+		b = readModule(root, info.Hash)
 	}
-	b, err := os.ReadFile(cache)
-	if cache == "" || err != nil || hashOf(b) != info.Hash { // a damaged copy is fetched again
+	if b == nil { // not kept yet, or damaged: fetched again
 		u.Path = server.MutatorPath + info.Hash + ".wasm"
+		var err error
 		if b, err = get(ctx, u.String()); err != nil {
 			return nil, "", fmt.Errorf("fetch mutator %s: %w", info.Hash, err)
 		}
 		if hashOf(b) != info.Hash {
 			return nil, "", fmt.Errorf("fetch mutator %s: content does not match its hash", info.Hash)
 		}
-		if cache != "" {
-			os.MkdirAll(filepath.Dir(cache), 0o755)
-			os.WriteFile(cache, b, 0o644)
+		if root != "" {
+			if err := writeFileAtomic(filepath.Join(root, info.Hash+".wasm"), b); err != nil {
+				slog.Debug("keep mutator module", "hash", info.Hash, "err", err)
+			}
 		}
 	}
+	if stateDir != "" {
+		rememberMutator(stateDir, doc, info.Hash)
+	}
+	m, err := compileModule(ctx, root, b, info.Hash)
+	if err != nil {
+		return nil, "", err
+	}
+	return m, info.Hash, nil
+}
+
+// cachedMutator returns the mutator a document ran the last time a command
+// with this stateDir reached its coordinator, from the module kept there,
+// and its hash; ok is false if there is none.
+func cachedMutator(ctx context.Context, stateDir, doc string) (m engine.Mutator, hash string, ok bool, err error) {
+	ptr, err := os.ReadFile(mutatorPointer(stateDir, doc))
+	if err != nil {
+		return nil, "", false, nil
+	}
+	hash = strings.TrimSpace(string(ptr))
+	root := cacheRoot(stateDir)
+	b := readModule(root, hash)
+	if b == nil {
+		return nil, "", false, nil
+	}
+	if m, err = compileModule(ctx, root, b, hash); err != nil {
+		return nil, "", false, err
+	}
+	return m, hash, true, nil
+}
+
+// compileModule compiles a fetched module, its machine code cached under
+// root (see useCompileCache).
+func compileModule(ctx context.Context, root string, b []byte, hash string) (engine.Mutator, error) {
+	useCompileCache(root)
 	m, err := wasmhost.Compile(ctx, b, wasmhost.Limits{})
 	if err != nil {
-		return nil, "", fmt.Errorf("load mutator %s: %w", info.Hash, err)
+		return nil, fmt.Errorf("load mutator %s: %w", hash, err)
 	}
-	return m.Mutator(slog.New(slog.DiscardHandler)), info.Hash, nil
+	return m.Mutator(slog.New(slog.DiscardHandler)), nil
+}
+
+// cacheRoot is where a client command keeps mutator modules (named by
+// their hash) and their compiled machine code (in wazero/): the state
+// directory's mutators/ with --state, else sqlsync/ in the user's cache
+// directory, or "" when there is none.
+func cacheRoot(stateDir string) string {
+	if stateDir != "" {
+		return filepath.Join(stateDir, "mutators")
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		slog.Debug("no user cache directory: mutators are fetched and compiled every time", "err", err)
+		return ""
+	}
+	return filepath.Join(dir, "sqlsync")
+}
+
+// useCompileCache keeps compiled mutators in root/wazero, so that the
+// next command does not compile its module again; with root "", or if
+// that directory cannot be used, they are compiled in memory.
+func useCompileCache(root string) {
+	if root == "" {
+		return
+	}
+	if err := wasmhost.SetCacheDir(filepath.Join(root, "wazero")); err != nil {
+		slog.Debug("compilation cache unusable: compiling in memory", "err", err)
+	}
+}
+
+// readModule returns the module kept under root by its hash, or nil if
+// there is none or it does not match the hash.
+func readModule(root, hash string) []byte {
+	if !validHash(hash) {
+		return nil
+	}
+	b, err := os.ReadFile(filepath.Join(root, hash+".wasm"))
+	if err != nil || hashOf(b) != hash {
+		return nil
+	}
+	return b
+}
+
+// mutatorPointer is the file in stateDir naming the module doc last ran.
+// Document IDs are any string, so it is named by the ID's hash.
+func mutatorPointer(stateDir, doc string) string {
+	return filepath.Join(cacheRoot(stateDir), "doc-"+hashOf([]byte(doc))+".mutator")
+}
+
+// rememberMutator records in stateDir that doc runs the module hash.
+func rememberMutator(stateDir, doc, hash string) {
+	file := mutatorPointer(stateDir, doc)
+	if old, err := os.ReadFile(file); err == nil && string(old) == hash {
+		return
+	}
+	if err := writeFileAtomic(file, []byte(hash)); err != nil {
+		slog.Debug("remember the document's mutator", "doc", doc, "err", err)
+	}
+}
+
+// writeFileAtomic writes b to file through a temporary file renamed over
+// it, so that a reader sees the old content or the new, never a part.
+func writeFileAtomic(file string, b []byte) error {
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(file), filepath.Base(file)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	_, err = tmp.Write(b)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), file)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write %s: %w", file, err)
+	}
+	return nil
+}
+
+// validHash reports whether s looks like a module hash: 64 lowercase hex
+// digits.
+func validHash(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // hashOf returns the SHA-256 of b in lowercase hex, as modules are named.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/sqlsync-go/sqlsync/server"
@@ -50,6 +51,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer closeNATS()
+	// The compiled mutator is kept in the data directory, so a restart
+	// does not compile it again.
+	if err := wasmhost.SetCacheDir(filepath.Join(*data, "wazero")); err != nil {
+		log.Debug("compilation cache unusable: compiling in memory", "err", err)
+	}
 	module, bytes, err := loadModule(ctx, *mutator, wasmhost.Limits{Timeout: cfg.MutationTimeout})
 	if err != nil {
 		return err
