@@ -119,6 +119,7 @@ var All = []Scenario{
 	{7, "catchup", "catch-up of a client far behind", runCatchup},
 	{8, "browser", "browser (Chromium, Playwright)", runBrowser},
 	{9, "cluster", "documents in NATS JetStream: commit, hand-off, failover", runCluster},
+	{10, "cli", "the sqlsync command, a process per command: cold, cached, floor", runCLI},
 }
 
 // Select returns the scenarios named in keys (comma-separated keys or
