@@ -129,6 +129,9 @@ func OpenCoordinator(ctx context.Context, store vfs.Store, mut Mutator, opts Coo
 		return nil, fmt.Errorf("open coordinator: %w", err)
 	}
 	c := &Coordinator{db: db, conn: conn, mut: mut, opts: opts, sp: sp}
+	if sc, ok := mut.(StatementCache); ok {
+		sc.CacheStatements(conn) // Close forgets them
+	}
 	count := store.PageCount()
 	db.OnCommit(func(cm vfs.Commit) {
 		c.versions.record(cm, count)
@@ -648,7 +651,12 @@ func (c *Coordinator) Close() error {
 		c.read.Close()
 	}
 	c.readMu.Unlock()
-	err := errors.Join(c.sp.close(), c.conn.Close())
+	var forget error
+	if sc, ok := c.mut.(StatementCache); ok {
+		// Before the connection closes: it cannot while they are kept.
+		forget = sc.ForgetStatements(c.conn)
+	}
+	err := errors.Join(forget, c.sp.close(), c.conn.Close())
 	c.db.Close()
 	return err
 }

@@ -23,6 +23,26 @@ type Mutator interface {
 	Mutate(ctx context.Context, conn *sqlite3.Conn, name string, args []byte) error
 }
 
+// StatementCache is implemented by a Mutator that can keep the statements
+// it prepares on a connection from one call to the next, so that it does
+// not parse the same SQL at every mutation (the WebAssembly hosts of
+// package mutatorhost do). It keeps none until CacheStatements names the
+// connection; the engine does so only for a connection it will let go of
+// through ForgetStatements, which finalizes them, before closing it: a
+// connection cannot close while statements prepared on it are not
+// finalized (SQLite returns BUSY).
+//
+// The coordinator opts its writer in. A client does not: its authorizer
+// learns which tables a mutation writes while the mutation's statements
+// are prepared, and a kept statement is not prepared again.
+type StatementCache interface {
+	// CacheStatements lets the mutator keep statements prepared on conn.
+	CacheStatements(conn *sqlite3.Conn)
+	// ForgetStatements finalizes the statements kept on conn, and keeps
+	// none on it from now on.
+	ForgetStatements(conn *sqlite3.Conn) error
+}
+
 // Mutation is one named write by one client.
 type Mutation struct {
 	ClientID string

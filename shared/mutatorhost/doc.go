@@ -4,7 +4,9 @@
 // record, a Mutator's instance and its life ([Slot]: started on first use,
 // discarded after a failure, none once closed), the execution of the
 // guest's SQL requests (package abi's encoding) on the engine's connection
-// behind the statement guard, the guest's output, and the fixed values of
+// behind the statement guard (with the statements kept prepared from call
+// to call on a connection the engine opts in: the coordinator's writer),
+// the guest's output, and the fixed values of
 // the WASI sandbox. Both hosts share it: package wasmhost (wazero,
 // natively) and package wasm/jsmutator (the browser's own engine, through
 // syscall/js), so a mutator sees the same SQL semantics, refusals, sizes

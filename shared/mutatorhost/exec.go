@@ -14,19 +14,79 @@ import (
 // reading and writing guest memory, which is the engine's business. An Exec
 // is reused from call to call (it keeps its buffers); it is not safe for
 // concurrent use.
+//
+// On the connection named by Keep, an Exec keeps the statements it prepares
+// from one call to the next (see stmtCache), until Forget or Close
+// finalizes them; a call on another connection first finalizes those kept
+// on the previous one. An Exec keeps nothing by default.
 type Exec struct {
 	conn      *sqlite3.Conn
 	maxResult int
 	stmts     []abi.Statement
 	out       []byte // the response being built; reused across calls
 	pending   []byte // a response too big for the guest's buffer, kept for Result
+
+	keep  *sqlite3.Conn // the connection statements may be kept on, or nil
+	cache stmtCache     // the statements kept, all on one connection
 }
 
 // Begin starts a call: requests run on conn, and a response may take up to
-// maxResult bytes.
-func (e *Exec) Begin(conn *sqlite3.Conn, maxResult int) {
+// maxResult bytes. Statements kept on another connection are finalized
+// first: a call on another connection means the Exec has moved on, and its
+// statements must not pin the old connection open. (That connection is
+// still open: it could not have closed while they were not finalized.)
+// If that fails the call has not begun.
+func (e *Exec) Begin(conn *sqlite3.Conn, maxResult int) error {
+	if e.cache.conn != nil && e.cache.conn != conn {
+		if err := e.cache.clear(); err != nil {
+			return fmt.Errorf("finalize the statements kept on the previous connection: %w", err)
+		}
+	}
 	e.conn, e.maxResult, e.pending = conn, maxResult, nil
+	return nil
 }
+
+// Keep lets the Exec keep the statements it prepares on conn from one call
+// to the next; nil keeps none. The caller promises that Forget(conn), or
+// Close, runs before conn closes: until its statements are finalized a
+// connection cannot close. Statements kept on another connection are
+// finalized, which must not run while that connection is in use elsewhere.
+func (e *Exec) Keep(conn *sqlite3.Conn) error {
+	e.keep = conn
+	if e.cache.conn != nil && e.cache.conn != conn {
+		if err := e.cache.clear(); err != nil {
+			return fmt.Errorf("finalize kept statements: %w", err)
+		}
+	}
+	return nil
+}
+
+// Forget finalizes the statements kept on conn, and keeps none on it from
+// now on: to run before conn closes. It must not run during a call.
+func (e *Exec) Forget(conn *sqlite3.Conn) error {
+	if e.keep == conn {
+		e.keep = nil
+	}
+	if e.cache.conn == conn && conn != nil {
+		if err := e.cache.clear(); err != nil {
+			return fmt.Errorf("finalize kept statements: %w", err)
+		}
+	}
+	return nil
+}
+
+// Close finalizes every statement kept, and keeps none from now on. It
+// must not run during a call.
+func (e *Exec) Close() error {
+	e.keep = nil
+	if err := e.cache.clear(); err != nil {
+		return fmt.Errorf("finalize kept statements: %w", err)
+	}
+	return nil
+}
+
+// Kept returns how many statements the Exec keeps prepared.
+func (e *Exec) Kept() int { return e.cache.len() }
 
 // End ends the call: requests fail until the next Begin.
 func (e *Exec) End() {
@@ -138,13 +198,28 @@ func errorCode(err error) int32 {
 
 // statement runs one statement of a request, appending its result to out.
 // On error out may hold a partial result: the caller truncates it.
+//
+// A text kept prepared (see stmtCache) runs without being checked or
+// parsed again: it passed the guard, which reads the text alone, and it
+// holds one statement, so the rules on parameters and rows alone in their
+// text hold too. With the wrong number of parameters it is dropped and
+// goes the long way, so that the error is the one it has always been.
 func (e *Exec) statement(out []byte, s abi.Statement) ([]byte, error) {
-	sql := string(s.SQL)
-	if err := checkNames(sql); err != nil {
-		return out, err
-	}
 	rows := s.Flags&abi.FlagRows != 0
-	single := rows || len(s.Params) > 0
+	kept := e.cache.get(e.conn, s.SQL)
+	if kept != nil && kept.nparams != len(s.Params) {
+		if err := e.cache.drop(s.SQL); err != nil {
+			return out, fmt.Errorf("finalize a kept statement: %w", err)
+		}
+		kept = nil
+	}
+	var sql string
+	if kept == nil {
+		sql = string(s.SQL)
+		if err := checkNames(sql); err != nil {
+			return out, err
+		}
+	}
 	// Result header; changes, rowid and the row count are patched in.
 	start := len(out)
 	out = abi.AppendI32(out, 0)
@@ -152,7 +227,19 @@ func (e *Exec) statement(out []byte, s abi.Statement) ([]byte, error) {
 	out = abi.AppendI64(out, 0)
 	var changes int64
 	wroteColumns := false
-	for {
+	if kept != nil {
+		before := e.conn.TotalChanges()
+		var err error
+		if out, err = e.runKept(out, kept, s, rows); err != nil {
+			return out, err
+		}
+		if e.conn.TotalChanges() != before {
+			changes += e.conn.Changes()
+		}
+		wroteColumns = rows
+	}
+	single := rows || len(s.Params) > 0
+	for first := true; kept == nil; first = false {
 		if err := checkStatement(sql); err != nil {
 			return out, err
 		}
@@ -167,9 +254,10 @@ func (e *Exec) statement(out []byte, s abi.Statement) ([]byte, error) {
 			stmt.Close()
 			return out, &hostError{abi.CodeError, "sqlsync: a statement with parameters or rows must be alone in its SQL text"}
 		}
+		// The first statement of a text that holds no other is kept.
+		keep := first && e.keep == e.conn && len(sql) <= stmtCacheMaxSQL && blank(tail)
 		before := e.conn.TotalChanges()
-		out, err = e.step(out, stmt, s, rows)
-		stmt.Close()
+		out, err = e.runNew(out, stmt, sql, keep, s, rows)
 		if err != nil {
 			return out, err
 		}
@@ -191,10 +279,54 @@ func (e *Exec) statement(out []byte, s abi.Statement) ([]byte, error) {
 	return out, nil
 }
 
-// step binds s's parameters to stmt and runs it, appending its columns and
-// rows when rows is set.
-func (e *Exec) step(out []byte, stmt *sqlite3.Stmt, s abi.Statement, rows bool) ([]byte, error) {
-	if got, want := len(s.Params), stmt.BindCount(); got != want {
+// runNew runs stmt, just prepared from the start of sql, then keeps it for
+// sql if keep is set, or finalizes it: finalizes it in any case if the run
+// panics (the driver panics when SQLite runs out of memory), so that no
+// statement is left to keep the connection from closing.
+func (e *Exec) runNew(out []byte, stmt *sqlite3.Stmt, sql string, keep bool, s abi.Statement, rows bool) (_ []byte, err error) {
+	done := false
+	defer func() {
+		if !done || !keep {
+			stmt.Close()
+			return
+		}
+		stmt.Reset() // the run's error, if any, is err already
+		stmt.ClearBindings()
+		e.cache.put(e.conn, sql, stmt)
+	}()
+	out, err = e.step(out, stmt, stmt.BindCount(), s, rows)
+	done = true
+	return out, err
+}
+
+// runKept runs a kept statement, then resets it and clears its bindings,
+// or drops it if the run panics.
+func (e *Exec) runKept(out []byte, kept *cachedStmt, s abi.Statement, rows bool) (_ []byte, err error) {
+	done := false
+	defer func() {
+		if !done {
+			e.cache.drop(s.SQL) // the panic is the news, not this
+			return
+		}
+		kept.stmt.Reset() // the run's error, if any, is err already
+		kept.stmt.ClearBindings()
+	}()
+	// As preparing the text again would.
+	if e.conn.GetInterrupt().Err() != nil {
+		done = true
+		return out, sqlite3.INTERRUPT
+	}
+	out, err = e.step(out, kept.stmt, kept.nparams, s, rows)
+	done = true
+	return out, err
+}
+
+// step binds s's parameters to stmt, which takes nparams, and runs it,
+// appending its columns and rows when rows is set. The columns are read
+// after the first step: a kept statement whose schema changed is prepared
+// again as it steps, and may have other columns than before.
+func (e *Exec) step(out []byte, stmt *sqlite3.Stmt, nparams int, s abi.Statement, rows bool) ([]byte, error) {
+	if got, want := len(s.Params), nparams; got != want {
 		return out, &hostError{abi.CodeRange, fmt.Sprintf("sqlsync: statement takes %d parameters, got %d", want, got)}
 	}
 	for i, v := range s.Params {
@@ -218,6 +350,7 @@ func (e *Exec) step(out []byte, stmt *sqlite3.Stmt, s abi.Statement, rows bool) 
 	if !rows {
 		return out, stmt.Exec()
 	}
+	more := stmt.Step()
 	ncol := stmt.ColumnCount()
 	out = abi.AppendU32(out, uint32(ncol))
 	for i := range ncol {
@@ -226,7 +359,7 @@ func (e *Exec) step(out []byte, stmt *sqlite3.Stmt, s abi.Statement, rows bool) 
 	countAt := len(out)
 	out = abi.AppendU32(out, 0)
 	n := 0
-	for stmt.Step() {
+	for ; more; more = stmt.Step() {
 		for i := range ncol {
 			switch stmt.ColumnType(i) {
 			case sqlite3.INTEGER:

@@ -31,7 +31,9 @@ func TestExec(t *testing.T) {
 	if _, _, err := e.Run(request(stmt("SELECT 1", true)), 1024); err == nil || !strings.Contains(err.Error(), "outside a mutation") {
 		t.Fatalf("Run before Begin: %v", err)
 	}
-	e.Begin(conn, 1<<20)
+	if err := e.Begin(conn, 1<<20); err != nil {
+		t.Fatal(err)
+	}
 	defer e.End()
 
 	// A batch stops at its first failure; results come one per statement run.

@@ -25,6 +25,10 @@ type Instance interface {
 	// Adopt passes the instance to a new owner, which logs to log: a
 	// module's spare, taken by a Mutator.
 	Adopt(log *slog.Logger)
+	// Exec returns the Exec that runs the guest's SQL in the instance's
+	// calls: the Slot tells it which connection it may keep statements
+	// on, and finalizes them.
+	Exec() *Exec
 	// Close stops the instance and frees what it holds. It is called once,
 	// after the instance's last call.
 	Close()
@@ -39,6 +43,12 @@ type Instance interface {
 // the time limit of a mutation or a migration). Calls are serialized: it
 // is safe for concurrent use. A host's Mutator embeds one, made with
 // [NewSlot], for its Migrate, Mutate and Close.
+//
+// On the connection CacheStatements names, the instance keeps the guest's
+// statements prepared from one call to the next (see [Exec.Keep]);
+// ForgetStatements finalizes them, and must run before that connection
+// closes. Slot implements engine.StatementCache so: the engine's
+// coordinator opts its connection in.
 type Slot[I Instance] struct {
 	limits Limits
 	log    *slog.Logger
@@ -47,7 +57,8 @@ type Slot[I Instance] struct {
 
 	mu     sync.Mutex
 	inst   I
-	live   bool // inst is a started instance, not yet discarded
+	live   bool          // inst is a started instance, not yet discarded
+	keep   *sqlite3.Conn // the connection statements may be kept on
 	closed bool
 }
 
@@ -115,10 +126,17 @@ func (s *Slot[I]) call(ctx context.Context, conn *sqlite3.Conn, f func(I) error)
 		}
 		s.inst, s.live = inst, true
 	}
+	if exec := s.inst.Exec(); exec.keep != s.keep {
+		if err := exec.Keep(s.keep); err != nil {
+			return errors.Join(fmt.Errorf("mutator call: %w", err), s.discard())
+		}
+	}
 	err := f(s.inst)
 	if err != nil && !survives(err) {
-		s.discard()
-		s.log.Debug("mutator call failed; instance discarded", "err", err)
+		// The call's error is the mutation's; a statement that would not
+		// finalize is only logged.
+		derr := s.discard()
+		s.log.Debug("mutator call failed; instance discarded", "err", err, "finalize_err", derr)
 	}
 	return err
 }
@@ -130,22 +148,62 @@ func survives(err error) bool {
 	return errors.As(err, &gerr) && gerr.Status != abi.StatusPanic
 }
 
-// Close discards the instance; later calls fail with ErrClosed. It may be
-// called more than once, and returns nil.
+// CacheStatements lets the instance keep the statements the guest prepares
+// on conn from one call to the next, until ForgetStatements(conn), which
+// the caller promises to run before conn closes (a connection cannot close
+// while statements prepared on it are not finalized). Statements kept on
+// the previous such connection are finalized at the next call: a Mutator
+// serves one engine at a time.
+func (s *Slot[I]) CacheStatements(conn *sqlite3.Conn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.keep = conn
+}
+
+// ForgetStatements finalizes the statements kept on conn and keeps none on
+// it from now on: to run before conn closes.
+func (s *Slot[I]) ForgetStatements(conn *sqlite3.Conn) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.keep == conn {
+		s.keep = nil
+	}
+	if !s.live {
+		return nil
+	}
+	if err := s.inst.Exec().Forget(conn); err != nil {
+		return fmt.Errorf("mutator: %w", err)
+	}
+	return nil
+}
+
+// Close discards the instance, finalizing the statements it kept; later
+// calls fail with ErrClosed. It may be called more than once. Close the
+// Mutator after its engine, or on the engine's goroutine: finalizing uses
+// the connection.
 func (s *Slot[I]) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
-	s.discard()
+	s.keep = nil
+	if err := s.discard(); err != nil {
+		return fmt.Errorf("close mutator: %w", err)
+	}
 	return nil
 }
 
-func (s *Slot[I]) discard() {
-	if s.live {
-		s.inst.Close()
-		var none I
-		s.inst, s.live = none, false
+// discard finalizes the statements the instance kept, then closes it. A
+// call discards its instance on the call's own connection, where the
+// statements are kept (see Exec.Begin).
+func (s *Slot[I]) discard() error {
+	if !s.live {
+		return nil
 	}
+	err := s.inst.Exec().Close()
+	s.inst.Close()
+	var none I
+	s.inst, s.live = none, false
+	return err
 }
 
 // Spare holds the instance a module starts at load, to check that it

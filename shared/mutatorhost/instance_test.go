@@ -20,6 +20,7 @@ type fakeInstance struct {
 	adopted  bool
 	closed   int
 	timeouts []time.Duration // of its calls
+	exec     mutatorhost.Exec
 }
 
 var errTrap = errors.New("trapped")
@@ -40,12 +41,24 @@ func (f *fakeInstance) Migrate(_ context.Context, _ *sqlite3.Conn, timeout time.
 	return nil
 }
 
-func (f *fakeInstance) Mutate(_ context.Context, _ *sqlite3.Conn, timeout time.Duration, name string, _ []byte) error {
+func (f *fakeInstance) Mutate(_ context.Context, conn *sqlite3.Conn, timeout time.Duration, name string, args []byte) error {
 	f.timeouts = append(f.timeouts, timeout)
+	if name == "sql" {
+		// Runs args as SQL through the instance's Exec, as a guest's
+		// request would.
+		if err := f.exec.Begin(conn, 1<<20); err != nil {
+			return err
+		}
+		defer f.exec.End()
+		_, _, err := f.exec.Run(abi.AppendRequest(nil, []abi.Statement{{SQL: args, Flags: abi.FlagRows}}), 1<<20)
+		return err
+	}
 	return outcomes[name]
 }
 
 func (f *fakeInstance) Adopt(*slog.Logger) { f.adopted = true }
+
+func (f *fakeInstance) Exec() *mutatorhost.Exec { return &f.exec }
 
 func (f *fakeInstance) Close() { f.closed++ }
 
@@ -141,6 +154,88 @@ func TestSlotLifecycle(t *testing.T) {
 	if len(f.started) != 3 {
 		t.Fatalf("%d instances started, want 3", len(f.started))
 	}
+}
+
+// On the connection CacheStatements names, the instance keeps the guest's
+// statements; ForgetStatements, discarding the instance and Close each
+// finalize them, so that the connection can close.
+func TestSlotStatements(t *testing.T) {
+	ctx := context.Background()
+	conn, err := sqlite3.Open(":memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Exec(`BEGIN`); err != nil {
+		t.Fatal(err)
+	}
+	f := newFake()
+	kept := func() int {
+		t.Helper()
+		n := stmtsOn(conn)
+		if last := f.started[len(f.started)-1]; last.exec.Kept() != n {
+			t.Fatalf("the instance keeps %d statements, the connection has %d", last.exec.Kept(), n)
+		}
+		return n
+	}
+	sql := func(q string) {
+		t.Helper()
+		if err := f.slot.Mutate(ctx, conn, "sql", []byte(q)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sql(`SELECT 1`)
+	if n := kept(); n != 0 {
+		t.Fatalf("kept %d statements without CacheStatements", n)
+	}
+	f.slot.CacheStatements(conn)
+	sql(`SELECT 1`)
+	sql(`SELECT 2`)
+	if n := kept(); n != 2 {
+		t.Fatalf("kept %d statements, want 2", n)
+	}
+	// A discarded instance's statements are finalized.
+	if err := f.slot.Mutate(ctx, conn, "trap", nil); err != errTrap {
+		t.Fatal(err)
+	}
+	if n := stmtsOn(conn); n != 0 || f.started[0].exec.Kept() != 0 {
+		t.Fatalf("%d statements left by the discarded instance", n)
+	}
+	sql(`SELECT 1`)
+	if n := kept(); n != 1 || len(f.started) != 2 {
+		t.Fatalf("the next instance kept %d statements, want 1", n)
+	}
+	if err := f.slot.ForgetStatements(conn); err != nil {
+		t.Fatal(err)
+	}
+	if n := kept(); n != 0 {
+		t.Fatalf("%d statements left after ForgetStatements", n)
+	}
+	sql(`SELECT 1`)
+	if n := kept(); n != 0 {
+		t.Fatalf("kept %d statements after ForgetStatements", n)
+	}
+	f.slot.CacheStatements(conn)
+	sql(`SELECT 1`)
+	if n := kept(); n != 1 {
+		t.Fatalf("kept %d statements, want 1", n)
+	}
+	if err := f.slot.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := kept(); n != 0 {
+		t.Fatalf("%d statements left after Close", n)
+	}
+	if err := conn.Close(); err != nil {
+		t.Fatalf("close the connection: %v", err)
+	}
+}
+
+func stmtsOn(conn *sqlite3.Conn) int {
+	n := 0
+	for range conn.Stmts() {
+		n++
+	}
+	return n
 }
 
 // Calls that cannot run start no instance and discard none.

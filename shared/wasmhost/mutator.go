@@ -50,7 +50,10 @@ type Mutator struct {
 	*mutatorhost.Slot[*instance]
 }
 
-var _ engine.Mutator = (*Mutator)(nil)
+var (
+	_ engine.Mutator        = (*Mutator)(nil)
+	_ engine.StatementCache = (*Mutator)(nil) // the coordinator keeps statements prepared
+)
 
 // Mutator returns a new Mutator of the module, logging guest output and
 // failures to log (slog.Default() if nil). It starts no instance yet.
@@ -85,13 +88,18 @@ func api32(v uint32) uint64 { return uint64(v) }
 // Adopt makes the instance log to log (mutatorhost.Instance).
 func (inst *instance) Adopt(log *slog.Logger) { inst.out.SetLogger(log) }
 
+// Exec returns the Exec of the instance's calls (mutatorhost.Instance).
+func (inst *instance) Exec() *mutatorhost.Exec { return &inst.exec }
+
 // invoke runs f, a call into the guest, with conn available to the host
 // imports and timeout as its time limit, and turns the outcome into an
 // error.
 func (inst *instance) invoke(ctx context.Context, conn *sqlite3.Conn, timeout time.Duration, f func(context.Context) error) error {
+	if err := inst.exec.Begin(conn, inst.limits.MaxResultBytes); err != nil {
+		return fmt.Errorf("mutator call: %w", err)
+	}
 	callCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	inst.exec.Begin(conn, inst.limits.MaxResultBytes)
 	// The host imports find the call's state in the context; SQLite stops
 	// a long statement when the context is done.
 	old := conn.SetInterrupt(callCtx)

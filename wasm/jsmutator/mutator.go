@@ -31,7 +31,10 @@ type Mutator struct {
 	m *Module
 }
 
-var _ engine.Mutator = (*Mutator)(nil)
+var (
+	_ engine.Mutator        = (*Mutator)(nil)
+	_ engine.StatementCache = (*Mutator)(nil) // the coordinator keeps statements prepared
+)
 
 // Mutator returns a new Mutator of the module, logging guest output and
 // failures to log (slog.Default() if nil). It starts no instance yet.
@@ -71,6 +74,9 @@ func (inst *instance) Adopt(log *slog.Logger) {
 	inst.out.SetLogger(log)
 }
 
+// Exec returns the Exec of the instance's calls (mutatorhost.Instance).
+func (inst *instance) Exec() *mutatorhost.Exec { return &inst.exec }
+
 // deadline is a context that is done once its time has come, whether or
 // not a timer could run: SQLite's progress handler polls Err while a long
 // statement runs inside a call from JavaScript.
@@ -103,7 +109,9 @@ func (inst *instance) invoke(ctx context.Context, conn *sqlite3.Conn, timeout ti
 	if dl, ok := ctx.Deadline(); ok && dl.Before(end.at) {
 		end.at = dl
 	}
-	inst.exec.Begin(conn, inst.limits.MaxResultBytes)
+	if err := inst.exec.Begin(conn, inst.limits.MaxResultBytes); err != nil {
+		return fmt.Errorf("mutator call: %w", err)
+	}
 	old := conn.SetInterrupt(end)
 	inst.out.Begin()
 	r := failTrap

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ncruces/go-sqlite3"
+	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/mutatorhost"
 )
 
@@ -127,11 +128,16 @@ func insertJSON(b *testing.B, conn *sqlite3.Conn, args []byte) {
 }
 
 // benchConn returns a connection inside a transaction, migrated by a new
-// Mutator of mod; both are closed when b ends.
+// Mutator of mod; both are closed when b ends. As on the coordinator, the
+// Mutator keeps the guest's statements prepared on the connection (the
+// Mutator's Close, which runs first, finalizes them).
 func benchConn(b *testing.B, mod Module) (*sqlite3.Conn, Mutator) {
 	conn := OpenConn(b)
 	mut := mod.Mutator(nil)
 	b.Cleanup(func() { mut.Close() })
+	if sc, ok := mut.(engine.StatementCache); ok {
+		sc.CacheStatements(conn)
+	}
 	if err := mut.Migrate(context.Background(), conn); err != nil {
 		b.Fatal(err)
 	}

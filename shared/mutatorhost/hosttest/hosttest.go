@@ -87,6 +87,7 @@ func Run(t *testing.T, h Host) {
 	t.Run("Features", func(t *testing.T) { testFeatures(t, h) })
 	t.Run("Failures", func(t *testing.T) { Failures(t, h) })
 	t.Run("InstanceLifecycle", func(t *testing.T) { testInstanceLifecycle(t, h) })
+	t.Run("StatementCache", func(t *testing.T) { testStatementCache(t, h) })
 	t.Run("MutateOutsideTransaction", func(t *testing.T) { testMutateOutsideTransaction(t, h) })
 	t.Run("ClientTimeLimit", func(t *testing.T) { testClientTimeLimit(t, h) })
 	t.Run("OutputLogged", func(t *testing.T) { testOutputLogged(t, h) })
@@ -107,14 +108,19 @@ func (h Host) compile(tb testing.TB, name string, limits mutatorhost.Limits) Mod
 }
 
 // OpenCoordinator opens a coordinator document in memory that runs mut,
-// closed when tb ends.
+// closed when tb ends; the close must succeed (the host finalized what it
+// kept prepared on the coordinator's connection).
 func OpenCoordinator(tb testing.TB, mut engine.Mutator) *engine.Coordinator {
 	tb.Helper()
 	c, err := engine.OpenCoordinator(context.Background(), memstore.New(), mut, engine.CoordinatorOptions{})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { c.Close() })
+	tb.Cleanup(func() {
+		if err := c.Close(); err != nil {
+			tb.Errorf("close the coordinator: %v", err)
+		}
+	})
 	return c
 }
 
