@@ -14,7 +14,6 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
-	"github.com/sqlsync-go/sqlsync/shared/syncwire"
 	"golang.org/x/time/rate"
 )
 
@@ -360,20 +359,27 @@ func (c *conn) writeLoop(lsn uint64) {
 // from lsn, if the document moved on, and returns the LSN the client now
 // has.
 //
+// The diff is the document's (diffCache): the connections at the same LSN
+// share one, computed, encoded and deflated once. The rejections are this
+// connection's own.
+//
 // Rejections go first: the diff that follows shows the rejected mutations
 // as applied, and the client reports them. So every rejection of the
 // commits the diff spans must be queued before the rejections are taken:
 // a commit is visible a moment before the document's writer has queued its
 // rejections, and the diff waits for that (waitPublished).
 func (c *conn) sendUpdates(lsn uint64) (uint64, error) {
-	var d *engine.Diff
+	var d *diffEntry
 	target := lsn
-	if c.doc.coord.LSN() != lsn {
-		diff, err := c.doc.coord.Diff(lsn)
-		if err != nil {
-			return lsn, err
+	if to := c.doc.coord.LSN(); to != lsn {
+		var ok bool
+		if d, ok = c.doc.diffs.get(lsn, to, c.doc.prepareDiff, c.done); !ok {
+			return lsn, nil // ending
 		}
-		d, target = &diff, diff.LSN
+		if d.err != nil {
+			return lsn, d.err
+		}
+		target = d.lsn
 	}
 	if !c.doc.waitPublished(target, c.done) {
 		return lsn, nil // ending
@@ -390,21 +396,22 @@ func (c *conn) sendUpdates(lsn uint64) (uint64, error) {
 	if d == nil {
 		return lsn, nil
 	}
-	for _, frame := range syncwire.Frames(*d, syncwire.PagesPerFrame) {
-		if err := c.write(protocol.Frame{Diff: frame}); err != nil {
-			return lsn, err
+	for i, f := range d.frames {
+		c.s.metrics.diffBytes.Add(float64(f.size))
+		c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+		if err := c.ws.WritePreparedMessage(f.msg); err != nil {
+			return lsn, fmt.Errorf("write diff %d..%d, frame %d of %d: %w", lsn, d.lsn, i+1, len(d.frames), err)
 		}
 	}
-	return d.LSN, nil
+	return d.lsn, nil
 }
 
+// write encodes f and sends it. Diff frames go out prepared, in
+// sendUpdates.
 func (c *conn) write(f protocol.Frame) error {
 	b, err := protocol.Encode(f)
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", f.Kind(), err)
-	}
-	if f.Diff != nil {
-		c.s.metrics.diffBytes.Add(float64(len(b)))
 	}
 	c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
 	return c.ws.WriteMessage(websocket.BinaryMessage, b)

@@ -51,6 +51,7 @@ type document struct {
 	ids     *identities
 	rejlog  *rejectionLog // the writer's
 	coord   *engine.Coordinator
+	diffs   diffCache // the diffs the connections send, prepared once
 	in      chan push
 	stop    chan struct{}
 	done    chan struct{}
