@@ -35,7 +35,7 @@ func parseClient(name string, args []string, stderr io.Writer, extra func(*flag.
 	var f clientFlags
 	fs.StringVar(&f.url, "url", "", "coordinator address, e.g. http://127.0.0.1:8080 (required); several of one cluster, comma-separated, are tried in turn")
 	fs.StringVar(&f.doc, "doc", "", "document ID (required)")
-	fs.StringVar(&f.state, "state", "", "directory keeping this replica between runs (default: in memory)")
+	fs.StringVar(&f.state, "state", "", "directory keeping this replica, its mutator and the mutator's compiled code between runs (default: in memory); mutate queues in it while the coordinator is unreachable (exit 4)")
 	fs.StringVar(&f.token, "token", "", "access token for the coordinator")
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "give up after this long")
 	if extra != nil {
