@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -29,9 +30,12 @@ type CLIConfig struct {
 	Binary string
 }
 
-// CLISettings are scenario 10's settings. (Config has no field for them
-// yet, so they have no flags: set them here, as the suite's test does.)
-var CLISettings = CLIConfig{ColdRuns: 3, Runs: 20, Duration: 60 * time.Second}
+func (c *CLIConfig) register(fs *flag.FlagSet) {
+	fs.IntVar(&c.ColdRuns, "cli.cold-runs", c.ColdRuns, "scenario 10: first commands timed, each with an empty state directory")
+	fs.IntVar(&c.Runs, "cli.runs", c.Runs, "scenario 10: cached commands timed of each kind")
+	fs.DurationVar(&c.Duration, "cli.duration", c.Duration, "scenario 10: upper bound on the cached runs")
+	fs.StringVar(&c.Binary, "cli.binary", c.Binary, "scenario 10: the sqlsync `command` to time (default: build ./cmd/sqlsync)")
+}
 
 // cliPackage is the Go package of the sqlsync command.
 const cliPackage = "github.com/sqlsync-go/sqlsync/cmd/sqlsync"
@@ -49,7 +53,7 @@ const cliQuery = `SELECT count(*) FROM items`
 // opening a plain SQLite file with the document's content (dump --raw) and
 // running the same query, in this process.
 func runCLI(ctx context.Context, e *env) (recs []report.Record, err error) {
-	cfg := CLISettings
+	cfg := e.cfg.CLI
 	dir, err := e.subdir("cli")
 	if err != nil {
 		return nil, err

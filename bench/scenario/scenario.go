@@ -55,6 +55,7 @@ type Config struct {
 	Rebase     RebaseConfig
 	Catchup    CatchupConfig
 	Cluster    ClusterConfig
+	CLI        CLIConfig
 }
 
 // DefaultConfig returns the settings of a default run.
@@ -75,6 +76,7 @@ func DefaultConfig() Config {
 			Rows: 1000},
 		Catchup: CatchupConfig{DocBytes: 10 << 20, Commits: 10_000, Runs: 5, Duration: 90 * time.Second},
 		Cluster: ClusterConfig{Samples: 200, Runs: 5, LeaseTTL: time.Second, Duration: 20 * time.Second},
+		CLI:     CLIConfig{ColdRuns: 3, Runs: 20, Duration: 60 * time.Second},
 	}
 }
 
@@ -95,6 +97,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	c.Rebase.register(fs)
 	c.Catchup.register(fs)
 	c.Cluster.register(fs)
+	c.CLI.register(fs)
 }
 
 // Scenario is one benchmark scenario.
