@@ -3,6 +3,7 @@ package scenario
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -81,6 +82,9 @@ type meter struct {
 	frameBytes atomic.Int64 // encoded (CBOR) size of the diff frames, before deflate
 	pages      atomic.Int64 // pages in the diff frames
 	deltas     atomic.Int64 // of which sent as XOR deltas
+	// onDiff, if set before the replica dials, sees every diff frame the
+	// replica reads, on its reading goroutine.
+	onDiff func(*protocol.Diff)
 }
 
 // meterSnap is a meter's counts at one moment.
@@ -103,10 +107,13 @@ func (m *meter) dial(ctx context.Context, url string) (client.Transport, error) 
 	return servertest.Dialer{WebSocket: clientDialer(m), Read: m.read}.Dial(ctx, url)
 }
 
-// read counts a diff frame received.
+// read counts a diff frame received and shows it to m.onDiff.
 func (m *meter) read(f protocol.Frame, size int) {
 	if f.Diff == nil {
 		return
+	}
+	if m.onDiff != nil {
+		m.onDiff(f.Diff)
 	}
 	m.diffFrames.Add(1)
 	m.frameBytes.Add(int64(size))
@@ -153,18 +160,22 @@ func (c *countingConn) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// echoServer is a gorilla/websocket echo server on 127.0.0.1, with the
-// coordinator's upgrader settings (permessage-deflate, 32 KiB buffers).
-type echoServer struct {
+// wsServer is an HTTP server on 127.0.0.1 that upgrades every request to
+// a WebSocket with the coordinator's upgrader settings (permessage-deflate,
+// no context takeover, 32 KiB buffers: see server.New) and hands it to a
+// handler: the server end of every baseline socket in this package.
+type wsServer struct {
 	hs  *http.Server
 	URL string
 }
 
-func startEcho() (*echoServer, error) {
+// startWSServer starts a wsServer whose handler is handle; the WebSocket
+// is closed when handle returns.
+func startWSServer(handle func(ws *websocket.Conn)) (*wsServer, error) {
 	up := websocket.Upgrader{ReadBufferSize: 32 << 10, WriteBufferSize: 32 << 10, EnableCompression: true}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, fmt.Errorf("start echo server: %w", err)
+		return nil, fmt.Errorf("start WebSocket server: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -174,6 +185,22 @@ func startEcho() (*echoServer, error) {
 		}
 		defer ws.Close()
 		ws.SetReadLimit(64 << 20)
+		handle(ws)
+	})
+	s := &wsServer{hs: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, URL: "ws://" + ln.Addr().String() + "/"}
+	go s.hs.Serve(ln)
+	return s, nil
+}
+
+func (s *wsServer) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return s.hs.Shutdown(ctx)
+}
+
+// startEcho starts a wsServer that echoes every message.
+func startEcho() (*wsServer, error) {
+	return startWSServer(func(ws *websocket.Conn) {
 		for {
 			kind, b, err := ws.ReadMessage()
 			if err != nil {
@@ -184,15 +211,6 @@ func startEcho() (*echoServer, error) {
 			}
 		}
 	})
-	s := &echoServer{hs: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, URL: "ws://" + ln.Addr().String() + "/"}
-	go s.hs.Serve(ln)
-	return s, nil
-}
-
-func (s *echoServer) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return s.hs.Shutdown(ctx)
 }
 
 // dialEcho connects to the echo server with the client's dialer settings.
@@ -205,9 +223,102 @@ func dialEcho(ctx context.Context, url string) (*websocket.Conn, error) {
 	return ws, nil
 }
 
+// deflateLink is a WebSocket on loopback that carries messages one way:
+// its server end (a wsServer, the coordinator's settings) sends what it is
+// given, and its client end, dialled with the client's settings, counts
+// the bytes it reads from TCP as a replica's meter does (the handshake,
+// WebSocket framing and deflate; not TCP/IP headers). It is the socket of
+// the baselines that send, uncompressed before deflate, what sqlsync sends
+// otherwise: a compressed baseline for its compressed figure.
+type deflateLink struct {
+	srv  *wsServer
+	ws   *websocket.Conn
+	m    meter
+	out  chan [][]byte
+	stop chan struct{}
+}
+
+// openDeflateLink starts a link's server end and dials it.
+func openDeflateLink(ctx context.Context) (*deflateLink, error) {
+	l := &deflateLink{out: make(chan [][]byte), stop: make(chan struct{})}
+	srv, err := startWSServer(func(ws *websocket.Conn) {
+		for {
+			var msgs [][]byte
+			select {
+			case msgs = <-l.out:
+			case <-l.stop:
+				return
+			}
+			for _, b := range msgs {
+				ws.SetWriteDeadline(time.Now().Add(time.Minute))
+				if err := ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
+					return
+				}
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	l.srv = srv
+	ws, _, err := clientDialer(&l.m).DialContext(ctx, srv.URL, nil)
+	if err != nil {
+		srv.Close()
+		return nil, fmt.Errorf("dial WebSocket server: %w", err)
+	}
+	ws.SetReadLimit(64 << 20)
+	l.ws = ws
+	return l, nil
+}
+
+// send has the server end send msgs, one WebSocket message each, and
+// returns the bytes the client end read from TCP until it had them all.
+func (l *deflateLink) send(ctx context.Context, msgs [][]byte) (int64, error) {
+	before := l.m.tcpRead.Load()
+	select {
+	case l.out <- msgs:
+	case <-ctx.Done():
+		return 0, fmt.Errorf("send over WebSocket: %w", ctx.Err())
+	}
+	l.ws.SetReadDeadline(time.Now().Add(time.Minute))
+	for range msgs {
+		_, r, err := l.ws.NextReader()
+		if err != nil {
+			return 0, fmt.Errorf("read from WebSocket: %w", err)
+		}
+		if _, err := io.Copy(io.Discard, r); err != nil {
+			return 0, fmt.Errorf("read from WebSocket: %w", err)
+		}
+	}
+	return l.m.tcpRead.Load() - before, nil
+}
+
+// read returns the bytes the client end has read from TCP so far, the
+// handshake included.
+func (l *deflateLink) read() int64 { return l.m.tcpRead.Load() }
+
+func (l *deflateLink) Close() error {
+	l.ws.Close()
+	close(l.stop)
+	return l.srv.Close()
+}
+
+// encodeDiffFrames encodes frames, one message each.
+func encodeDiffFrames(frames []*protocol.Diff) ([][]byte, error) {
+	msgs := make([][]byte, len(frames))
+	for i, f := range frames {
+		b, err := protocol.Encode(protocol.Frame{Diff: f})
+		if err != nil {
+			return nil, fmt.Errorf("encode diff frame %d..%d: %w", f.From, f.To, err)
+		}
+		msgs[i] = b
+	}
+	return msgs, nil
+}
+
 // echoClient measures round trips through an echo server.
 type echoClient struct {
-	srv *echoServer
+	srv *wsServer
 	ws  *websocket.Conn
 	msg []byte
 }
