@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/sqlsync-go/sqlsync/server/servertest"
+	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
 )
@@ -121,4 +122,71 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkCatchUpOne times one connection at LSN 0 receiving the whole
+// of a document of about 10 MiB of text rows: a diff no other connection
+// shares. It reports the process's CPU time per catch-up too.
+func BenchmarkCatchUpOne(b *testing.B) {
+	ts := startServer(b, Config{Mutator: func(string) engine.Mutator { return testmutator.SQL{} }})
+	dialer := &websocket.Dialer{EnableCompression: true, ReadBufferSize: 32 << 10, WriteBufferSize: 32 << 10}
+	w, _, err := servertest.DialRawWith(b, ts.url, dialer, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w.Send(hello("doc", "writer"))
+	lsn := w.ExpectWelcome().LSN
+	sql := `CREATE TABLE t(x TEXT);
+		WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30000)
+		INSERT INTO t SELECT printf('%d buy milk %d call the plumber about the kitchen sink %d book flights to Lisbon renew passport before June %d water plants send invoice for March %d fix bike brakes return library books %d pick up kids at five %d', i, i*7, i*13, i*31, i*101, i*977, i*4099) FROM n`
+	w.Send(protocol.Frame{Push: &protocol.Push{Mutations: []protocol.Mutation{{Seq: 1, Name: "exec", Args: testmutator.SQLArgs{SQL: sql}.Encode()}}}})
+	lsn++
+	// read reads c's frames until a diff brings it to lsn or past it.
+	read := func(c *rawConn) (uint64, error) {
+		for {
+			c.WS.SetReadDeadline(time.Now().Add(testTimeout))
+			_, msg, err := c.WS.ReadMessage()
+			if err != nil {
+				return 0, err
+			}
+			f, err := protocol.Decode(msg, protocol.Limits{MaxFrameBytes: 64 << 20})
+			if err != nil {
+				return 0, err
+			}
+			if f.Diff != nil && !f.Diff.More && f.Diff.To >= lsn {
+				return f.Diff.To, nil
+			}
+		}
+	}
+	if got, err := read(w); err != nil || got != lsn {
+		b.Fatalf("writer at %d (%v), want %d", got, err, lsn)
+	}
+	catchUp := func(i int) {
+		c, _, err := servertest.DialRawWith(b, ts.url, dialer, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer c.WS.Close()
+		c.Send(hello("doc", fmt.Sprintf("reader-%d", i)))
+		c.ExpectWelcome()
+		if got, err := read(c); err != nil || got != lsn {
+			b.Fatalf("reader at %d (%v), want %d", got, err, lsn)
+		}
+	}
+	catchUp(-1)
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	for i := range b.N {
+		// Another diff each time: a commit between catch-ups.
+		b.StopTimer()
+		w.Send(protocol.Frame{Push: &protocol.Push{Mutations: []protocol.Mutation{{Seq: uint64(i + 2), Name: "exec", Args: testmutator.SQLArgs{SQL: `INSERT INTO t VALUES ('x')`}.Encode()}}}})
+		lsn++
+		if got, err := read(w); err != nil || got != lsn {
+			b.Fatalf("writer at %d (%v), want %d", got, err, lsn)
+		}
+		b.StartTimer()
+		catchUp(i)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 }
