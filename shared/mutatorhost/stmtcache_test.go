@@ -207,22 +207,29 @@ func TestStmtCacheSchemaChange(t *testing.T) {
 	p := newPair(t)
 	sel := stmt(`SELECT * FROM t ORDER BY 1`, true)
 	ins := `INSERT INTO t(a, b) VALUES (?, ?)`
+	info := stmt(`PRAGMA table_info(t)`, true)
 	p.run(stmt(`CREATE TABLE t(a, b)`, false))
-	p.run(stmt(ins, false, integer(1), integer(2)), sel)
+	p.run(stmt(ins, false, integer(1), integer(2)), sel, info)
 
 	// ALTER TABLE by the guest, between two requests.
 	p.run(stmt(`ALTER TABLE t ADD COLUMN c DEFAULT 3`, false))
-	res := p.run(stmt(ins, false, integer(4), integer(5)), sel)
+	res := p.run(stmt(ins, false, integer(4), integer(5)), sel, info)
 	if got := strings.Join(res[1].Columns, ","); got != "a,b,c" || res[1].Rows != 2 || len(res[1].Values) != 6 {
 		t.Fatalf("after ALTER TABLE: %+v", res[1])
+	}
+	if res[2].Rows != 3 {
+		t.Fatalf("table_info after ALTER TABLE: %+v", res[2])
 	}
 
 	// DROP and CREATE under the Exec, with other columns in another
 	// order: the insert must fill the new columns by name.
 	p.exec(`DROP TABLE t; CREATE TABLE t(x DEFAULT 'x', b, a)`)
-	res = p.run(stmt(ins, false, integer(6), integer(7)), sel)
+	res = p.run(stmt(ins, false, integer(6), integer(7)), sel, info)
 	if got := strings.Join(res[1].Columns, ","); got != "x,b,a" || res[1].Rows != 1 {
 		t.Fatalf("after DROP and CREATE: %+v", res[1])
+	}
+	if res[2].Rows != 3 || string(res[2].Values[1].Bytes) != "x" {
+		t.Fatalf("table_info after DROP and CREATE: %+v", res[2])
 	}
 	if v := res[1].Values; string(v[0].Bytes) != "x" || v[1].Int != 7 || v[2].Int != 6 {
 		t.Fatalf("after DROP and CREATE: values %+v", v)
