@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 
 	"github.com/ncruces/go-sqlite3"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
@@ -45,10 +46,15 @@ var Migrations = []string{
 	`CREATE INDEX items_by_position ON items(position)`,
 }
 
-// Mutator is the todo mutator.
+// Mutator is the todo mutator. On a connection the engine opts in
+// (engine.StatementCache: the coordinator's writer), it keeps its
+// statements prepared, as the WebAssembly hosts keep a guest's.
 type Mutator struct{}
 
-var _ engine.Mutator = Mutator{}
+var (
+	_ engine.Mutator        = Mutator{}
+	_ engine.StatementCache = Mutator{}
+)
 
 // Migrate applies the migrations the document lacks.
 func (Mutator) Migrate(ctx context.Context, conn *sqlite3.Conn) error {
@@ -104,33 +110,33 @@ func (Mutator) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, raw 
 	switch name {
 	case "add":
 		if a.Position != nil {
-			return sqlrows.Exec(conn, `INSERT INTO items(id, title, position) VALUES (?, ?, ?)`, a.ID, a.Title, *a.Position)
+			return exec(conn, `INSERT INTO items(id, title, position) VALUES (?, ?, ?)`, a.ID, a.Title, *a.Position)
 		}
-		return sqlrows.Exec(conn, `INSERT INTO items(id, title, position)
+		return exec(conn, `INSERT INTO items(id, title, position)
 			VALUES (?, ?, (SELECT coalesce(max(position), 0) + 1 FROM items))`, a.ID, a.Title)
 	case "move":
 		if a.Position == nil {
 			return errors.New("move: no position")
 		}
-		return need(sqlrows.Exec(conn, `UPDATE items SET position = ? WHERE id = ?`, *a.Position, a.ID))
+		return need(exec(conn, `UPDATE items SET position = ? WHERE id = ?`, *a.Position, a.ID))
 	case "retitle":
-		return sqlrows.Exec(conn, `INSERT INTO list(id, title) VALUES (1, ?)
+		return exec(conn, `INSERT INTO list(id, title) VALUES (1, ?)
 			ON CONFLICT(id) DO UPDATE SET title = excluded.title`, a.Title)
 	case "rename":
-		return need(sqlrows.Exec(conn, `UPDATE items SET title = ?, deleted = 0 WHERE id = ?`, a.Title, a.ID))
+		return need(exec(conn, `UPDATE items SET title = ?, deleted = 0 WHERE id = ?`, a.Title, a.ID))
 	case "toggle":
-		return need(sqlrows.Exec(conn, `UPDATE items SET done = 1 - done WHERE id = ? AND NOT deleted`, a.ID))
+		return need(exec(conn, `UPDATE items SET done = 1 - done WHERE id = ? AND NOT deleted`, a.ID))
 	case "delete":
-		return need(sqlrows.Exec(conn, `UPDATE items SET deleted = 1 WHERE id = ?`, a.ID))
+		return need(exec(conn, `UPDATE items SET deleted = 1 WHERE id = ?`, a.ID))
 	case "purge":
-		return sqlrows.Exec(conn, `DELETE FROM items WHERE deleted`)
+		return exec(conn, `DELETE FROM items WHERE deleted`)
 	case "bulk":
 		if a.N < 0 || a.N > 10000 {
 			return fmt.Errorf("bulk: n %d outside 0..10000", a.N)
 		}
 		for i := range a.N {
 			id := a.Prefix + strconv.Itoa(i)
-			if err := sqlrows.Exec(conn, `INSERT INTO items(id, title) VALUES (?, ?)`, id, "bulk "+id); err != nil {
+			if err := exec(conn, `INSERT INTO items(id, title) VALUES (?, ?)`, id, "bulk "+id); err != nil {
 				return err
 			}
 		}
@@ -139,4 +145,58 @@ func (Mutator) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, raw 
 		return errors.New(a.Message)
 	}
 	return fmt.Errorf("unknown mutation %q", name)
+}
+
+// kept holds, per connection opted in, the statements Mutate prepared on
+// it, by SQL text: the mutator's own texts, a fixed few. A connection is
+// used by one goroutine at a time (its engine's); the map is shared by
+// every Mutator, which has no state of its own.
+var kept sync.Map // *sqlite3.Conn → map[string]*sqlite3.Stmt
+
+// CacheStatements lets the mutator keep its statements prepared on conn
+// (engine.StatementCache), until ForgetStatements.
+func (Mutator) CacheStatements(conn *sqlite3.Conn) {
+	kept.LoadOrStore(conn, map[string]*sqlite3.Stmt{})
+}
+
+// ForgetStatements finalizes the statements kept on conn and keeps none
+// on it from now on (engine.StatementCache): before conn closes.
+func (Mutator) ForgetStatements(conn *sqlite3.Conn) error {
+	v, ok := kept.LoadAndDelete(conn)
+	if !ok {
+		return nil
+	}
+	var errs []error
+	for _, stmt := range v.(map[string]*sqlite3.Stmt) {
+		errs = append(errs, stmt.Close())
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("testmutator: finalize kept statements: %w", err)
+	}
+	return nil
+}
+
+// exec runs sql, one statement of the mutator's own, with args: as
+// sqlrows.Exec does, through a statement kept prepared if conn is opted
+// in. A statement whose schema changed is prepared again by SQLite as it
+// steps.
+func exec(conn *sqlite3.Conn, sql string, args ...any) error {
+	v, ok := kept.Load(conn)
+	if !ok {
+		return sqlrows.Exec(conn, sql, args...)
+	}
+	stmts := v.(map[string]*sqlite3.Stmt)
+	stmt := stmts[sql]
+	if stmt == nil {
+		var err error
+		if stmt, _, err = conn.Prepare(sql); err != nil {
+			return err
+		}
+		stmts[sql] = stmt
+	}
+	_, err := sqlrows.Collect(stmt, args...)
+	if cerr := stmt.ClearBindings(); err == nil && cerr != nil {
+		err = cerr
+	}
+	return err
 }
