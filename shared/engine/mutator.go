@@ -26,11 +26,11 @@ type Mutator interface {
 // StatementCache is implemented by a Mutator that can keep the statements
 // it prepares on a connection from one call to the next, so that it does
 // not parse the same SQL at every mutation (the WebAssembly hosts of
-// package mutatorhost do). It keeps none until CacheStatements names the
-// connection; the engine does so only for a connection it will let go of
-// through ForgetStatements, which finalizes them, before closing it: a
-// connection cannot close while statements prepared on it are not
-// finalized (SQLite returns BUSY).
+// package mutatorhost do, and the test mutator). It keeps none until
+// CacheStatements names the connection; the engine does so only for a
+// connection it will let go of through ForgetStatements, which finalizes
+// them, before closing it: a connection cannot close while statements
+// prepared on it are not finalized (SQLite returns BUSY).
 //
 // The coordinator opts its writer in. A client does not: its authorizer
 // learns which tables a mutation writes while the mutation's statements
