@@ -552,14 +552,14 @@ func (e *migrateError) Unwrap() error { return e.err }
 // coordinator applied. The local layer must be empty.
 // +checklocks:c.mu
 func (c *Client) lastSeq() (uint64, error) {
-	rows, err := c.readOwn(`SELECT count(*) FROM sqlite_schema WHERE name = ?`, ClientsTable)
+	rows, err := c.own.run(`SELECT count(*) FROM sqlite_schema WHERE name = ?`, ClientsTable)
 	if err != nil {
 		return 0, fmt.Errorf("read last seq: %w", err)
 	}
 	if rows.Values[0][0].(int64) == 0 {
 		return 0, nil
 	}
-	rows, err = c.readOwn(lastSeqSQL, c.log.ClientID())
+	rows, err = c.own.run(lastSeqSQL, c.log.ClientID())
 	if err != nil {
 		return 0, fmt.Errorf("read last seq: %w", err)
 	}
@@ -659,22 +659,6 @@ func (c *Client) schemaCookie() (cookie uint32, ok bool) {
 		return 0, false
 	}
 	return binary.BigEndian.Uint32(page[40:44]), true
-}
-
-// readOwn runs one of the engine's own reads, through a cache of its own:
-// the app's queries' cache checks and tracks what they read, these need
-// neither.
-// +checklocks:c.mu
-func (c *Client) readOwn(sql string, args ...any) (Rows, error) {
-	e, err := c.own.get(sql, func(*cachedStmt) error { return nil })
-	if err != nil {
-		return Rows{}, err
-	}
-	rows, err := sqlrows.Collect(e.stmt, args...)
-	if err != nil {
-		c.own.drop(sql)
-	}
-	return rows, err
 }
 
 // Close closes the replica's connection. The store and log stay open.

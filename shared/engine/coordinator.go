@@ -77,6 +77,7 @@ type Coordinator struct {
 	versions versionCache
 	diffs    diffCache
 	sp       *savepoints
+	own      *stmtCache // the coordinator's own statements on conn, prepared
 
 	readMu sync.Mutex
 	read   *sqlite3.Conn // for Query and Dump, opened on first use
@@ -128,7 +129,7 @@ func OpenCoordinator(ctx context.Context, store vfs.Store, mut Mutator, opts Coo
 		db.Close()
 		return nil, fmt.Errorf("open coordinator: %w", err)
 	}
-	c := &Coordinator{db: db, conn: conn, mut: mut, opts: opts, sp: sp}
+	c := &Coordinator{db: db, conn: conn, mut: mut, opts: opts, sp: sp, own: newStmtCache(conn, 4)}
 	if sc, ok := mut.(StatementCache); ok {
 		sc.CacheStatements(conn) // Close forgets them
 	}
@@ -375,8 +376,7 @@ func (c *Coordinator) applySome(ctx, budget context.Context, batch []Mutation, f
 				res.Applied = append(res.Applied, m)
 			}
 			for id, seq := range updated {
-				err := sqlrows.Exec(c.conn, `INSERT INTO `+ClientsTable+`(client_id, last_seq) VALUES (?, ?)
-					ON CONFLICT(client_id) DO UPDATE SET last_seq = excluded.last_seq`, id, seq)
+				_, err := c.own.run(recordLastSeqSQL, id, seq)
 				if err != nil {
 					return fmt.Errorf("record last seq: %w", err)
 				}
@@ -430,6 +430,11 @@ func lastSeqs(res Result) map[string]uint64 {
 	}
 	return out
 }
+
+// recordLastSeqSQL records the last seq applied for a client, in the commit
+// that applies it.
+const recordLastSeqSQL = `INSERT INTO ` + ClientsTable + `(client_id, last_seq) VALUES (?, ?)
+	ON CONFLICT(client_id) DO UPDATE SET last_seq = excluded.last_seq`
 
 // applyOne runs m in a savepoint, within its own time limit. A
 // *RejectedError means m was rolled back and the transaction can go on; a
@@ -656,7 +661,7 @@ func (c *Coordinator) Close() error {
 		// Before the connection closes: it cannot while they are kept.
 		forget = sc.ForgetStatements(c.conn)
 	}
-	err := errors.Join(forget, c.sp.close(), c.conn.Close())
+	err := errors.Join(forget, c.own.close(), c.sp.close(), c.conn.Close())
 	c.db.Close()
 	return err
 }

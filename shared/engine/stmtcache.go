@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/ncruces/go-sqlite3"
+	"github.com/sqlsync-go/sqlsync/shared/sqlrows"
 )
 
 // stmtCacheSize bounds the statements a replica keeps prepared: the live
@@ -72,6 +73,20 @@ func (c *stmtCache) get(sql string, prepared func(*cachedStmt) error) (*cachedSt
 		c.remove(c.lru.Back())
 	}
 	return e, nil
+}
+
+// run runs sql, one statement with no checks of its own (the engine's own
+// reads and writes), through the cache.
+func (c *stmtCache) run(sql string, args ...any) (Rows, error) {
+	e, err := c.get(sql, func(*cachedStmt) error { return nil })
+	if err != nil {
+		return Rows{}, err
+	}
+	rows, err := sqlrows.Collect(e.stmt, args...)
+	if err != nil {
+		c.drop(sql)
+	}
+	return rows, err
 }
 
 // drop forgets sql's statement, after an error that may come from it.
