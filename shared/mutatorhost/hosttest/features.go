@@ -111,7 +111,7 @@ func testOutputLogged(t *testing.T, h Host) {
 var sandboxFacts = map[string]string{
 	"wall":     "2000-01-01T00:00:00Z", // the stopped wall clock
 	"elapsed":  "1ms",                  // one monotonic reading since init, 1 ms each
-	"mathrand": "8362fbc048991ed5",     // seeded by the runtime from random_get
+	"mathrand": "a1aa64687af35bcf",     // seeded by the runtime from random_get, after what the packages' init drew from it
 	"args":     "0",
 	"env":      "0",
 }
