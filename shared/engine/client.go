@@ -616,10 +616,10 @@ var queryPragmas = map[string]bool{
 // +checklocks:c.mu
 func (c *Client) query(sql string, args ...any) (Rows, error) {
 	e, err := c.stmts.get(sql, func(e *cachedStmt) error {
-		if !e.stmt.ReadOnly() {
+		if !e.Stmt.ReadOnly() {
 			return ErrNotReadOnly
 		}
-		e.tables = maps.Clone(c.read)
+		e.Val = maps.Clone(c.read)
 		return nil
 	})
 	if err != nil {
@@ -631,8 +631,8 @@ func (c *Client) query(sql string, args ...any) (Rows, error) {
 	// Preparing filled c.read on a miss; on a hit the cache knows. If the
 	// schema changed, SQLite prepares the statement again as it steps, and
 	// the authorizer adds what it reads now (or refuses it).
-	maps.Copy(c.read, e.tables)
-	rows, err := sqlrows.Collect(e.stmt, args...)
+	maps.Copy(c.read, e.Val)
+	rows, err := sqlrows.Collect(e.Stmt, args...)
 	if err != nil {
 		c.stmts.drop(sql)
 		if c.refused {
@@ -640,8 +640,8 @@ func (c *Client) query(sql string, args ...any) (Rows, error) {
 		}
 		return Rows{}, fmt.Errorf("query: %w", err)
 	}
-	if len(c.read) != len(e.tables) {
-		e.tables = maps.Clone(c.read)
+	if len(c.read) != len(e.Val) {
+		e.Val = maps.Clone(c.read)
 	}
 	return rows, nil
 }

@@ -1,13 +1,14 @@
 package engine
 
 import (
-	"container/list"
 	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/ncruces/go-sqlite3"
+
 	"github.com/sqlsync-go/sqlsync/shared/sqlrows"
+	"github.com/sqlsync-go/sqlsync/shared/stmtlru"
 )
 
 // stmtCacheSize bounds the statements a replica keeps prepared: the live
@@ -21,22 +22,16 @@ const stmtCacheSize = 64
 // that preparation as it saw the first. Statements are reset after each
 // use, so a cached one holds no read transaction.
 type stmtCache struct {
-	conn  *sqlite3.Conn
-	max   int
-	byKey map[string]*list.Element
-	lru   list.List // of *cachedStmt, most recently used first
+	conn *sqlite3.Conn
+	lru  *stmtlru.LRU[map[string]bool] // what each statement reads, where the caller tracks it
 }
 
 // cachedStmt is one prepared statement and what the authorizer saw while
 // SQLite prepared it: the tables it reads.
-type cachedStmt struct {
-	sql    string
-	stmt   *sqlite3.Stmt
-	tables map[string]bool
-}
+type cachedStmt = stmtlru.Entry[map[string]bool]
 
 func newStmtCache(conn *sqlite3.Conn, size int) *stmtCache {
-	return &stmtCache{conn: conn, max: size, byKey: map[string]*list.Element{}}
+	return &stmtCache{conn: conn, lru: stmtlru.New[map[string]bool](size)}
 }
 
 // errManyStatements reports SQL text holding more than one statement where
@@ -48,9 +43,8 @@ var errManyStatements = errors.New("more than one statement")
 // while preparing; if it fails the statement is not kept. SQL holding more
 // than one statement is refused.
 func (c *stmtCache) get(sql string, prepared func(*cachedStmt) error) (*cachedStmt, error) {
-	if el, ok := c.byKey[sql]; ok {
-		c.lru.MoveToFront(el)
-		return el.Value.(*cachedStmt), nil
+	if e := c.lru.Get(sql); e != nil {
+		return e, nil
 	}
 	stmt, tail, err := c.conn.Prepare(sql)
 	if err != nil {
@@ -59,7 +53,7 @@ func (c *stmtCache) get(sql string, prepared func(*cachedStmt) error) (*cachedSt
 	if stmt == nil {
 		return nil, fmt.Errorf("no statement in %q", sql)
 	}
-	e := &cachedStmt{sql: sql, stmt: stmt}
+	e := &cachedStmt{SQL: sql, Stmt: stmt}
 	if err := prepared(e); err != nil {
 		stmt.Close()
 		return nil, err
@@ -68,11 +62,7 @@ func (c *stmtCache) get(sql string, prepared func(*cachedStmt) error) (*cachedSt
 		stmt.Close()
 		return nil, fmt.Errorf("%w in %q", errManyStatements, sql)
 	}
-	c.byKey[sql] = c.lru.PushFront(e)
-	for c.lru.Len() > c.max {
-		c.remove(c.lru.Back())
-	}
-	return e, nil
+	return c.lru.Put(sql, stmt, e.Val), nil
 }
 
 // run runs sql, one statement with no checks of its own (the engine's own
@@ -82,7 +72,7 @@ func (c *stmtCache) run(sql string, args ...any) (Rows, error) {
 	if err != nil {
 		return Rows{}, err
 	}
-	rows, err := sqlrows.Collect(e.stmt, args...)
+	rows, err := sqlrows.Collect(e.Stmt, args...)
 	if err != nil {
 		c.drop(sql)
 	}
@@ -90,25 +80,7 @@ func (c *stmtCache) run(sql string, args ...any) (Rows, error) {
 }
 
 // drop forgets sql's statement, after an error that may come from it.
-func (c *stmtCache) drop(sql string) {
-	if el, ok := c.byKey[sql]; ok {
-		c.remove(el)
-	}
-}
-
-func (c *stmtCache) remove(el *list.Element) {
-	e := c.lru.Remove(el).(*cachedStmt)
-	delete(c.byKey, e.sql)
-	e.stmt.Close()
-}
+func (c *stmtCache) drop(sql string) { c.lru.Drop(sql) }
 
 // close finalizes every statement: the connection cannot close before.
-func (c *stmtCache) close() error {
-	var errs []error
-	for el := c.lru.Front(); el != nil; el = c.lru.Front() {
-		e := c.lru.Remove(el).(*cachedStmt)
-		errs = append(errs, e.stmt.Close())
-	}
-	clear(c.byKey)
-	return errors.Join(errs...)
-}
+func (c *stmtCache) close() error { return c.lru.Clear() }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/ncruces/go-sqlite3"
 	"github.com/sqlsync-go/sqlsync/shared/abi"
+	"github.com/sqlsync-go/sqlsync/shared/stmtlru"
 )
 
 // Exec runs a guest's SQL requests on the engine's connection during one
@@ -207,7 +208,7 @@ func errorCode(err error) int32 {
 func (e *Exec) statement(out []byte, s abi.Statement) ([]byte, error) {
 	rows := s.Flags&abi.FlagRows != 0
 	kept := e.cache.get(e.conn, s.SQL)
-	if kept != nil && kept.nparams != len(s.Params) {
+	if kept != nil && kept.Val != len(s.Params) {
 		if err := e.cache.drop(s.SQL); err != nil {
 			return out, fmt.Errorf("finalize a kept statement: %w", err)
 		}
@@ -301,22 +302,22 @@ func (e *Exec) runNew(out []byte, stmt *sqlite3.Stmt, sql string, keep bool, s a
 
 // runKept runs a kept statement, then resets it and clears its bindings,
 // or drops it if the run panics.
-func (e *Exec) runKept(out []byte, kept *cachedStmt, s abi.Statement, rows bool) (_ []byte, err error) {
+func (e *Exec) runKept(out []byte, kept *stmtlru.Entry[int], s abi.Statement, rows bool) (_ []byte, err error) {
 	done := false
 	defer func() {
 		if !done {
 			e.cache.drop(s.SQL) // the panic is the news, not this
 			return
 		}
-		kept.stmt.Reset() // the run's error, if any, is err already
-		kept.stmt.ClearBindings()
+		kept.Stmt.Reset() // the run's error, if any, is err already
+		kept.Stmt.ClearBindings()
 	}()
 	// As preparing the text again would.
 	if e.conn.GetInterrupt().Err() != nil {
 		done = true
 		return out, sqlite3.INTERRUPT
 	}
-	out, err = e.step(out, kept.stmt, kept.nparams, s, rows)
+	out, err = e.step(out, kept.Stmt, kept.Val, s, rows)
 	done = true
 	return out, err
 }

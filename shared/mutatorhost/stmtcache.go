@@ -1,10 +1,9 @@
 package mutatorhost
 
 import (
-	"container/list"
-	"errors"
-
 	"github.com/ncruces/go-sqlite3"
+
+	"github.com/sqlsync-go/sqlsync/shared/stmtlru"
 )
 
 // Statement cache limits: how many statements an Exec keeps prepared on its
@@ -35,74 +34,51 @@ const (
 // finalized (SQLite returns BUSY): the connection's owner must have the
 // cache dropped first (Exec.Forget, through the Slot's ForgetStatements).
 type stmtCache struct {
-	conn  *sqlite3.Conn // the statements' connection, nil when empty
-	max   int
-	byKey map[string]*list.Element
-	lru   list.List // of *cachedStmt, most recently used first
-}
-
-// cachedStmt is one kept statement.
-type cachedStmt struct {
-	sql     string
-	stmt    *sqlite3.Stmt
-	nparams int // its BindCount, which the text decides
+	conn *sqlite3.Conn     // the statements' connection, nil when empty
+	lru  *stmtlru.LRU[int] // each statement's BindCount, which the text decides
 }
 
 // get returns the statement kept for sql on conn, or nil.
-func (c *stmtCache) get(conn *sqlite3.Conn, sql []byte) *cachedStmt {
-	if c.conn != conn || len(c.byKey) == 0 {
+func (c *stmtCache) get(conn *sqlite3.Conn, sql []byte) *stmtlru.Entry[int] {
+	if c.conn != conn || c.lru == nil {
 		return nil
 	}
-	el, ok := c.byKey[string(sql)] // no copy: a map index converts in place
-	if !ok {
-		return nil
-	}
-	c.lru.MoveToFront(el)
-	return el.Value.(*cachedStmt)
+	return c.lru.GetBytes(sql)
 }
 
 // put keeps stmt, prepared on conn from the single-statement text sql, and
 // finalizes the least recently used statements beyond the bound. The cache
 // must hold no statement of another connection, nor one for sql.
 func (c *stmtCache) put(conn *sqlite3.Conn, sql string, stmt *sqlite3.Stmt) {
-	if c.byKey == nil {
-		c.byKey = map[string]*list.Element{}
-		if c.max == 0 {
-			c.max = stmtCacheSize
-		}
+	if c.lru == nil {
+		c.lru = stmtlru.New[int](stmtCacheSize)
 	}
 	c.conn = conn
-	c.byKey[sql] = c.lru.PushFront(&cachedStmt{sql: sql, stmt: stmt, nparams: stmt.BindCount()})
-	for c.lru.Len() > c.max {
-		c.remove(c.lru.Back())
-	}
-}
-
-// remove finalizes one statement and forgets it.
-func (c *stmtCache) remove(el *list.Element) error {
-	e := c.lru.Remove(el).(*cachedStmt)
-	delete(c.byKey, e.sql)
-	return e.stmt.Close()
+	c.lru.Put(sql, stmt, stmt.BindCount())
 }
 
 // drop finalizes sql's statement, if kept.
 func (c *stmtCache) drop(sql []byte) error {
-	if el, ok := c.byKey[string(sql)]; ok {
-		return c.remove(el)
+	if c.lru == nil {
+		return nil
 	}
-	return nil
+	return c.lru.Drop(string(sql))
 }
 
 // clear finalizes every statement. Their connection must still be open,
 // which it is: it cannot close while they are not finalized.
 func (c *stmtCache) clear() error {
-	var errs []error
-	for el := c.lru.Front(); el != nil; el = c.lru.Front() {
-		errs = append(errs, c.remove(el))
-	}
 	c.conn = nil
-	return errors.Join(errs...)
+	if c.lru == nil {
+		return nil
+	}
+	return c.lru.Clear()
 }
 
 // len returns the number of statements kept.
-func (c *stmtCache) len() int { return c.lru.Len() }
+func (c *stmtCache) len() int {
+	if c.lru == nil {
+		return 0
+	}
+	return c.lru.Len()
+}

@@ -168,11 +168,10 @@ func TestStmtCacheSameResults(t *testing.T) {
 
 // keptSQL lists the texts e keeps, most recently used first.
 func keptSQL(e *Exec) []string {
-	var out []string
-	for el := e.cache.lru.Front(); el != nil; el = el.Next() {
-		out = append(out, el.Value.(*cachedStmt).sql)
+	if e.cache.lru == nil {
+		return nil
 	}
-	return out
+	return e.cache.lru.Keys()
 }
 
 // The cache is bounded: the least recently used statement is finalized.
