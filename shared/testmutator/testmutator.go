@@ -25,6 +25,7 @@ import (
 	"sync"
 
 	"github.com/ncruces/go-sqlite3"
+	fastjson "github.com/segmentio/encoding/json"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/sqlrows"
 )
@@ -95,7 +96,11 @@ var ErrNoItem = errors.New("no such item")
 // Mutate applies one mutation.
 func (Mutator) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, raw []byte) error {
 	var a Args
-	if err := json.Unmarshal(raw, &a); err != nil {
+	if err := fastjson.Unmarshal(raw, &a); err != nil {
+		// The message as encoding/json words it, as the guest SDK does.
+		if serr := json.Unmarshal(raw, &Args{}); serr != nil {
+			err = serr
+		}
 		return fmt.Errorf("bad args: %w", err)
 	}
 	need := func(changed error) error {
