@@ -75,8 +75,14 @@ type Client struct {
 	own       *stmtCache // the engine's own reads, prepared
 
 	written map[string]bool // tables written by the mutation running now
-	read    map[string]bool // tables read by the query being prepared
-	refused bool            // the authorizer refused part of the query being prepared
+	// stmtWrites holds, per SQL text of the mutator's, the tables the
+	// authorizer saw written while preparing it (or preparing it again):
+	// what a statement run from the mutator's cache writes. curWrites is
+	// the entry of the statement running now.
+	stmtWrites map[string]map[string]bool
+	curWrites  map[string]bool
+	read       map[string]bool // tables read by the query being prepared
+	refused    bool            // the authorizer refused part of the query being prepared
 }
 
 // ClientOptions tune a replica.
@@ -129,6 +135,10 @@ func OpenClientWith(ctx context.Context, store vfs.Store, log PendingLog, mut Mu
 	}
 	c := &Client{db: db, conn: conn, mut: mut, log: log, sp: sp, opts: opts,
 		stmts: newStmtCache(conn, stmtCacheSize), own: newStmtCache(conn, 4)}
+	if sc, ok := mut.(WatchedStatementCache); ok {
+		c.stmtWrites = map[string]map[string]bool{}
+		sc.CacheStatementsWatched(conn, c.watchStatement)
+	}
 	c.pending, err = log.Load()
 	if err != nil {
 		c.Close()
@@ -143,12 +153,19 @@ func OpenClientWith(ctx context.Context, store vfs.Store, log PendingLog, mut Mu
 			c.read[name3] = true
 		}
 		if c.written != nil {
+			table, ok := "", false
 			switch action {
 			case sqlite3.AUTH_INSERT, sqlite3.AUTH_UPDATE, sqlite3.AUTH_DELETE:
-				c.written[name3] = true
+				table, ok = name3, true
 			case sqlite3.AUTH_CREATE_TABLE, sqlite3.AUTH_DROP_TABLE, sqlite3.AUTH_ALTER_TABLE,
 				sqlite3.AUTH_CREATE_INDEX, sqlite3.AUTH_DROP_INDEX, sqlite3.AUTH_CREATE_VIEW, sqlite3.AUTH_DROP_VIEW:
-				c.written[""] = true // schema change: every query may be affected
+				table, ok = "", true // schema change: every query may be affected
+			}
+			if ok {
+				c.written[table] = true
+				if c.curWrites != nil {
+					c.curWrites[table] = true
+				}
 			}
 		}
 		return sqlite3.AUTH_OK
@@ -248,7 +265,7 @@ func (c *Client) Mutate(ctx context.Context, name string, args []byte) (uint64, 
 	err := inTx(c.conn, func() error { return c.sp.run(mctx, c.mut, m) })
 	cancel()
 	written := c.written
-	c.written = nil
+	c.written, c.curWrites = nil, nil
 	if err != nil {
 		c.mu.Unlock()
 		var rej *RejectedError
@@ -646,6 +663,39 @@ func (c *Client) query(sql string, args ...any) (Rows, error) {
 	return rows, nil
 }
 
+// stmtWritesMax bounds the SQL texts whose written tables a replica
+// remembers; past it the record starts over, and a kept statement it no
+// longer knows counts as writing everything.
+const stmtWritesMax = 1024
+
+// watchStatement hears of each statement the mutator runs, before it is
+// prepared (kept false) or run from the mutator's cache (kept true). It
+// runs inside the mutator's call, which holds c.mu.
+func (c *Client) watchStatement(sql []byte, kept bool) {
+	c.curWrites = nil
+	if c.written == nil {
+		return // not a mutation whose writes are tracked (a migration, a replay)
+	}
+	w, seen := c.stmtWrites[string(sql)]
+	if kept {
+		if !seen {
+			c.written[""] = true // prepared while not tracked: assume everything
+			return
+		}
+		maps.Copy(c.written, w)
+	}
+	if !seen {
+		if len(c.stmtWrites) >= stmtWritesMax {
+			clear(c.stmtWrites)
+		}
+		w = map[string]bool{}
+		c.stmtWrites[string(sql)] = w
+	}
+	// Preparing it now, or SQLite preparing a kept one again as it steps
+	// after a schema change, reports through the authorizer into w too.
+	c.curWrites = w
+}
+
 // schemaCookie reads the snapshot's schema cookie (the header field SQLite
 // changes with every schema change); ok is false for an empty snapshot.
 // +checklocks:c.mu
@@ -665,7 +715,12 @@ func (c *Client) schemaCookie() (cookie uint32, ok bool) {
 func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	err := errors.Join(c.stmts.close(), c.own.close(), c.sp.close(), c.conn.Close())
+	var forget error
+	if sc, ok := c.mut.(WatchedStatementCache); ok {
+		// Before the connection closes: it cannot while they are kept.
+		forget = sc.ForgetStatements(c.conn)
+	}
+	err := errors.Join(forget, c.stmts.close(), c.own.close(), c.sp.close(), c.conn.Close())
 	c.db.Close()
 	return err
 }

@@ -32,15 +32,27 @@ type Mutator interface {
 // them, before closing it: a connection cannot close while statements
 // prepared on it are not finalized (SQLite returns BUSY).
 //
-// The coordinator opts its writer in. A client does not: its authorizer
-// learns which tables a mutation writes while the mutation's statements
-// are prepared, and a kept statement is not prepared again.
+// The coordinator opts its writer in. A client opts in only a mutator that
+// is also a WatchedStatementCache: its authorizer learns which tables a
+// mutation writes while the mutation's statements are prepared, and a kept
+// statement is not prepared again (unless its schema changed).
 type StatementCache interface {
 	// CacheStatements lets the mutator keep statements prepared on conn.
 	CacheStatements(conn *sqlite3.Conn)
 	// ForgetStatements finalizes the statements kept on conn, and keeps
 	// none on it from now on.
 	ForgetStatements(conn *sqlite3.Conn) error
+}
+
+// WatchedStatementCache is a StatementCache that tells a watcher of each
+// statement it runs on the connection, before preparing it (kept false) or
+// running it from its cache (kept true), on the goroutine of the call. A
+// replica opts such a mutator in: it credits a kept statement with the
+// tables its authorizer saw written when the statement was prepared (the
+// WebAssembly hosts of package mutatorhost are such mutators).
+type WatchedStatementCache interface {
+	StatementCache
+	CacheStatementsWatched(conn *sqlite3.Conn, watch func(sql []byte, kept bool))
 }
 
 // Mutation is one named write by one client.

@@ -29,6 +29,9 @@ type Exec struct {
 
 	keep  *sqlite3.Conn // the connection statements may be kept on, or nil
 	cache stmtCache     // the statements kept, all on one connection
+	// watch, if set, hears of each statement run on keep, before it is
+	// prepared (kept false) or run from the cache (kept true).
+	watch func(sql []byte, kept bool)
 }
 
 // Begin starts a call: requests run on conn, and a response may take up to
@@ -213,6 +216,9 @@ func (e *Exec) statement(out []byte, s abi.Statement) ([]byte, error) {
 			return out, fmt.Errorf("finalize a kept statement: %w", err)
 		}
 		kept = nil
+	}
+	if e.watch != nil && e.keep == e.conn {
+		e.watch(s.SQL, kept != nil)
 	}
 	var sql string
 	if kept == nil {

@@ -59,6 +59,7 @@ type Slot[I Instance] struct {
 	inst   I
 	live   bool          // inst is a started instance, not yet discarded
 	keep   *sqlite3.Conn // the connection statements may be kept on
+	watch  func(sql []byte, kept bool)
 	closed bool
 }
 
@@ -126,11 +127,13 @@ func (s *Slot[I]) call(ctx context.Context, conn *sqlite3.Conn, f func(I) error)
 		}
 		s.inst, s.live = inst, true
 	}
-	if exec := s.inst.Exec(); exec.keep != s.keep {
+	exec := s.inst.Exec()
+	if exec.keep != s.keep {
 		if err := exec.Keep(s.keep); err != nil {
 			return errors.Join(fmt.Errorf("mutator call: %w", err), s.discard())
 		}
 	}
+	exec.watch = s.watch
 	err := f(s.inst)
 	if err != nil && !survives(err) {
 		// The call's error is the mutation's; a statement that would not
@@ -155,9 +158,18 @@ func survives(err error) bool {
 // the previous such connection are finalized at the next call: a Mutator
 // serves one engine at a time.
 func (s *Slot[I]) CacheStatements(conn *sqlite3.Conn) {
+	s.CacheStatementsWatched(conn, nil)
+}
+
+// CacheStatementsWatched is CacheStatements with watch told of each
+// statement the guest runs on conn, before it is prepared (kept false) or
+// run from the cache (kept true), on the calling goroutine: what a replica
+// needs to credit a kept statement with what its authorizer saw when the
+// statement was prepared.
+func (s *Slot[I]) CacheStatementsWatched(conn *sqlite3.Conn, watch func(sql []byte, kept bool)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.keep = conn
+	s.keep, s.watch = conn, watch
 }
 
 // ForgetStatements finalizes the statements kept on conn and keeps none on
@@ -166,7 +178,7 @@ func (s *Slot[I]) ForgetStatements(conn *sqlite3.Conn) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.keep == conn {
-		s.keep = nil
+		s.keep, s.watch = nil, nil
 	}
 	if !s.live {
 		return nil
@@ -185,7 +197,7 @@ func (s *Slot[I]) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
-	s.keep = nil
+	s.keep, s.watch = nil, nil
 	if err := s.discard(); err != nil {
 		return fmt.Errorf("close mutator: %w", err)
 	}

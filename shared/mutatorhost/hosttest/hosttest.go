@@ -88,6 +88,7 @@ func Run(t *testing.T, h Host) {
 	t.Run("Failures", func(t *testing.T) { Failures(t, h) })
 	t.Run("InstanceLifecycle", func(t *testing.T) { testInstanceLifecycle(t, h) })
 	t.Run("StatementCache", func(t *testing.T) { testStatementCache(t, h) })
+	t.Run("ClientStatementCache", func(t *testing.T) { testClientStatementCache(t, h) })
 	t.Run("MutateOutsideTransaction", func(t *testing.T) { testMutateOutsideTransaction(t, h) })
 	t.Run("ClientTimeLimit", func(t *testing.T) { testClientTimeLimit(t, h) })
 	t.Run("OutputLogged", func(t *testing.T) { testOutputLogged(t, h) })

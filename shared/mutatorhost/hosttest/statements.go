@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/sqlsync-go/sqlsync/shared/engine"
+	"github.com/sqlsync-go/sqlsync/shared/pendinglog"
 	"github.com/sqlsync-go/sqlsync/vfs/memstore"
 )
 
@@ -78,5 +79,60 @@ func testStatementCache(t *testing.T, h Host) {
 	}
 	if err := coord.Close(); err != nil {
 		t.Fatalf("close the coordinator: %v", err)
+	}
+}
+
+// A replica opts the host in too (engine.WatchedStatementCache), and its
+// live queries still learn what each mutation wrote: a kept statement is
+// credited with the tables its preparation reported, a trigger added since
+// is seen when SQLite prepares the kept statement again, and the replica
+// closes cleanly at the end.
+func testClientStatementCache(t *testing.T, h Host) {
+	ctx := context.Background()
+	mod := h.compile(t, Full, Limits)
+	mut := mod.Mutator(nil)
+	defer mut.Close()
+	if _, ok := mut.(engine.WatchedStatementCache); !ok {
+		t.Fatalf("%T is not an engine.WatchedStatementCache", mut)
+	}
+	c, err := engine.OpenClient(ctx, memstore.New(), pendinglog.NewMemory("c"), mut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last engine.Change
+	c.OnChange(func(ch engine.Change) { last = ch })
+	sql := func(q string, args ...any) engine.Change {
+		t.Helper()
+		last = engine.Change{}
+		if _, err := c.Mutate(ctx, "sql", jsonArgs(map[string]any{"sql": q, "args": args})); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+		return last
+	}
+	wrote := func(what string, ch engine.Change, want ...string) {
+		t.Helper()
+		if ch.All {
+			t.Fatalf("%s: reported as changing everything, want %v", what, want)
+		}
+		for _, w := range want {
+			if !ch.Tables[w] {
+				t.Fatalf("%s: wrote %v, want %v among them", what, ch.Tables, want)
+			}
+		}
+	}
+	sql(`CREATE TABLE ca(x)`)
+	sql(`CREATE TABLE cb(y)`)
+	ins := `INSERT INTO ca VALUES (?)`
+	wrote("first insert, prepared", sql(ins, 1), "ca")
+	wrote("second insert, kept", sql(ins, 2), "ca")
+	sql(`CREATE TRIGGER cat AFTER INSERT ON ca BEGIN INSERT INTO cb VALUES (new.x); END`)
+	wrote("insert kept across the new trigger", sql(ins, 3), "ca", "cb")
+	wrote("insert kept after it", sql(ins, 4), "ca", "cb")
+	rows, err := c.Query(`SELECT count(*) FROM cb`)
+	if err != nil || fmt.Sprint(rows.Values) != "[[2]]" {
+		t.Fatalf("the trigger's rows: %+v %v", rows, err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatalf("the replica does not close cleanly: %v", err)
 	}
 }
