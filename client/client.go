@@ -85,6 +85,11 @@ type Options struct {
 	// replica, for startup timings: "state" (snapshot store and pending
 	// log open) and "replayed" (the pending mutations replayed: ready).
 	OnStep func(step string)
+	// Watch, if set, is a watcher installed before the replica connects, as
+	// Doc.Watch would install it: it misses no event, not even one that
+	// arrives before Open returns (a rejection of a mutation queued by an
+	// earlier process, say).
+	Watch func(Event)
 	// NotifyAfterMutate makes the subscriptions a change touches re-run,
 	// and the status event go out, on a goroutine of their own instead of
 	// inside Mutate (or the rebase), so Mutate returns without waiting for
@@ -262,6 +267,9 @@ func Open(ctx context.Context, opts Options) (*Doc, error) {
 		go d.notifier(loopCtx)
 	} else {
 		eng.OnChange(d.changed)
+	}
+	if opts.Watch != nil {
+		d.Watch(opts.Watch)
 	}
 	go d.syncLoop(loopCtx)
 	return d, nil

@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/hack-pad/hackpadfs/mem"
@@ -89,4 +90,32 @@ func TestOpenURLsWithoutURL(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "URLs without URL") {
 		t.Fatalf("Open: %v, want URLs without URL", err)
 	}
+}
+
+// TestOpenWatch: Options.Watch is installed by Open itself, and hears the
+// replica's events like a watcher installed after it.
+func TestOpenWatch(t *testing.T) {
+	var mu sync.Mutex
+	var got []Event
+	d, err := Open(context.Background(), Options{DocID: "w", Mutator: testmutator.Mutator{},
+		Watch: func(e Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, e)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if _, err := d.Mutate(context.Background(), "add", testmutator.Args{ID: "a", Title: "a"}.Encode()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, e := range got {
+		if e.Status != nil && e.Status.Pending == 1 {
+			return
+		}
+	}
+	t.Fatalf("Watch heard %+v, want a status event with one pending mutation", got)
 }

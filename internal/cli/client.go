@@ -61,7 +61,6 @@ type replica struct {
 
 	mu       sync.Mutex
 	rejected map[uint64]*engine.RejectedError // by seq, as the coordinator said
-	stop     func()
 }
 
 // rejection returns what the coordinator said rejecting seq, or nil.
@@ -75,7 +74,6 @@ func (r *replica) rejection(seq uint64) *engine.RejectedError {
 // earlier commands that the coordinator rejected while this one ran (all
 // but the seq given, which the command reports itself).
 func (r *replica) close(stderr io.Writer, except uint64) {
-	r.stop()
 	r.mu.Lock()
 	seqs := slices.Sorted(maps.Keys(r.rejected))
 	for _, seq := range seqs {
@@ -151,21 +149,21 @@ func (f *clientFlags) open(parent context.Context, offlineOK bool) (*replica, co
 	if len(urls) > 0 {
 		opts.URL, opts.URLs = urls[0], urls[1:]
 	}
+	// Installed before the replica connects, so that no rejection of a
+	// mutation an earlier command queued goes unreported.
+	opts.Watch = func(e client.Event) {
+		if e.Rejected != nil {
+			r.mu.Lock()
+			r.rejected[e.Rejected.Seq] = e.Rejected
+			r.mu.Unlock()
+		}
+	}
 	doc, err := client.Open(ctx, opts)
 	if err != nil {
 		cancel()
 		return nil, nil, nil, err
 	}
 	r.Doc = doc
-	// Installed once Open has returned, but a rejection needs a round
-	// trip to the coordinator first.
-	r.stop = doc.Watch(func(e client.Event) {
-		if e.Rejected != nil {
-			r.mu.Lock()
-			r.rejected[e.Rejected.Seq] = e.Rejected
-			r.mu.Unlock()
-		}
-	})
 	return r, ctx, cancel, nil
 }
 
