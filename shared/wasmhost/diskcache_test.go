@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/sqlsync-go/sqlsync/shared/wasmhost"
@@ -55,9 +56,22 @@ func TestDiskCache(t *testing.T) {
 		m.Close(ctx)
 	}
 	compile()
-	files := cacheFiles(t, dir)
-	if len(files) != 1 {
-		t.Fatalf("cache dir holds %q after a compile, want one entry", files)
+	// Two files: wazero's machine code, and the module as package
+	// interrupt rewrote it (so a later process need not rewrite it).
+	var files, rewritten []string
+	for _, f := range cacheFiles(t, dir) {
+		if strings.HasPrefix(filepath.Base(f), "interrupt-v") {
+			rewritten = append(rewritten, f)
+		} else {
+			files = append(files, f)
+		}
+	}
+	if len(files) != 1 || len(rewritten) != 1 {
+		t.Fatalf("cache dir holds %q and %q after a compile, want one entry of each", files, rewritten)
+	}
+	code, err := os.ReadFile(rewritten[0])
+	if err != nil {
+		t.Fatal(err)
 	}
 	entry, err := os.ReadFile(files[0])
 	if err != nil {
@@ -85,6 +99,18 @@ func TestDiskCache(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("rewritten module damaged", func(t *testing.T) {
+		damaged := bytes.Clone(code)
+		damaged[len(damaged)-1] ^= 1
+		if err := os.WriteFile(rewritten[0], damaged, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		compile() // rewrites the module again, never runs the damaged copy
+		if got, err := os.ReadFile(rewritten[0]); err != nil || !bytes.Equal(got, code) {
+			t.Fatalf("the damaged rewritten module was not written again (%d bytes, %v; want %d)", len(got), err, len(code))
+		}
+	})
 
 	t.Run("bad module", func(t *testing.T) {
 		wasmhost.ForgetDiskCaches()
