@@ -62,6 +62,7 @@ type Client struct {
 	sp *savepoints
 
 	stmts *stmtCache // the app's queries, prepared
+	own   *stmtCache // the engine's own reads, prepared
 
 	// migratedCookie is the snapshot's schema cookie when the migration
 	// last ran with nothing pending and changed nothing (migratedOK).
@@ -72,7 +73,6 @@ type Client struct {
 	// rebuild leaves the pending log's trim, to trimTo, to settle.
 	deferTrim bool
 	trimTo    uint64
-	own       *stmtCache // the engine's own reads, prepared
 
 	written map[string]bool // tables written by the mutation running now
 	// stmtWrites holds, per SQL text of the mutator's, the tables the
@@ -152,20 +152,15 @@ func OpenClientWith(ctx context.Context, store vfs.Store, log PendingLog, mut Mu
 		if c.read != nil && action == sqlite3.AUTH_READ {
 			c.read[name3] = true
 		}
-		if c.written != nil {
-			table, ok := "", false
-			switch action {
-			case sqlite3.AUTH_INSERT, sqlite3.AUTH_UPDATE, sqlite3.AUTH_DELETE:
-				table, ok = name3, true
-			case sqlite3.AUTH_CREATE_TABLE, sqlite3.AUTH_DROP_TABLE, sqlite3.AUTH_ALTER_TABLE,
-				sqlite3.AUTH_CREATE_INDEX, sqlite3.AUTH_DROP_INDEX, sqlite3.AUTH_CREATE_VIEW, sqlite3.AUTH_DROP_VIEW:
-				table, ok = "", true // schema change: every query may be affected
-			}
-			if ok {
+		if table, ok := writes(action, name3); ok {
+			if c.written != nil {
 				c.written[table] = true
-				if c.curWrites != nil {
-					c.curWrites[table] = true
-				}
+			}
+			if c.curWrites != nil {
+				// What the mutator's statement being prepared writes,
+				// tracked or not (a replay's statements are kept for
+				// later mutations).
+				c.curWrites[table] = true
 			}
 		}
 		return sqlite3.AUTH_OK
@@ -524,6 +519,7 @@ func (c *Client) rebuild(ctx context.Context) error {
 			}
 			return nil
 		})
+		c.curWrites = nil
 		var mig *migrateError
 		switch {
 		case err == nil:
@@ -663,6 +659,19 @@ func (c *Client) query(sql string, args ...any) (Rows, error) {
 	return rows, nil
 }
 
+// writes reports the table an authorizer action writes: "" for a schema
+// change, which every query may see.
+func writes(action sqlite3.AuthorizerActionCode, name3 string) (table string, ok bool) {
+	switch action {
+	case sqlite3.AUTH_INSERT, sqlite3.AUTH_UPDATE, sqlite3.AUTH_DELETE:
+		return name3, true
+	case sqlite3.AUTH_CREATE_TABLE, sqlite3.AUTH_DROP_TABLE, sqlite3.AUTH_ALTER_TABLE,
+		sqlite3.AUTH_CREATE_INDEX, sqlite3.AUTH_DROP_INDEX, sqlite3.AUTH_CREATE_VIEW, sqlite3.AUTH_DROP_VIEW:
+		return "", true
+	}
+	return "", false
+}
+
 // stmtWritesMax bounds the SQL texts whose written tables a replica
 // remembers; past it the record starts over, and a kept statement it no
 // longer knows counts as writing everything.
@@ -671,20 +680,23 @@ const stmtWritesMax = 1024
 // watchStatement hears of each statement the mutator runs, before it is
 // prepared (kept false) or run from the mutator's cache (kept true). It
 // runs inside the mutator's call, which holds c.mu.
+//
+// Statements of migrations and replays are recorded too, though those
+// calls track no writes: what they prepare is kept for later mutations.
 func (c *Client) watchStatement(sql []byte, kept bool) {
 	c.curWrites = nil
-	if c.written == nil {
-		return // not a mutation whose writes are tracked (a migration, a replay)
-	}
 	w, seen := c.stmtWrites[string(sql)]
-	if kept {
+	if kept && c.written != nil {
 		if !seen {
-			c.written[""] = true // prepared while not tracked: assume everything
-			return
+			c.written[""] = true // forgotten (the record started over): assume everything
+		} else {
+			maps.Copy(c.written, w)
 		}
-		maps.Copy(c.written, w)
 	}
 	if !seen {
+		if kept {
+			return // its preparation went unheard: record nothing partial
+		}
 		if len(c.stmtWrites) >= stmtWritesMax {
 			clear(c.stmtWrites)
 		}
@@ -692,7 +704,7 @@ func (c *Client) watchStatement(sql []byte, kept bool) {
 		c.stmtWrites[string(sql)] = w
 	}
 	// Preparing it now, or SQLite preparing a kept one again as it steps
-	// after a schema change, reports through the authorizer into w too.
+	// after a schema change, reports through the authorizer into w.
 	c.curWrites = w
 }
 
