@@ -460,13 +460,14 @@ func (c *Client) rebuild(ctx context.Context) error {
 		c.failed, c.stale = nil, false
 		return nil
 	}
-	// With nothing to replay, the migration is all the replay would run,
-	// and on a schema it has already found current it changes nothing
-	// (Mutator.Migrate): skip it while the snapshot's schema cookie is the
-	// one it last left untouched. Parsing its DDL was most of the cost of
-	// showing another client's change.
+	// On a schema it has already found current the migration changes
+	// nothing (Mutator.Migrate): skip it while the snapshot's schema cookie
+	// is the one it last left untouched, and with nothing to replay skip
+	// the transaction too. Parsing its DDL was most of the cost of showing
+	// another client's change.
 	cookie, hasCookie := c.schemaCookie()
-	if len(c.pending) == 0 && hasCookie && c.migratedCookie == cookie && c.migratedOK {
+	current := hasCookie && c.migratedOK && c.migratedCookie == cookie
+	if len(c.pending) == 0 && current {
 		c.failed, c.stale = nil, false
 		return nil
 	}
@@ -484,8 +485,10 @@ func (c *Client) rebuild(ctx context.Context) error {
 		var failed []LocalFailure
 		var broken *brokenTxError
 		err := inTx(c.conn, func() error {
-			if err := c.mut.Migrate(ctx, c.conn); err != nil {
-				return &migrateError{err}
+			if !current {
+				if err := c.mut.Migrate(ctx, c.conn); err != nil {
+					return &migrateError{err}
+				}
 			}
 			// Usually every pending mutation still succeeds: replay them
 			// all in one savepoint, and only if one fails go again one
@@ -525,7 +528,11 @@ func (c *Client) rebuild(ctx context.Context) error {
 		case err == nil:
 			c.failed = failed
 			c.stale = false
-			c.migratedCookie, c.migratedOK = cookie, hasCookie && len(c.pending) == 0 && !c.db.HasLocal()
+			if !current {
+				// Only a run with nothing replayed shows whether the
+				// migration alone changed anything.
+				c.migratedCookie, c.migratedOK = cookie, hasCookie && len(c.pending) == 0 && !c.db.HasLocal()
+			}
 			return nil
 		case ctx.Err() != nil, errors.As(err, &mig):
 			c.stale = true
