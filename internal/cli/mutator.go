@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/sqlsync-go/sqlsync/internal/atomicfile"
 	"github.com/sqlsync-go/sqlsync/server"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/wasmhost"
@@ -102,7 +103,7 @@ func documentMutator(ctx context.Context, base *url.URL, doc, stateDir string) (
 			return nil, "", fmt.Errorf("fetch mutator %s: content does not match its hash", info.Hash)
 		}
 		if root != "" {
-			if err := writeFileAtomic(filepath.Join(root, info.Hash+".wasm"), b); err != nil {
+			if err := atomicfile.Write(filepath.Join(root, info.Hash+".wasm"), b, 0o755); err != nil {
 				slog.Debug("keep mutator module", "hash", info.Hash, "err", err)
 			}
 		}
@@ -201,33 +202,9 @@ func rememberMutator(stateDir, doc, hash string) {
 	if old, err := os.ReadFile(file); err == nil && string(old) == hash {
 		return
 	}
-	if err := writeFileAtomic(file, []byte(hash)); err != nil {
+	if err := atomicfile.Write(file, []byte(hash), 0o755); err != nil {
 		slog.Debug("remember the document's mutator", "doc", doc, "err", err)
 	}
-}
-
-// writeFileAtomic writes b to file through a temporary file renamed over
-// it, so that a reader sees the old content or the new, never a part.
-func writeFileAtomic(file string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(file), filepath.Base(file)+".*.tmp")
-	if err != nil {
-		return err
-	}
-	_, err = tmp.Write(b)
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), file)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("write %s: %w", file, err)
-	}
-	return nil
 }
 
 // validHash reports whether s looks like a module hash: 64 lowercase hex

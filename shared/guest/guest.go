@@ -40,15 +40,13 @@
 package guest
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
-	fastjson "github.com/segmentio/encoding/json"
-
 	"github.com/sqlsync-go/sqlsync/shared/abi"
+	"github.com/sqlsync-go/sqlsync/shared/jsonargs"
 )
 
 // Handler handles one named mutation, given its raw args.
@@ -86,23 +84,12 @@ func Handle(name string, h Handler) {
 }
 
 // HandleJSON registers h for the mutation called name, decoding its args
-// from JSON into an A first. Args that do not decode reject the mutation
-// as bad args.
-//
-// The args are decoded by segmentio/encoding/json, a drop-in for
-// encoding/json that caches a decoder per type: under WebAssembly,
-// encoding/json's reflection was more than half the CPU of a one-row
-// mutation. Args it refuses are decoded again by encoding/json for the
-// message, so a rejection reads as it always has (and never quotes the
-// args).
+// from JSON into an A first (package jsonargs). Args that do not decode
+// reject the mutation as bad args.
 func HandleJSON[A any](name string, h func(tx *Tx, args A) error) {
 	Handle(name, func(tx *Tx, raw []byte) error {
 		var a A
-		if err := fastjson.Unmarshal(raw, &a); err != nil {
-			var again A
-			if serr := json.Unmarshal(raw, &again); serr != nil {
-				err = serr
-			}
+		if err := jsonargs.Decode(raw, &a); err != nil {
 			return fmt.Errorf("%w: %w", ErrBadArgs, err)
 		}
 		return h(tx, a)

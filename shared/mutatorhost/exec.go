@@ -41,10 +41,8 @@ type Exec struct {
 // still open: it could not have closed while they were not finalized.)
 // If that fails the call has not begun.
 func (e *Exec) Begin(conn *sqlite3.Conn, maxResult int) error {
-	if e.cache.conn != nil && e.cache.conn != conn {
-		if err := e.cache.clear(); err != nil {
-			return fmt.Errorf("finalize the statements kept on the previous connection: %w", err)
-		}
+	if err := e.clearUnlessOn(conn); err != nil {
+		return fmt.Errorf("finalize the statements kept on the previous connection: %w", err)
 	}
 	e.conn, e.maxResult, e.pending = conn, maxResult, nil
 	return nil
@@ -57,12 +55,18 @@ func (e *Exec) Begin(conn *sqlite3.Conn, maxResult int) error {
 // finalized, which must not run while that connection is in use elsewhere.
 func (e *Exec) Keep(conn *sqlite3.Conn) error {
 	e.keep = conn
-	if e.cache.conn != nil && e.cache.conn != conn {
-		if err := e.cache.clear(); err != nil {
-			return fmt.Errorf("finalize kept statements: %w", err)
-		}
+	if err := e.clearUnlessOn(conn); err != nil {
+		return fmt.Errorf("finalize kept statements: %w", err)
 	}
 	return nil
+}
+
+// clearUnlessOn finalizes the statements kept, unless they are on conn.
+func (e *Exec) clearUnlessOn(conn *sqlite3.Conn) error {
+	if e.cache.conn == nil || e.cache.conn == conn {
+		return nil
+	}
+	return e.cache.clear()
 }
 
 // Forget finalizes the statements kept on conn, and keeps none on it from

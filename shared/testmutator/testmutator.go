@@ -25,9 +25,10 @@ import (
 	"sync"
 
 	"github.com/ncruces/go-sqlite3"
-	fastjson "github.com/segmentio/encoding/json"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
+	"github.com/sqlsync-go/sqlsync/shared/jsonargs"
 	"github.com/sqlsync-go/sqlsync/shared/sqlrows"
+	"github.com/sqlsync-go/sqlsync/shared/stmtlru"
 )
 
 // Migrations are the schema steps, in order; PRAGMA user_version counts the
@@ -96,11 +97,7 @@ var ErrNoItem = errors.New("no such item")
 // Mutate applies one mutation.
 func (Mutator) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, raw []byte) error {
 	var a Args
-	if err := fastjson.Unmarshal(raw, &a); err != nil {
-		// The message as encoding/json words it, as the guest SDK does.
-		if serr := json.Unmarshal(raw, &Args{}); serr != nil {
-			err = serr
-		}
+	if err := jsonargs.Decode(raw, &a); err != nil {
 		return fmt.Errorf("bad args: %w", err)
 	}
 	need := func(changed error) error {
@@ -156,12 +153,16 @@ func (Mutator) Mutate(ctx context.Context, conn *sqlite3.Conn, name string, raw 
 // it, by SQL text: the mutator's own texts, a fixed few. A connection is
 // used by one goroutine at a time (its engine's); the map is shared by
 // every Mutator, which has no state of its own.
-var kept sync.Map // *sqlite3.Conn → map[string]*sqlite3.Stmt
+var kept sync.Map // *sqlite3.Conn → *stmtlru.LRU[struct{}]
+
+// keptMax bounds the statements kept per connection: more than the
+// mutator's texts.
+const keptMax = 16
 
 // CacheStatements lets the mutator keep its statements prepared on conn
 // (engine.StatementCache), until ForgetStatements.
 func (Mutator) CacheStatements(conn *sqlite3.Conn) {
-	kept.LoadOrStore(conn, map[string]*sqlite3.Stmt{})
+	kept.LoadOrStore(conn, stmtlru.New[struct{}](keptMax))
 }
 
 // ForgetStatements finalizes the statements kept on conn and keeps none
@@ -171,11 +172,7 @@ func (Mutator) ForgetStatements(conn *sqlite3.Conn) error {
 	if !ok {
 		return nil
 	}
-	var errs []error
-	for _, stmt := range v.(map[string]*sqlite3.Stmt) {
-		errs = append(errs, stmt.Close())
-	}
-	if err := errors.Join(errs...); err != nil {
+	if err := v.(*stmtlru.LRU[struct{}]).Clear(); err != nil {
 		return fmt.Errorf("testmutator: finalize kept statements: %w", err)
 	}
 	return nil
@@ -190,17 +187,17 @@ func exec(conn *sqlite3.Conn, sql string, args ...any) error {
 	if !ok {
 		return sqlrows.Exec(conn, sql, args...)
 	}
-	stmts := v.(map[string]*sqlite3.Stmt)
-	stmt := stmts[sql]
-	if stmt == nil {
-		var err error
-		if stmt, _, err = conn.Prepare(sql); err != nil {
+	stmts := v.(*stmtlru.LRU[struct{}])
+	e := stmts.Get(sql)
+	if e == nil {
+		stmt, _, err := conn.Prepare(sql)
+		if err != nil {
 			return err
 		}
-		stmts[sql] = stmt
+		e = stmts.Put(sql, stmt, struct{}{})
 	}
-	_, err := sqlrows.Collect(stmt, args...)
-	if cerr := stmt.ClearBindings(); err == nil && cerr != nil {
+	_, err := sqlrows.Collect(e.Stmt, args...)
+	if cerr := e.Stmt.ClearBindings(); err == nil && cerr != nil {
 		err = cerr
 	}
 	return err

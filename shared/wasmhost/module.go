@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/sqlsync-go/sqlsync/internal/atomicfile"
 	"github.com/sqlsync-go/sqlsync/shared/abi"
 	"github.com/sqlsync-go/sqlsync/shared/mutatorhost"
 	"github.com/sqlsync-go/sqlsync/shared/mutatorhost/interrupt"
@@ -137,33 +138,10 @@ func instrument(hash string, wasm []byte) ([]byte, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(code)
-	if err := writeFileAtomic(name, append(sum[:], code...)); err != nil {
+	if err := atomicfile.Write(name, append(sum[:], code...), 0o700); err != nil {
 		slog.Debug("keep rewritten mutator", "file", name, "err", err)
 	}
 	return code, nil
-}
-
-// writeFileAtomic writes b to name through a temporary file and a rename,
-// so that a reader sees the old file or the whole new one.
-func writeFileAtomic(name string, b []byte) error {
-	if err := os.MkdirAll(filepath.Dir(name), 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(filepath.Dir(name), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(b)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), name)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-	}
-	return err
 }
 
 // Module is a compiled mutator, ready to run for any number of documents.
