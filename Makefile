@@ -5,6 +5,7 @@ GO        ?= go
 BIN       := bin
 DATA      ?= data
 ADDR      ?= 127.0.0.1:8080
+NODE      ?= node
 GOFLAGS   ?=
 export GOFLAGS
 
@@ -20,11 +21,13 @@ all: build
 build: mutators
 	$(GO) build -o $(BIN)/sqlsync ./cmd/sqlsync
 
-## mutators: the WebAssembly mutators, built from source.
-mutators:
+## mutators: the WebAssembly mutators, built from source: the todo demo's
+## in TypeScript syntax (todo.wasm, what make run serves) and in Go (todo-go.wasm).
+mutators: node_modules/.package-lock.json
 	@mkdir -p $(BIN)/mutators
+	$(NODE) mutator/bin/sqlsync-mutator.mjs build demo-todo/mutator/mutator.ts -o $(BIN)/mutators/todo.wasm
 	GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -ldflags="-s -w" -buildmode=c-shared \
-		-o $(BIN)/mutators/todo.wasm ./demo-todo/mutator
+		-o $(BIN)/mutators/todo-go.wasm ./demo-todo/mutator
 
 ## run: build everything and serve the demo at http://$(ADDR).
 run: build
@@ -43,12 +46,14 @@ vet:
 ## test: install what the tests need and run every test.
 test: deps-go vet test-go
 
+# Go tests build the AssemblyScript mutators with the npm packages.
+test-go: node_modules/.package-lock.json
+
 # test-go runs go test -v through the skip checker (js/test/gowasm/skips.mjs,
 # see docs/test-skips.md): a skip not allowed in CI fails the target like a
 # failed test. It prints the package result lines, what failed packages said
 # about their failures and a summary; the whole -v output is in GO_TEST_LOG.
 GO_TEST_LOG ?= $(BIN)/go-test.log
-NODE      ?= node
 test-go:
 	@mkdir -p $(BIN)
 	bash -o pipefail -c '$(GO) test -v -timeout 20m ./... 2>&1 | $(NODE) js/test/gowasm/skips.mjs --quiet --log $(GO_TEST_LOG)'

@@ -15,7 +15,7 @@ import { chromium } from 'playwright-core';
 /** The repository's root directory. */
 export const repoDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 
-/** The todo mutator module built from demo-todo/mutator by make (bin/mutators/todo.wasm). */
+/** The todo mutator module built from demo-todo/mutator/mutator.ts (AssemblyScript) by make (bin/mutators/todo.wasm). */
 export const todoMutator = process.env.SQLSYNC_TODO_WASM ?? join(repoDir, 'bin', 'mutators', 'todo.wasm');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));

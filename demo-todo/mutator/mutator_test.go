@@ -20,11 +20,25 @@ import (
 
 func TestMain(m *testing.M) {
 	wasmtest.Prebuild(".")
+	wasmtest.PrebuildAS("mutator.ts")
 	os.Exit(m.Run())
 }
 
+// modules are the todo mutator's two sources: this package (the Go SDK)
+// and mutator.ts (the AssemblyScript SDK, the module the demo runs). Each
+// test runs on both.
+var modules = []struct {
+	name    string
+	compile func(t *testing.T) *wasmhost.Module
+}{
+	{"go", func(t *testing.T) *wasmhost.Module { return wasmtest.Compile(t, ".", wasmhost.Limits{}) }},
+	{"as", func(t *testing.T) *wasmhost.Module { return wasmtest.CompileAS(t, "mutator.ts", wasmhost.Limits{}) }},
+}
+
 // The seeded simulation of package enginetest, with this mutator compiled
-// to WebAssembly on the coordinator and every client.
+// to WebAssembly on the coordinator and every client: each seed runs on
+// both modules (Go and AssemblyScript), and the two must end with
+// byte-identical dumps.
 //
 // SQLSYNC_SIM_SEEDS=N runs N seeds (default 20, 3 with -short);
 // SQLSYNC_SIM_SEED=S runs seed S alone.
@@ -38,27 +52,46 @@ func TestSimulation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mod := wasmtest.Compile(t, ".", wasmhost.Limits{})
+	mods := make([]*wasmhost.Module, len(modules))
+	for i, m := range modules {
+		mods[i] = m.compile(t)
+	}
 	for seed := first; seed < first+uint64(seeds); seed++ {
 		start := time.Now()
-		mut := mod.Mutator(nil)
-		err := enginetest.Run(seed, 5, 200, mut)
-		mut.Close()
-		if err != nil {
-			t.Fatalf("seed=%d: %v\nreproduce: SQLSYNC_SIM_SEED=%d go test ./demo-todo/mutator -run TestSimulation", seed, err, seed)
+		dumps := make([]string, len(mods))
+		for i, mod := range mods {
+			mut := mod.Mutator(nil)
+			dump, err := enginetest.RunDump(seed, 5, 200, mut)
+			mut.Close()
+			if err != nil {
+				t.Fatalf("%s module, seed=%d: %v\nreproduce: SQLSYNC_SIM_SEED=%d go test ./demo-todo/mutator -run TestSimulation", modules[i].name, seed, err, seed)
+			}
+			dumps[i] = dump
 		}
-		t.Logf("seed=%d: %v", seed, time.Since(start).Round(time.Millisecond))
+		for i := 1; i < len(dumps); i++ {
+			if dumps[i] != dumps[0] {
+				t.Fatalf("seed=%d: the %s and %s modules' dumps differ\n%s:\n%s\n%s:\n%s\nreproduce: SQLSYNC_SIM_SEED=%d go test ./demo-todo/mutator -run TestSimulation",
+					seed, modules[0].name, modules[i].name, modules[0].name, dumps[0], modules[i].name, dumps[i], seed)
+			}
+		}
+		t.Logf("seed=%d: %v, dumps of %d bytes identical", seed, time.Since(start).Round(time.Millisecond), len(dumps[0]))
 		if testing.Short() && time.Since(start) > 20*time.Second {
 			break
 		}
 	}
 }
 
-// The WebAssembly mutator and the Go reference mutator, given the same
-// mutations, leave the same database and reject the same mutations.
+// The WebAssembly mutators (Go and AssemblyScript) and the Go reference
+// mutator, given the same mutations, leave the same database and reject
+// the same mutations; the two modules with the same messages.
 func TestSameAsGoMutator(t *testing.T) {
+	for _, m := range modules {
+		t.Run(m.name, func(t *testing.T) { testSameAsGoMutator(t, m.compile(t)) })
+	}
+}
+
+func testSameAsGoMutator(t *testing.T, mod *wasmhost.Module) {
 	ctx := context.Background()
-	mod := wasmtest.Compile(t, ".", wasmhost.Limits{})
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("SQLSYNC_SEED"); s != "" {
 		var err error
@@ -147,10 +180,16 @@ func TestSameAsGoMutator(t *testing.T) {
 	}
 }
 
-// Error messages reach the engine as the mutator wrote them.
+// Error messages reach the engine as the mutator wrote them, the same
+// from both modules.
 func TestRejectionMessages(t *testing.T) {
+	for _, m := range modules {
+		t.Run(m.name, func(t *testing.T) { testRejectionMessages(t, m.compile(t)) })
+	}
+}
+
+func testRejectionMessages(t *testing.T, mod *wasmhost.Module) {
 	ctx := context.Background()
-	mod := wasmtest.Compile(t, ".", wasmhost.Limits{})
 	c := openCoordinator(t, mod.Mutator(nil))
 	args := func(a testmutator.Args) []byte { return a.Encode() }
 	cases := []struct {

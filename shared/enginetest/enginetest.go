@@ -36,7 +36,17 @@ import (
 // each sometimes only on replay or only on the coordinator. Every replica
 // must keep opening and rebasing through them.
 func Run(seed uint64, nClients, steps int, mut engine.Mutator) error {
-	return runSimulation(seed, nClients, steps, faults{mut})
+	_, err := RunDump(seed, nClients, steps, mut)
+	return err
+}
+
+// RunDump is Run, returning the coordinator's dump (package engine's
+// Dump) at the last check too: two mutators that behave alike give the
+// same dump for the same seed.
+func RunDump(seed uint64, nClients, steps int, mut engine.Mutator) (string, error) {
+	var dump string
+	err := runSimulation(seed, nClients, steps, faults{mut}, &dump)
+	return dump, err
 }
 
 // message is what travels on the simulated network.
@@ -70,7 +80,7 @@ type sim struct {
 	ids     []string          // item ids any client has used
 }
 
-func runSimulation(seed uint64, nClients, steps int, mut engine.Mutator) (err error) {
+func runSimulation(seed uint64, nClients, steps int, mut engine.Mutator, dump *string) (err error) {
 	ctx := context.Background()
 	s := &sim{r: rand.New(rand.NewPCG(seed, 0xdecaf)), mut: mut, cstore: memstore.New(), acked: map[string]bool{}}
 	if s.coord, err = engine.OpenCoordinator(ctx, s.cstore, mut, engine.CoordinatorOptions{}); err != nil {
@@ -93,7 +103,7 @@ func runSimulation(seed uint64, nClients, steps int, mut engine.Mutator) (err er
 			if err := s.quiesce(ctx); err != nil {
 				return fmt.Errorf("step %d: quiesce: %w", step, err)
 			}
-			if err := s.check(ctx); err != nil {
+			if *dump, err = s.check(ctx); err != nil {
 				return fmt.Errorf("step %d: %w", step, err)
 			}
 		}
@@ -353,29 +363,30 @@ func (s *sim) quiesce(ctx context.Context) error {
 	}
 }
 
-func (s *sim) check(ctx context.Context) error {
+// check checks the invariants and returns the coordinator's dump.
+func (s *sim) check(ctx context.Context) (string, error) {
 	// Convergence: byte-identical files, nothing local.
 	want, err := s.coord.Database().Bytes()
 	if err != nil {
-		return err
+		return "", err
 	}
 	for _, c := range s.clients {
 		got, err := c.eng.Database().Bytes()
 		if err != nil {
-			return err
+			return "", err
 		}
 		if !bytes.Equal(got, want) {
-			return fmt.Errorf("convergence: client %d differs from the coordinator (%d vs %d bytes)", c.id, len(got), len(want))
+			return "", fmt.Errorf("convergence: client %d differs from the coordinator (%d vs %d bytes)", c.id, len(got), len(want))
 		}
 		if c.eng.Database().HasLocal() {
-			return fmt.Errorf("convergence: client %d has a local layer with nothing pending", c.id)
+			return "", fmt.Errorf("convergence: client %d has a local layer with nothing pending", c.id)
 		}
 		if err := integrity(c.eng.Query); err != nil {
-			return fmt.Errorf("client %d: %w", c.id, err)
+			return "", fmt.Errorf("client %d: %w", c.id, err)
 		}
 	}
 	if err := integrity(s.coord.Query); err != nil {
-		return fmt.Errorf("coordinator: %w", err)
+		return "", fmt.Errorf("coordinator: %w", err)
 	}
 	// Exactly once: every durably recorded mutation is in the order once.
 	count := map[string]int{}
@@ -384,40 +395,40 @@ func (s *sim) check(ctx context.Context) error {
 	}
 	for id, n := range count {
 		if n != 1 {
-			return fmt.Errorf("exactly once: %s applied %d times", id, n)
+			return "", fmt.Errorf("exactly once: %s applied %d times", id, n)
 		}
 		if !s.acked[id] {
-			return fmt.Errorf("exactly once: %s applied but never recorded", id)
+			return "", fmt.Errorf("exactly once: %s applied but never recorded", id)
 		}
 	}
 	for id := range s.acked {
 		if count[id] != 1 {
-			return fmt.Errorf("exactly once: %s recorded but applied %d times", id, count[id])
+			return "", fmt.Errorf("exactly once: %s recorded but applied %d times", id, count[id])
 		}
 	}
 	// Serial truth: replaying the order on an empty document gives the same
 	// database.
 	fresh, err := engine.OpenCoordinator(ctx, memstore.New(), s.mut, engine.CoordinatorOptions{})
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer fresh.Close()
 	for _, m := range s.history {
 		if _, err := fresh.Apply(ctx, []engine.Mutation{m}); err != nil {
-			return err
+			return "", err
 		}
 	}
 	var a, b strings.Builder
 	if err := s.coord.Dump(&a); err != nil {
-		return err
+		return "", err
 	}
 	if err := fresh.Dump(&b); err != nil {
-		return err
+		return "", err
 	}
 	if a.String() != b.String() {
-		return fmt.Errorf("serial truth: coordinator\n%s\nreplay\n%s", a.String(), b.String())
+		return "", fmt.Errorf("serial truth: coordinator\n%s\nreplay\n%s", a.String(), b.String())
 	}
-	return nil
+	return a.String(), nil
 }
 
 func integrity(query func(string, ...any) (engine.Rows, error)) error {

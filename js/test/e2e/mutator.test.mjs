@@ -1,5 +1,5 @@
 // End-to-end tests of WebAssembly mutators in the browser: the coordinator
-// runs `sqlsync serve --mutator bin/mutators/todo.wasm` (demo-todo/mutator,
+// runs `sqlsync serve --mutator bin/mutators/todo.wasm` (demo-todo/mutator/mutator.ts,
 // built by make), and each browser replica fetches that module from it,
 // checks its hash, caches it and runs it on Chromium's own WebAssembly
 // engine (wasm/jsmutator). The bundle has no mutator of its own: a replica
@@ -23,11 +23,12 @@ after(() => stopServerAndBrowser(server, browser));
 
 const items = (page) => page.evaluate(() => sq.query('SELECT id, title, done, deleted, position FROM items ORDER BY position, id'));
 
-// Args the todo module's JSON decoding refuses, with a message naming its
-// Go type: a local rejection shows that the module ran in the page. A
-// queue-only replica takes them, and the coordinator refuses them.
+// Args the todo module's JSON decoding refuses, with a message naming the
+// field: a local rejection shows that the module ran in the page. A
+// queue-only replica takes them, and the coordinator refuses them. (The
+// AssemblyScript module words it as the Go one does, less "Go struct".)
 const badArgs = { id: 5, title: 'x' };
-const moduleBadArgs = /cannot unmarshal number into Go struct field args\.id of type string/;
+const moduleBadArgs = /cannot unmarshal number into (Go struct )?field "?(args\.)?id"? of type string/;
 
 /** Blocks the coordinator's mutator endpoints for a context, as if it were unreachable. */
 const blockMutatorEndpoints = (context) =>
