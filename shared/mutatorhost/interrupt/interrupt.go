@@ -27,6 +27,14 @@
 // the module, added after its own, so no index of the module changes.
 // [Options.MaxMemoryPages] caps the module's memory, for engines that, like
 // browsers, have no per-instance memory limit of their own.
+//
+// In both modes the rewriter also records a failed memory.grow, so that a
+// host can tell a guest that ran out of memory from one that trapped for
+// another reason, whatever its language: every memory.grow of the module's
+// code becomes a call to a function added after the module's own, which
+// grows the memory and, when that fails (returns -1), sets a third mutable
+// i32 global, exported as [GrowFailedExport]. The host clears it before a
+// call and reads it when the call traps.
 package interrupt
 
 import (
@@ -39,7 +47,7 @@ import (
 // Version names the rewriter's output: hosts that keep rewritten modules
 // (the browser caches them across page loads) key them by it. Bump it
 // whenever the output for the same input and options changes.
-const Version = 1
+const Version = 2
 
 // Export is the name of the interrupt flag the rewritten module exports.
 const Export = "sqlsync_interrupt"
@@ -48,6 +56,11 @@ const Export = "sqlsync_interrupt"
 // exports: one funcref slot, for a function of type () -> () the host sets
 // before the first call.
 const TickExport = "sqlsync_tick"
+
+// GrowFailedExport is the name of the mutable i32 global a rewritten module
+// exports, in both modes, and sets to 1 when a memory.grow of its code
+// fails. Nothing in the module clears it: the host does, before each call.
+const GrowFailedExport = "sqlsync_grow_failed"
 
 // Slice is the number of loop iterations between two checks of the flag.
 const Slice = 1 << 14
@@ -70,14 +83,15 @@ var ErrUnsupported = errors.New("interrupt: module not supported")
 
 // Section ids, and the order sections must come in.
 const (
-	secCustom = 0
-	secType   = 1
-	secImport = 2
-	secTable  = 4
-	secMemory = 5
-	secGlobal = 6
-	secExport = 7
-	secCode   = 10
+	secCustom   = 0
+	secType     = 1
+	secImport   = 2
+	secFunction = 3
+	secTable    = 4
+	secMemory   = 5
+	secGlobal   = 6
+	secExport   = 7
+	secCode     = 10
 )
 
 var sectionRank = map[byte]int{1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 9: 10, 12: 11, 10: 12, 11: 13}
@@ -88,11 +102,11 @@ type section struct {
 }
 
 // Instrument returns a copy of the module wasm with the interrupt global
-// and its checks added.
+// and its checks added, and failed memory.grow recorded.
 func Instrument(wasm []byte) ([]byte, error) { return InstrumentWith(wasm, Options{}) }
 
 // InstrumentWith returns a copy of the module wasm with checks added at
-// every loop head, as opts says.
+// every loop head, as opts says, and failed memory.grow recorded.
 func InstrumentWith(wasm []byte, opts Options) (_ []byte, err error) {
 	defer func() {
 		if err != nil {
@@ -114,7 +128,8 @@ func InstrumentWith(wasm []byte, opts Options) (_ []byte, err error) {
 	}
 
 	var imported importCounts
-	var definedGlobals, definedTables, types, memories uint32
+	var definedGlobals, definedTables, definedFuncs, types uint32
+	var definedMemories []byte
 	for _, s := range sections {
 		switch s.id {
 		case secType:
@@ -125,13 +140,19 @@ func InstrumentWith(wasm []byte, opts Options) (_ []byte, err error) {
 			if imported, err = countImports(s.data); err != nil {
 				return nil, err
 			}
-			memories += imported.memories
+		case secFunction:
+			fr := reader{b: s.data}
+			definedFuncs = fr.u32()
+			if fr.err != nil {
+				return nil, fr.err
+			}
 		case secTable:
 			tr := reader{b: s.data}
 			definedTables = tr.u32()
 		case secMemory:
-			mr := reader{b: s.data}
-			memories += mr.u32()
+			if definedMemories, err = memoryFlags(s.data); err != nil {
+				return nil, err
+			}
 		case secGlobal:
 			gr := reader{b: s.data}
 			definedGlobals = gr.u32()
@@ -139,27 +160,37 @@ func InstrumentWith(wasm []byte, opts Options) (_ []byte, err error) {
 				return nil, gr.err
 			}
 		case secExport:
-			for _, name := range []string{Export, TickExport} {
+			for _, name := range []string{Export, TickExport, GrowFailedExport} {
 				if exports(s.data, name) {
 					return nil, fmt.Errorf("the module already exports %s", name)
 				}
 			}
 		}
 	}
-	if memories == 0 {
+	// The memory index space: imported memories first.
+	memories := append(append([]byte(nil), imported.memories...), definedMemories...)
+	if len(memories) == 0 {
 		return nil, errors.New("the module has no memory")
 	}
-	if opts.MaxMemoryPages > 0 && imported.memories > 0 {
+	if opts.MaxMemoryPages > 0 && len(imported.memories) > 0 {
 		return nil, errors.New("the module imports its memory: its maximum cannot be set")
+	}
+	for i, flags := range memories {
+		if flags&^0x03 != 0 { // memory64 (memory.grow takes an i64), custom page sizes
+			return nil, fmt.Errorf("memory %d has limits flags %#x", i, flags)
+		}
 	}
 
 	// Without Tick: mut i32 flag = 0, mut i32 fuel = Slice, the flag
 	// exported. With Tick: mut i32 fuel = Slice, a one-slot funcref table
-	// exported, and the type () -> () for the call through it.
+	// exported, and the type () -> () for the call through it. Then in
+	// both: mut i32 growFailed = 0, exported, the type (i32) -> (i32) and
+	// one function of that type per memory, after the module's own, which
+	// replaces memory.grow on that memory.
 	globals := imported.globals + definedGlobals
 	var (
-		check, newGlobals, newExport, newTable, newType []byte
-		nGlobals                                        uint32
+		check, newGlobals, newExports, newTable, newTypes []byte
+		nGlobals, nTypes                                  uint32
 	)
 	fuelGlobal := append([]byte{0x7f, 0x01, 0x41}, sleb(Slice)...)
 	fuelGlobal = append(fuelGlobal, 0x0b)
@@ -167,15 +198,33 @@ func InstrumentWith(wasm []byte, opts Options) (_ []byte, err error) {
 		fuel, table := globals, imported.tables+definedTables
 		check = tickCheck(fuel, types, table)
 		newGlobals, nGlobals = fuelGlobal, 1
-		newExport = append(append(name(TickExport), 0x01), uleb(table)...)
-		newTable = []byte{0x70, 0x01, 0x01, 0x01} // funcref, min 1, max 1
-		newType = []byte{0x60, 0x00, 0x00}        // () -> ()
+		newExports = append(append(name(TickExport), 0x01), uleb(table)...)
+		newTable = []byte{0x70, 0x01, 0x01, 0x01}      // funcref, min 1, max 1
+		newTypes, nTypes = []byte{0x60, 0x00, 0x00}, 1 // () -> ()
 	} else {
 		flag, fuel := globals, globals+1
 		check = loopCheck(flag, fuel)
 		newGlobals, nGlobals = append([]byte{0x7f, 0x01, 0x41, 0x00, 0x0b}, fuelGlobal...), 2
-		newExport = append(append(name(Export), 0x03), uleb(flag)...)
+		newExports = append(append(name(Export), 0x03), uleb(flag)...)
 	}
+	growFailed := globals + nGlobals
+	newGlobals, nGlobals = append(newGlobals, 0x7f, 0x01, 0x41, 0x00, 0x0b), nGlobals+1
+	newExports = append(append(newExports, name(GrowFailedExport)...), 0x03)
+	newExports = append(newExports, uleb(growFailed)...)
+	growType := types + nTypes
+	newTypes, nTypes = append(newTypes, 0x60, 0x01, 0x7f, 0x01, 0x7f), nTypes+1 // (i32) -> (i32)
+	var (
+		growFuncs         = make([]uint32, len(memories)) // by memory
+		newFuncs, newCode []byte
+	)
+	for mem := range memories {
+		growFuncs[mem] = imported.funcs + definedFuncs + uint32(mem)
+		newFuncs = append(newFuncs, uleb(growType)...)
+		body := growBody(uint32(mem), growFailed)
+		newCode = append(append(newCode, uleb(uint32(len(body)))...), body...)
+	}
+	nFuncs := uint32(len(memories))
+
 	var out []section
 	have := map[byte]bool{}
 	for _, s := range sections {
@@ -185,9 +234,9 @@ func InstrumentWith(wasm []byte, opts Options) (_ []byte, err error) {
 				continue // code offsets change: debug info would lie
 			}
 		case secType:
-			if newType != nil {
-				s.data = appendToVec(s.data, newType, 1)
-			}
+			s.data = appendToVec(s.data, newTypes, nTypes)
+		case secFunction:
+			s.data = appendToVec(s.data, newFuncs, nFuncs)
 		case secTable:
 			if newTable != nil {
 				s.data = appendToVec(s.data, newTable, 1)
@@ -201,17 +250,21 @@ func InstrumentWith(wasm []byte, opts Options) (_ []byte, err error) {
 		case secGlobal:
 			s.data = appendToVec(s.data, newGlobals, nGlobals)
 		case secExport:
-			s.data = appendToVec(s.data, newExport, 1)
+			s.data = appendToVec(s.data, newExports, 2)
 		case secCode:
-			if s.data, err = rewriteCode(s.data, check); err != nil {
+			if s.data, err = rewriteCode(s.data, check, growFuncs); err != nil {
 				return nil, err
 			}
+			s.data = appendToVec(s.data, newCode, nFuncs)
 		}
 		have[s.id] = true
 		out = append(out, s)
 	}
-	if newType != nil && !have[secType] {
-		out = insertSection(out, section{secType, appendToVec([]byte{0}, newType, 1)})
+	if !have[secType] {
+		out = insertSection(out, section{secType, appendToVec([]byte{0}, newTypes, nTypes)})
+	}
+	if !have[secFunction] {
+		out = insertSection(out, section{secFunction, appendToVec([]byte{0}, newFuncs, nFuncs)})
 	}
 	if newTable != nil && !have[secTable] {
 		out = insertSection(out, section{secTable, appendToVec([]byte{0}, newTable, 1)})
@@ -220,7 +273,10 @@ func InstrumentWith(wasm []byte, opts Options) (_ []byte, err error) {
 		out = insertSection(out, section{secGlobal, appendToVec([]byte{0}, newGlobals, nGlobals)})
 	}
 	if !have[secExport] {
-		out = insertSection(out, section{secExport, appendToVec([]byte{0}, newExport, 1)})
+		out = insertSection(out, section{secExport, appendToVec([]byte{0}, newExports, 2)})
+	}
+	if !have[secCode] {
+		out = insertSection(out, section{secCode, appendToVec([]byte{0}, newCode, nFuncs)})
 	}
 	b := append([]byte(nil), wasm[:8]...)
 	for _, s := range out {
@@ -279,18 +335,47 @@ func tickCheck(fuel, voidType, table uint32) []byte {
 	return append(b, 0x0b)
 }
 
+// growBody returns the body of the function that replaces memory.grow on
+// memory mem, of type (i32) -> (i32):
+//
+//	local.get 0  memory.grow mem  local.tee 0
+//	i32.const -1  i32.eq
+//	if  i32.const 1  global.set $growFailed  end
+//	local.get 0
+func growBody(mem, growFailed uint32) []byte {
+	b := []byte{0x00, 0x20, 0x00, 0x40} // no locals; local.get 0, memory.grow
+	b = append(b, uleb(mem)...)
+	b = append(b, 0x22, 0x00, 0x41, 0x7f, 0x46, 0x04, 0x40, 0x41, 0x01, 0x24)
+	b = append(b, uleb(growFailed)...)
+	return append(b, 0x0b, 0x20, 0x00, 0x0b)
+}
+
+// memoryFlags returns the limits flags of each memory of a memory section.
+func memoryFlags(data []byte) ([]byte, error) {
+	r := reader{b: data}
+	n := r.vec()
+	var flags []byte
+	for range n {
+		flags = append(flags, r.limits())
+		if r.err != nil {
+			return nil, r.err
+		}
+	}
+	return flags, r.err
+}
+
 // countFuncTypes returns the number of types in a type section, which must
 // all be plain function types (no recursive groups or subtypes of the GC
 // proposal, whose indices count differently).
 func countFuncTypes(data []byte) (uint32, error) {
 	r := reader{b: data}
-	n := r.u32()
+	n := r.vec()
 	for range n {
 		if form := r.byte(); form != 0x60 && r.err == nil {
 			return 0, fmt.Errorf("type form %#x", form)
 		}
 		for range 2 { // params, results
-			for range r.u32() {
+			for range r.vec() {
 				r.valType()
 			}
 		}
@@ -305,7 +390,7 @@ func countFuncTypes(data []byte) (uint32, error) {
 // most max pages.
 func capMemories(data []byte, max uint32) ([]byte, error) {
 	r := reader{b: data}
-	n := r.u32()
+	n := r.vec()
 	out := uleb(n)
 	for i := range n {
 		flags := r.byte()
@@ -358,25 +443,30 @@ func appendToVec(vec []byte, items []byte, n uint32) []byte {
 	return append(out, items...)
 }
 
-// importCounts counts a module's imports by kind.
-type importCounts struct{ tables, memories, globals uint32 }
+// importCounts counts a module's imports by kind, and holds the limits
+// flags of its imported memories.
+type importCounts struct {
+	funcs, tables, globals uint32
+	memories               []byte
+}
 
-// countImports returns the number of imported tables, memories and globals.
+// countImports returns the number of imported functions, tables and
+// globals, and the flags of the imported memories.
 func countImports(data []byte) (c importCounts, err error) {
 	r := reader{b: data}
-	for range r.u32() {
+	for range r.vec() {
 		r.name()
 		r.name()
 		switch kind := r.byte(); kind {
 		case 0x00: // function
 			r.u32()
+			c.funcs++
 		case 0x01: // table
 			r.refType()
 			r.limits()
 			c.tables++
 		case 0x02: // memory
-			r.limits()
-			c.memories++
+			c.memories = append(c.memories, r.limits())
 		case 0x03: // global
 			r.valType()
 			r.byte()
@@ -396,7 +486,7 @@ func countImports(data []byte) (c importCounts, err error) {
 
 func exports(data []byte, want string) bool {
 	r := reader{b: data}
-	for range r.u32() {
+	for range r.vec() {
 		n := r.name()
 		r.byte()
 		r.u32()
@@ -415,10 +505,11 @@ func customName(data []byte) string {
 	return r.name()
 }
 
-// rewriteCode inserts check after every loop instruction of every body.
-func rewriteCode(data, check []byte) ([]byte, error) {
+// rewriteCode inserts check after every loop instruction of every body,
+// and replaces every memory.grow on memory m by a call of function grow[m].
+func rewriteCode(data, check []byte, grow []uint32) ([]byte, error) {
 	r := reader{b: data}
-	n := r.u32()
+	n := r.vec()
 	out := uleb(n)
 	for i := range n {
 		size := r.u32()
@@ -426,7 +517,7 @@ func rewriteCode(data, check []byte) ([]byte, error) {
 		if r.err != nil {
 			return nil, r.err
 		}
-		nb, err := rewriteBody(body, check)
+		nb, err := rewriteBody(body, check, grow)
 		if err != nil {
 			return nil, fmt.Errorf("function body %d: %w", i, err)
 		}
@@ -439,16 +530,30 @@ func rewriteCode(data, check []byte) ([]byte, error) {
 	return out, nil
 }
 
-func rewriteBody(body, check []byte) ([]byte, error) {
+func rewriteBody(body, check []byte, grow []uint32) ([]byte, error) {
 	r := reader{b: body}
-	for range r.u32() { // local declarations
+	for range r.vec() { // local declarations
 		r.u32()
 		r.valType()
 	}
 	out := make([]byte, 0, len(body)+len(body)/8)
 	start := 0
 	for r.more() && r.err == nil {
+		at := r.i
 		op := r.byte()
+		if op == 0x40 { // memory.grow: a call that records a failure
+			mem := r.u32()
+			if r.err != nil {
+				break
+			}
+			if mem >= uint32(len(grow)) {
+				return nil, fmt.Errorf("memory.grow of memory %d, which does not exist", mem)
+			}
+			out = append(out, body[start:at]...)
+			out = append(append(out, 0x10), uleb(grow[mem])...)
+			start = r.i
+			continue
+		}
 		if err := r.immediates(op); err != nil {
 			return nil, err
 		}
@@ -474,7 +579,7 @@ func (r *reader) immediates(op byte) error {
 	case op == 0x0c || op == 0x0d || op == 0xd4 || op == 0xd6: // br, br_if, br_on_null, br_on_non_null
 		r.u32()
 	case op == 0x0e: // br_table
-		for range r.u32() {
+		for range r.vec() {
 			r.u32()
 		}
 		r.u32()
@@ -484,12 +589,12 @@ func (r *reader) immediates(op byte) error {
 		r.u32()
 		r.u32()
 	case op == 0x1c: // select t*
-		for range r.u32() {
+		for range r.vec() {
 			r.valType()
 		}
 	case op == 0x1f: // try_table
 		r.blockType()
-		for range r.u32() {
+		for range r.vec() {
 			switch kind := r.byte(); kind {
 			case 0x00, 0x01: // catch, catch_ref: tag, label
 				r.u32()
@@ -630,6 +735,18 @@ func (r *reader) u32() uint32 {
 	return 0
 }
 
+// vec reads the length of a vector. Each item takes a byte at least, so a
+// length over the bytes left is an error: a loop over the items would
+// otherwise run on, reading nothing, billions of times.
+func (r *reader) vec() uint32 {
+	n := r.u32()
+	if r.err == nil && uint64(n) > uint64(len(r.b)-r.i) {
+		r.fail(errors.New("vector longer than its bytes"))
+		return 0
+	}
+	return n
+}
+
 // uleb64 skips an unsigned LEB128 of up to 64 bits.
 func (r *reader) uleb64() {
 	for range 10 {
@@ -653,12 +770,14 @@ func (r *reader) memArg() {
 	r.uleb64()
 }
 
-func (r *reader) limits() {
+// limits skips limits, returning their flags.
+func (r *reader) limits() byte {
 	flags := r.byte()
 	r.uleb64()
 	if flags&1 != 0 {
 		r.uleb64()
 	}
+	return flags
 }
 
 func (r *reader) blockType() {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
 	"testing"
@@ -191,6 +192,86 @@ func TestMaxMemoryPages(t *testing.T) {
 	}
 }
 
+// oomModule is a module whose grow grows its memory, at most 3 pages, by
+// n pages and traps with unreachable when that fails, printing nothing, as
+// a guest in a language without Go's runtime may. It imports a function
+// and has a global of its own, so the rewriter's function and global come
+// after them:
+//
+//	(module (import "env" "nop" (func)) (memory (export "memory") 1 3)
+//	  (global (mut i32) (i32.const 7))
+//	  (func (export "grow") (param i32)
+//	    call 0
+//	    local.get 0  memory.grow 0  i32.const -1  i32.eq  if unreachable end))
+func oomModule() []byte {
+	return wasmbin.Module(
+		wasmbin.Section(1, wasmbin.Vec(wasmbin.FuncType(nil, nil), wasmbin.FuncType([]byte{wasmbin.I32}, nil))),
+		wasmbin.Section(2, wasmbin.Vec(wasmbin.ImportFunc("env", "nop", 0))),
+		wasmbin.Section(3, wasmbin.Vec([]byte{1})),
+		wasmbin.Section(5, wasmbin.Vec([]byte{0x01, 0x01, 0x03})),
+		wasmbin.Section(6, wasmbin.Vec([]byte{0x7f, 0x01, 0x41, 0x07, 0x0b})),
+		wasmbin.Section(7, wasmbin.Vec(wasmbin.ExportFunc("grow", 1), append(wasmbin.Name("memory"), 0x02, 0x00))),
+		wasmbin.Section(10, wasmbin.Vec(wasmbin.Body(
+			0x10, 0x00,
+			0x20, 0x00, 0x40, 0x00, 0x41, 0x7f, 0x46, 0x04, 0x40, 0x00, 0x0b,
+			0x0b))),
+	)
+}
+
+// A failed memory.grow sets the exported flag, in both modes; one that
+// succeeds leaves it alone. The guest's own result is unchanged.
+func TestGrowFailed(t *testing.T) {
+	ctx := context.Background()
+	for _, opts := range []interrupt.Options{{}, {Tick: true, MaxMemoryPages: 3}} {
+		t.Run(fmt.Sprintf("tick=%v", opts.Tick), func(t *testing.T) {
+			wasm, err := interrupt.InstrumentWith(oomModule(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			r := wazero.NewRuntime(ctx)
+			defer r.Close(ctx)
+			nops := 0
+			_, err = r.NewHostModuleBuilder("env").NewFunctionBuilder().
+				WithFunc(func(context.Context) { nops++ }).Export("nop").Instantiate(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mod, err := r.Instantiate(ctx, wasm)
+			if err != nil {
+				t.Fatal(err)
+			}
+			flag, ok := mod.ExportedGlobal(interrupt.GrowFailedExport).(api.MutableGlobal)
+			if !ok {
+				t.Fatalf("no mutable global %s", interrupt.GrowFailedExport)
+			}
+			grow := mod.ExportedFunction("grow")
+			if _, err := grow.Call(ctx, 2); err != nil {
+				t.Fatalf("grow(2): %v", err)
+			}
+			if flag.Get() != 0 {
+				t.Errorf("flag %d after a grow that succeeded", flag.Get())
+			}
+			if pages, _ := mod.Memory().Grow(0); pages != 3 {
+				t.Errorf("%d pages after grow(2), want 3", pages)
+			}
+			_, err = grow.Call(ctx, 1)
+			if err == nil || !strings.Contains(err.Error(), "unreachable") {
+				t.Fatalf("grow(1) past the maximum returned %v, want an unreachable trap", err)
+			}
+			if flag.Get() != 1 {
+				t.Errorf("flag %d after a grow that failed, want 1", flag.Get())
+			}
+			flag.Set(0) // as the host does before a call
+			if _, err := grow.Call(ctx, 0); err != nil || flag.Get() != 0 {
+				t.Errorf("grow(0): %v, flag %d", err, flag.Get())
+			}
+			if nops != 3 {
+				t.Errorf("the imported function ran %d times, want 3", nops)
+			}
+		})
+	}
+}
+
 func TestUnsupported(t *testing.T) {
 	cases := map[string][]byte{
 		"not wasm":  []byte("nope"),
@@ -201,6 +282,18 @@ func TestUnsupported(t *testing.T) {
 		"flag exported already": wasmbin.Module(
 			wasmbin.Section(5, wasmbin.Vec([]byte{0x00, 0x01})),
 			wasmbin.Section(7, wasmbin.Vec(append(wasmbin.Name(interrupt.Export), 0x02, 0x00)))),
+		"grow flag exported already": wasmbin.Module(
+			wasmbin.Section(5, wasmbin.Vec([]byte{0x00, 0x01})),
+			wasmbin.Section(7, wasmbin.Vec(append(wasmbin.Name(interrupt.GrowFailedExport), 0x02, 0x00)))),
+		// 2^28-1 local declarations in 7 bytes: refused at once, not
+		// after as many reads past the end.
+		"vector longer than its bytes": wasmbin.Module(
+			wasmbin.Section(5, wasmbin.Vec([]byte{0x00, 0x01})),
+			wasmbin.Section(10, wasmbin.Vec([]byte{0x07, 0xff, 0xff, 0xff, 0x7f, 0x00, 0x00, 0x00}))),
+		"64-bit memory": wasmbin.Module(wasmbin.Section(5, wasmbin.Vec([]byte{0x04, 0x01}))),
+		"memory.grow of a memory that does not exist": wasmbin.Module(
+			wasmbin.Section(1, wasmbin.Vec(wasmbin.FuncType(nil, nil))), wasmbin.Section(3, wasmbin.Vec([]byte{0})), wasmbin.Section(5, wasmbin.Vec([]byte{0x00, 0x01})),
+			wasmbin.Section(10, wasmbin.Vec(wasmbin.Body(0x41, 0x00, 0x40, 0x01, 0x1a, 0x0b)))),
 	}
 	for name, wasm := range cases {
 		if _, err := interrupt.Instrument(wasm); !errors.Is(err, interrupt.ErrUnsupported) {
@@ -213,6 +306,8 @@ func TestUnsupported(t *testing.T) {
 // accepts is still accepted once instrumented.
 func FuzzInstrument(f *testing.F) {
 	f.Add(spinModule())
+	f.Add(oomModule())
+	f.Add(growModule(0x00, 0x01))
 	f.Add(wasmbin.Module(wasmbin.Section(5, wasmbin.Vec([]byte{0x00, 0x01}))))
 	ctx := context.Background()
 	r := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
