@@ -557,10 +557,13 @@ export class JSONValue {
   items: JSONValue[] = [];
   keys: string[] = [];
 
-  /** The member called key of an object (the last, if repeated; else matched ignoring ASCII case), or null. */
+  /**
+   * The member called key of an object, or null: the last member whose
+   * name equals key ignoring ASCII case, as Go's encoding/json sets a
+   * field from every member that matches it.
+   */
   get(key: string): JSONValue | null {
     if (this.kind != JSONKind.Object) return null;
-    for (let i = this.keys.length - 1; i >= 0; i--) if (this.keys[i] == key) return this.items[i];
     for (let i = this.keys.length - 1; i >= 0; i--) if (foldEqual(this.keys[i], key)) return this.items[i];
     return null;
   }
@@ -740,7 +743,7 @@ class Parser {
     while (this.p < this.end) {
       const c = load<u8>(this.p);
       if (c == 0x22) {
-        s += String.UTF8.decodeUnsafe(run, this.p - run);
+        s += decodeUTF8(run, this.p - run);
         this.p++;
         return s;
       }
@@ -752,7 +755,7 @@ class Parser {
         this.p++;
         continue;
       }
-      s += String.UTF8.decodeUnsafe(run, this.p - run);
+      s += decodeUTF8(run, this.p - run);
       this.p++;
       if (this.p >= this.end) break;
       const e = load<u8>(this.p);
@@ -797,7 +800,22 @@ class Parser {
             u = (u << 4) | h;
             this.p++;
           }
-          s += String.fromCharCode(u);
+          // A surrogate pair is one character; a lone surrogate is
+          // U+FFFD, as in Go.
+          if (u >= 0xd800 && u < 0xdc00 && this.p + 6 <= this.end && load<u8>(this.p) == 0x5c && load<u8>(this.p + 1) == 0x75) {
+            let lo: i32 = 0;
+            for (let i: usize = 2; i < 6; i++) {
+              const h = hexDigit(load<u8>(this.p + i));
+              lo = h < 0 ? -1 : (lo << 4) | h;
+              if (lo < 0) break;
+            }
+            if (lo >= 0xdc00 && lo < 0xe000) {
+              s += String.fromCharCode(u, lo);
+              this.p += 6;
+              break;
+            }
+          }
+          s += String.fromCharCode(u >= 0xd800 && u < 0xe000 ? 0xfffd : u);
           break;
         }
         default:
@@ -852,6 +870,66 @@ class Parser {
       this.p++;
     }
   }
+}
+
+/**
+ * Decodes n bytes of UTF-8 at p as Go does: each byte that does not start
+ * a valid sequence (overlong forms and surrogates included) is U+FFFD.
+ */
+function decodeUTF8(p: usize, n: usize): string {
+  const end = p + n;
+  let ascii = true;
+  for (let q = p; q < end; q++) {
+    if (load<u8>(q) >= 0x80) {
+      ascii = false;
+      break;
+    }
+  }
+  if (ascii) return String.UTF8.decodeUnsafe(p, n);
+  let s = "";
+  while (p < end) {
+    const c = <u32>load<u8>(p);
+    if (c < 0x80) {
+      s += String.fromCharCode(c);
+      p++;
+      continue;
+    }
+    let need = 0,
+      cp: u32 = 0,
+      min: u32 = 0;
+    if (c >= 0xc2 && c <= 0xdf) {
+      need = 1;
+      cp = c & 0x1f;
+      min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+      need = 2;
+      cp = c & 0x0f;
+      min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      need = 3;
+      cp = c & 0x07;
+      min = 0x10000;
+    }
+    let ok = need > 0 && p + <usize>need < end;
+    if (ok) {
+      for (let i = 1; i <= need; i++) {
+        const b = <u32>load<u8>(p + <usize>i);
+        if ((b & 0xc0) != 0x80) {
+          ok = false;
+          break;
+        }
+        cp = (cp << 6) | (b & 0x3f);
+      }
+    }
+    if (!ok || cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp < 0xe000)) {
+      s += "\ufffd";
+      p++;
+      continue;
+    }
+    s += String.fromCodePoint(cp);
+    p += <usize>need + 1;
+  }
+  return s;
 }
 
 function hexDigit(c: u8): i32 {
@@ -932,12 +1010,16 @@ export class Decoder {
     return v.str;
   }
 
-  /** The number member key (0 if missing). */
+  /** The number member key (0 if missing); one past the range of f64 is an error. */
   number(key: string): f64 {
     const v = this.get(key);
     if (v === null) return 0;
     if (v.kind != JSONKind.Number) {
-      this.wrong(key, v, "number");
+      this.wrong(key, v, "float64");
+      return 0;
+    }
+    if (!isFinite(v.num)) {
+      if (this.error == "") this.error = "json: cannot unmarshal number " + v.str + ' into field "' + key + '" of type float64';
       return 0;
     }
     return v.num;
@@ -1159,6 +1241,14 @@ export function migrateWith(fn: (tx: Tx) => Error | null): void {
 /** Writes a line to the mutator's stdout: the host's log, at debug level. */
 export function log(message: string): void {
   writeFd(1, message + "\n");
+}
+
+/**
+ * Writes a line to the mutator's stderr: the host's log, at debug level,
+ * and the end of the message of a call that then traps (its first 4 KiB).
+ */
+export function logError(message: string): void {
+  writeFd(2, message + "\n");
 }
 
 /** Ends the instance at once with the exit code (the call fails as a trap). */
