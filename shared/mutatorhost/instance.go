@@ -269,16 +269,19 @@ func TimeLimitError(timeout time.Duration) error {
 // Failure is the host's verdict on a call into the guest that did not
 // return normally, in the order that decides it: the caller's ctx ended
 // (its error); the call's time limit, timeout, passed (timedOut); the
-// guest ran out of memory (out says so); else the guest trapped, as trap
-// describes (the engine's message, or "exited with code N"). The guest's
-// stderr, from out, ends the message.
-func Failure(ctx context.Context, timedOut bool, timeout time.Duration, limits Limits, out *Output, trap string) error {
+// guest ran out of memory: a memory.grow failed during the call
+// (growFailed, the flag of package interrupt, false for a module the
+// rewriter could not read) or its stderr says so (out: a Go runtime's
+// "out of memory"); else the guest trapped, as trap describes (the
+// engine's message, or "exited with code N"). The guest's stderr, from
+// out, ends the message.
+func Failure(ctx context.Context, timedOut bool, timeout time.Duration, limits Limits, out *Output, growFailed bool, trap string) error {
 	switch {
 	case ContextErr(ctx) != nil:
 		return fmt.Errorf("mutator call: %w", ContextErr(ctx))
 	case timedOut:
 		return TimeLimitError(timeout)
-	case out.OutOfMemory():
+	case growFailed || out.OutOfMemory():
 		return fmt.Errorf("%w of %d MiB%s", ErrMemoryLimit, limits.MemoryPages/16, out.Summary())
 	}
 	return fmt.Errorf("%w: %s%s", ErrTrap, trap, out.Summary())

@@ -300,3 +300,40 @@ func TestSpare(t *testing.T) {
 		t.Fatal("a nil Spare gave an instance")
 	}
 }
+
+// Failure's verdict: the caller's context, then the time limit, then the
+// memory limit (a failed memory.grow, or a Go runtime's "out of memory"),
+// else a trap; the guest's stderr ends the message.
+func TestFailure(t *testing.T) {
+	limits := mutatorhost.Limits{MemoryPages: 32}.WithDefaults()
+	canceled, cancel := context.WithCancel(context.Background())
+	cancel()
+	cases := []struct {
+		name       string
+		ctx        context.Context
+		timedOut   bool
+		growFailed bool
+		stderr     string
+		want       string
+		is         error
+	}{
+		{"trap", context.Background(), false, false, "", "mutator trapped: wasm error: unreachable", mutatorhost.ErrTrap},
+		{"trap with stderr", context.Background(), false, false, "abort: bad index\n", "mutator trapped: wasm error: unreachable (stderr: abort: bad index)", mutatorhost.ErrTrap},
+		{"failed grow", context.Background(), false, true, "", "mutator exceeded its memory limit of 2 MiB", mutatorhost.ErrMemoryLimit},
+		{"failed grow with stderr", context.Background(), false, true, "abort: allocation failed\n", "mutator exceeded its memory limit of 2 MiB (stderr: abort: allocation failed)", mutatorhost.ErrMemoryLimit},
+		{"Go out of memory", context.Background(), false, false, "fatal error: out of memory\n", "mutator exceeded its memory limit of 2 MiB (stderr: fatal error: out of memory)", mutatorhost.ErrMemoryLimit},
+		{"time limit first", context.Background(), true, true, "", "mutator exceeded its time limit of 1s", mutatorhost.ErrTimeLimit},
+		{"canceled first", canceled, true, true, "", "mutator call: context canceled", context.Canceled},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			out := mutatorhost.NewOutput(slog.Default(), limits.MaxLogBytes)
+			out.Begin()
+			out.Stream(mutatorhost.Stderr).Write([]byte(tc.stderr))
+			err := mutatorhost.Failure(tc.ctx, tc.timedOut, time.Second, limits, out, tc.growFailed, "wasm error: unreachable")
+			if err == nil || err.Error() != tc.want || !errors.Is(err, tc.is) {
+				t.Errorf("got %v, want %q matching %v", err, tc.want, tc.is)
+			}
+		})
+	}
+}

@@ -364,6 +364,7 @@ func fixedWalltime() (sec int64, nsec int32) { return mutatorhost.Walltime, 0 }
 type instance struct {
 	mod                    api.Module
 	flag                   api.MutableGlobal // the interrupt flag, or nil
+	grow                   api.MutableGlobal // set by a failed memory.grow, or nil
 	mem                    api.Memory
 	alloc, mutate, migrate api.Function
 	out                    *mutatorhost.Output
@@ -406,6 +407,11 @@ func (m *Module) instantiate(ctx context.Context, log *slog.Logger) (*instance, 
 		if inst.flag == nil {
 			mod.Close(ctx)
 			return nil, fmt.Errorf("start mutator: the interrupt flag %s is missing", interrupt.Export)
+		}
+		inst.grow, _ = mod.ExportedGlobal(interrupt.GrowFailedExport).(api.MutableGlobal)
+		if inst.grow == nil {
+			mod.Close(ctx)
+			return nil, fmt.Errorf("start mutator: the flag %s is missing", interrupt.GrowFailedExport)
 		}
 	}
 	if init := mod.ExportedFunction(abi.ExportInitialize); init != nil {
@@ -454,6 +460,18 @@ func (inst *instance) watch(ctx context.Context) (stop func()) {
 		running = false
 		mu.Unlock()
 		inst.flag.Set(0)
+	}
+}
+
+// growFailed reports whether a memory.grow failed since the flag was last
+// cleared: false for a module the rewriter could not read, which has no
+// flag.
+func (inst *instance) growFailed() bool { return inst.grow != nil && inst.grow.Get() != 0 }
+
+// clearGrowFailed clears the flag growFailed reads, before a call.
+func (inst *instance) clearGrowFailed() {
+	if inst.grow != nil {
+		inst.grow.Set(0)
 	}
 }
 

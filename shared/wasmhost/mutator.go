@@ -112,6 +112,7 @@ func (inst *instance) invoke(ctx context.Context, conn *sqlite3.Conn, timeout ti
 	// a long statement when the context is done.
 	old := conn.SetInterrupt(callCtx)
 	inst.out.Begin()
+	inst.clearGrowFailed()
 	stop := inst.watch(callCtx)
 	err := f(context.WithValue(callCtx, callKey{}, &inst.exec))
 	stop()
@@ -120,7 +121,7 @@ func (inst *instance) invoke(ctx context.Context, conn *sqlite3.Conn, timeout ti
 
 	timedOut := callCtx.Err() != nil && ctx.Err() == nil
 	if err != nil {
-		return mutatorhost.Failure(ctx, timedOut, timeout, inst.limits, inst.out, trapMessage(err))
+		return mutatorhost.Failure(ctx, timedOut, timeout, inst.limits, inst.out, inst.growFailed(), trapMessage(err))
 	}
 	ret := inst.stack[0]
 	if ret == 0 {

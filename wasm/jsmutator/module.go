@@ -283,6 +283,10 @@ type instance struct {
 	limits          Limits
 	req             []byte // the current request, copied from guest memory
 	funcs           [2]js.Func
+	// grow is the guest's flag of a failed memory.grow (package
+	// interrupt), a WebAssembly.Global; undefined if the module was not
+	// rewritten.
+	grow js.Value
 }
 
 // instantiate starts an instance: _initialize runs (a Go guest's runtime
@@ -316,6 +320,14 @@ func (m *Module) instantiate(ctx context.Context, log *slog.Logger) (*instance, 
 	inst.migrate = v.Get("migrate").Call("bind", v)
 	inst.io = v.Get("io")
 	inst.ioCap = inst.io.Length()
+	if m.ticks {
+		// The JavaScript half keeps the guest's exports in its field ex.
+		inst.grow = v.Get("ex").Get(interrupt.GrowFailedExport)
+		if inst.grow.Type() != js.TypeObject {
+			inst.Close()
+			return nil, fmt.Errorf("start mutator: the flag %s is missing", interrupt.GrowFailedExport)
+		}
+	}
 
 	timeout := ms(m.limits.MigrateTimeout)
 	fail := func(what string, r int) error {
@@ -347,6 +359,20 @@ func (m *Module) instantiate(ctx context.Context, log *slog.Logger) (*instance, 
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// growFailed reports whether a memory.grow failed since the flag was last
+// cleared: false for a module the rewriter could not read, which has no
+// flag.
+func (inst *instance) growFailed() bool {
+	return inst.grow.Truthy() && inst.grow.Get("value").Int() != 0
+}
+
+// clearGrowFailed clears the flag growFailed reads, before a call.
+func (inst *instance) clearGrowFailed() {
+	if inst.grow.Truthy() {
+		inst.grow.Set("value", 0)
+	}
+}
 
 // failure describes the failure r of the last call.
 func (inst *instance) failure(r int) string {
@@ -448,5 +474,5 @@ func (inst *instance) Close() {
 			f.Release()
 		}
 	}
-	inst.v, inst.mutate, inst.migrate = js.Undefined(), js.Undefined(), js.Undefined()
+	inst.v, inst.mutate, inst.migrate, inst.grow = js.Undefined(), js.Undefined(), js.Undefined(), js.Undefined()
 }

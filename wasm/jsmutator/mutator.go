@@ -114,6 +114,7 @@ func (inst *instance) invoke(ctx context.Context, conn *sqlite3.Conn, timeout ti
 	}
 	old := conn.SetInterrupt(end)
 	inst.out.Begin()
+	inst.clearGrowFailed()
 	r := failTrap
 	if cerr := catch(func() { r = call(ms(end.at.Sub(start))) }); cerr != nil {
 		inst.v.Set("failure", cerr.Error())
@@ -126,7 +127,7 @@ func (inst *instance) invoke(ctx context.Context, conn *sqlite3.Conn, timeout ti
 		inst.takeOutput()
 	}
 	if r < 0 {
-		return mutatorhost.Failure(ctx, r == failTime || timedOut, timeout, inst.limits, inst.out, inst.failure(r))
+		return mutatorhost.Failure(ctx, r == failTime || timedOut, timeout, inst.limits, inst.out, inst.growFailed(), inst.failure(r))
 	}
 	n := r >> 1
 	if n == 0 {
