@@ -13,11 +13,17 @@ import (
 	"github.com/sqlsync-go/sqlsync/shared/wasmhost/wasmtest"
 )
 
-// The test mutators of the contract suite, built from source.
-var mutators = map[string]string{
-	hosttest.Full:    "./testdata/full",
-	hosttest.Sandbox: "../../wasm/jsmutator/testdata/sandbox",
-}
+// The test mutators of the contract suite, built from source: Go
+// packages, and AssemblyScript files built by the SDK's build command.
+var (
+	mutators = map[string]string{
+		hosttest.Full:    "./testdata/full",
+		hosttest.Sandbox: "../../wasm/jsmutator/testdata/sandbox",
+	}
+	asMutators = map[string]string{
+		hosttest.FullAS: "./testdata/full-as/full.ts",
+	}
+)
 
 func TestMain(m *testing.M) {
 	flag.Parse()
@@ -26,6 +32,9 @@ func TestMain(m *testing.M) {
 	}
 	for _, dir := range mutators {
 		wasmtest.Prebuild(dir)
+	}
+	for _, entry := range asMutators {
+		wasmtest.PrebuildAS(entry)
 	}
 	wasmtest.Prebuild(versioned, "-X=main.version=1")
 	wasmtest.Prebuild(versioned, "-X=main.version=2")
@@ -52,6 +61,9 @@ func host(interruptible bool) hosttest.Host {
 		},
 		Load: func(tb testing.TB, name string) []byte {
 			tb.Helper()
+			if entry, ok := asMutators[name]; ok {
+				return wasmtest.BuildAS(tb, entry)
+			}
 			dir, ok := mutators[name]
 			if !ok {
 				tb.Fatalf("no test mutator %q", name)
@@ -59,6 +71,9 @@ func host(interruptible bool) hosttest.Host {
 			return wasmtest.Build(tb, dir)
 		},
 		Trap: "out of bounds memory access",
+		// Only a module rewritten with the interrupt flag records a
+		// failed memory.grow.
+		NoGrowRecord: !interruptible,
 	}
 }
 
@@ -73,13 +88,15 @@ func TestHost(t *testing.T) { hosttest.Run(t, host(true)) }
 
 // TestFailures runs the contract's failure cases again with the other way
 // of stopping a call, wazero's own termination checks, which a module the
-// interrupt rewriter cannot read gets.
+// interrupt rewriter cannot read gets: on the Go test mutator, then on its
+// AssemblyScript port (subtest full-as).
 func TestFailures(t *testing.T) {
 	t.Run("wazero checks", func(t *testing.T) {
 		if testing.Short() {
 			t.Skip("the fallback is slower to compile; skipped with -short")
 		}
 		defer wasmhost.UseInterruptFlag(false)()
-		hosttest.Failures(t, host(false))
+		hosttest.Failures(t, host(false), hosttest.Full)
+		t.Run(hosttest.FullAS, func(t *testing.T) { hosttest.Failures(t, host(false), hosttest.FullAS) })
 	})
 }

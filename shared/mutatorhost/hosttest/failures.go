@@ -13,16 +13,19 @@ import (
 )
 
 // Failures runs every way a mutation can fail on one coordinator
-// document: each is rejected with the coordinator's message, the document
-// stays intact, and the coordinator goes on applying mutations, for this
-// document and for another. [Run] runs it; a host with more than one way
-// of stopping a call runs it again for each.
+// document, with the test mutator name ([Full] or [FullAS]): each is
+// rejected with the coordinator's message, the document stays intact, and
+// the coordinator goes on applying mutations, for this document and for
+// another. [Run] runs it on both modules; a host with more than one way of
+// stopping a call runs it again for each.
 //
 // The cases about the time limit run on the module compiled with a tight
 // time limit, the others on one compiled with [Limits], whose time limit
-// they never reach.
-func Failures(t *testing.T, h Host) {
-	mod, timed := h.compile(t, Full, Limits), h.compile(t, Full, timeLimits)
+// they never reach. The few outcomes that depend on the guest's language
+// are the module's row in fullModules.
+func Failures(t *testing.T, h Host, name string) {
+	m := fullModuleOf(t, name)
+	mod, timed := h.compile(t, m.name, Limits), h.compile(t, m.name, timeLimits)
 	d := openDoc(t, mod.Mutator(nil))
 	d.mustApply("add", jsonArgs(map[string]any{"id": "a", "title": "first"}))
 	dt := openDoc(t, timed.Mutator(nil))
@@ -74,6 +77,17 @@ func Failures(t *testing.T, h Host) {
 		{"temp schema", "sql", sql(`CREATE TABLE "temp".t(x)`), `CREATE TABLE in schema "temp" is not allowed`, nil},
 		{"clients table", "sql", sql("UPDATE __sqlsync_clients SET last_seq = 0"), "__sqlsync_clients belongs to the engine", nil},
 		{"clients table quoted", "sql", sql(`DELETE FROM "__SQLSYNC_CLIENTS"`), "belongs to the engine", nil},
+	}
+	overridden := 0
+	for i, tc := range cases {
+		if o, ok := m.failures[tc.name]; ok {
+			o = o.on(h)
+			cases[i].want, cases[i].is = o.want, o.is
+			overridden++
+		}
+	}
+	if overridden != len(m.failures) {
+		t.Fatalf("%s: fullModules names %d failure cases, %d of them are cases", m.name, len(m.failures), overridden)
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -138,8 +152,8 @@ func Failures(t *testing.T, h Host) {
 	other.check("z")
 }
 
-func testMutateOutsideTransaction(t *testing.T, h Host) {
-	mod := h.compile(t, Full, Limits)
+func testMutateOutsideTransaction(t *testing.T, h Host, m fullModule) {
+	mod := h.compile(t, m.name, Limits)
 	conn, err := sqlite3.Open(":memory:")
 	if err != nil {
 		t.Fatal(err)
@@ -154,8 +168,8 @@ func testMutateOutsideTransaction(t *testing.T, h Host) {
 // A client has no deadline of its own: the mutator's time limit still
 // stops a loop (in the browser, though nothing else runs on the thread),
 // and so does the context's deadline.
-func testClientTimeLimit(t *testing.T, h Host) {
-	mod := h.compile(t, Full, timeLimits)
+func testClientTimeLimit(t *testing.T, h Host, m fullModule) {
+	mod := h.compile(t, m.name, timeLimits)
 	conn := OpenConn(t)
 	mut := mod.Mutator(nil)
 	if err := mut.Migrate(context.Background(), conn); err != nil {
@@ -171,7 +185,7 @@ func testClientTimeLimit(t *testing.T, h Host) {
 	}
 	// A canceled context stops it too, and says so: with a generous time
 	// limit, so that only the context can stop it.
-	gen := h.compile(t, Full, Limits).Mutator(nil)
+	gen := h.compile(t, m.name, Limits).Mutator(nil)
 	if err := gen.Migrate(context.Background(), conn); err != nil {
 		t.Fatal(err)
 	}
@@ -188,9 +202,9 @@ func testClientTimeLimit(t *testing.T, h Host) {
 // A closed Mutator refuses every call, and closing it again does no harm,
 // whether it had started an instance or not; the module's other Mutators
 // go on.
-func testClosed(t *testing.T, h Host) {
+func testClosed(t *testing.T, h Host, m fullModule) {
 	ctx := context.Background()
-	mod := h.compile(t, Full, Limits)
+	mod := h.compile(t, m.name, Limits)
 	conn := OpenConn(t)
 	used, unused := mod.Mutator(nil), mod.Mutator(nil)
 	if err := used.Migrate(ctx, conn); err != nil {

@@ -17,11 +17,11 @@ import (
 
 // Every feature of the ABI works, and migrations ran: values cross intact
 // both ways, batches, large results, nested and raw calls.
-func testFeatures(t *testing.T, h Host) {
-	mod := h.compile(t, Full, Limits)
+func testFeatures(t *testing.T, h Host, m fullModule) {
+	mod := h.compile(t, m.name, Limits)
 	d := openDoc(t, mod.Mutator(nil))
 	if got := d.query(`PRAGMA user_version`); got[0][0] != int64(2) {
-		t.Fatalf("user_version %v, want 2 (one SQL step, one Go step)", got[0][0])
+		t.Fatalf("user_version %v, want 2 (one SQL step, one in code)", got[0][0])
 	}
 	cases := []struct {
 		name string
@@ -63,8 +63,8 @@ func testFeatures(t *testing.T, h Host) {
 }
 
 // An instance survives from call to call, until a failure discards it.
-func testInstanceLifecycle(t *testing.T, h Host) {
-	mod := h.compile(t, Full, Limits)
+func testInstanceLifecycle(t *testing.T, h Host, m fullModule) {
+	mod := h.compile(t, m.name, Limits)
 	d := openDoc(t, mod.Mutator(nil))
 	d.mustApply("counter", []byte(`{}`))
 	d.mustApply("counter", []byte(`{}`))
@@ -79,10 +79,10 @@ func testInstanceLifecycle(t *testing.T, h Host) {
 }
 
 // Guest output reaches the log at debug level, bounded per call.
-func testOutputLogged(t *testing.T, h Host) {
+func testOutputLogged(t *testing.T, h Host, m fullModule) {
 	limits := Limits
 	limits.MaxLogBytes = 200
-	mod := h.compile(t, Full, limits)
+	mod := h.compile(t, m.name, limits)
 	var buf bytes.Buffer
 	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	conn := OpenConn(t)

@@ -7,8 +7,13 @@
 // that are not mutators. Its benchmarks measure every host the same way.
 //
 // The suite runs the test mutators of the repository, built from source by
-// the host's tests: [Full] (shared/wasmhost/testdata/full) and [Sandbox]
-// (wasm/jsmutator/testdata/sandbox).
+// the host's tests: [Full] (shared/wasmhost/testdata/full), its port to
+// AssemblyScript [FullAS] (shared/wasmhost/testdata/full-as, with the SDK
+// @sqlsync-go/mutator) and [Sandbox] (wasm/jsmutator/testdata/sandbox).
+// The tests of the ABI's features, failures and the instance's life run on
+// both Full and FullAS; where the guest's language decides the outcome (a
+// panic, a huge allocation) the module's row in one table says what to
+// expect.
 package hosttest
 
 import (
@@ -28,6 +33,7 @@ import (
 // The test mutators the suite asks a host's Load for.
 const (
 	Full    = "full"    // shared/wasmhost/testdata/full: every feature of the ABI, every way to fail
+	FullAS  = "full-as" // shared/wasmhost/testdata/full-as/full.ts: Full in AssemblyScript
 	Sandbox = "sandbox" // wasm/jsmutator/testdata/sandbox: records what the WASI sandbox gives it
 )
 
@@ -36,12 +42,17 @@ type Host struct {
 	// Compile compiles wasm with limits as the host's Compile does,
 	// releasing the module when tb ends if it must be.
 	Compile func(tb testing.TB, wasm []byte, limits mutatorhost.Limits) (Module, error)
-	// Load returns the bytes of the test mutator name ([Full], [Sandbox]),
-	// or skips tb when the host cannot have them.
+	// Load returns the bytes of the test mutator name ([Full], [FullAS],
+	// [Sandbox]), or skips tb when the host cannot have them.
 	Load func(tb testing.TB, name string) []byte
 	// Trap is how the host's WebAssembly engine words an out-of-bounds
 	// memory access, after "wasm error: ".
 	Trap string
+	// NoGrowRecord says the host cannot tell that a memory.grow failed
+	// (it runs the module as it is, without package interrupt's record),
+	// so a guest that then traps without a word, as AssemblyScript's
+	// allocator does, has only trapped.
+	NoGrowRecord bool
 	// WarmUp is how many times [BenchmarkMutation] runs each of its paths
 	// before it measures, once per process: an engine that optimizes hot
 	// code only after a while (V8) needs it.
@@ -82,19 +93,28 @@ var timeLimits = func() mutatorhost.Limits {
 // machine; a call that is not stopped runs forever.
 const timeSlack = 10 * time.Second
 
-// Run runs the contract suite against h.
+// Run runs the contract suite against h: the tests of Full's mutations on
+// [Full], then again on [FullAS] (as subtest "full-as"), then the sandbox's
+// and the refusal of bad modules.
 func Run(t *testing.T, h Host) {
-	t.Run("Features", func(t *testing.T) { testFeatures(t, h) })
-	t.Run("Failures", func(t *testing.T) { Failures(t, h) })
-	t.Run("InstanceLifecycle", func(t *testing.T) { testInstanceLifecycle(t, h) })
-	t.Run("StatementCache", func(t *testing.T) { testStatementCache(t, h) })
-	t.Run("ClientStatementCache", func(t *testing.T) { testClientStatementCache(t, h) })
-	t.Run("MutateOutsideTransaction", func(t *testing.T) { testMutateOutsideTransaction(t, h) })
-	t.Run("ClientTimeLimit", func(t *testing.T) { testClientTimeLimit(t, h) })
-	t.Run("OutputLogged", func(t *testing.T) { testOutputLogged(t, h) })
-	t.Run("Closed", func(t *testing.T) { testClosed(t, h) })
+	runFull(t, h, Full)
+	t.Run(FullAS, func(t *testing.T) { runFull(t, h, FullAS) })
 	t.Run("Sandbox", func(t *testing.T) { testSandbox(t, h) })
 	t.Run("BadModules", func(t *testing.T) { testBadModules(t, h) })
+}
+
+// runFull runs the tests of Full's mutations on the test mutator name.
+func runFull(t *testing.T, h Host, name string) {
+	m := fullModuleOf(t, name)
+	t.Run("Features", func(t *testing.T) { testFeatures(t, h, m) })
+	t.Run("Failures", func(t *testing.T) { Failures(t, h, name) })
+	t.Run("InstanceLifecycle", func(t *testing.T) { testInstanceLifecycle(t, h, m) })
+	t.Run("StatementCache", func(t *testing.T) { testStatementCache(t, h, m) })
+	t.Run("ClientStatementCache", func(t *testing.T) { testClientStatementCache(t, h, m) })
+	t.Run("MutateOutsideTransaction", func(t *testing.T) { testMutateOutsideTransaction(t, h, m) })
+	t.Run("ClientTimeLimit", func(t *testing.T) { testClientTimeLimit(t, h, m) })
+	t.Run("OutputLogged", func(t *testing.T) { testOutputLogged(t, h, m) })
+	t.Run("Closed", func(t *testing.T) { testClosed(t, h, m) })
 }
 
 // compile loads the test mutator name and compiles it with limits,

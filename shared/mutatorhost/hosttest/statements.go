@@ -17,9 +17,9 @@ import (
 // SQLite's error), a refused text stays refused however often it comes,
 // and the coordinator's connection closes at the end (nothing is left
 // prepared on it).
-func testStatementCache(t *testing.T, h Host) {
+func testStatementCache(t *testing.T, h Host, m fullModule) {
 	ctx := context.Background()
-	mod := h.compile(t, Full, Limits)
+	mod := h.compile(t, m.name, Limits)
 	mut := mod.Mutator(nil)
 	defer mut.Close()
 	if _, ok := mut.(engine.StatementCache); !ok {
@@ -87,9 +87,9 @@ func testStatementCache(t *testing.T, h Host) {
 // credited with the tables its preparation reported, a trigger added since
 // is seen when SQLite prepares the kept statement again, and the replica
 // closes cleanly at the end.
-func testClientStatementCache(t *testing.T, h Host) {
+func testClientStatementCache(t *testing.T, h Host, m fullModule) {
 	ctx := context.Background()
-	mod := h.compile(t, Full, Limits)
+	mod := h.compile(t, m.name, Limits)
 	mut := mod.Mutator(nil)
 	defer mut.Close()
 	if _, ok := mut.(engine.WatchedStatementCache); !ok {
