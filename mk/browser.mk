@@ -15,8 +15,10 @@ WASM_OUT  := js/dist/sqlsync.wasm
 GOTEST_WASM := vfs/opfs vfs/idbstore shared/pendinglog/idblog wasm/jsmutator
 WASM_VET  := ./wasm/... ./client/ ./vfs/... ./shared/pendinglog/... ./shared/mutatorhost/...
 # The mutators wasm/jsmutator's tests run in Chromium, built from source:
-# name:package.
+# name:package for Go, name:entry for AssemblyScript (built by the SDK's
+# command, mutator/bin/sqlsync-mutator.mjs, with the npm packages).
 TEST_MUTATORS := full:shared/wasmhost/testdata/full todo:demo-todo/mutator sandbox:wasm/jsmutator/testdata/sandbox
+TEST_AS_MUTATORS := full-as:shared/wasmhost/testdata/full-as/full.ts
 TEST_MUTATORS_DIR := js/build/gotest/mutators
 
 .PHONY: wasm-bundle js-package deps-npm deps-chromium vet-wasm test-browser \
@@ -64,11 +66,14 @@ test-gowasm: js-package deps-chromium test-mutators
 	GOWASM_DATA=$(TEST_MUTATORS_DIR) $(NODE) js/test/gowasm/run.mjs js/build/gotest/*.test.wasm
 
 # test-mutators: the WebAssembly mutators the Go tests in Chromium load.
-test-mutators:
+test-mutators: node_modules/.package-lock.json
 	@mkdir -p $(TEST_MUTATORS_DIR)
 	for m in $(TEST_MUTATORS); do \
 		GOOS=wasip1 GOARCH=wasm $(GO) build -trimpath -ldflags="-s -w" -buildmode=c-shared \
 			-o $(TEST_MUTATORS_DIR)/$${m%%:*}.wasm ./$${m#*:} || exit 1; \
+	done
+	for m in $(TEST_AS_MUTATORS); do \
+		$(NODE) mutator/bin/sqlsync-mutator.mjs build $${m#*:} -o $(TEST_MUTATORS_DIR)/$${m%%:*}.wasm || exit 1; \
 	done
 
 ## bench-mutator-browser: a WebAssembly mutator's overhead per mutation in Chromium (wasm/jsmutator), vs the same SQL run directly.

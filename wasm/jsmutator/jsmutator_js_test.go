@@ -4,11 +4,12 @@ package jsmutator_test
 
 // These tests run in Chromium (make test-gowasm): the runner serves the
 // mutators built from source at $SQLSYNC_MUTATORS (full.wasm, the
-// contract suite's mutator; sandbox.wasm, testdata/sandbox; todo.wasm,
-// demo-todo/mutator) and installs the JavaScript half of the host. The
-// contract every host meets is package hosttest's, which wasmhost runs
-// too: the same modules, the same failures, the same messages (but for
-// the engine's own wording of a trap).
+// contract suite's mutator; full-as.wasm, its AssemblyScript port,
+// shared/wasmhost/testdata/full-as; sandbox.wasm, testdata/sandbox;
+// todo.wasm, demo-todo/mutator) and installs the JavaScript half of the
+// host. The contract every host meets is package hosttest's, which
+// wasmhost runs too: the same modules, the same failures, the same
+// messages (but for the engine's own wording of a trap).
 
 import (
 	"context"
@@ -37,7 +38,7 @@ var (
 	fetched = map[string][]byte{}
 )
 
-// load returns the bytes of the test mutator name (full, todo, sandbox),
+// load returns the bytes of the test mutator name (full, full-as, todo, sandbox),
 // or skips t when the runner serves none.
 func load(tb testing.TB, name string) []byte {
 	tb.Helper()
@@ -113,9 +114,13 @@ func (m module) Mutator(log *slog.Logger) hosttest.Mutator { return m.m.Mutator(
 // TestHost runs the contract every mutator host meets.
 func TestHost(t *testing.T) { hosttest.Run(t, host) }
 
+// Both test mutators with Full's mutations, Go's and AssemblyScript's,
+// are rewritten to call the tick (and bounded in memory).
 func TestBounded(t *testing.T) {
-	if !compile(t, "full", hosttest.Limits).Bounded() {
-		t.Fatal("the module could not be rewritten to call the tick")
+	for _, name := range []string{hosttest.Full, hosttest.FullAS} {
+		if !compile(t, name, hosttest.Limits).Bounded() {
+			t.Errorf("%s: the module could not be rewritten to call the tick", name)
+		}
 	}
 }
 
