@@ -367,7 +367,8 @@ func (inst *instance) growFailed() bool {
 	return inst.grow.Truthy() && inst.grow.Get("value").Int() != 0
 }
 
-// clearGrowFailed clears the flag growFailed reads, before a call.
+// clearGrowFailed clears the flag growFailed reads, before a call: one
+// more crossing into JavaScript, about 1 µs.
 func (inst *instance) clearGrowFailed() {
 	if inst.grow.Truthy() {
 		inst.grow.Set("value", 0)
