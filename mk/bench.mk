@@ -25,3 +25,15 @@ bench-table: bench-build
 ## bench-plot: redraw the plots from $(BENCH_OUT).
 bench-plot: bench-build
 	$(BIN)/sqlsync-bench plot -in $(BENCH_OUT) -dir $(dir $(BENCH_OUT))
+
+## bench-mutators: the todo demo's mutator modules, AssemblyScript against Go: bytes, first use in Chromium, per-mutation cost on the coordinator.
+# Writes $(BENCH_MUTATORS_OUT) and a Markdown table beside it (.md);
+# bench/README.md, "Mutator modules: AssemblyScript and Go". About a minute.
+BENCH_MUTATORS_OUT ?= $(dir $(BENCH_OUT))mutators.json
+.PHONY: bench-mutators
+bench: bench-mutators
+bench-mutators: mutators wasm-bundle deps-chromium node_modules/.package-lock.json
+	$(GO) build -o $(BIN)/sqlsync ./cmd/sqlsync
+	$(GO) build -o $(BIN)/sqlsync-mutator-bench ./bench/cmd/sqlsync-mutator-bench
+	$(NPM) run build -w js
+	BENCH_MUTATORS_OUT=$(BENCH_MUTATORS_OUT) CHROMIUM=$(CHROMIUM) $(NODE) bench/mutators/bench.mjs
