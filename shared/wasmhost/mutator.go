@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/ncruces/go-sqlite3"
@@ -145,7 +146,40 @@ func trapMessage(err error) string {
 	if errors.As(err, &exit) {
 		return fmt.Sprintf("exited with code %d", exit.ExitCode())
 	}
-	return firstLine(err.Error())
+	msg := err.Error()
+	if fn := trapFunction(msg); fn != "" {
+		return firstLine(msg) + " in " + fn
+	}
+	return firstLine(msg)
+}
+
+// trapFunction returns the name of the guest function a trap happened in,
+// from wazero's stack trace: the innermost frame the module's name section
+// names, past the frames of AssemblyScript's library (~lib/: its runtime,
+// the SDK's abort handler), or "" if none.
+func trapFunction(msg string) string {
+	_, trace, ok := strings.Cut(msg, "\nwasm stack trace:\n")
+	if !ok {
+		return ""
+	}
+	for line := range strings.Lines(trace) {
+		// Frames are "\tmodule.function(params) results", the module's
+		// name possibly empty; "\t\t" lines below a frame give offsets.
+		if strings.HasPrefix(line, "\t\t") {
+			continue
+		}
+		_, frame, _ := strings.Cut(strings.TrimSpace(line), ".")
+		if i := strings.LastIndexByte(frame, '('); i > 0 {
+			frame = frame[:i]
+		}
+		if frame == "" || frame[0] == '$' {
+			return ""
+		}
+		if !strings.HasPrefix(frame, "~lib/") {
+			return frame
+		}
+	}
+	return ""
 }
 
 // input places name and args in guest memory, in the region sqlsync_alloc

@@ -295,7 +295,10 @@ export class GuestInstance {
       return FAIL_EXIT;
     }
     if (e instanceof HostTrap) this.failure = e.message;
-    else if (e instanceof WebAssembly.RuntimeError) this.failure = `wasm error: ${e.message}`;
+    else if (e instanceof WebAssembly.RuntimeError) {
+      const fn = trapFunction(e);
+      this.failure = `wasm error: ${e.message}${fn ? ` in ${fn}` : ''}`;
+    }
     else if (e instanceof Error) this.failure = `${e.name}: ${e.message}`;
     else this.failure = String(e);
     return FAIL_TRAP;
@@ -496,4 +499,20 @@ export const mutatorHost = {
 /** Installs the host as globalThis.sqlsyncMutatorHost, where wasm/jsmutator looks for it. */
 export function installMutatorHost(): void {
   (globalThis as unknown as { sqlsyncMutatorHost: typeof mutatorHost }).sqlsyncMutatorHost = mutatorHost;
+}
+
+/**
+ * The guest function a trap happened in, from V8's stack: the innermost
+ * WebAssembly frame the module's name section names, past the frames of
+ * AssemblyScript's library (~lib/: its runtime, the SDK's abort handler),
+ * or '' if none (as natively, in shared/wasmhost).
+ */
+function trapFunction(e: Error): string {
+  for (const line of (e.stack ?? '').split('\n')) {
+    if (!line.includes('wasm://wasm/')) continue;
+    const m = /^\s*at (.+?) \(wasm:\/\/wasm\//.exec(line);
+    if (!m) return ''; // an unnamed frame
+    if (!m[1].startsWith('~lib/')) return m[1];
+  }
+  return '';
 }
