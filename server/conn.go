@@ -37,6 +37,7 @@ type conn struct {
 	forwarded bool // from another coordinator (see forward)
 	limiter   *rate.Limiter
 	queued    atomic.Int64 // mutations handed to the document, not yet applied
+	insp      connStats    // what the inspector shows
 
 	mu        sync.Mutex
 	rejected  []protocol.Rejected
@@ -69,6 +70,7 @@ func (s *Server) serveSync(w http.ResponseWriter, r *http.Request) {
 		limiter:   rate.NewLimiter(rate.Limit(s.cfg.RatePerConn), s.cfg.RateBurst),
 		forwarded: r.Header.Get(forwardedHeader) != "",
 	}
+	c.insp.remote, c.insp.since = r.RemoteAddr, time.Now()
 	if code, reason := c.serve(r.Context()); code != "" {
 		c.log.Info("connection refused", "code", code, "reason", reason)
 		c.writeClose(code, reason)
@@ -163,6 +165,8 @@ func (c *conn) serve(ctx context.Context) (code, reason string) {
 	if closed {
 		return protocol.CodeShutdown, "the coordinator is shutting down"
 	}
+	c.insp.hello = h.LSN
+	c.insp.sent.Store(h.LSN)
 	// Joining queues the rejections the client missed (it was offline,
 	// or its last connection dropped before they went out), to go before
 	// the first diff.
@@ -339,6 +343,7 @@ func (c *conn) writeLoop(lsn uint64) {
 				c.log.Info("send diff", "err", err)
 				return
 			}
+			c.insp.sent.Store(lsn)
 		}
 		select {
 		case <-c.done:

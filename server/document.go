@@ -51,7 +51,8 @@ type document struct {
 	ids     *identities
 	rejlog  *rejectionLog // the writer's
 	coord   *engine.Coordinator
-	diffs   diffCache // the diffs the connections send, prepared once
+	diffs   diffCache   // the diffs the connections send, prepared once
+	insp    docActivity // recent commits and rejections, for the inspector
 	in      chan push
 	stop    chan struct{}
 	done    chan struct{}
@@ -208,8 +209,11 @@ func (d *document) apply(ctx context.Context, pushes []push) []push {
 	for _, p := range pushes {
 		batch = append(batch, p.muts...)
 	}
-	start := time.Now()
+	start, from := time.Now(), d.coord.LSN()
 	res, err := d.coord.Apply(ctx, batch)
+	if err == nil {
+		d.insp.record(d.store, from, res, time.Since(start))
+	}
 	if err == nil && d.afterCommit != nil {
 		d.afterCommit()
 	}
