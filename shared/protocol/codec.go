@@ -106,7 +106,7 @@ func Decode(b []byte, lim Limits) (Frame, error) {
 	if len(b) == 0 {
 		return Frame{}, fmt.Errorf("decode frame: %w", badf("empty frame"))
 	}
-	dm, err := decMode(max(minArrayElements, lim.MaxMutationsPerPush, lim.MaxPagesPerDiff))
+	dm, err := decMode(max(minArrayElements, lim.MaxMutationsPerPush, lim.MaxPagesPerDiff, lim.MaxPresencePeers))
 	if err != nil {
 		return Frame{}, fmt.Errorf("decode frame: %w", err)
 	}
@@ -137,6 +137,7 @@ func cborError(err error) error {
 // normalize turns empty slices into nil, so that a decoded frame equals the
 // decoding of its re-encoding (Encode omits empty fields).
 func normalize(f *Frame) {
+	normalizePresence(f)
 	if p := f.Push; p != nil {
 		if len(p.Mutations) == 0 {
 			p.Mutations = nil

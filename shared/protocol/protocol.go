@@ -37,6 +37,9 @@ type Hello struct {
 	// keeps with its ID and never shows anyone but the coordinator, which
 	// binds the ID to it on first sight (optional: older clients send none).
 	Secret string `cbor:"6,keyasint,omitempty"`
+	// Capabilities names the optional parts of the protocol the client
+	// speaks (CapPresence); a coordinator ignores names it does not know.
+	Capabilities []string `cbor:"7,keyasint,omitempty"`
 }
 
 // Push carries the client's pending mutations, in seq order.
@@ -49,6 +52,11 @@ type Welcome struct {
 	Version     uint32 `cbor:"1,keyasint,omitempty"`
 	LSN         uint64 `cbor:"2,keyasint,omitempty"`
 	MutatorHash string `cbor:"3,keyasint,omitempty"`
+	// Capabilities names the Hello's capabilities the coordinator grants
+	// on this connection.
+	Capabilities []string `cbor:"4,keyasint,omitempty"`
+	// Presence holds the presence limits, when CapPresence is granted.
+	Presence *PresenceLimits `cbor:"5,keyasint,omitempty"`
 }
 
 // Page is the newest copy of one database page, numbered from 1.
@@ -92,11 +100,16 @@ type Frame struct {
 	Diff     *Diff     `cbor:"4,keyasint,omitempty"`
 	Rejected *Rejected `cbor:"5,keyasint,omitempty"`
 	Close    *Close    `cbor:"6,keyasint,omitempty"`
+	// Presence frames, only on a connection granted CapPresence.
+	PresenceSet     *PresenceSet     `cbor:"7,keyasint,omitempty"`
+	Presence        *Presence        `cbor:"8,keyasint,omitempty"`
+	PresenceRefused *PresenceRefused `cbor:"9,keyasint,omitempty"`
 }
 
 // Kind names the message the frame holds, for logging: "hello", "push",
-// "welcome", "diff", "rejected" or "close"; "empty" if none is set and
-// "multiple" if more than one is.
+// "welcome", "diff", "rejected", "close", "presence_set", "presence" or
+// "presence_refused"; "empty" if none is set and "multiple" if more than
+// one is.
 func (f Frame) Kind() string {
 	kind, n := "empty", 0
 	if f.Hello != nil {
@@ -117,6 +130,15 @@ func (f Frame) Kind() string {
 	if f.Close != nil {
 		kind, n = "close", n+1
 	}
+	if f.PresenceSet != nil {
+		kind, n = "presence_set", n+1
+	}
+	if f.Presence != nil {
+		kind, n = "presence", n+1
+	}
+	if f.PresenceRefused != nil {
+		kind, n = "presence_refused", n+1
+	}
 	if n > 1 {
 		return "multiple"
 	}
@@ -132,7 +154,9 @@ type Limits struct {
 	MaxPagesPerDiff     int // pages in one Diff
 	MaxDocIDBytes       int // Hello.DocID, Hello.ClientID and Hello.Secret
 	MaxTokenBytes       int // Hello.Token
-	MaxMessageBytes     int // Rejected.Message and Close.Reason
+	MaxMessageBytes     int // Rejected.Message, Close.Reason and PresenceRefused.Reason
+	MaxPresenceBytes    int // PresenceSet.State and Peer.State
+	MaxPresencePeers    int // Presence.Peers and Presence.Gone together
 }
 
 // DefaultLimits returns the limits a coordinator or client uses unless configured otherwise.
@@ -146,6 +170,8 @@ func DefaultLimits() Limits {
 		MaxDocIDBytes:       128,
 		MaxTokenBytes:       8 << 10,
 		MaxMessageBytes:     4 << 10,
+		MaxPresenceBytes:    64 << 10,
+		MaxPresencePeers:    256,
 	}
 }
 
@@ -165,5 +191,7 @@ func (l Limits) WithDefaults() Limits {
 	fill(&l.MaxDocIDBytes, d.MaxDocIDBytes)
 	fill(&l.MaxTokenBytes, d.MaxTokenBytes)
 	fill(&l.MaxMessageBytes, d.MaxMessageBytes)
+	fill(&l.MaxPresenceBytes, d.MaxPresenceBytes)
+	fill(&l.MaxPresencePeers, d.MaxPresencePeers)
 	return l
 }

@@ -36,6 +36,18 @@ func validFrames() []namedFrame {
 		{"rejected no message", Frame{Rejected: &Rejected{Seq: 1}}},
 		{"close", Frame{Close: &Close{Code: CodeVersion, Reason: "unsupported version 2"}}},
 		{"close unknown code", Frame{Close: &Close{Code: "some_future_code"}}},
+		{"hello with capabilities", Frame{Hello: &Hello{Version: Version, DocID: "doc-1", ClientID: "client-1", Capabilities: []string{CapPresence, "future"}}}},
+		{"welcome with presence", Frame{Welcome: &Welcome{Version: Version, LSN: 7, Capabilities: []string{CapPresence},
+			Presence: &PresenceLimits{MaxBytes: 1024, TimeoutMs: 30000, IntervalMs: 100, Burst: 20, MaxPeers: 100, MaxKeys: 16}}}},
+		{"presence_set", Frame{PresenceSet: &PresenceSet{Key: "tab-1", State: []byte(`{"name":"Ada","editing":"item-3"}`)}}},
+		{"presence_set withdraw", Frame{PresenceSet: &PresenceSet{Key: "tab-1"}}},
+		{"presence_set default key", Frame{PresenceSet: &PresenceSet{State: []byte(`{}`)}}},
+		{"presence", Frame{Presence: &Presence{Peers: []Peer{
+			{ID: "c7/tab-1", ClientID: "client-2", State: []byte(`{"name":"Bob"}`)},
+			{ID: "c9/", ClientID: "client-3", ReadOnly: true, State: []byte(`null`)},
+		}, Gone: []string{"c3/x"}}}},
+		{"presence full empty", Frame{Presence: &Presence{Full: true}}},
+		{"presence_refused", Frame{PresenceRefused: &PresenceRefused{Key: "tab-1", Code: PresenceTooLarge, Reason: "state is 2000 bytes, limit 1024"}}},
 	}
 }
 
@@ -107,6 +119,17 @@ func TestWireFormat(t *testing.T) {
 			"a1 05 a2 01 05 02 62 6e 6f"},
 		{"close", Frame{Close: &Close{Code: "limit", Reason: "r"}},
 			"a1 06 a2 01 65 6c 69 6d 69 74 02 61 72"},
+		{"hello with capabilities", Frame{Hello: &Hello{Version: 1, DocID: "d", ClientID: "c", Capabilities: []string{"presence"}}},
+			"a1 01 a4 01 01 02 61 64 03 61 63 07 81 68 70 72 65 73 65 6e 63 65"},
+		{"welcome with presence", Frame{Welcome: &Welcome{Version: 1, Capabilities: []string{"presence"},
+			Presence: &PresenceLimits{MaxBytes: 1, TimeoutMs: 2, IntervalMs: 3, Burst: 4, MaxPeers: 5, MaxKeys: 6}}},
+			"a1 03 a3 01 01 04 81 68 70 72 65 73 65 6e 63 65 05 a6 01 01 02 02 03 03 04 04 05 05 06 06"},
+		{"presence_set", Frame{PresenceSet: &PresenceSet{Key: "k", State: []byte("1")}},
+			"a1 07 a2 01 61 6b 02 41 31"},
+		{"presence", Frame{Presence: &Presence{Peers: []Peer{{ID: "i", ClientID: "c", ReadOnly: true, State: []byte("1")}}, Gone: []string{"g"}, Full: true}},
+			"a1 08 a3 01 81 a4 01 61 69 02 61 63 03 f5 04 41 31 02 81 61 67 03 f5"},
+		{"presence_refused", Frame{PresenceRefused: &PresenceRefused{Key: "k", Code: "rate", Reason: "r"}},
+			"a1 09 a3 01 61 6b 02 64 72 61 74 65 03 61 72"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -365,7 +388,7 @@ func TestLimitsDefaults(t *testing.T) {
 		t.Fatalf("got %+v, want %+v", got, want)
 	}
 	custom := Limits{MaxFrameBytes: 1, MaxMutationsPerPush: 2, MaxArgsBytes: 3, MaxNameBytes: 4,
-		MaxPagesPerDiff: 5, MaxDocIDBytes: 6, MaxTokenBytes: 7, MaxMessageBytes: 8}
+		MaxPagesPerDiff: 5, MaxDocIDBytes: 6, MaxTokenBytes: 7, MaxMessageBytes: 8, MaxPresenceBytes: 9, MaxPresencePeers: 10}
 	if got, want := custom.WithDefaults(), custom; got != want {
 		t.Fatalf("got %+v, want %+v", got, want)
 	}
@@ -383,6 +406,9 @@ func TestKind(t *testing.T) {
 		{Frame{Diff: &Diff{}}, "diff"},
 		{Frame{Rejected: &Rejected{}}, "rejected"},
 		{Frame{Close: &Close{}}, "close"},
+		{Frame{PresenceSet: &PresenceSet{}}, "presence_set"},
+		{Frame{Presence: &Presence{}}, "presence"},
+		{Frame{PresenceRefused: &PresenceRefused{}}, "presence_refused"},
 		{Frame{Hello: &Hello{}, Close: &Close{}}, "multiple"},
 	}
 	for _, tt := range tests {

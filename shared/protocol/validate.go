@@ -28,6 +28,15 @@ func validate(f Frame, lim *Limits) error {
 	if f.Close != nil {
 		set, err = append(set, "close"), validateClose(f.Close, lim)
 	}
+	if f.PresenceSet != nil {
+		set, err = append(set, "presence_set"), validatePresenceSet(f.PresenceSet, lim)
+	}
+	if f.Presence != nil {
+		set, err = append(set, "presence"), validatePresence(f.Presence, lim)
+	}
+	if f.PresenceRefused != nil {
+		set, err = append(set, "presence_refused"), validatePresenceRefused(f.PresenceRefused, lim)
+	}
 	switch len(set) {
 	case 0:
 		return badf("no message set")
@@ -76,6 +85,9 @@ func validateHello(h *Hello, lim *Limits) error {
 	if err := checkString("secret", h.Secret, false, lim, maxDocIDBytes); err != nil {
 		return err
 	}
+	if err := checkCapabilities(h.Capabilities, lim); err != nil {
+		return err
+	}
 	return checkString("token", h.Token, false, lim, maxTokenBytes)
 }
 
@@ -115,6 +127,9 @@ func validateMutation(m Mutation, prev uint64, lim *Limits) error {
 func validateWelcome(w *Welcome, lim *Limits) error {
 	if w.Version == 0 {
 		return badf("version is 0")
+	}
+	if err := checkCapabilities(w.Capabilities, lim); err != nil {
+		return err
 	}
 	return checkString("mutator hash", w.MutatorHash, false, lim, maxNameBytes)
 }
