@@ -360,19 +360,11 @@ func (m *Module) instantiate(ctx context.Context, log *slog.Logger) (*instance, 
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
-// growFailed reports whether a memory.grow failed since the flag was last
-// cleared: false for a module the rewriter could not read, which has no
-// flag.
+// growFailed reports whether a memory.grow failed during the last call
+// (the JavaScript half clears the flag as each call starts): false for a
+// module the rewriter could not read, which has no flag.
 func (inst *instance) growFailed() bool {
 	return inst.grow.Truthy() && inst.grow.Get("value").Int() != 0
-}
-
-// clearGrowFailed clears the flag growFailed reads, before a call: one
-// more crossing into JavaScript, about 1 µs.
-func (inst *instance) clearGrowFailed() {
-	if inst.grow.Truthy() {
-		inst.grow.Set("value", 0)
-	}
 }
 
 // failure describes the failure r of the last call.

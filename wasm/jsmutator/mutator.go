@@ -114,7 +114,6 @@ func (inst *instance) invoke(ctx context.Context, conn *sqlite3.Conn, timeout ti
 	}
 	old := conn.SetInterrupt(end)
 	inst.out.Begin()
-	inst.clearGrowFailed()
 	r := failTrap
 	if cerr := catch(func() { r = call(ms(end.at.Sub(start))) }); cerr != nil {
 		inst.v.Set("failure", cerr.Error())

@@ -133,6 +133,8 @@ interface GuestExports {
   sqlsync_mutate: (namePtr: number, nameLen: number, argsPtr: number, argsLen: number) => bigint;
   sqlsync_migrate: () => bigint;
   sqlsync_tick?: WebAssembly.Table;
+  /** Set by the rewritten module when a memory.grow fails (docs/mutator-abi.md). */
+  sqlsync_grow_failed?: WebAssembly.Global;
 }
 
 /** One instance of a mutator module, driven by the Go half. */
@@ -256,6 +258,8 @@ export class GuestInstance {
 
   private call(timeoutMs: number, f: () => bigint): number {
     this.output.begin();
+    // Cleared here rather than from Go: one crossing fewer per call.
+    if (this.ex.sqlsync_grow_failed) this.ex.sqlsync_grow_failed.value = 0;
     this.failure = '';
     this.exitCode = 0;
     this.active = true;
