@@ -29,7 +29,7 @@ function Groceries() {
       <p>
         {status?.queueOnly
           ? 'Mutator: none here, changes show once the coordinator has applied them'
-          : `Mutator: ${status?.mutator?.kind ?? '…'} from the ${status?.mutator?.source ?? '…'}`}
+          : `Mutator: ${status?.mutator?.kind ?? '…'}${status?.mutator?.hash ? ` ${status.mutator.hash.slice(0, 12)}` : ''} from the ${status?.mutator?.source ?? '…'}`}
       </p>
       <form
         onSubmit={(e) => {

@@ -2,15 +2,19 @@
 // `vite preview` on one origin, the sqlsync coordinator on another (with
 // --allowed-origins naming the app's), two people in two Chromium
 // contexts. Both see both items, and the pages log no errors: the worker
-// and the wasm bundle reached dist/ with no configuration.
+// and the wasm bundle reached dist/ with no configuration. The coordinator
+// runs the app's own mutator, mutator/groceries.ts, which `npm run build`
+// compiled with @sqlsync-go/mutator into build/groceries.wasm.
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { after, before, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { eventually, freePort, startCoordinator, startProcess, startServerAndBrowser, stopServerAndBrowser } from 'sqlsync-test-harness';
 
 const app = join(dirname(fileURLToPath(import.meta.url)), '..');
+const mutator = join(app, 'build', 'groceries.wasm');
 let server;
 let preview;
 let previewUrl;
@@ -29,7 +33,7 @@ async function startPreview() {
 before(async () => {
   preview = await startPreview();
   previewUrl = preview.url;
-  ({ server, browser } = await startServerAndBrowser(() => startCoordinator({ args: ['--allowed-origins', previewUrl] })));
+  ({ server, browser } = await startServerAndBrowser(() => startCoordinator({ mutator, args: ['--allowed-origins', previewUrl] })));
 });
 
 after(async () => {
@@ -71,9 +75,10 @@ it('a stock Vite build works across origins: two people see each other’s items
       await eventually(async () => assert.deepEqual(await items(page).allTextContents(), ['bread', 'milk']));
       await eventually(async () => assert.equal(await page.getByText('Sync: online').count(), 1));
     }
-    // The document runs the coordinator's own mutator module (fetched
-    // across origins, so CORS works), not a fallback.
-    for (const { page } of [alice, bob]) assert.equal(await page.getByText('Mutator: module from the coordinator').count(), 1);
+    // The document runs the app's module as the coordinator serves it
+    // (fetched across origins, so CORS works), not a fallback.
+    const hash = createHash('sha256').update(readFileSync(mutator)).digest('hex');
+    for (const { page } of [alice, bob]) assert.equal(await page.getByText(`Mutator: module ${hash.slice(0, 12)} from the coordinator`).count(), 1);
     assert.deepEqual(errors, []);
   } finally {
     await alice.context.close();
