@@ -34,6 +34,7 @@ type conn struct {
 	done     chan struct{}
 
 	readOnly  bool
+	presence  bool // granted protocol.CapPresence (see presence.go)
 	forwarded bool // from another coordinator (see forward)
 	limiter   *rate.Limiter
 	queued    atomic.Int64 // mutations handed to the document, not yet applied
@@ -186,8 +187,16 @@ func (c *conn) serve(ctx context.Context) (code, reason string) {
 		c.s.mu.Unlock()
 	}()
 	c.log.Debug("connected", "lsn", h.LSN)
-	if err := c.write(protocol.Frame{Welcome: &protocol.Welcome{Version: protocol.Version, LSN: doc.coord.LSN(), MutatorHash: doc.hash}}); err != nil {
+	welcome := &protocol.Welcome{Version: protocol.Version, LSN: doc.coord.LSN(), MutatorHash: doc.hash}
+	if c.presence = !c.s.cfg.Presence.Disabled && protocol.HasCapability(h.Capabilities, protocol.CapPresence); c.presence {
+		welcome.Capabilities, welcome.Presence = []string{protocol.CapPresence}, c.s.cfg.Presence.limits()
+	}
+	if err := c.write(protocol.Frame{Welcome: welcome}); err != nil {
 		return "", ""
+	}
+	if c.presence {
+		doc.presence.join(c) // its writer sends the others' presences first
+		defer doc.presence.leave(c)
 	}
 	readerDone := make(chan struct{})
 	go func() {
@@ -247,8 +256,12 @@ func (c *conn) readLoop() {
 			c.fail(code, reason)
 			return
 		}
+		if f.PresenceSet != nil && c.presence {
+			c.doc.presence.set(c, f.PresenceSet) // refusals are queued, never fatal
+			continue
+		}
 		if f.Push == nil {
-			c.fail(protocol.CodeBadRequest, "after hello a client may only push, got "+f.Kind())
+			c.fail(protocol.CodeBadRequest, "after hello a client may only push (or, with the presence capability, set presence), got "+f.Kind())
 			return
 		}
 		n := len(f.Push.Mutations)
@@ -341,6 +354,10 @@ func (c *conn) writeLoop(lsn uint64) {
 			var err error
 			if lsn, err = c.sendUpdates(lsn); err != nil {
 				c.log.Info("send diff", "err", err)
+				return
+			}
+			if err := c.sendPresence(); err != nil {
+				c.log.Info("send presence", "err", err)
 				return
 			}
 			c.insp.sent.Store(lsn)

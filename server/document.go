@@ -57,6 +57,10 @@ type document struct {
 	stop    chan struct{}
 	done    chan struct{}
 
+	// presence is what the connections publish of themselves, ephemeral
+	// and never written (see presence.go).
+	presence *presenceHub
+
 	kept        *rejections // the server's, for the clients not told of theirs yet
 	afterCommit func()      // the server's (tests)
 	stepDown    func()      // the server's stepDown of this document
@@ -129,6 +133,8 @@ func openDocument(ctx context.Context, s *Server, id string) (*document, error) 
 		done:    make(chan struct{}),
 		conns:   map[*conn]bool{},
 		kept:    &s.kept,
+
+		presence: newPresenceHub(s.cfg.Presence, s.metrics.presence, s.log.With("doc", id)),
 
 		afterCommit: s.afterCommit,
 
@@ -409,6 +415,7 @@ func deferredPushes(pushes []push, deferred []engine.Mutation) (out []push, ok b
 func (d *document) close() error {
 	close(d.stop)
 	<-d.done
+	d.presence.close()
 	err := errors.Join(d.coord.Close(), d.store.Close(), d.ids.close(), d.rejlog.close())
 	d.kept.forget(d.id) // in its file, for the next open
 	if d.lease != nil {

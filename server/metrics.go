@@ -21,6 +21,7 @@ type metrics struct {
 	leases      prometheus.Gauge
 	stepDowns   *prometheus.CounterVec
 	forwarded   prometheus.Gauge
+	presence    presenceMetrics
 }
 
 func newMetrics() *metrics {
@@ -71,5 +72,6 @@ func newMetrics() *metrics {
 	m.registry.MustRegister(m.documents, m.connections, m.applied, m.rejected, m.deferred, m.commits,
 		m.commitTime, m.batchSize, m.refused, m.diffBytes, m.leases, m.stepDowns, m.forwarded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.presence = newPresenceMetrics(m.registry)
 	return m
 }

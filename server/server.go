@@ -82,6 +82,9 @@ type Config struct {
 	// DataDir. DataDir holds the rest of a document's state either way
 	// (its client identities and recent rejections).
 	Journal Journal
+	// Presence bounds the ephemeral presence the connections publish
+	// (see PresenceConfig); zero fields take its defaults.
+	Presence PresenceConfig
 	// Static, if set, serves everything that is not the sync endpoint.
 	Static http.Handler
 	// Logger receives structured logs; default slog.Default().
@@ -162,6 +165,11 @@ func New(cfg Config) (*Server, error) {
 		cfg.MaxDocBytes = 1 << 30
 	}
 	cfg.Limits = cfg.Limits.WithDefaults()
+	presence, err := cfg.Presence.withDefaults(&cfg.Limits)
+	if err != nil {
+		return nil, fmt.Errorf("new server: %w", err)
+	}
+	cfg.Presence = presence
 	dir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
