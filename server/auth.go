@@ -19,14 +19,21 @@ type Role string
 const (
 	RoleRead  Role = "read"  // receive diffs; every mutation is refused
 	RoleWrite Role = "write" // receive diffs and mutate
+	// RoleAdmin may do what RoleWrite may, and inspect its documents with
+	// the inspector (/inspector, /v1/inspect/, sqlsync inspect): see who is
+	// connected, recent commits and rejections, and query them read-only.
+	RoleAdmin Role = "admin"
 )
+
+// valid reports whether r is one of the roles.
+func (r Role) valid() bool { return r == RoleRead || r == RoleWrite || r == RoleAdmin }
 
 // Claims are the claims of a sqlsync access token.
 type Claims struct {
 	// Docs grants documents by exact ID, or by prefix when an entry ends
 	// in "*" ("team-42-*" grants every ID starting "team-42-"; "*" grants all).
 	Docs []string `json:"docs"`
-	// Role is "read" or "write".
+	// Role is "read", "write" or "admin".
 	Role Role `json:"role"`
 	jwt.RegisteredClaims
 }
@@ -51,6 +58,7 @@ var (
 	ErrBadToken     = errors.New("invalid token")
 	ErrTokenExpired = errors.New("token expired")
 	ErrNotGranted   = errors.New("token does not grant this document")
+	ErrNotAdmin     = errors.New("token's role is not admin")
 )
 
 // Verifier checks access tokens. A nil *Verifier is the open development
@@ -88,6 +96,36 @@ func (v *Verifier) Verify(token, docID string) (*Claims, error) {
 	if v == nil {
 		return &Claims{Docs: []string{"*"}, Role: RoleWrite}, nil
 	}
+	claims, err := v.parse(token)
+	if err != nil {
+		return nil, err
+	}
+	if !claims.Grants(docID) {
+		return nil, fmt.Errorf("%w: %q", ErrNotGranted, docID)
+	}
+	return claims, nil
+}
+
+// VerifyAdmin checks token and that its role is admin, returning its
+// claims: the inspector's check (the documents it may inspect are those
+// the claims grant). A nil Verifier, the open development mode, has no
+// tokens to check: it returns claims granting every document.
+func (v *Verifier) VerifyAdmin(token string) (*Claims, error) {
+	if v == nil {
+		return &Claims{Docs: []string{"*"}, Role: RoleAdmin}, nil
+	}
+	claims, err := v.parse(token)
+	if err != nil {
+		return nil, err
+	}
+	if claims.Role != RoleAdmin {
+		return nil, fmt.Errorf("%w: it is %q", ErrNotAdmin, claims.Role)
+	}
+	return claims, nil
+}
+
+// parse checks token's signature, expiry and role.
+func (v *Verifier) parse(token string) (*Claims, error) {
 	if token == "" {
 		return nil, ErrNoToken
 	}
@@ -107,11 +145,8 @@ func (v *Verifier) Verify(token, docID string) (*Claims, error) {
 	if !v.now().Before(claims.ExpiresAt.Time) {
 		return nil, ErrTokenExpired
 	}
-	if claims.Role != RoleRead && claims.Role != RoleWrite {
-		return nil, fmt.Errorf("%w: role %q is neither read nor write", ErrBadToken, claims.Role)
-	}
-	if !claims.Grants(docID) {
-		return nil, fmt.Errorf("%w: %q", ErrNotGranted, docID)
+	if !claims.Role.valid() {
+		return nil, fmt.Errorf("%w: role %q is not read, write or admin", ErrBadToken, claims.Role)
 	}
 	return &claims, nil
 }

@@ -43,7 +43,8 @@ func TestVerifyHMAC(t *testing.T) {
 		{"expired", mint([]string{"a"}, RoleWrite, -time.Minute), "a", ErrTokenExpired, ""},
 		{"wrong document", mint([]string{"a"}, RoleWrite, time.Hour), "b", ErrNotGranted, ""},
 		{"prefix is not a match", mint([]string{"team-1/*"}, RoleWrite, time.Hour), "team-10", ErrNotGranted, ""},
-		{"bad role", mint([]string{"a"}, "admin", time.Hour), "a", ErrBadToken, ""},
+		{"admin", mint([]string{"a"}, RoleAdmin, time.Hour), "a", nil, RoleAdmin},
+		{"bad role", mint([]string{"a"}, "owner", time.Hour), "a", ErrBadToken, ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -55,6 +56,46 @@ func TestVerifyHMAC(t *testing.T) {
 				t.Fatalf("role %q, want %q", claims.Role, c.role)
 			}
 		})
+	}
+}
+
+// TestVerifyAdmin: the inspector's check takes a valid token with role
+// admin only; the open development mode (a nil Verifier) grants all.
+func TestVerifyAdmin(t *testing.T) {
+	v, _ := NewHMACVerifier(testSecret)
+	mint := func(role Role, ttl time.Duration) string {
+		tok, err := Mint(testSecret, []string{"team-*"}, role, ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	cases := []struct {
+		name  string
+		token string
+		want  error
+	}{
+		{"admin", mint(RoleAdmin, time.Hour), nil},
+		{"write", mint(RoleWrite, time.Hour), ErrNotAdmin},
+		{"read", mint(RoleRead, time.Hour), ErrNotAdmin},
+		{"bad role", mint("owner", time.Hour), ErrBadToken},
+		{"expired admin", mint(RoleAdmin, -time.Minute), ErrTokenExpired},
+		{"no token", "", ErrNoToken},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			claims, err := v.VerifyAdmin(c.token)
+			if !errors.Is(err, c.want) {
+				t.Fatalf("VerifyAdmin = %v, want %v", err, c.want)
+			}
+			if err == nil && (claims.Role != RoleAdmin || !claims.Grants("team-1") || claims.Grants("other")) {
+				t.Fatalf("claims %+v, want admin of team-*", claims)
+			}
+		})
+	}
+	var open *Verifier
+	if claims, err := open.VerifyAdmin(""); err != nil || !claims.Grants("anything") {
+		t.Fatalf("open mode: %+v, %v; want every document granted", claims, err)
 	}
 }
 

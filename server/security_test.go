@@ -127,7 +127,7 @@ func TestTokenRefusals(t *testing.T) {
 		{"truncated", "secret-7", valid[:len(valid)-6], protocol.CodeUnauthorized, "invalid token"},
 		{"alg none", "secret-8", noneTok, protocol.CodeUnauthorized, "invalid token"},
 		{"no expiry", "secret-9", noExp, protocol.CodeUnauthorized, "exp"},
-		{"bad role", "secret-10", mintT(t, []string{"*"}, "admin", time.Hour), protocol.CodeUnauthorized, "role"},
+		{"bad role", "secret-10", mintT(t, []string{"*"}, "owner", time.Hour), protocol.CodeUnauthorized, "role"},
 		{"wrong document", "list-1", mintT(t, []string{"list-2"}, RoleWrite, time.Hour), protocol.CodeForbidden, `"list-1"`},
 		{"wrong document, closed", "secret-11", mintT(t, []string{"list-2"}, RoleRead, time.Hour), protocol.CodeForbidden, "does not grant"},
 		{"exact grant is not a prefix", "list-10", mintT(t, []string{"list-1"}, RoleWrite, time.Hour), protocol.CodeForbidden, "does not grant"},

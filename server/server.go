@@ -102,6 +102,7 @@ type Server struct {
 	origins  *origins
 	lock     *dirlock.Lock // the data directory's, released by Close
 	kept     rejections    // recent rejections, for clients that reconnect
+	inspect  inspectState  // the inspector's (inspect.go)
 
 	// afterCommit, if set, is called by a document's writer after each
 	// commit, before it queues the commit's rejections: for tests of what
@@ -228,7 +229,8 @@ func New(cfg Config) (*Server, error) {
 const SyncPath = "/v1/sync"
 
 // Handler returns the HTTP handler: the sync endpoint, /healthz, /metrics,
-// the mutator endpoints (with CORS for the allowed origins), and Static.
+// the mutator endpoints (with CORS for the allowed origins), the inspector
+// (InspectorPath, InspectAPIPath), and Static.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET "+SyncPath, s.serveSync)
@@ -238,6 +240,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /v1/docs/{doc}/mutator", s.origins.cors(s.serveDocMutator))
 	mux.HandleFunc("OPTIONS /v1/docs/{doc}/mutator", s.origins.preflight)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics.registry, promhttp.HandlerOpts{}))
+	s.registerInspector(mux)
 	if s.cfg.Static != nil {
 		mux.Handle("/", s.cfg.Static)
 	}

@@ -96,7 +96,19 @@ func (d *Database) Store() Store { return d.store }
 // Open opens a new connection to the database, set up for sqlsync: 4 KiB
 // pages, batch-atomic commits, temporary files in memory.
 func (d *Database) Open() (*sqlite3.Conn, error) {
-	conn, err := sqlite3.Open("file:" + d.name + "?vfs=" + VFSName)
+	return d.open(sqlite3.OPEN_READWRITE | sqlite3.OPEN_CREATE | sqlite3.OPEN_URI)
+}
+
+// OpenReadOnly opens a new read-only connection to the database: SQLite
+// refuses every write on it, and so does the VFS (no write lock, no page
+// written). While it reads, like any reader, commits of the database's
+// other connections wait.
+func (d *Database) OpenReadOnly() (*sqlite3.Conn, error) {
+	return d.open(sqlite3.OPEN_READONLY | sqlite3.OPEN_URI)
+}
+
+func (d *Database) open(flags sqlite3.OpenFlag) (*sqlite3.Conn, error) {
+	conn, err := sqlite3.OpenFlags("file:"+d.name+"?vfs="+VFSName, flags)
 	if err != nil {
 		return nil, fmt.Errorf("open database: %w", err)
 	}
