@@ -104,6 +104,10 @@ type Options struct {
 	NotifyGate func()
 	// Dial opens the transport; default: WebSocket.
 	Dial Dialer
+	// Presence asks the coordinator for presence (protocol.CapPresence):
+	// the replica publishes its presences (Doc.Presence) and learns the
+	// other clients'. Without it a replica takes no part in presence.
+	Presence bool
 }
 
 // State is the replica's connection state.
@@ -150,6 +154,9 @@ type Status struct {
 	// LastError says which hashes differ; WaitSynced fails with
 	// ErrMutatorMismatch while mutations are pending.
 	MutatorMismatch bool
+	// Presence reports that the coordinator granted presence on the
+	// current connection (Options.Presence asked for it).
+	Presence bool
 }
 
 // Synced reports whether the replica is online with nothing pending and has
@@ -163,6 +170,8 @@ func (s Status) Synced() bool {
 type Event struct {
 	Status   *Status
 	Rejected *engine.RejectedError
+	// PresenceRefused is a presence update the coordinator refused.
+	PresenceRefused *PresenceRefusal
 }
 
 // Doc is an open document replica.
@@ -198,6 +207,8 @@ type Doc struct {
 	notifyNext *engine.Change
 	notifyWake chan struct{}
 	notifyDone chan struct{}
+	// presence is the replica's presences and the others' (presence.go).
+	presence *presence
 }
 
 // Open opens (creating if needed) the replica of opts.DocID and, if a URL
@@ -235,6 +246,7 @@ func Open(ctx context.Context, opts Options) (*Doc, error) {
 		pushBatch: pushBatch,
 		done:      make(chan struct{}),
 		status:    Status{State: Offline, QueueOnly: opts.Mutator == nil, URL: opts.URL},
+		presence:  newPresence(),
 	}
 	step := func(string) {}
 	if opts.OnStep != nil {
@@ -255,6 +267,7 @@ func Open(ctx context.Context, opts Options) (*Doc, error) {
 		d.lg.Info("no mutator: mutations are queued and pushed without running locally")
 	}
 	d.eng = eng
+	d.presence.clientID = eng.ClientID()
 	d.closers = append([]func() error{eng.Close}, d.closers...)
 	d.failures = eng.LocalFailures()
 	d.status.LSN, d.status.Pending, d.status.LocalFailed = eng.LSN(), eng.PendingCount(), len(d.failures)

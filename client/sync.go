@@ -132,6 +132,9 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 	}
 	defer t.Close()
 	hello := protocol.Hello{Version: protocol.Version, DocID: d.opts.DocID, ClientID: d.eng.ClientID(), LSN: d.eng.LSN(), Token: d.opts.Token, Secret: d.secret}
+	if d.opts.Presence {
+		hello.Capabilities = []string{protocol.CapPresence}
+	}
 	if err := writeFrame(ctx, t, protocol.Frame{Hello: &hello}); err != nil {
 		return false, err
 	}
@@ -157,6 +160,8 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 		}
 	}()
 	pushErr := make(chan error, 1)
+	presenceErr := make(chan error, 1)
+	defer d.presenceEnded()
 	store := d.eng.Database().Store()
 	asm := &syncwire.Assembler{Base: store.ReadPage, BaseCount: store.PageCount}
 	for {
@@ -166,6 +171,8 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 		case err := <-readErr:
 			return welcomed, err
 		case err := <-pushErr:
+			return welcomed, err
+		case err := <-presenceErr:
 			return welcomed, err
 		case <-d.kick:
 			d.mu.Lock()
@@ -188,7 +195,14 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 			welcomed = true
 			theirs, ours := f.Welcome.MutatorHash, d.opts.MutatorHash
 			mismatch := theirs != "" && ours != "" && theirs != ours
+			presence := d.opts.Presence && protocol.HasCapability(f.Welcome.Capabilities, protocol.CapPresence)
+			if presence {
+				d.presence.connected(f.Welcome.Presence)
+				limits := withPresenceDefaults(f.Welcome.Presence)
+				go func() { presenceErr <- d.presenceLoop(ctx, t, limits) }()
+			}
 			d.setStatus(func(s *Status) {
+				s.Presence = presence
 				s.ServerLSN = f.Welcome.LSN
 				if d.eng.LSN() >= f.Welcome.LSN {
 					s.State = Online
@@ -209,6 +223,7 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 			}
 		case f.Rejected != nil:
 			d.emit(Event{Rejected: d.rejection(*f.Rejected)})
+		case d.presenceFrame(f):
 		case f.Diff != nil:
 			if err := asm.Add(f.Diff); err != nil {
 				return welcomed, err
@@ -226,6 +241,9 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 						}
 						if g.Rejected != nil {
 							d.emit(Event{Rejected: d.rejection(*g.Rejected)})
+							continue
+						}
+						if d.presenceFrame(g) {
 							continue
 						}
 						if g.Close != nil {
