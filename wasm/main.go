@@ -12,6 +12,7 @@
 //	doc.unsubscribe(id)                 -> Promise<void>
 //	doc.status()                        -> Promise<statusJSON>
 //	doc.setOnline(on)                   -> Promise<void>
+//	doc.presenceSet(key, stateJSON|null) -> Promise<void>
 //	doc.close()                         -> Promise<void>
 //	doc.steps                           {step: ms since open began}
 //
@@ -249,6 +250,10 @@ func docValue(d *bridge.Doc) js.Value {
 			d.SetOnline(on)
 			return nil, nil
 		})
+	})
+	method("presenceSet", func(args []js.Value) js.Value {
+		key, state := argString(args, 0), argString(args, 1)
+		return jsinterop.Promise(func() (any, error) { return nil, d.SetPresence(key, []byte(state)) })
 	})
 	method("close", func(args []js.Value) js.Value {
 		return jsinterop.Promise(func() (any, error) { return nil, d.Close() })

@@ -55,6 +55,10 @@ type Config struct {
 	Module []byte `json:"-"`
 	// Offline opens the document with syncing switched off.
 	Offline bool `json:"offline"`
+	// Presence takes part in presence (client.Options.Presence): the
+	// worker publishes each tab's presence (SetPresence) and hears the
+	// others' (events of type "presence").
+	Presence bool `json:"presence"`
 	// OnStep, if set, is called as Open passes each step, for startup
 	// timings: "mutator" (the mutator built), "preloaded" (an IndexedDB
 	// snapshot read into memory), then client.Options.OnStep's steps.
@@ -120,8 +124,8 @@ func (e *Error) Error() string { return e.err.Error() }
 func (e *Error) Unwrap() error { return e.err }
 
 // Code returns the error's code: bad_request, rejected, not_read_only,
-// mutator (the document's mutator module failed to load), closed or
-// internal.
+// mutator (the document's mutator module failed to load),
+// presence_too_large, closed or internal.
 func (e *Error) Code() string { return e.code }
 
 func coded(code string, err error) error { return &Error{code: code, err: err} }
@@ -147,6 +151,8 @@ type Doc struct {
 	kind  string
 	emit  func([]byte)
 	watch func()
+	// presence stops the presence watch, if the document takes part.
+	presence func()
 
 	mu     sync.Mutex
 	subs   map[int]func()
@@ -190,6 +196,7 @@ func Open(ctx context.Context, cfg Config, state State, logger *slog.Logger, emi
 		Store:       state.Store,
 		PendingLog:  state.Log,
 		Token:       cfg.Token,
+		Presence:    cfg.Presence,
 		Logger:      logger,
 		OnStep:      cfg.OnStep,
 		// The worker answers doc.mutate before the page gets the rows the
@@ -207,6 +214,9 @@ func Open(ctx context.Context, cfg Config, state State, logger *slog.Logger, emi
 	}
 	d := &Doc{doc: doc, mut: mut, kind: state.Kind, emit: emit, subs: map[int]func(){}}
 	d.watch = doc.Watch(d.event)
+	if cfg.Presence {
+		d.presence = doc.WatchPresence(d.presenceEvent)
+	}
 	return d, nil
 }
 
@@ -284,6 +294,9 @@ type Status struct {
 	// QueueOnly reports a replica opened without a mutator: mutations
 	// are pushed without running locally (see client.Status.QueueOnly).
 	QueueOnly bool `json:"queueOnly"`
+	// Presence reports that the coordinator granted presence on the
+	// current connection (see client.Status.Presence).
+	Presence bool `json:"presence"`
 }
 
 // LocalFailure is the JSON form of a pending mutation that failed locally.
@@ -300,7 +313,7 @@ func (d *Doc) status(s client.Status) Status {
 	}
 	return Status{State: s.State, LSN: s.LSN, ServerLSN: s.ServerLSN, Pending: s.Pending, LastError: s.LastError, Synced: s.Synced(),
 		Storage: d.kind, ClientID: d.doc.ClientID(), LocalFailed: len(failures), LocalFailures: failures,
-		MutatorMismatch: s.MutatorMismatch, CoordinatorMutator: s.CoordinatorMutator, QueueOnly: s.QueueOnly}
+		MutatorMismatch: s.MutatorMismatch, CoordinatorMutator: s.CoordinatorMutator, QueueOnly: s.QueueOnly, Presence: s.Presence}
 }
 
 // event turns a replica event into JSON for emit.
@@ -311,6 +324,9 @@ func (d *Doc) event(e client.Event) {
 		v = map[string]any{"type": "status", "status": d.status(*e.Status)}
 	case e.Rejected != nil:
 		v = map[string]any{"type": "rejected", "seq": e.Rejected.Seq, "name": e.Rejected.Name, "message": e.Rejected.Message}
+	case e.PresenceRefused != nil:
+		r := e.PresenceRefused
+		v = map[string]any{"type": "presenceRefused", "key": r.Key, "code": r.Code, "reason": r.Reason}
 	default:
 		return
 	}
@@ -386,6 +402,49 @@ func (d *Doc) Unsubscribe(id int) {
 	}
 }
 
+// Peer is the JSON form of a presence (client.Peer): State is the
+// presence's JSON value itself.
+type Peer struct {
+	ID       string          `json:"id"`
+	ClientID string          `json:"clientId"`
+	ReadOnly bool            `json:"readOnly"`
+	Local    bool            `json:"local"`
+	Key      string          `json:"key,omitempty"`
+	State    json.RawMessage `json:"state"`
+}
+
+// presenceEvent emits every presence of the document, the replica's own
+// (the worker's tabs, by key) included: each tab takes out its own.
+func (d *Doc) presenceEvent(peers []client.Peer) {
+	out := make([]Peer, len(peers))
+	for i, p := range peers {
+		out[i] = Peer{ID: p.ID, ClientID: p.ClientID, ReadOnly: p.ReadOnly, Local: p.Local, Key: p.Key, State: p.State}
+	}
+	b, err := json.Marshal(map[string]any{"type": "presence", "peers": out})
+	if err != nil {
+		return
+	}
+	d.emit(b)
+}
+
+// SetPresence publishes state (JSON) as the presence key (a tab's); an
+// empty state clears it. A state over the coordinator's limit fails with
+// code presence_too_large, one that is not JSON with bad_request.
+func (d *Doc) SetPresence(key string, state []byte) error {
+	p := d.doc.PresenceOf(key)
+	if len(state) == 0 {
+		return p.Clear()
+	}
+	err := p.Set(json.RawMessage(state))
+	switch {
+	case errors.Is(err, client.ErrPresenceTooLarge):
+		return coded("presence_too_large", err)
+	case err != nil:
+		return coded("bad_request", err)
+	}
+	return nil
+}
+
 // SetOnline switches syncing on or off.
 func (d *Doc) SetOnline(on bool) { d.doc.SetOnline(on) }
 
@@ -402,6 +461,9 @@ func (d *Doc) Close() error {
 		cancel()
 	}
 	d.watch()
+	if d.presence != nil {
+		d.presence()
+	}
 	err := d.doc.Close()
 	closeMutator(d.mut)
 	return err
