@@ -34,7 +34,8 @@ commands:
   mutate   run a mutation on a document:  sqlsync mutate --url URL --doc ID NAME ARGS_JSON
   query    query a document, JSON rows:   sqlsync query --url URL --doc ID SQL [PARAMS_JSON]
   dump     print a document as SQL text:  sqlsync dump --url URL --doc ID [--raw]
-  token    mint a development token:      sqlsync token --jwt-secret S --doc ID[,PREFIX*] [--role read|write]
+  inspect  look into the coordinator:     sqlsync inspect --url URL [--token ADMIN_TOKEN] [--doc ID [SQL]]
+  token    mint a development token:      sqlsync token --jwt-secret S --doc ID[,PREFIX*] [--role read|write|admin]
 
 Run 'sqlsync <command> -h' for a command's flags.
 
@@ -68,6 +69,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = query(ctx, args[1:], stdout, stderr)
 	case "dump":
 		err = dump(ctx, args[1:], stdout, stderr)
+	case "inspect":
+		err = inspect(ctx, args[1:], stdout, stderr)
 	case "token":
 		err = token(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":

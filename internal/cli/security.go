@@ -135,7 +135,7 @@ func token(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	secret := fs.String("jwt-secret", "", "HMAC secret to sign with (or env SQLSYNC_JWT_SECRET)")
 	docs := fs.String("doc", "", "comma-separated document IDs to grant; a trailing * grants a prefix (required)")
-	role := fs.String("role", "write", "read or write")
+	role := fs.String("role", "write", "read, write, or admin (write, and the inspector for the documents granted)")
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token is valid")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
@@ -146,8 +146,10 @@ func token(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *secret == "" || *docs == "" {
 		return usagef("token needs --jwt-secret (or SQLSYNC_JWT_SECRET) and --doc")
 	}
-	if *role != string(server.RoleRead) && *role != string(server.RoleWrite) {
-		return usagef("--role must be read or write, got %q", *role)
+	switch server.Role(*role) {
+	case server.RoleRead, server.RoleWrite, server.RoleAdmin:
+	default:
+		return usagef("--role must be read, write or admin, got %q", *role)
 	}
 	if len(*secret) < 32 {
 		return usagef("the secret must be at least 32 bytes")

@@ -355,7 +355,7 @@ func TestTokenCommand(t *testing.T) {
 		want string
 	}{
 		{"no document", []string{"token", "--jwt-secret", secSecret}, "--doc"},
-		{"bad role", []string{"token", "--jwt-secret", secSecret, "--doc", "a", "--role", "admin"}, "read or write"},
+		{"bad role", []string{"token", "--jwt-secret", secSecret, "--doc", "a", "--role", "owner"}, "read, write or admin"},
 		{"short secret", []string{"token", "--jwt-secret", "short", "--doc", "a"}, "at least 32 bytes"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
