@@ -1,6 +1,6 @@
 import { type ErrorInfo, type FromWorker, type Method, mutatorOptionError } from './messages.js';
 import { type RawWorker, sharedPort, type WorkerLike } from './port.js';
-import type { OpenOptions, Param, Progress, RawRows, Rejection, Row, Status } from './types.js';
+import type { OpenOptions, Param, PresencePeer, Progress, RawRows, Rejection, Row, Status } from './types.js';
 import { decodeRows, encodeArgs, encodeParams, syncUrl, toObjects } from './values.js';
 
 export type { WorkerLike } from './port.js';
@@ -38,8 +38,14 @@ export interface DocumentEvents {
   /** The coordinator rejected one of this replica's mutations; its effect is gone. */
   rejected: Rejection;
   /**
+   * The others' presences changed: every presence of the document but
+   * this tab's own (doc.presence.others).
+   */
+  presence: PresencePeer[];
+  /**
    * An error to show: a rejected mutation (as RejectedMutationError), a
-   * worker failure, or a warning such as code `queue_only` (the
+   * worker failure, a presence update the coordinator refused (code
+   * `presence_refused`), or a warning such as code `queue_only` (the
    * document's mutator module cannot be had, offline with nothing cached
    * or no coordinator: mutations are queued and pushed without running
    * locally, see status.queueOnly) or `mutator_changed` (the coordinator
@@ -56,6 +62,59 @@ type Listener<T> = (v: T) => void;
 interface Subscription {
   onRows: (rows: RawRows) => void;
   onError?: (e: SqlsyncError) => void;
+}
+
+/**
+ * A tab's presence in a document: a small JSON state (who is looking, what
+ * they edit) that the other clients of the document see, and theirs. It
+ * is never written to the document: it lasts while the replica is
+ * connected and goes when cleared, when the tab closes, or when the
+ * coordinator stops hearing of it. Each tab has its own, even tabs that
+ * share one replica.
+ */
+export class DocumentPresence<T = unknown> {
+  private current: PresencePeer<T>[] = [];
+  private mine: T | null = null;
+
+  /** @internal */
+  constructor(private call: (state: string | null) => Promise<unknown>) {}
+
+  /**
+   * Every presence of the document but this tab's: other clients' (while
+   * connected) and this browser's other tabs (`local`), ordered by ID. A
+   * new array after each change (the `presence` event).
+   */
+  get others(): PresencePeer<T>[] {
+    return this.current;
+  }
+
+  /** This tab's state, as last set (null for none). */
+  get state(): T | null {
+    return this.mine;
+  }
+
+  /**
+   * Publishes state (JSON-encoded; null clears). Resolves once the replica
+   * has it; it reaches the others at once, or as soon as the coordinator's
+   * rate allows (updates in between are coalesced, the last wins). Rejects
+   * with code `presence_too_large` over the coordinator's size limit (1
+   * KiB by default).
+   */
+  set(state: T | null): Promise<void> {
+    const json = state === null || state === undefined ? null : JSON.stringify(state);
+    this.mine = json === null ? null : state;
+    return this.call(json).then(() => undefined);
+  }
+
+  /** Withdraws this tab's presence. */
+  clear(): Promise<void> {
+    return this.set(null);
+  }
+
+  /** @internal */
+  update(peers: PresencePeer[]): void {
+    this.current = peers as PresencePeer<T>[];
+  }
 }
 
 /** An open document: a local SQLite replica kept in sync with the coordinator. */
@@ -76,6 +135,8 @@ export class SqlsyncDocument {
    * resolved).
    */
   readonly startup: Record<string, number> = {};
+  /** This tab's presence and the others': see DocumentPresence. */
+  readonly presence: DocumentPresence = new DocumentPresence((state) => this.call('presence', [state]));
   private w: WorkerLike;
   private nextId = 1;
   private calls = new Map<number, { resolve(v: unknown): void; reject(e: SqlsyncError): void }>();
@@ -145,6 +206,10 @@ export class SqlsyncDocument {
       case 'rejected':
         this.emit('rejected', m.rejection);
         this.emit('error', new RejectedMutationError(m.rejection));
+        return;
+      case 'presence':
+        this.presence.update(m.peers);
+        this.emit('presence', m.peers);
         return;
       case 'progress':
         this.emit('progress', { loaded: m.loaded, total: m.total });
@@ -378,6 +443,7 @@ export async function openDocument(opts: OpenOptions, worker?: WorkerLike): Prom
       mutatorUrl: opts.mutatorUrl ? new URL(opts.mutatorUrl, typeof location !== 'undefined' ? location.href : undefined).href : undefined,
       mutatorHash: opts.mutatorHash,
       offline: opts.online === false,
+      presence: opts.presence !== false,
       logLevel: opts.logLevel,
       wasmUrl: wasmUrl.href,
     },

@@ -4,13 +4,14 @@
  * OPFS or IndexedDB and in sync with the sqlsync coordinator.
  * @packageDocumentation
  */
-export { openDocument, SqlsyncDocument, SqlsyncError, RejectedMutationError } from './document.js';
+export { openDocument, SqlsyncDocument, SqlsyncError, RejectedMutationError, DocumentPresence } from './document.js';
 export type { DocumentEvents } from './document.js';
 export type {
   ConnectionState,
   MutatorInfo,
   OpenOptions,
   Param,
+  PresencePeer,
   Progress,
   RawRows,
   Rejection,

@@ -1,6 +1,6 @@
 // Messages between the main thread and the worker, and among the workers
 // of one document (tabs of one origin) over a BroadcastChannel.
-import type { Rejection, Status, Storage } from './types.js';
+import type { PresencePeer, Rejection, Status, Storage } from './types.js';
 
 /** The worker's config, sent with 'init'. */
 export interface WorkerConfig {
@@ -12,6 +12,8 @@ export interface WorkerConfig {
   mutatorUrl?: string;
   mutatorHash?: string;
   offline?: boolean;
+  /** Take part in presence (default true). */
+  presence?: boolean;
   logLevel?: string;
   wasmUrl: string;
 }
@@ -35,8 +37,15 @@ export interface ErrorInfo {
   code?: string;
 }
 
-/** Methods a document answers; args and results cross as below. */
-export type Method = 'mutate' | 'query' | 'status' | 'setOnline';
+/**
+ * Methods a document answers; args and results cross as below. The page
+ * calls 'presence' with [stateJSON | null]; workers call it with the tab's
+ * ID first: [tabId, stateJSON | null].
+ */
+export type Method = 'mutate' | 'query' | 'status' | 'setOnline' | 'presence';
+
+/** A presence as the Go replica reports it: a tab's own carry their key (the tab's worker ID). */
+export type WirePeer = PresencePeer & { key?: string };
 
 /** main -> worker */
 export type ToWorker =
@@ -63,6 +72,7 @@ export type FromWorker =
   | { t: 'rows'; subId: number; json?: string; error?: ErrorInfo }
   | { t: 'status'; status: Status }
   | { t: 'rejected'; rejection: Rejection }
+  | { t: 'presence'; peers: PresencePeer[] }
   | { t: 'progress'; loaded: number; total?: number }
   | { t: 'timing'; marks: Record<string, number> }
   | { t: 'warning'; error: ErrorInfo }
@@ -80,4 +90,6 @@ export type Peer =
   | { k: 'rows'; to: string; subId: number; json?: string; error?: ErrorInfo }
   | { k: 'status'; status: Omit<Status, 'role'> }
   | { k: 'rejected'; rejection: Rejection }
+  | { k: 'presence'; peers: WirePeer[] }
+  | { k: 'presenceRefused'; to: string; error: ErrorInfo }
   | { k: 'bye'; from: string };

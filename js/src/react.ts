@@ -14,8 +14,8 @@ import {
   useState,
   useSyncExternalStore,
 } from 'react';
-import { openDocument, type SqlsyncDocument, SqlsyncError } from './document.js';
-import type { OpenOptions, Param, Row, Status } from './types.js';
+import { type DocumentPresence, openDocument, type SqlsyncDocument, SqlsyncError } from './document.js';
+import type { OpenOptions, Param, PresencePeer, Row, Status } from './types.js';
 
 const DocumentContext = createContext<SqlsyncDocument | undefined>(undefined);
 
@@ -190,4 +190,49 @@ export function useStatus(doc?: SqlsyncDocument): Status | undefined {
   const d = doc ?? fromContext;
   const subscribe = useCallback((cb: () => void) => (d ? d.on('status', cb) : () => {}), [d]);
   return useSyncExternalStore(subscribe, () => d?.status, () => d?.status);
+}
+
+/** What usePresence returns. */
+export interface PresenceState<T> {
+  /** Every presence of the document but this tab's, live (see DocumentPresence.others). */
+  others: PresencePeer<T>[];
+  /** Publishes this tab's state (null clears it): doc.presence.set. */
+  set: (state: T | null) => Promise<void>;
+}
+
+const noPeers: PresencePeer<never>[] = [];
+
+/**
+ * The others' presences in the document, re-rendering when they change
+ * (the provider's document by default), and a function that sets this
+ * tab's. Given a state (not undefined), the hook also publishes it
+ * whenever its JSON changes and withdraws it when the component unmounts:
+ * `usePresence(doc, { name, editing })`.
+ */
+export function usePresence<T = unknown>(doc?: SqlsyncDocument, state?: T | null): PresenceState<T> {
+  const fromContext = useCurrentDocument();
+  const d = doc ?? fromContext;
+  const subscribe = useCallback((cb: () => void) => (d ? d.on('presence', cb) : () => {}), [d]);
+  const others = useSyncExternalStore(
+    subscribe,
+    () => (d?.presence.others ?? noPeers) as PresencePeer<T>[],
+    () => (d?.presence.others ?? noPeers) as PresencePeer<T>[],
+  );
+  const set = useCallback(
+    (s: T | null) => (d ? (d.presence as DocumentPresence<T>).set(s) : Promise.reject(new SqlsyncError({ code: 'closed', message: 'usePresence: the document is not open yet' }))),
+    [d],
+  );
+  const json = state === undefined ? undefined : JSON.stringify(state);
+  const declared = json !== undefined;
+  useEffect(() => {
+    if (!d || json === undefined) return;
+    d.presence.set(JSON.parse(json)).catch((e: unknown) => console.warn('sqlsync: usePresence:', e));
+  }, [d, json]);
+  useEffect(() => {
+    if (!d || !declared) return;
+    return () => {
+      d.presence.clear().catch(() => {}); // closed meanwhile: gone anyway
+    };
+  }, [d, declared]);
+  return { others, set };
 }

@@ -60,6 +60,30 @@ export interface OpenOptions {
   bigint?: boolean;
   /** Log level of the Go replica (to the console); default "warn". */
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /**
+   * Take part in presence (`doc.presence`): default `true`. With `false`
+   * the replica does not ask the coordinator for it, and `doc.presence`
+   * shows only this browser's other tabs.
+   */
+  presence?: boolean;
+}
+
+/**
+ * A presence in the document: another person's (another replica's, sent
+ * by the coordinator) or another tab's of this browser (`local`). Its
+ * `state` is what that tab last passed to `doc.presence.set`.
+ */
+export interface PresencePeer<T = unknown> {
+  /** Names the presence while it lasts (unique in the document). */
+  id: string;
+  /** The publishing replica's client ID: the tabs of one browser share one. */
+  clientId: string;
+  /** The publisher's token grants reading only. */
+  readOnly: boolean;
+  /** Another tab of this browser, sharing this replica (it never went to the coordinator). */
+  local: boolean;
+  /** Its JSON state. */
+  state: T;
 }
 
 /** Download progress of the wasm bundle, in bytes. */
@@ -122,6 +146,11 @@ export interface Status {
    * the coordinator has been reached, or `mutatorUrl`) runs them locally.
    */
   queueOnly?: boolean;
+  /**
+   * The coordinator granted presence on the current connection: this tab's
+   * presence reaches the others and theirs reach it.
+   */
+  presence?: boolean;
 }
 
 /** The mutator a replica runs, and why that one. */

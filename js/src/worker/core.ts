@@ -6,7 +6,7 @@
 // others (followers) send it their calls and subscriptions over a
 // BroadcastChannel. When the owner's tab closes its lock passes to another
 // tab's worker, which opens the same durable storage and carries on.
-import type { ErrorInfo, FromWorker, Method, Peer, ToWorker, WorkerConfig } from '../messages.js';
+import type { ErrorInfo, FromWorker, Method, Peer, ToWorker, WirePeer, WorkerConfig } from '../messages.js';
 import type { MutatorInfo, Progress, Rejection, Status } from '../types.js';
 import type { ResolvedMutator } from './mutator.js';
 
@@ -18,6 +18,8 @@ export interface GoDoc {
   unsubscribe(id: number): Promise<void>;
   status(): Promise<string>;
   setOnline(on: boolean): Promise<void>;
+  /** Publishes (stateJSON) or withdraws (null) the presence key: a tab's, by its worker ID. */
+  presenceSet?(key: string, state: string | null): Promise<void>;
   close(): Promise<void>;
   /** When each step of the open was passed, in ms since it began (startup timings). */
   steps?: Record<string, number>;
@@ -73,7 +75,7 @@ interface Pending {
 }
 
 /** Methods that may run twice without harm when an owner is lost. */
-const idempotent: Record<Method, boolean> = { mutate: false, query: true, status: true, setOnline: true };
+const idempotent: Record<Method, boolean> = { mutate: false, query: true, status: true, setOnline: true, presence: true };
 
 /** The error of a mutation whose fate the lost owner took with it. */
 export const ownerLost: ErrorInfo = {
@@ -116,6 +118,11 @@ export class WorkerCore {
   private mutator?: MutatorInfo; // what the replica runs, when this worker owns it
   private marks: Record<string, number> = {}; // startup timings (see mark)
   private changedWarned = new Set<string>(); // the module hashes ('' for none) a mutator_changed warning named
+  // Presence: this tab's own state (JSON), re-sent to each new owner, and
+  // every presence of the document as the owner's replica last reported
+  // it (the tabs' own with their key).
+  private presence: string | null = null;
+  private peers: WirePeer[] = [];
 
   constructor(private env: Env) {
     this.id = env.newId();
@@ -127,12 +134,19 @@ export class WorkerCore {
       case 'init':
         this.init(m.config);
         return;
-      case 'call':
-        this.exec(m.method, m.args).then(
+      case 'call': {
+        let args = m.args;
+        if (m.method === 'presence') {
+          // The page's presence is this tab's: keyed by the worker's ID.
+          this.presence = (m.args[0] as string | null) ?? null;
+          args = [this.id, this.presence];
+        }
+        this.exec(m.method, args).then(
           (value) => this.env.post({ t: 'ret', id: m.id, ok: true, value }),
           (error: ErrorInfo) => this.env.post({ t: 'ret', id: m.id, ok: false, error }),
         );
         return;
+      }
       case 'sub':
         this.subs.set(m.subId, { sql: m.sql, params: m.params });
         this.subscribe(m.subId);
@@ -219,6 +233,7 @@ export class WorkerCore {
           mutator: '',
           mutatorHash: resolved.info.hash ?? '',
           offline: !!cfg.offline,
+          presence: cfg.presence !== false,
           logLevel: cfg.logLevel ?? '',
         }),
         (json) => this.goEvent(json),
@@ -243,6 +258,7 @@ export class WorkerCore {
     this.env.post({ t: 'timing', marks: { ...this.env.loadMarks?.(), ...this.marks } });
     for (const subId of this.subs.keys()) this.subscribe(subId);
     this.retry();
+    if (this.presence !== null) go.presenceSet?.(this.id, this.presence).catch(() => {});
     this.send({ k: 'owner', owner: this.id });
     this.status = this.decorate(JSON.parse(await go.status()));
     this.postStatus();
@@ -308,7 +324,24 @@ export class WorkerCore {
       const rejection = { seq: ev.seq, name: ev.name, message: ev.message };
       this.env.post({ t: 'rejected', rejection });
       this.send({ k: 'rejected', rejection });
+    } else if (ev.type === 'presence') {
+      this.peers = (ev as unknown as { peers: WirePeer[] }).peers ?? [];
+      this.postPresence();
+      this.send({ k: 'presence', peers: this.peers });
+    } else if (ev.type === 'presenceRefused') {
+      const r = ev as unknown as { key: string; code: string; reason: string };
+      const error = { code: 'presence_refused', message: `presence refused (${r.code}): ${r.reason}` };
+      if (r.key === this.id) this.env.post({ t: 'warning', error });
+      else this.send({ k: 'presenceRefused', to: r.key, error });
     }
+  }
+
+  /** postPresence tells the page of every presence but its own. */
+  private postPresence(): void {
+    const others = this.peers
+      .filter((p) => !(p.local && p.key === this.id))
+      .map(({ key: _key, ...p }) => p);
+    this.env.post({ t: 'presence', peers: others });
   }
 
   /**
@@ -372,6 +405,9 @@ export class WorkerCore {
         case 'setOnline':
           await go.setOnline(!!args[0]);
           return null;
+        case 'presence':
+          await go.presenceSet?.(args[0] as string, (args[1] as string | null) ?? null);
+          return null;
       }
     } catch (e) {
       throw errorInfo(e);
@@ -432,7 +468,10 @@ export class WorkerCore {
     if (this.closing) return;
     switch (m.k) {
       case 'hello':
-        if (this.role === 'owner') this.send({ k: 'owner', owner: this.id });
+        if (this.role === 'owner') {
+          this.send({ k: 'owner', owner: this.id });
+          this.send({ k: 'presence', peers: this.peers });
+        }
         return;
       case 'owner':
         if (m.owner === this.id || m.owner === this.owner) return;
@@ -441,6 +480,7 @@ export class WorkerCore {
         this.role = 'follower';
         for (const subId of this.subs.keys()) this.subscribe(subId);
         this.retry();
+        if (this.presence !== null) this.exec('presence', [this.id, this.presence]).catch(() => {});
         this.exec('status', []).then(
           (s) => {
             this.status = s as Status;
@@ -457,6 +497,15 @@ export class WorkerCore {
         return;
       case 'rejected':
         if (this.role !== 'owner') this.env.post({ t: 'rejected', rejection: m.rejection });
+        return;
+      case 'presence':
+        if (this.role !== 'owner') {
+          this.peers = m.peers;
+          this.postPresence();
+        }
+        return;
+      case 'presenceRefused':
+        if (m.to === this.id) this.env.post({ t: 'warning', error: m.error });
         return;
       case 'ack': {
         const p = m.to === this.id ? this.pending.get(m.id) : undefined;
@@ -538,6 +587,7 @@ export class WorkerCore {
 
   private dropPeer(peer: string): void {
     this.watched.delete(peer);
+    this.go?.presenceSet?.(peer, null).catch(() => {}); // its tab's presence goes with it
     for (const [key, id] of this.remoteSubs) {
       if (key.startsWith(peer + ':')) {
         this.remoteSubs.delete(key);

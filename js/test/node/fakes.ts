@@ -143,6 +143,20 @@ export class FakeGoDoc implements GoDoc {
     return JSON.stringify({ state: 'offline', lsn: 0, serverLsn: 0, pending: this.st.rows.length, lastError: '', synced: false, storage: 'opfs', clientId: 'c1', queueOnly: this.queueOnly });
   }
   async setOnline(): Promise<void> {}
+  /** The presences set, by key (a tab's worker ID), as the Go replica keeps them. */
+  presences = new Map<string, string>();
+  /** Other replicas' presences, as the coordinator would send them. */
+  remote: { id: string; clientId: string; readOnly: boolean; local: false; state: unknown }[] = [];
+  async presenceSet(key: string, state: string | null): Promise<void> {
+    if (state === null) this.presences.delete(key);
+    else this.presences.set(key, state);
+    this.emitPresence();
+  }
+  /** emitPresence sends every presence, as the Go bridge's presence event does. */
+  emitPresence(): void {
+    const local = [...this.presences].map(([key, state]) => ({ id: `local/${key}`, clientId: 'c1', readOnly: false, local: true, key, state: JSON.parse(state) }));
+    this.emit(JSON.stringify({ type: 'presence', peers: [...this.remote, ...local].sort((x, y) => (x.id < y.id ? -1 : 1)) }));
+  }
   async close(): Promise<void> {
     this.closed = true;
   }
