@@ -399,6 +399,7 @@ func TestInspectConsole(t *testing.T) {
 	}
 	for _, sql := range []string{
 		`PRAGMA table_info(items)`, `SELECT name FROM pragma_table_info('items')`, `PRAGMA user_version`,
+		`SELECT * FROM pragma_index_list('items')`, `PRAGMA integrity_check`,
 		`WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 3) SELECT x FROM c`,
 		`SELECT * FROM __sqlsync_clients  ; -- a comment`,
 	} {
@@ -421,6 +422,10 @@ func TestInspectConsole(t *testing.T) {
 		{`ATTACH 'file:/etc/hostname' AS x`, "read_only", "attach"},
 		{`VACUUM INTO '/tmp/sqlsync-inspector-vacuum'`, "read_only", ""},
 		{`BEGIN`, "read_only", "transaction"},
+		{`VACUUM`, "read_only", ""},
+		{`REINDEX`, "read_only", ""},
+		{`ANALYZE`, "read_only", ""},
+		{`PRAGMA optimize`, "read_only", "PRAGMA optimize"},
 		{`SELECT 1; DELETE FROM items`, "bad_request", "one statement at a time"},
 		{`SELECT 1; SELECT 2`, "bad_request", "one statement at a time"},
 		{`SELEC 1`, "sql_error", "syntax error"},
