@@ -29,6 +29,8 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sec.register(fs)
 	var nf natsFlags
 	nf.register(fs)
+	var pf presenceFlags
+	pf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
@@ -43,6 +45,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg := server.Config{DataDir: *data, IdleTimeout: *idle, Logger: log}
+	pf.apply(&cfg)
 	if err := sec.apply(&cfg, *addr); err != nil {
 		return err
 	}
