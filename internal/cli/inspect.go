@@ -193,6 +193,14 @@ func table(w io.Writer, header string, rows [][]any) error {
 	return tw.Flush()
 }
 
+// plural says n things: "1 row", "2 rows".
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
+}
+
 // shortHash is a module hash as the inspector's page shows it.
 func shortHash(h string) string {
 	if h == "" {
@@ -206,7 +214,7 @@ func printOverview(w io.Writer, o server.InspectOverview) error {
 	if o.OpenMode {
 		mode = " (open development mode)"
 	}
-	fmt.Fprintf(w, "%d documents open, %d connections%s\n", o.Total, o.Connections, mode)
+	fmt.Fprintf(w, "%s open, %s%s\n", plural(o.Total, "document"), plural(o.Connections, "connection"), mode)
 	if len(o.Documents) == 0 {
 		return nil
 	}
@@ -285,7 +293,7 @@ func printResult(w, stderr io.Writer, res server.InspectQueryResult) error {
 	if err := table(w, strings.Join(res.Columns, "\t"), rows); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "%d rows at LSN %d", len(res.Rows), res.LSN)
+	fmt.Fprintf(stderr, "%s at LSN %d", plural(len(res.Rows), "row"), res.LSN)
 	if res.Truncated {
 		fmt.Fprintf(stderr, " (truncated at the %s limit)", res.TruncatedBy)
 	}

@@ -52,7 +52,7 @@ func TestInspectCommand(t *testing.T) {
 	}
 
 	out := runOK(t, "inspect", "--url", url, "--token", admin)
-	if !strings.Contains(out, "1 documents open, 3 connections") || !strings.Contains(out, "groceries") {
+	if !strings.Contains(out, "1 document open, 3 connections") || !strings.Contains(out, "groceries") {
 		t.Errorf("list:\n%s", out)
 	}
 	out, errOut, code := runEnv(t, []string{"SQLSYNC_TOKEN=" + admin}, "inspect", "--url", url, "--doc", "groceries")
