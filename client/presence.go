@@ -359,25 +359,32 @@ func (ps *presence) takeDirty() (key string, state []byte, ok bool) {
 	return key, ps.local[key], true
 }
 
-// heartbeat marks every local presence to be sent again.
-func (ps *presence) heartbeat() {
+// heartbeat marks the local presences that stale reports to be sent
+// again.
+func (ps *presence) heartbeat(stale func(key string) bool) {
 	ps.mu.Lock()
 	for key := range ps.local {
-		ps.dirty[key] = true
+		if stale(key) {
+			ps.dirty[key] = true
+		}
 	}
 	ps.mu.Unlock()
 }
 
 // presenceLoop sends this replica's presences on the connection t, which
-// the coordinator granted presence with limits: each change, and all of
-// them again every third of the timeout (the heartbeat), paced below the
-// coordinator's rate so that none is refused for it (half its burst is
-// left for the network's jitter).
+// the coordinator granted presence with limits: each change, and each one
+// not sent for a sixth of the timeout again every third of it (the
+// heartbeat: so the coordinator hears of each at least every half
+// timeout), paced below the coordinator's rate so that none is refused
+// for it (half its burst is left for the network's jitter).
 func (d *Doc) presenceLoop(ctx context.Context, t Transport, limits protocol.PresenceLimits) error {
 	ps := d.presence
 	lim := rate.NewLimiter(rate.Every(time.Duration(limits.IntervalMs)*time.Millisecond), max(1, int(limits.Burst)/2))
-	beat := time.NewTicker(max(10*time.Millisecond, time.Duration(limits.TimeoutMs)*time.Millisecond/3))
+	every := max(10*time.Millisecond, time.Duration(limits.TimeoutMs)*time.Millisecond/3)
+	beat := time.NewTicker(every)
 	defer beat.Stop()
+	sent := map[string]time.Time{} // when each key was last sent
+	stale := func(key string) bool { return time.Since(sent[key]) >= every/2 }
 	for {
 		ps.mu.Lock()
 		pending := len(ps.dirty) > 0
@@ -386,7 +393,7 @@ func (d *Doc) presenceLoop(ctx context.Context, t Transport, limits protocol.Pre
 			select {
 			case <-ps.wake:
 			case <-beat.C:
-				ps.heartbeat()
+				ps.heartbeat(stale)
 			case <-ctx.Done():
 				return ctx.Err()
 			}
@@ -410,5 +417,6 @@ func (d *Doc) presenceLoop(ctx context.Context, t Transport, limits protocol.Pre
 		if err := writeFrame(ctx, t, protocol.Frame{PresenceSet: &protocol.PresenceSet{Key: key, State: state}}); err != nil {
 			return err
 		}
+		sent[key] = time.Now()
 	}
 }

@@ -16,10 +16,11 @@ export const fullMutator = process.env.SQLSYNC_FULL_WASM ?? join(jsDir, 'build',
 /**
  * Starts the coordinator serving js/; resolves once it answers, to { url,
  * page, stop } (page: the test page's URL). opts.mutator is the mutator
- * module (.wasm) for every document (default: the todo demo's).
+ * module (.wasm) for every document (default: the todo demo's); opts.args,
+ * more arguments of sqlsync serve.
  */
 export async function startServer(opts = {}) {
-  const server = await startCoordinator({ staticDir: jsDir, mutator: opts.mutator });
+  const server = await startCoordinator({ staticDir: jsDir, mutator: opts.mutator, args: opts.args });
   return { ...server, page: server.url + '/test/e2e/page/index.html' };
 }
 

@@ -1,8 +1,17 @@
 // The end-to-end test page: window.sq drives the package from Playwright,
 // and a small React app shows the hooks at work.
 import { createRoot, type Root } from 'react-dom/client';
-import { openDocument, type OpenOptions, type Param, type Rejection, type Row, type SqlsyncDocument, type Status } from '../../../src/index.js';
-import { useMutate, useQuery, useStatus } from '../../../src/react.js';
+import {
+  openDocument,
+  type OpenOptions,
+  type Param,
+  type PresencePeer,
+  type Rejection,
+  type Row,
+  type SqlsyncDocument,
+  type Status,
+} from '../../../src/index.js';
+import { useMutate, usePresence, useQuery, useStatus } from '../../../src/react.js';
 
 interface Recorded {
   rejected: Rejection[];
@@ -13,19 +22,32 @@ interface Recorded {
   progress: number;
   live: Record<string, Row[]>;
   liveCalls: Record<string, number>;
+  /** Every presence event, with when it came (ms since the epoch, this machine's clock). */
+  presence: { at: number; peers: PresencePeer[] }[];
+  /** Every presence this page set, with when. */
+  presenceSent: { at: number; state: unknown }[];
 }
+
+/** The time now in ms since the epoch, sub-millisecond: comparable across pages of one machine. */
+const epochNow = () => performance.timeOrigin + performance.now();
 
 let doc: SqlsyncDocument | undefined;
 let root: Root | undefined;
-const rec: Recorded = { rejected: [], errors: [], codes: [], statuses: [], progress: 0, live: {}, liveCalls: {} };
+const rec: Recorded = { rejected: [], errors: [], codes: [], statuses: [], progress: 0, live: {}, liveCalls: {}, presence: [], presenceSent: [] };
 
 function Todos({ d }: { d: SqlsyncDocument }) {
   const { rows } = useQuery<{ id: string; title: string }>(d, 'SELECT id, title FROM items WHERE NOT deleted ORDER BY id');
   const status = useStatus(d);
   const mutate = useMutate(d);
+  const { others } = usePresence<{ name?: string }>(d);
   return (
     <div>
       <p id="status">{status?.state}</p>
+      <ul id="peers">
+        {others.map((p) => (
+          <li key={p.id}>{p.state?.name}</li>
+        ))}
+      </ul>
       <ul id="items">
         {rows?.map((r) => (
           <li key={r.id}>{r.title}</li>
@@ -55,6 +77,7 @@ const sq = {
       rec.codes.push(e.code);
     });
     doc.on('status', (s) => rec.statuses.push(s));
+    doc.on('presence', (peers) => rec.presence.push({ at: epochNow(), peers }));
     root ??= createRoot(document.getElementById('root')!);
     root.render(<Todos d={doc} />);
     return { status: doc.status, opened };
@@ -72,6 +95,12 @@ const sq = {
   query: (sql: string, params?: Param[]) => doc!.query(sql, params),
   status: () => doc!.fetchStatus(),
   setOnline: (on: boolean) => doc!.setOnline(on),
+  /** Sets this tab's presence, recording when. */
+  presenceSet(state: unknown) {
+    rec.presenceSent.push({ at: epochNow(), state });
+    return doc!.presence.set(state);
+  },
+  presenceOthers: () => doc!.presence.others,
   close: () => doc!.close(),
   subscribe(key: string, sql: string, params?: Param[]) {
     rec.liveCalls[key] = 0;
