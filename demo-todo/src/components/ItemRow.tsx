@@ -3,6 +3,15 @@ import { deleteItem, renameItem, toggleItem, type Item, type SqlsyncDocument } f
 import { useReport } from '../toasts';
 import { InlineEdit } from './InlineEdit';
 
+/** Someone else editing an item's title. */
+export interface Editor {
+  id: string;
+  name: string;
+  color: string;
+  /** In another tab of this browser. */
+  local: boolean;
+}
+
 interface Props {
   doc: SqlsyncDocument;
   item: Item;
@@ -10,7 +19,14 @@ interface Props {
   last: boolean;
   /** Moves the item at index by one place, against the list as it is now. */
   move: (index: number, by: -1 | 1) => Promise<void>;
+  /** The others editing this item's title. */
+  editors: Editor[];
+  /** Called as this item's title editor takes or loses focus. */
+  onEditing: (id: string, focused: boolean) => void;
 }
+
+const sameEditors = (a: Editor[], b: Editor[]) =>
+  a.length === b.length && a.every((e, i) => e.id === b[i].id && e.name === b[i].name && e.color === b[i].color);
 
 /**
  * One item: done checkbox, title, and its rename, move and delete buttons.
@@ -21,13 +37,15 @@ export const ItemRow = memo(ItemRowView, (a, b) =>
   a.index === b.index &&
   a.last === b.last &&
   a.move === b.move &&
+  a.onEditing === b.onEditing &&
+  sameEditors(a.editors, b.editors) &&
   a.item.id === b.item.id &&
   a.item.title === b.item.title &&
   a.item.done === b.item.done &&
   a.item.position === b.item.position,
 );
 
-function ItemRowView({ doc, item, index, last, move: moveBy }: Props) {
+function ItemRowView({ doc, item, index, last, move: moveBy, editors, onEditing }: Props) {
   const report = useReport();
   const [editing, setEditing] = useState(false);
   const row = useRef<HTMLLIElement>(null);
@@ -60,14 +78,16 @@ function ItemRowView({ doc, item, index, last, move: moveBy }: Props) {
 
   const checkboxId = `done-${item.id}`;
   const name = `“${item.title}”`;
+  const classes = ['item', item.done ? 'done' : '', editors.length > 0 ? 'being-edited' : ''].filter(Boolean).join(' ');
   return (
-    <li ref={row} className={item.done ? 'item done' : 'item'} onKeyDown={onKeyDown}>
+    <li ref={row} className={classes} onKeyDown={onKeyDown} style={editors.length > 0 ? { borderLeftColor: editors[0].color } : undefined}>
       {editing ? (
         <InlineEdit
           label={`New title for ${name}`}
           initial={item.title}
           onSave={(title) => renameItem(doc, item.id, title).catch(report)}
           onDone={doneEditing}
+          onFocusChange={(focused) => onEditing(item.id, focused)}
         />
       ) : (
         <>
@@ -80,6 +100,13 @@ function ItemRowView({ doc, item, index, last, move: moveBy }: Props) {
           <label htmlFor={checkboxId} className="title">
             {item.title}
           </label>
+          {editors.map((e) => (
+            <span key={e.id} className="editing-by" style={{ color: e.color, borderColor: e.color }}>
+              <span aria-hidden="true">✎ </span>
+              {e.name}
+              {e.local ? ' (your other tab)' : ''} is editing
+            </span>
+          ))}
           <div className="actions">
             <button type="button" ref={editButton} className="quiet" aria-label={`Rename ${name}`} onClick={() => setEditing(true)}>
               Edit

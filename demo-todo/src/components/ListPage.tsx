@@ -1,5 +1,6 @@
-import { useStatus } from '@sqlsync-go/client/react';
-import { useEffect } from 'react';
+import { usePresence, useStatus } from '@sqlsync-go/client/react';
+import { useCallback, useEffect, useMemo, useState } from 'react';
+import { me, type Viewer } from '../presence';
 import { rememberList } from '../recentLists';
 import { describeError, ReportProvider, Toasts, useToasts } from '../toasts';
 import { useList } from '../useList';
@@ -11,6 +12,7 @@ import { ItemList } from './ItemList';
 import { ListTitle } from './ListTitle';
 import { OfflineSwitch } from './OfflineSwitch';
 import { ShareLink } from './ShareLink';
+import { Viewers } from './Viewers';
 
 interface Props {
   listId: string;
@@ -25,6 +27,17 @@ export function ListPage({ listId, offline, onOfflineChange }: Props) {
   const report = (e: unknown) => show(describeError(e));
 
   useEffect(() => rememberList(listId), [listId]);
+
+  // Who is looking: this tab publishes its viewer (name and colour, kept
+  // in localStorage) and the item whose title it is editing; the others'
+  // show in the top bar and on the items they edit.
+  const viewer = useMemo(me, []);
+  const [editing, setEditing] = useState<string | null>(null);
+  const onEditing = useCallback(
+    (id: string, focused: boolean) => setEditing((current) => (focused ? id : current === id ? null : current)),
+    [],
+  );
+  const { others } = usePresence<Viewer>(doc, doc ? { ...viewer, editing } : undefined);
 
   // A mutation the coordinator refused after it ran here: its effect is
   // already rolled back; say why.
@@ -70,6 +83,7 @@ export function ListPage({ listId, offline, onOfflineChange }: Props) {
             <span aria-hidden="true">←</span> All lists
           </a>
           <div className="sync-controls">
+            {doc && <Viewers me={viewer} others={others} />}
             <ConnectionBadge doc={doc} />
             <OfflineSwitch offline={offline} onChange={switchOffline} />
           </div>
@@ -85,7 +99,7 @@ export function ListPage({ listId, offline, onOfflineChange }: Props) {
                 <ListTitle doc={doc} listId={listId} />
                 <ShareLink listId={listId} />
                 <AddItem doc={doc} />
-                <ItemList doc={doc} />
+                <ItemList doc={doc} others={others} onEditing={onEditing} />
                 <DeletedItems doc={doc} />
               </>
             )}
