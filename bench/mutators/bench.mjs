@@ -290,7 +290,7 @@ result.summary = { ...S, plainInsertUs: plain, aims };
 const kb = (b) => `${(b / 1000).toFixed(1)} KB`;
 const msf = (v) => (Number.isFinite(v) ? `${Math.abs(v) < 10 ? v.toFixed(2) : Math.abs(v) < 100 ? v.toFixed(1) : v.toFixed(0)} ms` : '—');
 const usf = (v) => `${v.toFixed(1)} µs`;
-const x = (v) => (Number.isFinite(v) ? `${v < 0.1 ? v.toFixed(3) : v.toFixed(2)}×` : '—');
+const x = (v) => (Number.isFinite(v) && v >= 0 ? `${v < 0.1 ? v.toFixed(3) : v.toFixed(2)}×` : '—'); // no ratio of a negative difference
 const yes = (a) => (a.met ? 'yes' : '**NO**');
 const row = (label, f, fmt, note = '') => [label, fmt(S.as[f]), fmt(S.go[f]), x(ratio(f)), note];
 const floor = (f, fmt) => `floor: ${fmt(S.floor[f])}`;
