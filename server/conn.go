@@ -257,7 +257,15 @@ func (c *conn) readLoop() {
 			return
 		}
 		if f.PresenceSet != nil && c.presence {
-			c.doc.presence.set(c, f.PresenceSet) // refusals are queued, never fatal
+			// Refusals are queued, never fatal; over the rate, the
+			// connection is read again only once its rate allows.
+			if pause := c.doc.presence.set(c, f.PresenceSet); pause > 0 {
+				select {
+				case <-time.After(pause):
+				case <-c.done:
+					return
+				}
+			}
 			continue
 		}
 		if f.Push == nil {

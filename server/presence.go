@@ -222,20 +222,25 @@ func (h *presenceHub) close() {
 
 // set applies a PresenceSet from c, or queues a PresenceRefused saying
 // why not. A refusal changes nothing else: the presence stays as it was,
-// the connection goes on.
-func (h *presenceHub) set(c *conn, ps *protocol.PresenceSet) {
+// the connection goes on. Every update costs a token of the connection's
+// bucket, refused or not; one that finds none is refused for the rate, and
+// set returns how long the connection's reader must wait before it reads
+// on, until the token it borrowed is there: backpressure, so that a client
+// writing updates as fast as it can costs the coordinator a decode per
+// token, not per frame (bench scenario 11).
+func (h *presenceHub) set(c *conn, ps *protocol.PresenceSet) (pause time.Duration) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	pc := h.conns[c]
 	if pc == nil {
-		return
+		return 0
 	}
-	// Every update costs a token, refused or not.
 	var code, reason string
 	if pc.limiter.Allow() {
 		code, reason = h.check(c, ps)
 	} else {
 		code, reason = protocol.PresenceRate, fmt.Sprintf("more than %g presence updates per second (bursts of %d)", h.cfg.Rate, h.cfg.Burst)
+		pause = min(pc.limiter.Reserve().Delay(), time.Second)
 	}
 	outcome := code
 	if code == "" {
@@ -243,15 +248,16 @@ func (h *presenceHub) set(c *conn, ps *protocol.PresenceSet) {
 	}
 	h.metrics.updates.WithLabelValues(outcome).Inc()
 	if code == "" {
-		return
+		return 0
 	}
 	c.log.Debug("presence refused", "key", ps.Key, "code", code, "reason", reason)
 	if len(pc.refused) >= maxQueuedRefusals {
 		pc.dropped++
-		return
+		return pause
 	}
 	pc.refused = append(pc.refused, protocol.PresenceRefused{Key: ps.Key, Code: code, Reason: reason})
 	c.wake()
+	return pause
 }
 
 // check returns why ps may not be applied, as far as the update alone

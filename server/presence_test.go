@@ -3,9 +3,11 @@ package server
 import (
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
@@ -377,39 +379,70 @@ func TestPresenceRefusals(t *testing.T) {
 	a.sees(map[string]string{"b b1": "1"})
 }
 
-func TestPresenceRefusalsBounded(t *testing.T) {
-	// A spammer: every update it sends is answered, by a refusal frame or
-	// counted in the next one's reason.
-	ts := startServer(t, Config{Presence: PresenceConfig{Rate: 1, Burst: 1}})
-	a := dialPresence(t, ts, "doc", "a", "")
-	const n = 300
-	for i := range n {
-		a.set("k", fmt.Sprintf(`{"n":%d}`, i))
-	}
-	a.Send(pushFrame(1, "add", testmutator.Args{ID: "x", Title: "x"}))
-	a.waitDiff()
-	count := func() int {
-		total := 0
-		for _, r := range a.refused {
-			if r.Code != protocol.PresenceRate {
-				t.Fatalf("refusal %+v", r)
-			}
-			total++
-			if i := strings.Index(r.Reason, " (and "); i >= 0 {
-				var more int
-				if _, err := fmt.Sscanf(r.Reason[i:], " (and %d more updates refused)", &more); err != nil {
-					t.Fatalf("reason %q: %v", r.Reason, err)
+func TestPresenceSpammerPaced(t *testing.T) {
+	// A connection that writes updates as fast as it can is read at its
+	// rate: over it, each update is refused and the coordinator reads on
+	// only once the rate allows, so the spammer costs a decode per token;
+	// the others' writes go on meanwhile.
+	const rate, burst = 20, 2
+	ts := startServer(t, Config{Presence: PresenceConfig{Rate: rate, Burst: burst}})
+	spammer := dialPresence(t, ts, "doc", "spammer", "")
+	writer := dialPresence(t, ts, "doc", "writer", "")
+	processed := func() float64 {
+		mfs, err := ts.metrics.registry.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var n float64
+		for _, mf := range mfs {
+			if mf.GetName() == "sqlsync_presence_updates_total" {
+				for _, m := range mf.GetMetric() {
+					n += m.GetCounter().GetValue()
 				}
-				total += more
 			}
 		}
-		return total
+		return n
 	}
-	a.until("every refusal", testTimeout, func() bool { return count() == n-1 })
+	frame, err := protocol.Encode(protocol.Frame{PresenceSet: &protocol.PresenceSet{State: []byte(`{"spam":true}`)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var sent atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for spammer.WS.WriteMessage(websocket.BinaryMessage, frame) == nil {
+			sent.Add(1)
+		}
+	}()
+	for i := range 5 {
+		t0 := time.Now()
+		writer.Send(pushFrame(uint64(i+1), "add", testmutator.Args{ID: fmt.Sprint("w", i), Title: "beside a spammer"}))
+		writer.waitDiff()
+		if d := time.Since(t0); d > time.Second {
+			t.Fatalf("a write took %v beside the spammer", d)
+		}
+	}
+	time.Sleep(time.Second - time.Since(start))
+	n, elapsed := processed(), time.Since(start)
+	spammer.WS.Close() // ends the spamming goroutine, blocked or not
+	<-done
+	t.Logf("in %v the spammer wrote %d updates, the coordinator read %v", elapsed, sent.Load(), n)
+	if max := rate*elapsed.Seconds() + burst + 5; n > max {
+		t.Fatalf("%v updates read in %v, over %v", n, elapsed, max)
+	}
+}
 
-	// Unread, the queue stays bounded: a connection whose writer does not
-	// drain it.
-	h := newPresenceHub(ts.cfg.Presence, ts.metrics.presence, testLogger())
+func TestPresenceRefusalsBounded(t *testing.T) {
+	// The refusals waiting for a connection's writer stay bounded; those
+	// past the bound are counted in the last one's reason.
+	const n = 300
+	cfg, err := PresenceConfig{Rate: 1, Burst: 1}.withDefaults(&protocol.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newPresenceHub(cfg, newPresenceMetrics(prometheus.NewRegistry()), testLogger())
 	c := &conn{wakeCh: make(chan struct{}, 1), log: testLogger(), clientID: "c"}
 	h.join(c)
 	for i := range n {
