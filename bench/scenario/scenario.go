@@ -56,6 +56,7 @@ type Config struct {
 	Catchup    CatchupConfig
 	Cluster    ClusterConfig
 	CLI        CLIConfig
+	Presence   PresenceSpamConfig
 }
 
 // DefaultConfig returns the settings of a default run.
@@ -77,6 +78,8 @@ func DefaultConfig() Config {
 		Catchup: CatchupConfig{DocBytes: 10 << 20, Commits: 10_000, Runs: 5, Duration: 90 * time.Second},
 		Cluster: ClusterConfig{Samples: 200, Runs: 5, LeaseTTL: time.Second, Duration: 20 * time.Second},
 		CLI:     CLIConfig{ColdRuns: 3, Runs: 20, Duration: 60 * time.Second},
+
+		Presence: PresenceSpamConfig{Samples: 400, Rounds: 8, Spammers: 2, Duration: 60 * time.Second},
 	}
 }
 
@@ -98,6 +101,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	c.Catchup.register(fs)
 	c.Cluster.register(fs)
 	c.CLI.register(fs)
+	c.Presence.register(fs)
 }
 
 // Scenario is one benchmark scenario.
@@ -123,6 +127,7 @@ var All = []Scenario{
 	{8, "browser", "browser (Chromium, Playwright)", runBrowser},
 	{9, "cluster", "documents in NATS JetStream: commit, hand-off, failover", runCluster},
 	{10, "cli", "the sqlsync command, a process per command: cold, cached, floor", runCLI},
+	{11, "presence", "writes beside presence spammers", runPresence},
 }
 
 // Select returns the scenarios named in keys (comma-separated keys or

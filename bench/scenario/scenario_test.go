@@ -28,6 +28,7 @@ func tinyConfig(t *testing.T) Config {
 	c.Catchup = CatchupConfig{DocBytes: 256 << 10, Commits: 50, Runs: 1, Duration: 10 * time.Second}
 	c.Cluster = ClusterConfig{Samples: 5, Runs: 1, LeaseTTL: 300 * time.Millisecond, Duration: 5 * time.Second}
 	c.CLI = CLIConfig{ColdRuns: 1, Runs: 2, Duration: 10 * time.Second}
+	c.Presence = PresenceSpamConfig{Samples: 20, Rounds: 2, Spammers: 1, Duration: 10 * time.Second}
 	return c
 }
 
