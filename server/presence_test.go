@@ -1,7 +1,10 @@
 package server
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -606,4 +609,88 @@ func TestPresenceConfigBounds(t *testing.T) {
 	a.set("", `"`+strings.Repeat("x", 50)+`"`)
 	b := dialPresence(t, ts, "doc", "b", "")
 	b.sees(map[string]string{"a ": `"` + strings.Repeat("x", 50) + `"`})
+}
+
+// FuzzPresenceFrames sends fuzzed frames on a connection granted presence.
+// The server must answer with frames that decode, refuse a bad update with
+// a known code and a reason (or end a bad connection with a Close frame of
+// a known code), fan out only states that are JSON within the limit, and
+// stay healthy.
+func FuzzPresenceFrames(f *testing.F) {
+	for _, fr := range []protocol.Frame{
+		{PresenceSet: &protocol.PresenceSet{Key: "tab", State: []byte(`{"name":"fuzz"}`)}},
+		{PresenceSet: &protocol.PresenceSet{Key: "tab"}},
+		{PresenceSet: &protocol.PresenceSet{State: []byte(`{not json`)}},
+		{PresenceSet: &protocol.PresenceSet{State: []byte(`"` + strings.Repeat("x", 2000) + `"`)}},
+		{Presence: &protocol.Presence{Full: true}},
+		{PresenceRefused: &protocol.PresenceRefused{Code: "rate"}},
+		pushFrame(1, "add", testmutator.Args{ID: "fuzz", Title: "fuzz"}),
+	} {
+		b, err := protocol.Encode(fr)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, uint8(1))
+		f.Add(b, uint8(30))
+	}
+	f.Add([]byte("\xa1\x07\xa1\x02\x41\x7b"), uint8(2)) // state "{"
+	ts := startServer(f, Config{Limits: robustLimits, HelloTimeout: time.Second, Presence: PresenceConfig{Burst: 5}})
+	codes := map[string]bool{protocol.PresenceTooLarge: true, protocol.PresenceRate: true, protocol.PresenceTooMany: true, protocol.PresenceBadState: true}
+	closes := map[string]bool{protocol.CodeBadFrame: true, protocol.CodeBadRequest: true, protocol.CodeLimit: true}
+	var n int
+	f.Fuzz(func(t *testing.T, data []byte, times uint8) {
+		n++
+		c := dialRaw(t, ts)
+		c.Send(presenceHello("fuzz", fmt.Sprintf("fuzzer%d", n), ""))
+		c.ExpectWelcome()
+		for range min(int(times), 40) {
+			// A frame that ends the connection fails the writes after it.
+			if c.WS.WriteMessage(websocket.BinaryMessage, data) != nil {
+				break
+			}
+		}
+		c.WS.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+		for {
+			_, b, err := c.WS.ReadMessage()
+			if err != nil {
+				var ce *websocket.CloseError
+				if errors.As(err, &ce) {
+					t.Fatalf("WebSocket closed (%v) without a Close frame", ce)
+				}
+				break
+			}
+			fr, err := protocol.Decode(b, protocol.Limits{MaxFrameBytes: 64 << 20})
+			if err != nil {
+				t.Fatalf("the server sent a bad frame: %v", err)
+			}
+			switch {
+			case fr.Close != nil:
+				if !closes[fr.Close.Code] || fr.Close.Reason == "" {
+					t.Fatalf("close: code %q reason %q", fr.Close.Code, fr.Close.Reason)
+				}
+			case fr.PresenceRefused != nil:
+				if r := fr.PresenceRefused; !codes[r.Code] || r.Reason == "" {
+					t.Fatalf("refusal %+v", r)
+				}
+			case fr.Presence != nil:
+				for _, p := range fr.Presence.Peers {
+					if !json.Valid(p.State) || len(p.State) > DefaultPresenceMaxBytes {
+						t.Fatalf("fanned out %q", p.State)
+					}
+				}
+			}
+			if fr.Close != nil {
+				break
+			}
+		}
+		c.WS.Close()
+		resp, err := http.Get("http://" + ts.addr + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("healthz: %s", resp.Status)
+		}
+	})
 }
