@@ -444,32 +444,62 @@ async function codeCache(): Promise<Cache | undefined> {
 /** Where coordinators serve modules, by hash: `<base>/v1/mutators/<hash>.wasm`. */
 const codeSources = new Map<string, string>();
 
-/** registerCodeSource notes that url (`<base>/v1/mutators/<hash>.wasm`) serves the module of hash. */
+/**
+ * The limits and rewriter the Go half asks for a module's browser build
+ * with (jsmutator's default memory limit, interrupt.Version): the key
+ * prefetched as soon as a module's source is known. A Go test
+ * (shared/mutatorhost, TestBrowserPrefetchKey) keeps them in step.
+ */
+export const DEFAULT_MEMORY_PAGES = 1024;
+export const REWRITER_VERSION = 2;
+
+/** Browser builds being fetched and compiled ahead of the Go half's ask, by key. */
+const prefetched = new Map<string, Promise<WebAssembly.Module | undefined>>();
+
+/**
+ * registerCodeSource notes that url (`<base>/v1/mutators/<hash>.wasm`)
+ * serves the module of hash, and starts fetching and compiling its
+ * browser build with the default limits at once: it is told while the Go
+ * runtime is still loading, so the Go half's loadCode finds it ready.
+ */
 function registerCodeSource(hash: string, url: string): void {
   codeSources.set(hash, url);
+  const key = `${hash}-p${DEFAULT_MEMORY_PAGES}-v${REWRITER_VERSION}`;
+  if (prefetched.has(key)) return;
+  const p = fromSource(key);
+  p.catch(() => {});
+  prefetched.set(key, p);
+}
+
+/** fromSource compiles the browser build for key served beside its module, if a coordinator serves it. */
+async function fromSource(key: string): Promise<WebAssembly.Module | undefined> {
+  const hash = key.split('-')[0];
+  const src = codeSources.get(hash);
+  if (!src?.endsWith(`/${hash}.wasm`) || typeof fetch !== 'function') return undefined;
+  try {
+    const resp = await fetch(`${src.slice(0, -(hash.length + 5))}${key}.wasm`);
+    if (resp.ok) return await WebAssembly.compileStreaming(resp);
+  } catch {
+    // Offline with nothing in the HTTP cache, or a coordinator that
+    // serves no browser builds: the Cache API's copy, or a rewrite.
+  }
+  return undefined;
 }
 
 /**
  * loadCode compiles the rewritten module for key (`<hash>-p<pages>-v<version>`):
  * first the browser build its coordinator serves beside the module
  * (`<base>/v1/mutators/<key>.wasm`, immutable), streamed from a real fetch
- * so that the HTTP cache keeps its bytes and V8 its compiled code; else
- * the copy kept in the Cache API (V8 keeps no code for a Response without
- * a URL, so it compiles again). Resolves with undefined when neither is
- * there (the Go half then rewrites and compiles the module itself).
+ * so that the HTTP cache keeps its bytes and V8 its compiled code (already
+ * under way when registerCodeSource prefetched it); else the copy kept in
+ * the Cache API (V8 keeps no code for a Response without a URL, so it
+ * compiles again). Resolves with undefined when neither is there (the Go
+ * half then rewrites and compiles the module itself).
  */
 async function loadCode(key: string): Promise<WebAssembly.Module | undefined> {
-  const hash = key.split('-')[0];
-  const src = codeSources.get(hash);
-  if (src?.endsWith(`/${hash}.wasm`) && typeof fetch === 'function') {
-    try {
-      const resp = await fetch(`${src.slice(0, -(hash.length + 5))}${key}.wasm`);
-      if (resp.ok) return await WebAssembly.compileStreaming(resp);
-    } catch {
-      // Offline with nothing in the HTTP cache, or a coordinator that
-      // serves no browser builds: the Cache API's copy, or a rewrite.
-    }
-  }
+  const served = await (prefetched.get(key) ?? fromSource(key));
+  if (served) return served;
+  prefetched.delete(key); // a failed prefetch is not kept: a later open tries again
   const cache = await codeCache();
   const resp = await cache?.match(codeUrl(key)).catch(() => undefined);
   if (!resp) return undefined;

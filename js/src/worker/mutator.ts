@@ -229,19 +229,23 @@ async function bytesOf(resp: Response): Promise<Uint8Array> {
 
 /** The cached copy of the module at url, if its hash is still hash. */
 async function cachedModule(url: string, hash: string, cache: CacheLike, deps: MutatorDeps): Promise<Uint8Array | undefined> {
+  // Told first: the module's browser build can be on its way while the
+  // copy is read and hashed and the Go runtime loads.
+  deps.codeSource?.(hash, url);
   const resp = await cache.match(url).catch(() => undefined);
   if (!resp) return undefined;
   const b = await bytesOf(resp);
-  if ((await deps.sha256(b)) === hash) {
-    deps.codeSource?.(hash, url);
-    return b;
-  }
+  if ((await deps.sha256(b)) === hash) return b;
   await cache.delete(url).catch(() => false); // damaged: fetch again
   return undefined;
 }
 
 async function moduleByHash(base: string, hash: string, cache: CacheLike | null, deps: MutatorDeps): Promise<Uint8Array> {
   const url = `${base}/v1/mutators/${hash}.wasm`;
+  // Told now (by cachedModule if there is a cache), before the module's
+  // own bytes: its browser build can be on its way while they are fetched
+  // and hashed and the Go runtime loads.
+  if (!cache) deps.codeSource?.(hash, url);
   const cached = cache && (await cachedModule(url, hash, cache, deps));
   if (cached) return cached;
   const b = await bytesOf(await fetchOK(deps, url));
@@ -250,7 +254,6 @@ async function moduleByHash(base: string, hash: string, cache: CacheLike | null,
     throw new MutatorError(`the mutator module served at ${url} has SHA-256 ${got}, not ${hash}: refusing to run it`, 'mutator_mismatch');
   }
   await cache?.put(url, new Response(b as unknown as BodyInit, { headers: { 'content-type': 'application/wasm' } })).catch(() => {});
-  deps.codeSource?.(hash, url);
   return b;
 }
 
