@@ -31,19 +31,26 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			return
 		}
-		b2, err := Encode(fr)
-		if err != nil {
-			t.Fatalf("Encode of decoded %+v: %v", fr, err)
-		}
-		if len(b2) > len(b) {
-			t.Fatalf("re-encoding is %d bytes, longer than the %d-byte input", len(b2), len(b))
-		}
-		fr2, err := Decode(b2, lim)
-		if err != nil {
-			t.Fatalf("Decode of re-encoding %x: %v", b2, err)
-		}
-		if !reflect.DeepEqual(fr2, fr) {
-			t.Fatalf("round trip: got %+v, want %+v", fr2, fr)
-		}
+		checkRoundTrip(t, b, fr, lim)
 	})
+}
+
+// checkRoundTrip fails t unless fr, decoded from b, encodes to no more
+// bytes than b and decodes back to itself.
+func checkRoundTrip(t *testing.T, b []byte, fr Frame, lim Limits) {
+	t.Helper()
+	b2, err := Encode(fr)
+	if err != nil {
+		t.Fatalf("Encode of decoded %+v: %v", fr, err)
+	}
+	if len(b2) > len(b) {
+		t.Fatalf("re-encoding is %d bytes, longer than the %d-byte input", len(b2), len(b))
+	}
+	fr2, err := Decode(b2, lim)
+	if err != nil {
+		t.Fatalf("Decode of re-encoding %x: %v", b2, err)
+	}
+	if !reflect.DeepEqual(fr2, fr) {
+		t.Fatalf("round trip: got %+v, want %+v", fr2, fr)
+	}
 }

@@ -2,7 +2,6 @@ package protocol
 
 import (
 	"errors"
-	"reflect"
 	"strings"
 	"testing"
 )
@@ -71,26 +70,12 @@ func TestPresenceLimitsConfigurable(t *testing.T) {
 // as Encode omits them.
 func TestPresenceNormalizesEmpty(t *testing.T) {
 	// Hello with Capabilities [] and PresenceSet with State h''.
-	tests := []struct {
-		name string
-		hex  string
-		want Frame
-	}{
+	tests := []decodeCase{
 		{"empty capabilities", "a1 01 a4 01 01 02 61 64 03 61 63 07 80", Frame{Hello: &Hello{Version: 1, DocID: "d", ClientID: "c"}}},
 		{"empty state", "a1 07 a2 01 61 6b 02 40", Frame{PresenceSet: &PresenceSet{Key: "k"}}},
 		{"empty peers and gone", "a1 08 a3 01 80 02 80 03 f5", Frame{Presence: &Presence{Full: true}}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := Decode(mustHex(t, tt.hex), DefaultLimits())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Fatalf("got %+v, want %+v", got, tt.want)
-			}
-		})
-	}
+	checkDecodes(t, tests)
 }
 
 func TestHasCapability(t *testing.T) {
@@ -152,19 +137,6 @@ func FuzzDecodePresence(f *testing.F) {
 				}
 			}
 		}
-		b2, err := Encode(fr)
-		if err != nil {
-			t.Fatalf("Encode of decoded %+v: %v", fr, err)
-		}
-		if len(b2) > len(b) {
-			t.Fatalf("re-encoding is %d bytes, longer than the %d-byte input", len(b2), len(b))
-		}
-		fr2, err := Decode(b2, lim)
-		if err != nil {
-			t.Fatalf("Decode of re-encoding %x: %v", b2, err)
-		}
-		if !reflect.DeepEqual(fr2, fr) {
-			t.Fatalf("round trip: got %+v, want %+v", fr2, fr)
-		}
+		checkRoundTrip(t, b, fr, lim)
 	})
 }

@@ -300,11 +300,7 @@ func TestDecodeStrict(t *testing.T) {
 }
 
 func TestDecodeIgnoresUnknownKeys(t *testing.T) {
-	tests := []struct {
-		name string
-		hex  string
-		want Frame
-	}{
+	tests := []decodeCase{
 		// Frame key 99 holding a map, beside Rejected{Seq: 5}.
 		{"frame key", "a2 05 a1 01 05 18 63 a1 01 02", Frame{Rejected: &Rejected{Seq: 5}}},
 		// Rejected with unknown key 9 and text key "x".
@@ -312,41 +308,17 @@ func TestDecodeIgnoresUnknownKeys(t *testing.T) {
 		// Rejected with text key "1", which is not the field key 1.
 		{"text key", "a1 05 a2 01 05 61 31 06", Frame{Rejected: &Rejected{Seq: 5}}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := Decode(mustHex(t, tt.hex), DefaultLimits())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Fatalf("got %+v, want %+v", got, tt.want)
-			}
-		})
-	}
+	checkDecodes(t, tests)
 }
 
 func TestDecodeNormalizesEmpty(t *testing.T) {
 	// Push{[{Seq: 1, Name: "m", Args: h''}]} and Diff{From: 0, To: 1, Pages: []}.
-	tests := []struct {
-		name string
-		hex  string
-		want Frame
-	}{
+	tests := []decodeCase{
 		{"empty args", "a1 02 a1 01 81 a3 01 01 02 61 6d 03 40", Frame{Push: &Push{Mutations: []Mutation{{Seq: 1, Name: "m"}}}}},
 		{"null args", "a1 02 a1 01 81 a3 01 01 02 61 6d 03 f6", Frame{Push: &Push{Mutations: []Mutation{{Seq: 1, Name: "m"}}}}},
 		{"empty pages", "a1 04 a3 01 00 02 01 04 80", Frame{Diff: &Diff{To: 1}}},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := Decode(mustHex(t, tt.hex), DefaultLimits())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Fatalf("got %+v, want %+v", got, tt.want)
-			}
-		})
-	}
+	checkDecodes(t, tests)
 }
 
 func TestFrameTooLarge(t *testing.T) {
@@ -415,6 +387,29 @@ func TestKind(t *testing.T) {
 		t.Run(tt.want, func(t *testing.T) {
 			if got, want := tt.f.Kind(), tt.want; got != want {
 				t.Fatalf("got %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// decodeCase is a frame's bytes (hex) and what they must decode to.
+type decodeCase struct {
+	name string
+	hex  string
+	want Frame
+}
+
+// checkDecodes decodes each case with the default limits and compares.
+func checkDecodes(t *testing.T, tests []decodeCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := Decode(mustHex(t, tt.hex), DefaultLimits())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Fatalf("got %+v, want %+v", got, tt.want)
 			}
 		})
 	}
