@@ -36,20 +36,7 @@ func (m bytesModule) Bytes() []byte { return m.b }
 // module it does not.
 func TestMutatorMismatchStatus(t *testing.T) {
 	coordModule := []byte("the coordinator's module")
-	srv, err := server.New(server.Config{
-		DataDir: t.TempDir(),
-		Mutator: func(string) engine.Mutator { return bytesModule{b: coordModule} },
-		Logger:  slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		hs.Close()
-		srv.Close(context.Background())
-	})
-	url := "ws" + strings.TrimPrefix(hs.URL, "http") + server.SyncPath
+	url := startCoordinator(t, bytesModule{b: coordModule})
 	theirs := bytesModule{b: coordModule}.Hash()
 
 	old := ModuleRuntime
@@ -95,4 +82,24 @@ func TestMutatorMismatchStatus(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startCoordinator starts a coordinator on loopback whose documents run
+// mut, stopped when t ends, and returns its sync URL.
+func startCoordinator(t *testing.T, mut engine.Mutator) string {
+	t.Helper()
+	srv, err := server.New(server.Config{
+		DataDir: t.TempDir(),
+		Mutator: func(string) engine.Mutator { return mut },
+		Logger:  slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() {
+		hs.Close()
+		srv.Close(context.Background())
+	})
+	return "ws" + strings.TrimPrefix(hs.URL, "http") + server.SyncPath
 }

@@ -5,14 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/sqlsync-go/sqlsync/server"
-	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
 )
 
@@ -47,20 +44,7 @@ func (e *presenceEvents) last() []Peer {
 // replica; the events list every presence, the local ones with their key,
 // and the state as JSON itself.
 func TestPresence(t *testing.T) {
-	srv, err := server.New(server.Config{
-		DataDir: t.TempDir(),
-		Mutator: func(string) engine.Mutator { return testmutator.Mutator{} },
-		Logger:  slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler())
-	t.Cleanup(func() {
-		hs.Close()
-		srv.Close(context.Background())
-	})
-	url := "ws" + strings.TrimPrefix(hs.URL, "http") + server.SyncPath
+	url := startCoordinator(t, testmutator.Mutator{})
 	open := func(ev *presenceEvents) *Doc {
 		d, err := Open(context.Background(), Config{URL: url, DocID: "doc", Mutator: "", Presence: true}, State{Kind: "memory"}, slog.New(slog.DiscardHandler), ev.emit)
 		if err != nil {
