@@ -104,6 +104,9 @@ export async function startCoordinator({ staticDir, mutator = todoMutator, args 
  * network (no QUIC, no background requests, updates or sync) to disturb
  * the timings. Playwright adds a fresh --user-data-dir itself: a new
  * temporary one per launch(), the given one for launchProfile().
+ * SQLSYNC_CHROMIUM_EXTRA adds flags for an experiment, e.g.
+ * "--js-flags=--no-wasm-lazy-compilation" (how the bench-demo figures of
+ * issue 10's note were split between V8's lazy compilation and the rest).
  */
 export const chromiumArgs = [
   '--headless',
@@ -114,6 +117,7 @@ export const chromiumArgs = [
   '--disable-background-networking',
   '--disable-component-update',
   '--disable-sync',
+  ...(process.env.SQLSYNC_CHROMIUM_EXTRA ?? '').split(' ').filter(Boolean),
 ];
 
 const browserOptions = () => ({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: chromiumArgs });
