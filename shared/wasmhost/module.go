@@ -176,6 +176,10 @@ func Compile(ctx context.Context, wasm []byte, limits Limits) (*Module, error) {
 	// the module checks at every loop head; a module the rewriter cannot
 	// read gets wazero's own checks, correct but several times slower.
 	code, err := instrument(m.hash, wasm)
+	if errors.Is(err, interrupt.ErrMalformed) {
+		// wazero would allocate by the vector's count before it noticed.
+		return nil, fmt.Errorf("compile mutator %s: %w: %w", m.hash[:12], ErrBadModule, err)
+	}
 	if !useInterruptFlag {
 		err = errors.New("disabled")
 	}

@@ -81,6 +81,13 @@ type Options struct {
 // ErrUnsupported reports a module the rewriter cannot handle.
 var ErrUnsupported = errors.New("interrupt: module not supported")
 
+// ErrMalformed reports a module that is not valid WebAssembly in a way
+// that is cheap to see and costly to parse: a section whose vector claims
+// more items than it has bytes (a parser that allocates by the count
+// would ask for gigabytes). It comes wrapped with ErrUnsupported; a host
+// refuses such a module rather than hand it to its engine.
+var ErrMalformed = errors.New("interrupt: malformed module")
+
 // Section ids, and the order sections must come in.
 const (
 	secCustom   = 0
@@ -93,6 +100,11 @@ const (
 	secExport   = 7
 	secCode     = 10
 )
+
+// vectorSections are the sections that are a vector of items of a byte
+// or more each: type, import, function, table, memory, global, export,
+// element, code, data.
+var vectorSections = map[byte]bool{1: true, 2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 9: true, 10: true, 11: true}
 
 var sectionRank = map[byte]int{1: 1, 2: 2, 3: 3, 4: 4, 5: 5, 13: 6, 6: 7, 7: 8, 8: 9, 9: 10, 12: 11, 10: 12, 11: 13}
 
@@ -124,6 +136,12 @@ func InstrumentWith(wasm []byte, opts Options) (_ []byte, err error) {
 		sections = append(sections, section{id: id, data: r.bytes(int(n))})
 		if r.err != nil {
 			return nil, r.err
+		}
+		if vectorSections[id] {
+			vr := reader{b: sections[len(sections)-1].data}
+			if vr.vec(); vr.err != nil {
+				return nil, fmt.Errorf("%w: section %d: %w", ErrMalformed, id, vr.err)
+			}
 		}
 	}
 
