@@ -72,6 +72,21 @@ func (e *env) openReplica(ctx context.Context, pool *mutatorPool, opts client.Op
 	return client.Open(ctx, opts)
 }
 
+// openLive is openReplica, then waits until the replica has synced (up to
+// 30 s) and keeps it live; it closes the replica if that fails.
+func (e *env) openLive(ctx context.Context, pool *mutatorPool, opts client.Options) (*client.Doc, error) {
+	doc, err := e.openReplica(ctx, pool, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := waitSynced(ctx, doc, 30*time.Second); err != nil {
+		doc.Close()
+		return nil, err
+	}
+	keepLive(doc)
+	return doc, nil
+}
+
 // meter counts what a client receives: the bytes read from its TCP
 // connection (WebSocket framing and permessage-deflate included, TCP/IP
 // headers not) and, decoded from the frames, the diff pages they carried.

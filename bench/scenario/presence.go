@@ -46,16 +46,7 @@ func runPresence(ctx context.Context, e *env) (recs []report.Record, err error) 
 	}
 	defer func() { err = errors.Join(err, coord.Close()) }()
 	open := func() (*client.Doc, error) {
-		doc, err := e.openReplica(ctx, coord.pool, client.Options{URL: coord.URL, DocID: "presence", Presence: true})
-		if err != nil {
-			return nil, err
-		}
-		if err := waitSynced(ctx, doc, 30*time.Second); err != nil {
-			doc.Close()
-			return nil, err
-		}
-		keepLive(doc)
-		return doc, nil
+		return e.openLive(ctx, coord.pool, client.Options{URL: coord.URL, DocID: "presence", Presence: true})
 	}
 	writer, err := open()
 	if err != nil {

@@ -75,16 +75,7 @@ func runPropagation(ctx context.Context, e *env) (recs []report.Record, err erro
 		if cfg.State == "file" {
 			opts.StateDir = filepath.Join(e.dir, "replica-"+name)
 		}
-		doc, err := e.openReplica(ctx, coord.pool, opts)
-		if err != nil {
-			return nil, err
-		}
-		if err := waitSynced(ctx, doc, 30*time.Second); err != nil {
-			doc.Close()
-			return nil, err
-		}
-		keepLive(doc)
-		return doc, nil
+		return e.openLive(ctx, coord.pool, opts)
 	}
 	a, err := open("a")
 	if err != nil {

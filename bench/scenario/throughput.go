@@ -322,15 +322,11 @@ func (e *env) throughputE2E(ctx context.Context, pool *mutatorPool) (rec report.
 
 	docs := make([]*client.Doc, cfg.E2EClients)
 	for i := range docs {
-		docs[i], err = e.openReplica(ctx, pool, client.Options{URL: coord.URL, DocID: "e2e"})
+		docs[i], err = e.openLive(ctx, pool, client.Options{URL: coord.URL, DocID: "e2e"})
 		if err != nil {
 			return rec, err
 		}
 		defer docs[i].Close()
-		if err := waitSynced(ctx, docs[i], 30*time.Second); err != nil {
-			return rec, err
-		}
-		keepLive(docs[i])
 	}
 	// acked[i] is the number of writer i's mutations the coordinator has
 	// applied: its last seq minus what is still pending.
