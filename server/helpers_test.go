@@ -3,10 +3,16 @@ package server
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/sqlsync-go/sqlsync/shared/protocol"
 
 	"github.com/sqlsync-go/sqlsync/client"
 	"github.com/sqlsync-go/sqlsync/server/servertest"
@@ -34,6 +40,46 @@ type rawConn = servertest.RawConn
 
 // dialRaw connects a rawConn to ts, closed when the test ends.
 func dialRaw(t *testing.T, ts *testServer) *rawConn { return servertest.DialRaw(t, ts.url) }
+
+// readFrames hands each frame the server sends c to each, until a Close
+// frame or quiet for d; it fails t if the WebSocket closes without a Close
+// frame or a frame does not decode.
+func readFrames(t *testing.T, c *rawConn, d time.Duration, each func(protocol.Frame)) {
+	t.Helper()
+	c.WS.SetReadDeadline(time.Now().Add(d))
+	for {
+		_, b, err := c.WS.ReadMessage()
+		if err != nil {
+			var ce *websocket.CloseError
+			if errors.As(err, &ce) {
+				t.Fatalf("WebSocket closed (%v) without a Close frame", ce)
+			}
+			return // the deadline: the server sent nothing more
+		}
+		fr, err := protocol.Decode(b, protocol.Limits{MaxFrameBytes: 64 << 20})
+		if err != nil {
+			t.Fatalf("the server sent a bad frame: %v", err)
+		}
+		each(fr)
+		if fr.Close != nil {
+			return
+		}
+	}
+}
+
+// checkHealthy fails t unless ts answers its health check with "ok".
+func checkHealthy(t *testing.T, ts *testServer) {
+	t.Helper()
+	resp, err := http.Get("http://" + ts.addr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"ok"`)) {
+		t.Fatalf("healthz: %s %s", resp.Status, body)
+	}
+}
 
 // hello and pushFrame make the frames raw connections send most.
 var hello, pushFrame = servertest.Hello, servertest.Push

@@ -2,9 +2,7 @@ package server
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -649,20 +647,7 @@ func FuzzPresenceFrames(f *testing.F) {
 				break
 			}
 		}
-		c.WS.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
-		for {
-			_, b, err := c.WS.ReadMessage()
-			if err != nil {
-				var ce *websocket.CloseError
-				if errors.As(err, &ce) {
-					t.Fatalf("WebSocket closed (%v) without a Close frame", ce)
-				}
-				break
-			}
-			fr, err := protocol.Decode(b, protocol.Limits{MaxFrameBytes: 64 << 20})
-			if err != nil {
-				t.Fatalf("the server sent a bad frame: %v", err)
-			}
+		readFrames(t, c, 100*time.Millisecond, func(fr protocol.Frame) {
 			switch {
 			case fr.Close != nil:
 				if !closes[fr.Close.Code] || fr.Close.Reason == "" {
@@ -679,18 +664,8 @@ func FuzzPresenceFrames(f *testing.F) {
 					}
 				}
 			}
-			if fr.Close != nil {
-				break
-			}
-		}
+		})
 		c.WS.Close()
-		resp, err := http.Get("http://" + ts.addr + "/healthz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("healthz: %s", resp.Status)
-		}
+		checkHealthy(t, ts)
 	})
 }

@@ -1,12 +1,8 @@
 package server
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -182,35 +178,11 @@ func FuzzServerFrames(f *testing.F) {
 		c.SendBytes(websocket.BinaryMessage, data)
 		// A frame the server takes (a valid push after hello) leaves the
 		// connection open: stop reading after a while.
-		c.WS.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
-		for {
-			_, b, err := c.WS.ReadMessage()
-			if err != nil {
-				var ce *websocket.CloseError
-				if errors.As(err, &ce) {
-					t.Fatalf("WebSocket closed (%v) without a Close frame", ce)
-				}
-				break // the deadline: the server took the frame
+		readFrames(t, c, 200*time.Millisecond, func(fr protocol.Frame) {
+			if fr.Close != nil && (!known[fr.Close.Code] || fr.Close.Reason == "") {
+				t.Fatalf("close: code %q reason %q", fr.Close.Code, fr.Close.Reason)
 			}
-			fr, err := protocol.Decode(b, protocol.Limits{MaxFrameBytes: 64 << 20})
-			if err != nil {
-				t.Fatalf("the server sent a bad frame: %v", err)
-			}
-			if fr.Close != nil {
-				if !known[fr.Close.Code] || fr.Close.Reason == "" {
-					t.Fatalf("close: code %q reason %q", fr.Close.Code, fr.Close.Reason)
-				}
-				break
-			}
-		}
-		resp, err := http.Get("http://" + ts.addr + "/healthz")
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"ok"`)) {
-			t.Fatalf("healthz: %s %s", resp.Status, body)
-		}
+		})
+		checkHealthy(t, ts)
 	})
 }
