@@ -69,9 +69,7 @@ var ErrPresenceTooLarge = errors.New("presence state too large")
 var ErrPresenceNotJSON = errors.New("presence state is not JSON")
 
 // defaultPresenceLimits are assumed until a coordinator's Welcome says.
-var defaultPresenceLimits = protocol.PresenceLimits{
-	MaxBytes: 1024, TimeoutMs: 30000, IntervalMs: 100, Burst: 20, MaxPeers: 100, MaxKeys: 16,
-}
+var defaultPresenceLimits = protocol.DefaultPresenceLimits()
 
 // presence is a Doc's presence: its own states, the others', and what the
 // current connection has still to send.

@@ -52,14 +52,15 @@ type PresenceConfig struct {
 	DenyReaders bool
 }
 
-// Presence defaults (see PresenceConfig).
+// Presence defaults (see PresenceConfig): the protocol's, which clients
+// assume until a Welcome says.
 const (
-	DefaultPresenceMaxBytes = 1024
-	DefaultPresenceTimeout  = 30 * time.Second
-	DefaultPresenceRate     = 10.0
-	DefaultPresenceBurst    = 20
-	DefaultPresenceMaxPeers = 100
-	DefaultPresenceMaxKeys  = 16
+	DefaultPresenceMaxBytes = protocol.DefaultPresenceMaxBytes
+	DefaultPresenceTimeout  = protocol.DefaultPresenceTimeoutMs * time.Millisecond
+	DefaultPresenceRate     = 1000.0 / protocol.DefaultPresenceIntervalMs
+	DefaultPresenceBurst    = protocol.DefaultPresenceBurst
+	DefaultPresenceMaxPeers = protocol.DefaultPresenceMaxPeers
+	DefaultPresenceMaxKeys  = protocol.DefaultPresenceMaxKeys
 )
 
 // withDefaults fills p's zero fields and checks them against the

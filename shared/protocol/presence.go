@@ -27,6 +27,27 @@ const maxCapabilities = 16
 // maxPresenceKeyBytes bounds PresenceSet.Key and PresenceRefused.Key.
 const maxPresenceKeyBytes = 64
 
+// A coordinator's presence limits unless it is told otherwise, and what a
+// client assumes until a Welcome says: 1 KiB states, a 30 s timeout, one
+// update every 100 ms (10 a second) in bursts of 20, 100 presences per
+// document and 16 per connection.
+const (
+	DefaultPresenceMaxBytes   = 1024
+	DefaultPresenceTimeoutMs  = 30000
+	DefaultPresenceIntervalMs = 100
+	DefaultPresenceBurst      = 20
+	DefaultPresenceMaxPeers   = 100
+	DefaultPresenceMaxKeys    = 16
+)
+
+// DefaultPresenceLimits returns the default limits, as a Welcome carries them.
+func DefaultPresenceLimits() PresenceLimits {
+	return PresenceLimits{
+		MaxBytes: DefaultPresenceMaxBytes, TimeoutMs: DefaultPresenceTimeoutMs, IntervalMs: DefaultPresenceIntervalMs,
+		Burst: DefaultPresenceBurst, MaxPeers: DefaultPresenceMaxPeers, MaxKeys: DefaultPresenceMaxKeys,
+	}
+}
+
 // PresenceLimits is what the coordinator tells a client, in its Welcome,
 // of the presence it granted: the client keeps below them so that none of
 // its updates is refused.
