@@ -416,6 +416,9 @@ func (h *presenceHub) take(c *conn) []protocol.Frame {
 
 // sendPresence sends what the document's presence has for the connection.
 func (c *conn) sendPresence() error {
+	if !c.presence {
+		return nil // not granted: nothing to take, no hub lock to take it under
+	}
 	for _, f := range c.doc.presence.take(c) {
 		if err := c.write(f); err != nil {
 			return fmt.Errorf("write %s: %w", f.Kind(), err)

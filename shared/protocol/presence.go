@@ -125,8 +125,10 @@ func checkCapabilities(caps []string, lim *Limits) error {
 		return largef("%d capabilities, limit %d", len(caps), maxCapabilities)
 	}
 	for i, c := range caps {
-		if err := checkString(fmt.Sprintf("capability %d", i), c, true, lim, maxNameBytes); err != nil {
-			return err
+		if checkString("capability", c, true, lim, maxNameBytes) != nil {
+			// Named with its index only when it fails: no formatting per
+			// item of a valid frame.
+			return checkString(fmt.Sprintf("capability %d", i), c, true, lim, maxNameBytes)
 		}
 	}
 	return nil
@@ -171,8 +173,8 @@ func validatePresence(p *Presence, lim *Limits) error {
 		}
 	}
 	for i, id := range p.Gone {
-		if err := checkString(fmt.Sprintf("gone %d", i), id, true, lim, maxDocIDBytes); err != nil {
-			return err
+		if checkString("gone", id, true, lim, maxDocIDBytes) != nil {
+			return checkString(fmt.Sprintf("gone %d", i), id, true, lim, maxDocIDBytes)
 		}
 	}
 	return nil
