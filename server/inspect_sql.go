@@ -258,7 +258,6 @@ var consoleBarePragmas = map[string]bool{
 	"database_list": true, "encoding": true, "foreign_keys": true, "freelist_count": true,
 	"function_list": true, "module_list": true, "page_count": true, "page_size": true,
 	"pragma_list": true, "schema_version": true, "user_version": true,
-	"foreign_key_check": true, "integrity_check": true, "quick_check": true, "table_list": true,
 }
 
 // describeAction says what a refused authorizer action would do.

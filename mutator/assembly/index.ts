@@ -386,11 +386,12 @@ export class Row {
 const FLAG_ROWS: u8 = 1;
 const OUT_CAP: i32 = 64 << 10;
 
-// The request being built, the output buffer for responses (64 KiB, so
-// nearly every statement is one crossing) and a larger one when needed.
+// The request being built and the output buffer for responses (64 KiB, so
+// nearly every statement is one crossing). A larger response goes into a
+// buffer of its own, which lives until the call ends: the minimal runtime
+// collects only then.
 const req = new Writer();
 const out = new ArrayBuffer(OUT_CAP);
-let big: ArrayBuffer | null = null;
 let inCall = false;
 
 /** Sends the request built in req and decodes its n statements' results. */
@@ -401,7 +402,6 @@ function roundTrip(): Result[] {
   let p = outPtr;
   if (n > <u32>OUT_CAP) {
     const b = new ArrayBuffer(<i32>n);
-    big = b;
     const got = hostResult(changetype<usize>(b), n);
     if (got != n) throw new Error("sqlsync: the host lost a response");
     p = changetype<usize>(b);
@@ -428,7 +428,6 @@ function roundTrip(): Result[] {
     }
     results.push(res);
   }
-  big = null;
   return results;
 }
 
