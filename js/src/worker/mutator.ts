@@ -143,7 +143,7 @@ export async function resolveMutator(cfg: WorkerConfig, deps: MutatorDeps): Prom
   if (cached) {
     const hash = parseHash(await cached.text());
     if (!hash) return { info: { kind: 'none', source: 'cache', reason: noModule } };
-    const module = await cachedModule(`${base}/v1/mutators/${hash}.wasm`, hash, cache!, deps);
+    const module = await cachedModule(moduleUrl(base, hash, deps), hash, cache!, deps);
     if (module) return { info: { kind: 'module', hash, source: 'cache' }, module };
     reason += `; this document's mutator module ${hash.slice(0, 12)} is not cached`;
   } else {
@@ -179,7 +179,7 @@ async function cachedAnswer(infoUrl: string, base: string, cache: CacheLike, dep
     return undefined;
   }
   if (!hash) return { info: { kind: 'none', source: 'cache', reason: noModule } };
-  const module = await cachedModule(`${base}/v1/mutators/${hash}.wasm`, hash, cache, deps);
+  const module = await cachedModule(moduleUrl(base, hash, deps), hash, cache, deps);
   return module ? { info: { kind: 'module', hash, source: 'cache' }, module } : undefined;
 }
 
@@ -227,11 +227,20 @@ async function bytesOf(resp: Response): Promise<Uint8Array> {
   return new Uint8Array(await resp.arrayBuffer());
 }
 
+/**
+ * The URL the coordinator at base serves the module of hash at, told to the
+ * mutator host at once: the module's browser build can be on its way while
+ * the module's own bytes are read or fetched and hashed, and the Go runtime
+ * loads.
+ */
+function moduleUrl(base: string, hash: string, deps: MutatorDeps): string {
+  const url = `${base}/v1/mutators/${hash}.wasm`;
+  deps.codeSource?.(hash, url);
+  return url;
+}
+
 /** The cached copy of the module at url, if its hash is still hash. */
 async function cachedModule(url: string, hash: string, cache: CacheLike, deps: MutatorDeps): Promise<Uint8Array | undefined> {
-  // Told first: the module's browser build can be on its way while the
-  // copy is read and hashed and the Go runtime loads.
-  deps.codeSource?.(hash, url);
   const resp = await cache.match(url).catch(() => undefined);
   if (!resp) return undefined;
   const b = await bytesOf(resp);
@@ -241,11 +250,7 @@ async function cachedModule(url: string, hash: string, cache: CacheLike, deps: M
 }
 
 async function moduleByHash(base: string, hash: string, cache: CacheLike | null, deps: MutatorDeps): Promise<Uint8Array> {
-  const url = `${base}/v1/mutators/${hash}.wasm`;
-  // Told now (by cachedModule if there is a cache), before the module's
-  // own bytes: its browser build can be on its way while they are fetched
-  // and hashed and the Go runtime loads.
-  if (!cache) deps.codeSource?.(hash, url);
+  const url = moduleUrl(base, hash, deps);
   const cached = cache && (await cachedModule(url, hash, cache, deps));
   if (cached) return cached;
   const b = await bytesOf(await fetchOK(deps, url));
