@@ -424,20 +424,10 @@ func (s *Server) lastSeqs(d *document, clients []InspectClient) {
 	for i, c := range clients {
 		ids[i] = c.ClientID
 	}
-	list, err := json.Marshal(ids)
-	if err != nil {
-		return
-	}
-	rows, err := d.coord.Query(`SELECT client_id, last_seq FROM __sqlsync_clients WHERE client_id IN (SELECT value FROM json_each(?))`, string(list))
+	seqs, err := d.coord.LastSeqs(ids)
 	if err != nil {
 		d.log.Debug("inspector: read the clients table", "err", err)
 		return
-	}
-	seqs := map[string]uint64{}
-	for _, r := range rows.Values {
-		id, _ := r[0].(string)
-		seq, _ := r[1].(int64)
-		seqs[id] = uint64(max(seq, 0))
 	}
 	for i := range clients {
 		clients[i].LastSeq = seqs[clients[i].ClientID]

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -202,6 +203,29 @@ func (c *Coordinator) LastSeq(clientID string) (uint64, error) {
 		return 0, fmt.Errorf("last seq of %s: %w", clientID, err)
 	}
 	return parseLastSeq(rows, clientID)
+}
+
+// LastSeqs returns the last seq applied for each of ids that has one, as
+// committed (as LastSeq does, in one query).
+func (c *Coordinator) LastSeqs(ids []string) (map[string]uint64, error) {
+	list, err := json.Marshal(ids)
+	if err != nil {
+		return nil, fmt.Errorf("last seqs: %w", err)
+	}
+	rows, err := c.Query(`SELECT client_id, last_seq FROM `+ClientsTable+` WHERE client_id IN (SELECT value FROM json_each(?))`, string(list))
+	if err != nil {
+		return nil, fmt.Errorf("last seqs: %w", err)
+	}
+	seqs := make(map[string]uint64, len(rows.Values))
+	for _, r := range rows.Values {
+		id, _ := r[0].(string)
+		seq, err := parseLastSeq(Rows{Values: [][]any{r[1:]}}, id)
+		if err != nil {
+			return nil, err
+		}
+		seqs[id] = seq
+	}
+	return seqs, nil
 }
 
 // lastSeqSQL reads one client's last seq from ClientsTable.

@@ -134,3 +134,33 @@ func TestOutOfMemoryFailsOneMutation(t *testing.T) {
 		t.Fatalf("items %v, want 2", rows.Values)
 	}
 }
+
+// LastSeqs reads the last seqs of several clients at once, as LastSeq
+// reads each; a client with none is absent.
+func TestLastSeqs(t *testing.T) {
+	ctx := context.Background()
+	c, err := engine.OpenCoordinator(ctx, memstore.New(), testmutator.Mutator{}, engine.CoordinatorOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Apply(ctx, []engine.Mutation{
+		{ClientID: "a", Seq: 1, Name: "add", Args: testmutator.Args{ID: "x", Title: "t"}.Encode()},
+		{ClientID: "b", Seq: 1, Name: "add", Args: testmutator.Args{ID: "y", Title: "t"}.Encode()},
+		{ClientID: "a", Seq: 2, Name: "toggle", Args: testmutator.Args{ID: "x"}.Encode()},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.LastSeqs([]string{"a", "b", "nobody"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got["a"] != 2 || got["b"] != 1 {
+		t.Fatalf("LastSeqs = %v, want a:2 b:1", got)
+	}
+	for _, id := range []string{"a", "b"} {
+		if seq, _ := c.LastSeq(id); seq != got[id] {
+			t.Errorf("LastSeq(%s) = %d, LastSeqs says %d", id, seq, got[id])
+		}
+	}
+}
