@@ -194,21 +194,17 @@ func (s *Server) inspectAPI(h inspectHandler) http.HandlerFunc {
 // minute (counting the refusals it stands for), so that a flood of
 // unauthenticated requests cannot flood the log.
 type refusalLog struct {
-	mu         sync.Mutex
-	at         time.Time
-	suppressed int
+	mu sync.Mutex
+	refusals
 }
 
 func (l *refusalLog) note(s *Server, r *http.Request, code int, msg string) {
 	l.mu.Lock()
-	if time.Since(l.at) < refusalLogEvery {
-		l.suppressed++
-		l.mu.Unlock()
+	n, ok := l.due(time.Now())
+	l.mu.Unlock()
+	if !ok {
 		return
 	}
-	n := l.suppressed
-	l.at, l.suppressed = time.Now(), 0
-	l.mu.Unlock()
 	s.log.Warn("inspector request refused", "status", code, "reason", msg, "path", r.URL.Path, "remote", r.RemoteAddr, "refusals_not_logged", n)
 }
 

@@ -24,10 +24,23 @@ type origins struct {
 	logged map[string]refusals // by origin
 }
 
-// refusals counts one origin's refusals since its last log line.
+// refusals counts refusals since the last log line about them (one
+// origin's, or the inspector's).
 type refusals struct {
 	at         time.Time
 	suppressed int
+}
+
+// due reports whether a refusal at now is to be logged (none was within
+// refusalLogEvery), with the refusals not logged since the last line;
+// otherwise it counts this one.
+func (f *refusals) due(now time.Time) (skipped int, ok bool) {
+	if !f.at.IsZero() && now.Sub(f.at) < refusalLogEvery {
+		f.suppressed++
+		return 0, false
+	}
+	skipped, f.at, f.suppressed = f.suppressed, now, 0
+	return skipped, true
 }
 
 // refusalLogEvery is how often at most one origin's refusals are logged;
@@ -91,23 +104,20 @@ func (o *origins) checkWebSocket(r *http.Request) bool {
 // refused logs, at most once a minute per origin, that r's origin was refused.
 func (o *origins) refused(r *http.Request, what string) {
 	origin := r.Header.Get("Origin")
-	now := time.Now()
 	o.mu.Lock()
-	prev, seen := o.logged[origin]
-	if seen && now.Sub(prev.at) < refusalLogEvery {
-		prev.suppressed++
-		o.logged[origin] = prev
-		o.mu.Unlock()
-		return
-	}
-	if len(o.logged) >= maxLoggedOrigins {
+	f := o.logged[origin]
+	skipped, ok := f.due(time.Now())
+	if ok && len(o.logged) >= maxLoggedOrigins {
 		clear(o.logged)
 	}
-	o.logged[origin] = refusals{at: now}
+	o.logged[origin] = f
 	o.mu.Unlock()
+	if !ok {
+		return
+	}
 	o.log.Warn("origin not allowed: add it to --allowed-origins (Config.AllowedOrigins) if it serves your app",
 		"origin", origin, "path", r.URL.Path, "endpoint", what, "remote", r.RemoteAddr,
-		"suppressed", prev.suppressed)
+		"suppressed", skipped)
 }
 
 // cors wraps a GET handler of a public endpoint: an allowed origin gets
