@@ -262,14 +262,16 @@ func (ps *presence) notify() {
 
 // connected starts a connection granted presence with limits: every
 // local presence is to be sent, and the others come in a full snapshot.
-func (ps *presence) connected(limits *protocol.PresenceLimits) {
+// It returns the limits the connection keeps to (limits, defaults filled).
+func (ps *presence) connected(limits *protocol.PresenceLimits) protocol.PresenceLimits {
 	ps.mu.Lock()
+	defer ps.mu.Unlock()
 	ps.granted = true
 	ps.limits = withPresenceDefaults(limits)
 	for key := range ps.local {
 		ps.dirty[key] = true
 	}
-	ps.mu.Unlock()
+	return ps.limits
 }
 
 // disconnected ends the connection: the others' presences are gone for

@@ -197,8 +197,7 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 			mismatch := theirs != "" && ours != "" && theirs != ours
 			presence := d.opts.Presence && protocol.HasCapability(f.Welcome.Capabilities, protocol.CapPresence)
 			if presence {
-				d.presence.connected(f.Welcome.Presence)
-				limits := withPresenceDefaults(f.Welcome.Presence)
+				limits := d.presence.connected(f.Welcome.Presence)
 				go func() { presenceErr <- d.presenceLoop(ctx, t, limits) }()
 			}
 			d.setStatus(func(s *Status) {
