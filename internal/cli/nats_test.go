@@ -252,13 +252,24 @@ func TestEmbeddedCluster(t *testing.T) {
 		servertest.WaitSynced(t, d)
 	}
 	t.Logf("owner and its NATS node killed: the surviving replicas synced after %v", time.Since(start))
+	// Synced means a replica's own writes are applied; the other
+	// survivor's may reach it a moment later.
+	const want = "[[after-0,after-1,before-0,before-1,before-2]]"
 	for _, d := range replicas[1:] {
-		rows, err := d.Query(context.Background(), `SELECT group_concat(id) FROM (SELECT id FROM items ORDER BY id)`)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := fmt.Sprint(rows.Values); got != "[[after-0,after-1,before-0,before-1,before-2]]" {
-			t.Fatalf("items %s", got)
+		deadline := time.Now().Add(servertest.Timeout)
+		for {
+			rows, err := d.Query(context.Background(), `SELECT group_concat(id) FROM (SELECT id FROM items ORDER BY id)`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := fmt.Sprint(rows.Values)
+			if got == want {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("items %s", got)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
 	}
 }
