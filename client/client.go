@@ -21,6 +21,7 @@ import (
 	osfs "github.com/hack-pad/hackpadfs/os"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/pendinglog"
+	"github.com/sqlsync-go/sqlsync/shared/syncwire"
 	"github.com/sqlsync-go/sqlsync/vfs"
 	"github.com/sqlsync-go/sqlsync/vfs/filestore"
 	"github.com/sqlsync-go/sqlsync/vfs/memstore"
@@ -172,6 +173,24 @@ type Event struct {
 	Rejected *engine.RejectedError
 	// PresenceRefused is a presence update the coordinator refused.
 	PresenceRefused *PresenceRefusal
+	// Progress tells how far a large download has come: the coordinator
+	// streams a diff of many pages (a first sync of a large document, or
+	// a replica far behind), and an event follows each frame staged and
+	// the download's end (Done).
+	Progress *Progress
+}
+
+// Progress is how far a streamed download has come. A download that broke
+// off resumes where it stood, with the counts it had.
+type Progress struct {
+	Pages, TotalPages uint64 // pages received, and to receive in all as far as known
+	Bytes, TotalBytes uint64 // the same in page bytes
+	Done              bool   // the download is applied: queries show it
+}
+
+func progressOf(p syncwire.Progress, done bool) *Progress {
+	b, tb := p.Bytes()
+	return &Progress{Pages: p.Pages, TotalPages: p.Total, Bytes: b, TotalBytes: tb, Done: done}
 }
 
 // Doc is an open document replica.

@@ -10,6 +10,7 @@ import (
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
 	"github.com/sqlsync-go/sqlsync/shared/syncwire"
+	"github.com/sqlsync-go/sqlsync/vfs"
 )
 
 // Transport carries binary frames to and from the coordinator.
@@ -135,6 +136,20 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 	if d.opts.Presence {
 		hello.Capabilities = []string{protocol.CapPresence}
 	}
+	store := d.eng.Database().Store()
+	// A store that can stage takes large diffs streamed, and resumes one
+	// that broke off.
+	var recv *syncwire.StreamReceiver
+	if st, ok := store.(vfs.Stager); ok {
+		if recv, err = syncwire.NewStreamReceiver(st, store.LSN); err != nil {
+			return false, err
+		}
+		hello.Capabilities = append(hello.Capabilities, protocol.CapStream)
+		hello.Resume = recv.Resume()
+		if p, ok := recv.Progress(); ok {
+			d.lg.Info("resuming download", "pages", p.Pages, "of", p.Total)
+		}
+	}
 	if err := writeFrame(ctx, t, protocol.Frame{Hello: &hello}); err != nil {
 		return false, err
 	}
@@ -162,14 +177,27 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 	pushErr := make(chan error, 1)
 	presenceErr := make(chan error, 1)
 	defer d.presenceEnded()
-	store := d.eng.Database().Store()
 	asm := &syncwire.Assembler{Base: store.ReadPage, BaseCount: store.PageCount}
 	for {
 		var f protocol.Frame
 		select {
 		case f = <-frames:
 		case err := <-readErr:
-			return welcomed, err
+			// Stage the frames of a stream read before the connection
+			// broke: a resumed stream goes on after them.
+			for {
+				select {
+				case g := <-frames:
+					if g.Diff != nil && g.Diff.Stream != nil && g.Diff.More {
+						if serr := d.streamFrame(ctx, recv, g.Diff); serr != nil {
+							return welcomed, errors.Join(err, serr)
+						}
+					}
+					continue
+				default:
+				}
+				return welcomed, err
+			}
 		case err := <-pushErr:
 			return welcomed, err
 		case err := <-presenceErr:
@@ -223,6 +251,10 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 		case f.Rejected != nil:
 			d.emit(Event{Rejected: d.rejection(*f.Rejected)})
 		case d.presenceFrame(f):
+		case f.Diff != nil && f.Diff.Stream != nil:
+			if err := d.streamFrame(ctx, recv, f.Diff); err != nil {
+				return welcomed, err
+			}
 		case f.Diff != nil:
 			if err := asm.Add(f.Diff); err != nil {
 				return welcomed, err
@@ -233,6 +265,15 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 			for {
 				select {
 				case g := <-frames:
+					if g.Diff != nil && g.Diff.Stream != nil {
+						if err := d.rebase(ctx, asm.Take()); err != nil {
+							return welcomed, err
+						}
+						if err := d.streamFrame(ctx, recv, g.Diff); err != nil {
+							return welcomed, err
+						}
+						continue
+					}
 					if g.Diff == nil {
 						// Not a diff: handle it after this rebase.
 						if err := d.rebase(ctx, asm.Take()); err != nil {
@@ -290,6 +331,33 @@ func (d *Doc) rebase(ctx context.Context, diffs []engine.Diff) error {
 	last := diffs[len(diffs)-1].LSN
 	d.setStatus(func(s *Status) {
 		s.ServerLSN = max(s.ServerLSN, last)
+		if d.eng.LSN() >= s.ServerLSN {
+			s.State = Online
+		}
+	})
+	return nil
+}
+
+// streamFrame stages one frame of a streamed diff and reports progress;
+// the last frame applies the stream.
+func (d *Doc) streamFrame(ctx context.Context, recv *syncwire.StreamReceiver, f *protocol.Diff) error {
+	if recv == nil {
+		return fmt.Errorf("%w: a streamed diff to a replica that did not ask for one", syncwire.ErrBadDiff)
+	}
+	commit, p, err := recv.Add(f)
+	if err != nil {
+		return err
+	}
+	if commit == nil {
+		d.emit(Event{Progress: progressOf(p, false)})
+		return nil
+	}
+	if err := d.eng.ApplyStaged(ctx, *commit); err != nil {
+		return err
+	}
+	d.emit(Event{Progress: progressOf(p, true)})
+	d.setStatus(func(s *Status) {
+		s.ServerLSN = max(s.ServerLSN, commit.LSN)
 		if d.eng.LSN() >= s.ServerLSN {
 			s.State = Online
 		}

@@ -208,3 +208,26 @@ func (ts *testServer) counter(t *testing.T, name string) float64 {
 	t.Fatalf("no %s metric", name)
 	return 0
 }
+
+// counterWith returns the value of the server's counter vector name for
+// label = value.
+func (ts *testServer) counterWith(t *testing.T, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := ts.metrics.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == label && l.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
+	"github.com/sqlsync-go/sqlsync/shared/syncwire"
 	"golang.org/x/time/rate"
 )
 
@@ -33,8 +35,12 @@ type conn struct {
 	wakeCh   chan struct{}
 	done     chan struct{}
 
-	readOnly  bool
-	presence  bool // granted protocol.CapPresence (see presence.go)
+	readOnly bool
+	presence bool // granted protocol.CapPresence (see presence.go)
+	stream   bool // granted protocol.CapStream (see sendStream)
+	// resume is where the client's broken stream stands, from its Hello;
+	// the writer takes it for the first diff it sends.
+	resume    *engine.StreamPos
 	forwarded bool // from another coordinator (see forward)
 	limiter   *rate.Limiter
 	queued    atomic.Int64 // mutations handed to the document, not yet applied
@@ -190,6 +196,12 @@ func (c *conn) serve(ctx context.Context) (code, reason string) {
 	welcome := &protocol.Welcome{Version: protocol.Version, LSN: doc.coord.LSN(), MutatorHash: doc.hash}
 	if c.presence = !c.s.cfg.Presence.Disabled && protocol.HasCapability(h.Capabilities, protocol.CapPresence); c.presence {
 		welcome.Capabilities, welcome.Presence = []string{protocol.CapPresence}, c.s.cfg.Presence.limits()
+	}
+	if c.stream = protocol.HasCapability(h.Capabilities, protocol.CapStream); c.stream {
+		welcome.Capabilities = append(welcome.Capabilities, protocol.CapStream)
+		if r := h.Resume; r != nil {
+			c.resume = &engine.StreamPos{Since: r.Since, Begin: r.Begin, After: r.After}
+		}
 	}
 	if err := c.write(protocol.Frame{Welcome: welcome}); err != nil {
 		return "", ""
@@ -399,9 +411,15 @@ func (c *conn) writeLoop(lsn uint64) {
 // a commit is visible a moment before the document's writer has queued its
 // rejections, and the diff waits for that (waitPublished).
 func (c *conn) sendUpdates(lsn uint64) (uint64, error) {
+	to := c.doc.coord.LSN()
+	resume := c.resume
+	c.resume = nil
+	if to != lsn && c.stream && (resume != nil || c.doc.coord.Changed(lsn) >= syncwire.StreamMinPages) {
+		return c.sendStream(lsn, resume)
+	}
 	var d *diffEntry
 	target := lsn
-	if to := c.doc.coord.LSN(); to != lsn {
+	if to != lsn {
 		var ok bool
 		if d, ok = c.doc.diffs.get(lsn, to, c.doc.prepareDiff, c.done); !ok {
 			return lsn, nil // ending
@@ -411,17 +429,8 @@ func (c *conn) sendUpdates(lsn uint64) (uint64, error) {
 		}
 		target = d.lsn
 	}
-	if !c.doc.waitPublished(target, c.done) {
-		return lsn, nil // ending
-	}
-	c.mu.Lock()
-	rejected := c.rejected
-	c.rejected = nil
-	c.mu.Unlock()
-	for _, r := range rejected {
-		if err := c.write(protocol.Frame{Rejected: &r}); err != nil {
-			return lsn, err
-		}
+	if ok, err := c.sendRejections(target); !ok || err != nil {
+		return lsn, err
 	}
 	if d == nil {
 		return lsn, nil
@@ -434,6 +443,85 @@ func (c *conn) sendUpdates(lsn uint64) (uint64, error) {
 		}
 	}
 	return d.lsn, nil
+}
+
+// sendRejections sends the queued rejections, once every rejection of the
+// commits up to target is queued; ok is false if the connection is ending.
+func (c *conn) sendRejections(target uint64) (ok bool, err error) {
+	if !c.doc.waitPublished(target, c.done) {
+		return false, nil
+	}
+	c.mu.Lock()
+	rejected := c.rejected
+	c.rejected = nil
+	c.mu.Unlock()
+	for _, r := range rejected {
+		if err := c.write(protocol.Frame{Rejected: &r}); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// errEnding ends a stream when the connection ends.
+var errEnding = errors.New("connection ending")
+
+// sendStream streams the diff from lsn (see protocol.Stream), reading each
+// frame's pages out of the store as it goes, so that the connection holds
+// one frame however large the diff; with resume it goes on with the
+// stream the client staged in part. It is the client's own: no other
+// connection shares it, as diffs sent whole are shared.
+func (c *conn) sendStream(lsn uint64, resume *engine.StreamPos) (uint64, error) {
+	frames := 0
+	to, err := c.doc.coord.Stream(lsn, resume, syncwire.StreamPagesPerFrame, func(f engine.StreamFrame) error {
+		if f.Last {
+			// As for a whole diff: the rejections it shows go first.
+			if ok, err := c.sendRejections(f.LSN); !ok || err != nil {
+				return cmp.Or(err, errEnding)
+			}
+		}
+		d := &protocol.Diff{From: lsn, More: !f.Last, Stream: &protocol.Stream{Since: f.Since, Begin: f.Begin, After: f.After, Pages: f.PassPages}}
+		if f.Last {
+			d.To, d.PageCount = f.LSN, f.PageCount
+		}
+		d.Pages = make([]protocol.Page, len(f.Pages))
+		for i, p := range f.Pages {
+			d.Pages[i] = protocol.Page{No: p.No, Data: p.Data}
+		}
+		if frames == 0 {
+			event := "started"
+			if resume != nil && f.StreamPos == *resume {
+				event = "resumed"
+			}
+			c.s.metrics.streams.WithLabelValues(event).Inc()
+			c.log.Debug("stream diff", "from", lsn, "event", event, "pass_pages", f.PassPages, "after", f.After)
+		}
+		b, err := protocol.Encode(protocol.Frame{Diff: d})
+		if err != nil {
+			return fmt.Errorf("encode frame %d: %w", frames+1, err)
+		}
+		c.s.metrics.streamPages.Add(float64(len(f.Pages)))
+		c.s.metrics.diffBytes.Add(float64(len(b)))
+		c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+		if err := c.ws.WriteMessage(websocket.BinaryMessage, b); err != nil {
+			return fmt.Errorf("write frame %d: %w", frames+1, err)
+		}
+		frames++
+		select {
+		case <-c.done:
+			return errEnding
+		default:
+			return nil
+		}
+	})
+	switch {
+	case errors.Is(err, errEnding):
+		return lsn, nil
+	case err != nil:
+		return lsn, fmt.Errorf("stream diff from %d: %w", lsn, err)
+	}
+	c.s.metrics.streams.WithLabelValues("finished").Inc()
+	return to, nil
 }
 
 // write encodes f and sends it. Diff frames go out prepared, in

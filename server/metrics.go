@@ -18,6 +18,8 @@ type metrics struct {
 	batchSize   prometheus.Histogram
 	refused     *prometheus.CounterVec
 	diffBytes   prometheus.Counter
+	streams     *prometheus.CounterVec
+	streamPages prometheus.Counter
 	leases      prometheus.Gauge
 	stepDowns   *prometheus.CounterVec
 	forwarded   prometheus.Gauge
@@ -60,6 +62,12 @@ func newMetrics() *metrics {
 			Name: "sqlsync_diff_frame_bytes_total", Help: "Bytes of diff frames sent, before WebSocket compression.",
 		}),
 	}
+	m.streams = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sqlsync_streams_total", Help: "Streamed diffs, by event: started (from the first page), resumed (a client's broken stream, from where it broke), finished.",
+	}, []string{"event"})
+	m.streamPages = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "sqlsync_stream_pages_total", Help: "Pages sent in streamed diffs.",
+	})
 	m.leases = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "sqlsync_leases_held", Help: "In a cluster: documents this coordinator owns (holds the lease of).",
 	})
@@ -70,7 +78,7 @@ func newMetrics() *metrics {
 		Name: "sqlsync_connections_forwarded", Help: "In a cluster: client connections forwarded to the documents' owners.",
 	})
 	m.registry.MustRegister(m.documents, m.connections, m.applied, m.rejected, m.deferred, m.commits,
-		m.commitTime, m.batchSize, m.refused, m.diffBytes, m.leases, m.stepDowns, m.forwarded,
+		m.commitTime, m.batchSize, m.refused, m.diffBytes, m.streams, m.streamPages, m.leases, m.stepDowns, m.forwarded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.presence = newPresenceMetrics(m.registry)
 	return m

@@ -194,6 +194,31 @@ func (d *Database) applyDiff(c Commit, deferred bool) (sync func() error, err er
 	return nil, nil
 }
 
+// CommitStaged drops the local layer and makes the store's stage visible
+// with c (see Stager.CommitStaged), atomically and durably. The store must
+// be a Stager; no connection may be in a transaction.
+func (d *Database) CommitStaged(c Commit) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st, ok := d.store.(Stager)
+	if !ok {
+		return fmt.Errorf("commit staged pages: %T cannot stage", d.store)
+	}
+	if err := d.locks.idle(); err != nil {
+		return fmt.Errorf("commit staged pages: %w", err)
+	}
+	// A commit the store would refuse must not cost the local layer.
+	if err := c.Validate(d.store.LSN()); err != nil {
+		return fmt.Errorf("commit staged pages: %w", err)
+	}
+	d.local = nil
+	d.gen++
+	if err := st.CommitStaged(c); err != nil {
+		return fmt.Errorf("commit staged pages: %w", err)
+	}
+	return nil
+}
+
 // Bytes returns the whole database file as the store holds it, without the
 // local layer: what a replica and the coordinator compare for convergence.
 func (d *Database) Bytes() ([]byte, error) {

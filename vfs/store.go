@@ -3,6 +3,7 @@ package vfs
 import (
 	"errors"
 	"fmt"
+	"iter"
 
 	"github.com/sqlsync-go/sqlsync/vfs/internal/storestate"
 )
@@ -69,6 +70,45 @@ type DeferredApplier interface {
 	SyncApplied() error
 }
 
+// Stager is a Store that takes one large commit in pieces, for a replica
+// downloading a document too large to hold in memory: pages are staged
+// durably and out of sight, and CommitStaged makes them visible, with the
+// commit's LSN and page count, in one atomic step. A download that breaks
+// (the connection, or the process) resumes from the stage left behind:
+// Staged returns the cursor saved with the last pages staged.
+//
+// Apply and ApplyDeferred empty the stage: a replica that takes a diff
+// otherwise has given the download up.
+type Stager interface {
+	// Staged returns the cursor given with the last pages staged and how
+	// many page copies are staged (a page staged twice counts twice); ok is
+	// false when the stage is empty.
+	Staged() (cursor []byte, pages int, ok bool)
+	// Stage adds pages to the stage, with cursor (at most MaxCursor bytes),
+	// durably: once it returns, a reopened store reports cursor and the
+	// pages; if it fails or the process dies first, it reports the cursor
+	// and pages before. Pages come in any order, each PageSize long and
+	// numbered from 1; a page staged again replaces its earlier copy.
+	// Readers do not see staged pages.
+	Stage(cursor []byte, pages []Page) error
+	// CommitStaged applies, as one commit, the staged pages overlaid with
+	// c's pages, at c's LSN and page count: staged pages above c.PageCount
+	// are dropped, and every page above the store's page count up to
+	// c.PageCount must be staged or in c (as a fast-forward diff carries
+	// every page that came into being), else it fails with ErrBadCommit.
+	// All of it survives a crash or none; either way the stage empties
+	// once it returns nil.
+	CommitStaged(c Commit) error
+	// DropStaged empties the stage.
+	DropStaged() error
+}
+
+// MaxCursor bounds the cursor a Stager keeps with its stage.
+const MaxCursor = 1024
+
+// ErrCursor reports a cursor longer than MaxCursor.
+var ErrCursor = errors.New("sqlsync/vfs: stage cursor too long")
+
 // ErrCorrupt reports stored state that fails its own checks.
 var ErrCorrupt = errors.New("sqlsync/vfs: corrupt store")
 
@@ -88,6 +128,48 @@ func ReadCommit(lsn uint64, count uint32, nos []uint32, read func(no uint32, buf
 		c.Pages = append(c.Pages, Page{No: no, Data: buf})
 	}
 	return c, nil
+}
+
+// CheckStaged checks c as the CommitStaged of a store at lsn with count
+// pages, whose stage holds the distinct pages staged (each yielded once):
+// c must be a valid commit, and every page that comes into being must be
+// staged or in c.
+func CheckStaged(lsn uint64, count uint32, c Commit, staged iter.Seq[uint32]) error {
+	if err := c.Validate(lsn); err != nil {
+		return err
+	}
+	if c.PageCount <= count {
+		return nil
+	}
+	inC := map[uint32]bool{}
+	for _, p := range c.Pages {
+		if p.No > count {
+			inC[p.No] = true
+		}
+	}
+	covered := uint64(len(inC))
+	for no := range staged {
+		if no > count && no <= c.PageCount && !inC[no] {
+			covered++
+		}
+	}
+	if need := uint64(c.PageCount - count); covered != need {
+		return fmt.Errorf("%w: grows from %d to %d pages but carries %d of the %d new pages", ErrBadCommit, count, c.PageCount, covered, need)
+	}
+	return nil
+}
+
+// ValidateStage checks pages and cursor for Stager.Stage.
+func ValidateStage(cursor []byte, pages []Page) error {
+	if len(cursor) > MaxCursor {
+		return fmt.Errorf("%w: %d bytes", ErrCursor, len(cursor))
+	}
+	for _, p := range pages {
+		if p.No == 0 || len(p.Data) != PageSize {
+			return fmt.Errorf("%w: staged page %d has %d bytes", ErrBadCommit, p.No, len(p.Data))
+		}
+	}
+	return nil
 }
 
 // PageNumbers returns the numbers of c's pages, in c's order.

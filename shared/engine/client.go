@@ -354,6 +354,30 @@ func (c *Client) Rebase(ctx context.Context, diffs ...Diff) error {
 	return nil
 }
 
+// ApplyStaged ends a streamed diff: like Rebase, but the diff's pages are
+// in the store's stage (see vfs.Stager), and c brings the last of them
+// with the LSN and page count. The stage is committed in one atomic,
+// durable step; then the pending mutations the coordinator has not applied
+// are replayed on top.
+func (c *Client) ApplyStaged(ctx context.Context, commit vfs.Commit) error {
+	c.mu.Lock()
+	if err := c.db.CommitStaged(commit); err != nil {
+		c.mu.Unlock()
+		return fmt.Errorf("apply streamed diff: %w", err)
+	}
+	err := c.rebuild(ctx)
+	notify := c.onChange
+	failed := slices.Clone(c.failed)
+	c.mu.Unlock()
+	if err == nil && notify != nil {
+		notify(Change{All: true, Failed: failed})
+	}
+	if err != nil {
+		return fmt.Errorf("apply streamed diff: %w", err)
+	}
+	return nil
+}
+
 // settle makes a deferred snapshot durable, then trims the pending log of
 // the mutations it acknowledges.
 func (c *Client) settle(sync func() error) error {

@@ -40,6 +40,9 @@ type Hello struct {
 	// Capabilities names the optional parts of the protocol the client
 	// speaks (CapPresence); a coordinator ignores names it does not know.
 	Capabilities []string `cbor:"7,keyasint,omitempty"`
+	// Resume names the stream the client was staging when its connection
+	// broke (see Stream), for a client with CapStream.
+	Resume *Stream `cbor:"8,keyasint,omitempty"`
 }
 
 // Push carries the client's pending mutations, in seq order.
@@ -78,6 +81,9 @@ type Diff struct {
 	// More says the diff goes on in the next frame (same From and To, pages
 	// continuing in order); the receiver applies it once the last arrives.
 	More bool `cbor:"5,keyasint,omitempty"`
+	// Stream marks a frame of a streamed diff, sent to a client with
+	// CapStream; the rules above differ for those (see Stream).
+	Stream *Stream `cbor:"6,keyasint,omitempty"`
 }
 
 // Rejected tells the receiver that the coordinator rejected its mutation Seq, with the mutator's message.

@@ -88,6 +88,9 @@ func validateHello(h *Hello, lim *Limits) error {
 	if err := checkCapabilities(h.Capabilities, lim); err != nil {
 		return err
 	}
+	if err := validateResume(h); err != nil {
+		return err
+	}
 	return checkString("token", h.Token, false, lim, maxTokenBytes)
 }
 
@@ -135,6 +138,9 @@ func validateWelcome(w *Welcome, lim *Limits) error {
 }
 
 func validateDiff(d *Diff, lim *Limits) error {
+	if d.Stream != nil {
+		return validateStream(d, d.Stream, lim)
+	}
 	if d.To <= d.From {
 		return badf("to %d not after from %d", d.To, d.From)
 	}

@@ -4,6 +4,8 @@ package memstore
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/sqlsync-go/sqlsync/vfs"
@@ -16,11 +18,16 @@ type Store struct {
 	state  storestate.State
 	pages  map[uint32][]byte
 	closed bool
+
+	stage  map[uint32][]byte // nil: nothing staged
+	cursor []byte
+	staged int
 }
 
 var (
 	_ vfs.Store        = (*Store)(nil)
 	_ vfs.ChangeReader = (*Store)(nil)
+	_ vfs.Stager       = (*Store)(nil)
 )
 
 // New returns an empty store at LSN 0.
@@ -75,6 +82,13 @@ func (s *Store) Apply(c vfs.Commit) error {
 	if err := c.Validate(s.state.LSN()); err != nil {
 		return fmt.Errorf("apply commit: %w", err)
 	}
+	s.stage, s.cursor, s.staged = nil, nil, 0
+	s.apply(c)
+	return nil
+}
+
+// apply applies c, which is valid; the caller holds mu.
+func (s *Store) apply(c vfs.Commit) {
 	ch := s.state.Change(c.LSN, c.PageCount, c.PageNumbers())
 	for no := range ch.Grown() {
 		delete(s.pages, no) // zeros unless written below
@@ -86,6 +100,68 @@ func (s *Store) Apply(c vfs.Commit) error {
 		delete(s.pages, no)
 	}
 	s.state.Apply(ch)
+}
+
+// Staged returns the stage's cursor and page copies.
+func (s *Store) Staged() ([]byte, int, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.cursor, s.staged, s.stage != nil
+}
+
+// Stage adds pages to the stage.
+func (s *Store) Stage(cursor []byte, pages []vfs.Page) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return fmt.Errorf("stage pages: %w", vfs.ErrClosed)
+	}
+	if err := vfs.ValidateStage(cursor, pages); err != nil {
+		return fmt.Errorf("stage pages: %w", err)
+	}
+	if s.stage == nil {
+		s.stage = map[uint32][]byte{}
+	}
+	for _, p := range pages {
+		s.stage[p.No] = append([]byte(nil), p.Data...)
+	}
+	s.cursor, s.staged = append([]byte(nil), cursor...), s.staged+len(pages)
+	return nil
+}
+
+// CommitStaged applies the stage and c as one commit.
+func (s *Store) CommitStaged(c vfs.Commit) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return fmt.Errorf("commit staged pages: %w", vfs.ErrClosed)
+	}
+	if err := vfs.CheckStaged(s.state.LSN(), s.state.PageCount(), c, maps.Keys(s.stage)); err != nil {
+		return fmt.Errorf("commit staged pages: %w", err)
+	}
+	all := maps.Clone(s.stage)
+	if all == nil {
+		all = map[uint32][]byte{}
+	}
+	for _, p := range c.Pages {
+		all[p.No] = p.Data
+	}
+	whole := vfs.Commit{LSN: c.LSN, PageCount: c.PageCount}
+	for _, no := range slices.Sorted(maps.Keys(all)) {
+		if no <= c.PageCount {
+			whole.Pages = append(whole.Pages, vfs.Page{No: no, Data: all[no]})
+		}
+	}
+	s.apply(whole)
+	s.stage, s.cursor, s.staged = nil, nil, 0
+	return nil
+}
+
+// DropStaged empties the stage.
+func (s *Store) DropStaged() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.stage, s.cursor, s.staged = nil, nil, 0
 	return nil
 }
 

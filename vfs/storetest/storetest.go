@@ -25,6 +25,9 @@ func Page(no uint32, tag byte) vfs.Page {
 
 // Run runs the contract suite. reopen is nil for stores that do not persist.
 func Run(t *testing.T, open Opener, reopen Opener) {
+	if _, ok := open(t).(vfs.Stager); ok {
+		t.Run("Stager", func(t *testing.T) { RunStager(t, open, reopen) })
+	}
 	t.Run("Empty", func(t *testing.T) {
 		s := open(t)
 		if s.LSN() != 0 || s.PageCount() != 0 {
@@ -253,4 +256,177 @@ func testReadChanged(t *testing.T, s vfs.Store) {
 func isChangeReader(s vfs.Store) bool {
 	_, ok := s.(vfs.ChangeReader)
 	return ok
+}
+
+// RunStager runs the contract of a [vfs.Stager]; reopen is nil for stores
+// that do not persist. Run runs it too, for stores that are Stagers.
+func RunStager(t *testing.T, open Opener, reopen Opener) {
+	stager := func(t *testing.T, s vfs.Store) vfs.Stager {
+		t.Helper()
+		st, ok := s.(vfs.Stager)
+		if !ok {
+			t.Fatalf("%T is not a vfs.Stager", s)
+		}
+		return st
+	}
+	t.Run("StageCommit", func(t *testing.T) {
+		s := open(t)
+		st := stager(t, s)
+		mustApply(t, s, vfs.Commit{LSN: 1, PageCount: 2, Pages: []vfs.Page{Page(1, 'a'), Page(2, 'a')}})
+		if _, _, ok := st.Staged(); ok {
+			t.Fatal("a new store reports a stage")
+		}
+		mustStage(t, st, "c1", Page(4, 's'), Page(2, 's'))
+		mustStage(t, st, "c2", Page(3, 's'), Page(4, 't'), Page(5, 's'))
+		checkStaged(t, st, "c2", 5)
+		// Staged pages are out of sight.
+		checkPage(t, s, 2, Page(2, 'a').Data)
+		if s.LSN() != 1 || s.PageCount() != 2 {
+			t.Fatalf("staging moved the store to LSN %d with %d pages", s.LSN(), s.PageCount())
+		}
+		// c's pages win over staged ones; staged pages above the count go.
+		if err := st.CommitStaged(vfs.Commit{LSN: 7, PageCount: 4, Pages: []vfs.Page{Page(3, 'c')}}); err != nil {
+			t.Fatal(err)
+		}
+		if s.LSN() != 7 || s.PageCount() != 4 {
+			t.Fatalf("after CommitStaged: LSN %d with %d pages, want 7 and 4", s.LSN(), s.PageCount())
+		}
+		checkPage(t, s, 1, Page(1, 'a').Data)
+		checkPage(t, s, 2, Page(2, 's').Data)
+		checkPage(t, s, 3, Page(3, 'c').Data)
+		checkPage(t, s, 4, Page(4, 't').Data)
+		if got, want := s.ChangedSince(1), []uint32{2, 3, 4}; !slices.Equal(got, want) {
+			t.Fatalf("ChangedSince(1) = %v, want %v", got, want)
+		}
+		if _, _, ok := st.Staged(); ok {
+			t.Fatal("the stage is not empty after CommitStaged")
+		}
+		// Growing again, page 5 was dropped: it reads as zeros until written.
+		mustApply(t, s, vfs.Commit{LSN: 8, PageCount: 5, Pages: []vfs.Page{Page(5, 'd')}})
+		checkPage(t, s, 5, Page(5, 'd').Data)
+	})
+	t.Run("RefusesBadStages", func(t *testing.T) {
+		s := open(t)
+		st := stager(t, s)
+		mustApply(t, s, vfs.Commit{LSN: 3, PageCount: 1, Pages: []vfs.Page{Page(1, 'a')}})
+		if err := st.Stage(make([]byte, vfs.MaxCursor+1), nil); !errors.Is(err, vfs.ErrCursor) {
+			t.Fatalf("long cursor: %v, want ErrCursor", err)
+		}
+		if err := st.Stage([]byte("x"), []vfs.Page{{No: 0, Data: make([]byte, vfs.PageSize)}}); !errors.Is(err, vfs.ErrBadCommit) {
+			t.Fatalf("page 0: %v, want ErrBadCommit", err)
+		}
+		if err := st.Stage([]byte("x"), []vfs.Page{{No: 2, Data: []byte("short")}}); !errors.Is(err, vfs.ErrBadCommit) {
+			t.Fatalf("short page: %v, want ErrBadCommit", err)
+		}
+		if _, _, ok := st.Staged(); ok {
+			t.Fatal("a refused Stage left a stage")
+		}
+		mustStage(t, st, "c", Page(2, 's'))
+		bad := map[string]vfs.Commit{
+			"old LSN":        {LSN: 3, PageCount: 2},
+			"missing growth": {LSN: 4, PageCount: 3},
+		}
+		for name, c := range bad {
+			if err := st.CommitStaged(c); !errors.Is(err, vfs.ErrBadCommit) {
+				t.Fatalf("%s: CommitStaged = %v, want ErrBadCommit", name, err)
+			}
+		}
+		checkStaged(t, st, "c", 1)
+		if s.LSN() != 3 || s.PageCount() != 1 {
+			t.Fatalf("refused commits moved the store to LSN %d with %d pages", s.LSN(), s.PageCount())
+		}
+		// Growth carried partly by the stage, partly by the commit.
+		if err := st.CommitStaged(vfs.Commit{LSN: 4, PageCount: 3, Pages: []vfs.Page{Page(3, 'c')}}); err != nil {
+			t.Fatal(err)
+		}
+		checkPage(t, s, 2, Page(2, 's').Data)
+		checkPage(t, s, 3, Page(3, 'c').Data)
+	})
+	t.Run("DropAndApply", func(t *testing.T) {
+		s := open(t)
+		st := stager(t, s)
+		mustStage(t, st, "c", Page(1, 's'))
+		if err := st.DropStaged(); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, ok := st.Staged(); ok {
+			t.Fatal("DropStaged left a stage")
+		}
+		mustStage(t, st, "d", Page(2, 's'))
+		mustApply(t, s, vfs.Commit{LSN: 1, PageCount: 1, Pages: []vfs.Page{Page(1, 'a')}})
+		if _, _, ok := st.Staged(); ok {
+			t.Fatal("Apply left the stage")
+		}
+		// The dropped pages do not come back with a later stage.
+		if err := st.CommitStaged(vfs.Commit{LSN: 2, PageCount: 2}); !errors.Is(err, vfs.ErrBadCommit) {
+			t.Fatalf("commit of a dropped stage: %v, want ErrBadCommit", err)
+		}
+	})
+	if reopen == nil {
+		return
+	}
+	t.Run("Reopen", func(t *testing.T) {
+		s := open(t)
+		st := stager(t, s)
+		mustApply(t, s, vfs.Commit{LSN: 1, PageCount: 1, Pages: []vfs.Page{Page(1, 'a')}})
+		mustStage(t, st, "c1", Page(2, 's'), Page(3, 's'))
+		mustStage(t, st, "c2", Page(2, 't'))
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s = reopen(t)
+		st = stager(t, s)
+		checkStaged(t, st, "c2", 3)
+		if s.LSN() != 1 || s.PageCount() != 1 {
+			t.Fatalf("reopened at LSN %d with %d pages, want 1 and 1", s.LSN(), s.PageCount())
+		}
+		mustStage(t, st, "c3", Page(4, 's'))
+		if err := st.CommitStaged(vfs.Commit{LSN: 5, PageCount: 4}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s = reopen(t)
+		st = stager(t, s)
+		if _, _, ok := st.Staged(); ok {
+			t.Fatal("a committed stage came back on reopen")
+		}
+		if s.LSN() != 5 || s.PageCount() != 4 {
+			t.Fatalf("reopened at LSN %d with %d pages, want 5 and 4", s.LSN(), s.PageCount())
+		}
+		for no, tag := range map[uint32]byte{1: 'a', 2: 't', 3: 's', 4: 's'} {
+			checkPage(t, s, no, Page(no, tag).Data)
+		}
+		if got, want := s.ChangedSince(1), []uint32{2, 3, 4}; !slices.Equal(got, want) {
+			t.Fatalf("ChangedSince(1) after reopen = %v, want %v", got, want)
+		}
+		mustStage(t, st, "d", Page(2, 'x'))
+		if err := st.DropStaged(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s = reopen(t)
+		if _, _, ok := stager(t, s).Staged(); ok {
+			t.Fatal("a dropped stage came back on reopen")
+		}
+		checkPage(t, s, 2, Page(2, 't').Data)
+	})
+}
+
+func mustStage(t *testing.T, st vfs.Stager, cursor string, pages ...vfs.Page) {
+	t.Helper()
+	if err := st.Stage([]byte(cursor), pages); err != nil {
+		t.Fatalf("stage %s: %v", cursor, err)
+	}
+}
+
+func checkStaged(t *testing.T, st vfs.Stager, cursor string, pages int) {
+	t.Helper()
+	c, n, ok := st.Staged()
+	if !ok || string(c) != cursor || n != pages {
+		t.Fatalf("Staged() = %q, %d, %v; want %q, %d, true", c, n, ok, cursor, pages)
+	}
 }
