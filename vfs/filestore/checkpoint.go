@@ -11,31 +11,42 @@ import (
 	"github.com/sqlsync-go/sqlsync/vfs"
 )
 
-// Checkpoint folds the log into data and lsns and starts a fresh log.
+// Checkpoint folds the log into data and lsns and starts a fresh log. While
+// a stage is pending (see Staging) it does nothing and returns nil: the
+// stage lives in the log, so the log stays whole until CommitStaged,
+// DropStaged, Apply or ApplyDeferred empties the stage.
 func (s *Store) Checkpoint() error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if s.closed {
-		return fmt.Errorf("filestore: checkpoint: %w", vfs.ErrClosed)
+	if err := s.writable(); err != nil {
+		return fmt.Errorf("filestore: checkpoint: %w", err)
 	}
-	if s.broken != nil {
-		return fmt.Errorf("filestore: checkpoint: log unusable after an earlier failure: %w", s.broken)
+	if s.stage != nil {
+		return nil
 	}
 	s.ckptErr = s.checkpoint()
 	return s.ckptErr
 }
 
-// checkpoint does the work of Checkpoint; the caller holds wmu. Readers run
-// meanwhile: they read data only for pages it leaves alone, and the log
-// through the old handle until the swap.
+// checkpoint does the work of Checkpoint; the caller holds wmu and no stage
+// is pending. Readers run meanwhile: they read data only for pages it
+// leaves alone, and the log through the old handle until the swap. The
+// fresh log is of format version 1, which older code reads too.
 func (s *Store) checkpoint() error {
-	if err := s.fold(); err != nil {
+	if err := s.fold(formatVersion); err != nil {
 		return fmt.Errorf("filestore: checkpoint at LSN %d: %w", s.state.LSN(), err)
 	}
 	return nil
 }
 
-func (s *Store) fold() error {
+// fold folds the log into data and lsns and starts a fresh log of format
+// version; the caller holds wmu and no stage is pending. It holds one page
+// in memory at a time, and the LSN of every page.
+func (s *Store) fold(version uint32) error {
+	if s.stage != nil {
+		// The fresh log would lose the stage.
+		return errors.New("a stage is pending")
+	}
 	// 0. The data file is about to take pages of the log's newest commits:
 	// those must be durable in the log first, or a crash before the swap
 	// would pair new pages with an older LSN.
@@ -104,11 +115,11 @@ func (s *Store) fold() error {
 	// on reading the old log until the rename, but not after it: a handle
 	// to a replaced file may fail (on OPFS it does), so they wait from the
 	// rename to the swap.
-	if err := s.writeTmpLog(s.state.LSN(), count); err != nil {
+	if err := s.writeTmpLog(version, s.state.LSN(), count); err != nil {
 		return err
 	}
 	s.mu.Lock()
-	old, err := s.swapLog()
+	old, err := s.swapLog(version)
 	s.mu.Unlock()
 	if err != nil {
 		return err
@@ -120,9 +131,10 @@ func (s *Store) fold() error {
 	return err
 }
 
-// swapLog makes tmp the log and reads pages from data or from it from now
-// on. The caller holds wmu and mu. It returns the old log's handle.
-func (s *Store) swapLog() (old hackpadfs.File, err error) {
+// swapLog makes tmp, a log of format version, the log and reads pages from
+// data or from it from now on. The caller holds wmu and mu. It returns the
+// old log's handle.
+func (s *Store) swapLog(version uint32) (old hackpadfs.File, err error) {
 	if err := s.renameTmpLog(); err != nil {
 		return nil, err
 	}
@@ -133,7 +145,7 @@ func (s *Store) swapLog() (old hackpadfs.File, err error) {
 		return nil, fmt.Errorf("reopen %s: %w", logName, err)
 	}
 	old = s.log
-	s.log, s.logSize = log, headerSize
+	s.log, s.logSize, s.version = log, headerSize, version
 	for no := 1; no < len(s.loc); no++ {
 		s.loc[no] = locData
 	}

@@ -9,19 +9,36 @@
 //   - lsns: the base page LSNs; 8 bytes little-endian per page, the LSN at
 //     which that page last changed, so that ChangedSince stays exact across
 //     restarts.
-//   - log: the commit log, appended to by every Apply.
+//   - log: the commit log, appended to by every Apply (and by Stage,
+//     CommitStaged and DropStaged, see Staging).
 //
 // The log starts with a 24-byte header, all integers little-endian:
 //
-//	magic "SQSL" | format version u32 (1) | baseLSN u64 | basePageCount u32 | crc32c u32
+//	magic "SQSL" | format version u32 (1 or 2) | baseLSN u64 | basePageCount u32 | crc32c u32
 //
 // where the CRC (Castagnoli) covers the 20 bytes before it. data and lsns hold
-// the state at baseLSN, with basePageCount pages. Each commit follows as one
-// record:
+// the state at baseLSN, with basePageCount pages. Records follow, each
+// written with one write; every one ends with a crc32c of all its bytes
+// before it. Each commit (Apply, ApplyDeferred) is one record:
 //
 //	magic "SQSR" | LSN u64 | PageCount u32 | n u32 | n × (page number u32, PageSize bytes) | crc32c u32
 //
-// where the CRC covers everything in the record before it.
+// A log of format version 2 may also hold the records of a stage (see
+// Staging):
+//
+//	stage (Stage):                "SQSG" | cursor length u16 | cursor | n u32 | n × (page number u32, PageSize bytes) | crc32c u32
+//	stage commit (CommitStaged):  "SQSK" | LSN u64 | PageCount u32 | n u32 | n × (page number u32, PageSize bytes) | crc32c u32
+//	stage drop (DropStaged):      "SQSX" | LSN u64 (the store's, unchanged) | crc32c u32
+//
+// Version 1 logs hold commit records only; Open reads both versions. A
+// fresh log (a new store's, or a checkpoint's) is of version 1, and the
+// first Stage on a version 1 log checkpoints to start a version 2 log
+// before it appends: older code, which knows only version 1, would take a
+// stage record for a torn tail and cut it off, and with it every record
+// after it, CommitStaged's included; a version 2 log it refuses instead
+// ("unknown format version", [vfs.ErrCorrupt]). So a store that never
+// stages stays readable by older code, and one that did becomes readable
+// again at its next checkpoint.
 //
 // # Apply: one fsync per commit
 //
@@ -40,15 +57,16 @@
 // is all or nothing and every acknowledged commit survives: the same
 // guarantee as a batch-atomic write of all of a commit's pages, at the cost
 // of a single sequential append and fsync, whatever the number of pages. A
-// damaged record (bad magic, impossible length or CRC mismatch) with a valid,
-// newer record anywhere after it is not a torn tail but damage to
-// acknowledged commits: Open reports it as [vfs.ErrCorrupt], like a bad
-// header or a record whose LSN does not grow.
+// damaged record (bad magic, impossible length or CRC mismatch) with a valid
+// record anywhere after it (for a commit, one with a newer LSN) is not a
+// torn tail but damage to acknowledged commits: Open reports it as
+// [vfs.ErrCorrupt], like a bad header or a record whose LSN does not grow.
 //
 // # Checkpoints
 //
 // When the log outgrows a threshold (by default the larger of 4 MiB and the
-// size of data), Apply folds it into the base files:
+// size of data), Apply folds it into the base files, unless a stage is
+// pending (see Staging):
 //
 //  1. data is truncated to the lowest page count seen since the last
 //     checkpoint (pages above it were dropped), every page whose newest copy
@@ -68,6 +86,62 @@
 // entries it changed belong to pages that the log rewrites or drops. A crash
 // after the rename finds the new log, whose base files are already durable.
 // Either way the directory always holds one consistent state.
+//
+// # Staging
+//
+// Stage, CommitStaged and DropStaged make a Store a [vfs.Stager]: a replica
+// downloading a large document stages it frame by frame and makes it
+// visible at once. Stage appends one stage record holding the frame's pages
+// and the cursor and fsyncs it (a deferred commit, if any, is synced
+// first, so that the stage record is the only record a crash may tear).
+// Memory keeps, per staged page, the log offset of its newest staged copy,
+// the last cursor and the number of copies staged: never page bytes.
+// Readers do not see staged pages.
+//
+// CommitStaged appends one stage-commit record, which holds only the
+// commit's own pages, and fsyncs it. Applying it, at once or on replay,
+// points every staged page up to the commit's page count at its staged
+// copy in the log and then the commit's pages at theirs, and moves the
+// LSN, the page count and the page LSNs on as one commit writing the union
+// of those pages would: so it costs metadata per page and one append, and
+// never reads or rewrites a staged page. It does not checkpoint; the next
+// Apply (or Checkpoint) folds the log, staged pages and all, into data,
+// one page at a time. DropStaged appends a drop record. A commit record,
+// Apply's or ApplyDeferred's, empties the stage too: a replica that takes
+// a diff otherwise has given the download up.
+//
+// Open rebuilds the stage as it replays the log: the stage records after
+// the last commit, stage-commit or drop record form it, and its cursor is
+// that of the last of them. A stage record (or a stage-commit or drop
+// record) torn at the tail is cut off like a torn commit record. Replay
+// checks stage records as the calls that wrote them did: a staged page 0,
+// a stage commit that CheckStaged refuses or a drop record at another LSN
+// than the store's is [vfs.ErrCorrupt].
+//
+// So every state after a crash is either the old store, with the stage up
+// to the last durable Stage, or the committed store, never a mix. The
+// state is what replaying the log's records gives, and each record counts
+// whole or not at all (its CRC); only the last can be torn, as every
+// earlier one was fsynced before it was written. A crash during a Stage
+// thus leaves the store at its LSN with the stage and cursor of the last
+// Stage that returned (its torn record is cut off), or with the new one's
+// too if its record made it whole. A stage-commit record refers to the
+// staged pages only by where they lie in the stage records before it,
+// which were durable before it was written: a crash during CommitStaged
+// leaves either the old store with its stage intact, if the record is
+// torn, or the committed store with an empty stage, if it is whole.
+// Nothing else changes on disk meanwhile: no checkpoint runs while a stage
+// is pending (Checkpoint does nothing and returns nil), as a fresh log
+// would lose it; the checkpoint the first Stage on a version 1 log runs is
+// an ordinary one, with no stage pending, done before that Stage writes
+// its record. After a CommitStaged, DropStaged, Apply or ApplyDeferred the
+// checkpoint rules above hold unchanged: the pages a stage commit took
+// from the stage are pages whose newest copy is in the log, and the others
+// are referred to by nothing.
+//
+// An ApplyDeferred while a stage is pending empties it at once, but a crash
+// before the commit is synced loses the commit and leaves the stage as it
+// was.
 //
 // # Locking
 //
@@ -149,8 +223,14 @@ type Store struct {
 	closed  bool
 	lock    *dirlock.Lock
 
+	// The stage (see Staging), under wmu and mu like the state above.
+	stage  map[uint32]int64 // staged page -> log offset of its newest staged copy; nil: no stage
+	cursor []byte           // the cursor of the last stage record
+	staged int              // the page copies staged
+
 	// Writer-only state, under wmu.
-	broken error // set when the log can no longer be appended to
+	version uint32 // the log's format version
+	broken  error  // set when the log can no longer be appended to
 	// deferred says the log holds commits ApplyDeferred has not synced.
 	deferred bool
 	ckptErr  error // the last automatic checkpoint's failure, if any
@@ -161,6 +241,7 @@ var (
 	_ vfs.Store           = (*Store)(nil)
 	_ vfs.ChangeReader    = (*Store)(nil)
 	_ vfs.DeferredApplier = (*Store)(nil)
+	_ vfs.Stager          = (*Store)(nil)
 )
 
 // Open opens the store in dir of fsys, creating dir and its files if missing.
@@ -213,10 +294,11 @@ func (s *Store) open() error {
 	if err := readAt(s.log, hdr[:], 0); err != nil {
 		return fmt.Errorf("read log header: %w", err)
 	}
-	baseLSN, baseCount, err := decodeHeader(hdr[:])
+	version, baseLSN, baseCount, err := decodeHeader(hdr[:])
 	if err != nil {
 		return err
 	}
+	s.version = version
 
 	// The base LSNs. An entry newer than baseLSN was written by a checkpoint
 	// that crashed before replacing the log: that page is rewritten or
@@ -278,7 +360,7 @@ func (s *Store) create() error {
 			return fmt.Errorf("%w: %s has data but %s is missing", vfs.ErrCorrupt, info.Name(), logName)
 		}
 	}
-	if err := s.writeNewLog(0, 0); err != nil {
+	if err := s.writeNewLog(formatVersion, 0, 0); err != nil {
 		return err
 	}
 	var err error
@@ -367,11 +449,14 @@ func (s *Store) syncDeferred() error {
 func (s *Store) apply(c vfs.Commit, durable bool) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	if s.closed {
-		return fmt.Errorf("filestore: apply commit %d: %w", c.LSN, vfs.ErrClosed)
-	}
-	if s.broken != nil {
-		return fmt.Errorf("filestore: apply commit %d: log unusable after an earlier failure: %w", c.LSN, s.broken)
+	return s.applyLocked(c, durable)
+}
+
+// applyLocked does the work of apply; the caller holds wmu. The commit
+// record empties the stage (see Staging).
+func (s *Store) applyLocked(c vfs.Commit, durable bool) error {
+	if err := s.writable(); err != nil {
+		return fmt.Errorf("filestore: apply commit %d: %w", c.LSN, err)
 	}
 	if err := c.Validate(s.state.LSN()); err != nil {
 		return fmt.Errorf("filestore: apply commit %d: %w", c.LSN, err)
@@ -382,18 +467,9 @@ func (s *Store) apply(c vfs.Commit, durable bool) error {
 		}
 	}
 	rec := encodeRecord(c)
-	off := s.logSize
-	err := writeAt(s.log, rec, off)
-	if err == nil && durable {
-		// A durable commit makes the deferred ones before it durable too.
-		err = fsync.File(s.log)
-	}
+	// A durable commit makes the deferred ones before it durable too.
+	off, err := s.appendRecord(rec, durable)
 	if err != nil {
-		// Take the record back so that it cannot reappear at the next Open;
-		// if that fails too, no further commit may follow it.
-		if terr := errors.Join(hackpadfs.TruncateFile(s.log, off), fsync.File(s.log)); terr != nil {
-			s.broken = errors.Join(err, terr)
-		}
 		return fmt.Errorf("filestore: apply commit %d: %w", c.LSN, err)
 	}
 	s.deferred = !durable
@@ -404,6 +480,48 @@ func (s *Store) apply(c vfs.Commit, durable bool) error {
 
 	// The commit is durable whatever happens now: a failed checkpoint leaves
 	// the log in charge, is retried by the next Apply and reported by Close.
+	s.autoCheckpoint()
+	return nil
+}
+
+// writable reports why the log cannot take a record, if it cannot. The
+// caller holds wmu.
+func (s *Store) writable() error {
+	if s.closed {
+		return vfs.ErrClosed
+	}
+	if s.broken != nil {
+		return fmt.Errorf("log unusable after an earlier failure: %w", s.broken)
+	}
+	return nil
+}
+
+// appendRecord writes rec at the end of the log with one write and, if
+// durable, fsyncs the log; it returns the offset of rec. If either fails it
+// takes the record back, so that it cannot reappear at the next Open; if
+// that fails too, no further record may follow it. The caller holds wmu and
+// publishes the record (logSize included) once it returns.
+func (s *Store) appendRecord(rec []byte, durable bool) (int64, error) {
+	off := s.logSize
+	err := writeAt(s.log, rec, off)
+	if err == nil && durable {
+		err = fsync.File(s.log)
+	}
+	if err != nil {
+		if terr := errors.Join(hackpadfs.TruncateFile(s.log, off), fsync.File(s.log)); terr != nil {
+			s.broken = errors.Join(err, terr)
+		}
+		return 0, err
+	}
+	return off, nil
+}
+
+// autoCheckpoint checkpoints if the log has outgrown its threshold and no
+// stage is pending, and keeps the outcome for Close. The caller holds wmu.
+func (s *Store) autoCheckpoint() {
+	if s.stage != nil {
+		return
+	}
 	threshold := s.opts.CheckpointBytes
 	if threshold == 0 {
 		threshold = max(DefaultCheckpointBytes, int64(s.state.PageCount())*vfs.PageSize)
@@ -411,7 +529,6 @@ func (s *Store) apply(c vfs.Commit, durable bool) error {
 	if threshold > 0 && s.logSize > threshold && s.logSize > headerSize {
 		s.ckptErr = s.checkpoint()
 	}
-	return nil
 }
 
 // ChangedSince returns the pages changed after lsn.
@@ -444,6 +561,7 @@ func (s *Store) Close() error {
 	serr := s.syncDeferred()
 	s.closed = true
 	s.loc = nil
+	s.clearStage()
 	s.state.Forget()
 	err := s.closeFiles()
 	if err != nil {

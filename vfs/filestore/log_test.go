@@ -129,7 +129,7 @@ func TestCorruption(t *testing.T) {
 		},
 		"bad version": func(t *testing.T, x setup) {
 			editFile(t, x.fsys, "db/log", func(b []byte) []byte {
-				copy(b, encodeHeader(0, 0))
+				copy(b, encodeHeader(formatVersion, 0, 0))
 				binary.LittleEndian.PutUint32(b[4:], 99)
 				binary.LittleEndian.PutUint32(b[20:], crc32c(b[:20]))
 				return b
