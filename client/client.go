@@ -186,6 +186,9 @@ type Progress struct {
 	Pages, TotalPages uint64 // pages received, and to receive in all as far as known
 	Bytes, TotalBytes uint64 // the same in page bytes
 	Done              bool   // the download is applied: queries show it
+	// Resumed marks the event a download that broke off sends when it
+	// resumes: Pages is what it had staged.
+	Resumed bool
 }
 
 func progressOf(p syncwire.Progress, done bool) *Progress {

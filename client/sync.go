@@ -146,8 +146,11 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 		}
 		hello.Capabilities = append(hello.Capabilities, protocol.CapStream)
 		hello.Resume = recv.Resume()
-		if p, ok := recv.Progress(); ok {
+		if p, ok := recv.Progress(); ok && hello.Resume != nil {
 			d.lg.Info("resuming download", "pages", p.Pages, "of", p.Total)
+			e := progressOf(p, false)
+			e.Resumed = true
+			d.emit(Event{Progress: e})
 		}
 	}
 	if err := writeFrame(ctx, t, protocol.Frame{Hello: &hello}); err != nil {

@@ -84,7 +84,7 @@ func TestStreamedDownloadResumes(t *testing.T) {
 	d := &breakingDialer{breakAt: 4, wire: &servertest.WireLog{}}
 	var mu sync.Mutex
 	var progress []client.Progress
-	late := openClient(t, ts, "doc", clientOptions{mutator: testmutator.SQL{}, dial: d.Dial})
+	late := openClient(t, ts, "doc", clientOptions{mutator: testmutator.SQL{}, dial: d.Dial, stateDir: t.TempDir()})
 	stop := late.Watch(func(e client.Event) {
 		if e.Progress != nil {
 			mu.Lock()

@@ -94,7 +94,7 @@ func (r *replica) close(stderr io.Writer, except uint64) {
 // an error if the state directory keeps the document's mutator from an
 // earlier command: the replica opens without a URL (replica.offline), to
 // run and queue mutations that a later command pushes.
-func (f *clientFlags) open(parent context.Context, offlineOK bool) (*replica, context.Context, context.CancelFunc, error) {
+func (f *clientFlags) open(parent context.Context, offlineOK bool, stderr io.Writer) (*replica, context.Context, context.CancelFunc, error) {
 	var urls []string
 	for _, raw := range strings.Split(f.url, ",") {
 		u, err := syncURL(strings.TrimSpace(raw))
@@ -151,11 +151,28 @@ func (f *clientFlags) open(parent context.Context, offlineOK bool) (*replica, co
 	}
 	// Installed before the replica connects, so that no rejection of a
 	// mutation an earlier command queued goes unreported.
+	shown := -1 // the tenth of the download last shown
 	opts.Watch = func(e client.Event) {
 		if e.Rejected != nil {
 			r.mu.Lock()
 			r.rejected[e.Rejected.Seq] = e.Rejected
 			r.mu.Unlock()
+		}
+		if p := e.Progress; p != nil {
+			tenth := int(p.Pages * 10 / max(p.TotalPages, 1))
+			switch {
+			case p.Resumed:
+				fmt.Fprintf(stderr, "sqlsync: resuming the download of %s at %s\n", f.doc, progressText(p))
+			case p.Done:
+				fmt.Fprintf(stderr, "sqlsync: downloaded %s: %s\n", f.doc, mib(p.Bytes))
+				shown = -1
+				return
+			case tenth == shown:
+				return
+			default:
+				fmt.Fprintf(stderr, "sqlsync: downloading %s: %s\n", f.doc, progressText(p))
+			}
+			shown = tenth
 		}
 	}
 	doc, err := client.Open(ctx, opts)
@@ -166,6 +183,14 @@ func (f *clientFlags) open(parent context.Context, offlineOK bool) (*replica, co
 	r.Doc = doc
 	return r, ctx, cancel, nil
 }
+
+// progressText says how far a download has come: "45% (29.0 of 64.1 MiB)".
+func progressText(p *client.Progress) string {
+	return fmt.Sprintf("%d%% (%s of %s)", p.Pages*100/max(p.TotalPages, 1), mib(p.Bytes), mib(p.TotalBytes))
+}
+
+// mib formats a byte count in MiB.
+func mib(n uint64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
 
 func mutate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	f, rest, err := parseClient("mutate", args, stderr, nil)
@@ -178,7 +203,7 @@ func mutate(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if !json.Valid([]byte(rest[1])) {
 		return usagef("ARGS_JSON is not valid JSON: %s", rest[1])
 	}
-	doc, ctx, cancel, err := f.open(ctx, true)
+	doc, ctx, cancel, err := f.open(ctx, true, stderr)
 	if err != nil {
 		return err
 	}
@@ -231,7 +256,7 @@ func query(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
-	doc, ctx, cancel, err := f.open(ctx, false)
+	doc, ctx, cancel, err := f.open(ctx, false, stderr)
 	if err != nil {
 		return err
 	}
@@ -270,7 +295,7 @@ func dump(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(rest) != 0 {
 		return usagef("dump takes no arguments, got %q", rest)
 	}
-	doc, ctx, cancel, err := f.open(ctx, false)
+	doc, ctx, cancel, err := f.open(ctx, false, stderr)
 	if err != nil {
 		return err
 	}
