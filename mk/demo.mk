@@ -26,6 +26,7 @@ demo-build: node_modules/.package-lock.json wasm-bundle
 
 ## test-demo: the demo driven as a person would, in two Chromium contexts.
 test-demo: demo-build deps-chromium build
+	$(GO) build -o $(BIN)/sqlsync-fill ./bench/cmd/sqlsync-fill
 	CHROMIUM=$(CHROMIUM) $(NPM) run test:e2e -w demo-todo
 
 ## demo-dev: Vite's dev server on the demo, syncing with the coordinator of `make run`.

@@ -73,9 +73,10 @@ export async function startProcess(cmd, args, { url, cwd, stdout = 'inherit' }) 
  * with a new temporary data directory, serving staticDir if given and
  * running mutator (a .wasm module, default the todo demo's) for every
  * document, plus args; resolves once it answers /healthz, to { url, stop }.
- * stop() ends it and deletes its data.
+ * stop() ends it and deletes its data. prepare, if given, is called with
+ * the data directory before the coordinator starts (to put documents in it).
  */
-export async function startCoordinator({ staticDir, mutator = todoMutator, args = [] } = {}) {
+export async function startCoordinator({ staticDir, mutator = todoMutator, args = [], prepare } = {}) {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
   const data = mkdtempSync(join(tmpdir(), 'sqlsync-test-'));
@@ -85,6 +86,7 @@ export async function startCoordinator({ staticDir, mutator = todoMutator, args 
   const removeData = () => rmSync(data, { recursive: true, force: true });
   let proc;
   try {
+    prepare?.(data);
     proc = await startProcess(bin, serve, { url: url + '/healthz' });
   } catch (e) {
     removeData();

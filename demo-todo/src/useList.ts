@@ -21,7 +21,7 @@ export interface ListDocument {
 export function useList(listId: string, online: boolean): ListDocument {
   const [progress, setProgress] = useState<Progress>();
   const onlineAtOpen = useRef(online);
-  const { doc, error } = useDocument({ ...listOptions(listId, onlineAtOpen.current), onProgress: setProgress });
+  const { doc, error } = useDocument({ ...listOptions(listId, onlineAtOpen.current), onProgress: (p) => p.stage === 'runtime' && setProgress(p) });
   useEffect(() => {
     // For devtools and the benchmark (test/bench.mjs): the open document,
     // with its startup timings.

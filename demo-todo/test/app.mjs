@@ -11,9 +11,12 @@ export const demoDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 /** Where screenshots, profiles and benchmark figures go (gitignored). */
 export const resultsDir = join(demoDir, 'test-results');
 
-/** Starts the coordinator serving the built demo with the todo mutator, as `make run` does; resolves to { url, stop }. */
-export function startDemo() {
-  return startCoordinator({ staticDir: join(demoDir, 'dist') });
+/**
+ * Starts the coordinator serving the built demo with the todo mutator, as
+ * `make run` does; resolves to { url, stop }. prepare(dataDir) runs first.
+ */
+export function startDemo(prepare) {
+  return startCoordinator({ staticDir: join(demoDir, 'dist'), prepare });
 }
 
 /** Saves a screenshot of page as test-results/<name>.png. */

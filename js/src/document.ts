@@ -53,7 +53,11 @@ export interface DocumentEvents {
    * one: reopen the document to run it, see status.mutatorMismatch).
    */
   error: SqlsyncError;
-  /** The wasm bundle is downloading. */
+  /**
+   * A download goes on: the wasm bundle as the document opens (stage
+   * "runtime"), or a large diff of the document (stage "document"; see
+   * downloadProgress and the React hook useDownload).
+   */
   progress: Progress;
 }
 
@@ -143,6 +147,7 @@ export class SqlsyncDocument {
   private subs = new Map<number, Subscription>();
   private listeners = new Map<keyof DocumentEvents, Set<Listener<never>>>();
   private current?: Status;
+  private download?: Progress;
   private closed = false;
   private ready: Promise<void>;
   private bigint: boolean;
@@ -212,7 +217,8 @@ export class SqlsyncDocument {
         this.emit('presence', m.peers);
         return;
       case 'progress':
-        this.emit('progress', { loaded: m.loaded, total: m.total });
+        if (m.progress.stage === 'document') this.download = m.progress;
+        this.emit('progress', m.progress);
         return;
       case 'timing':
         for (const [k, v] of Object.entries(m.marks)) this.startup[k] = v - pageOrigin();
@@ -307,6 +313,16 @@ export class SqlsyncDocument {
   /** The latest status. */
   get status(): Status {
     return this.current!;
+  }
+
+  /**
+   * The latest progress of a large download of the document (stage
+   * "document": a first sync, or any diff the coordinator streams), or
+   * undefined if there has been none since the document opened. It stays
+   * at the last event (done: true) once a download ends.
+   */
+  get downloadProgress(): Progress | undefined {
+    return this.download;
   }
 
   /** Asks the replica for its status now. */

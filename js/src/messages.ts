@@ -1,6 +1,6 @@
 // Messages between the main thread and the worker, and among the workers
 // of one document (tabs of one origin) over a BroadcastChannel.
-import type { PresencePeer, Rejection, Status, Storage } from './types.js';
+import type { PresencePeer, Progress, Rejection, Status, Storage } from './types.js';
 
 /** The worker's config, sent with 'init'. */
 export interface WorkerConfig {
@@ -73,7 +73,7 @@ export type FromWorker =
   | { t: 'status'; status: Status }
   | { t: 'rejected'; rejection: Rejection }
   | { t: 'presence'; peers: PresencePeer[] }
-  | { t: 'progress'; loaded: number; total?: number }
+  | { t: 'progress'; progress: Progress }
   | { t: 'timing'; marks: Record<string, number> }
   | { t: 'warning'; error: ErrorInfo }
   | { t: 'fatal'; error: ErrorInfo };
@@ -92,4 +92,5 @@ export type Peer =
   | { k: 'rejected'; rejection: Rejection }
   | { k: 'presence'; peers: WirePeer[] }
   | { k: 'presenceRefused'; to: string; error: ErrorInfo }
+  | { k: 'progress'; progress: Progress }
   | { k: 'bye'; from: string };

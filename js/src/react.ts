@@ -15,7 +15,7 @@ import {
   useSyncExternalStore,
 } from 'react';
 import { type DocumentPresence, openDocument, type SqlsyncDocument, SqlsyncError } from './document.js';
-import type { OpenOptions, Param, PresencePeer, Row, Status } from './types.js';
+import type { OpenOptions, Param, PresencePeer, Progress, Row, Status } from './types.js';
 
 const DocumentContext = createContext<SqlsyncDocument | undefined>(undefined);
 
@@ -190,6 +190,21 @@ export function useStatus(doc?: SqlsyncDocument): Status | undefined {
   const d = doc ?? fromContext;
   const subscribe = useCallback((cb: () => void) => (d ? d.on('status', cb) : () => {}), [d]);
   return useSyncExternalStore(subscribe, () => d?.status, () => d?.status);
+}
+
+/**
+ * Returns the progress of the document's large download, re-rendering as
+ * it goes (the provider's document by default): undefined until the
+ * coordinator streams the document a diff of many pages (a first sync of a
+ * large document, or a replica far behind), then the latest progress, with
+ * `done` once it is applied. Show it while `!done`:
+ * `{p && !p.done && <progress value={p.loaded} max={p.total} />}`.
+ */
+export function useDownload(doc?: SqlsyncDocument): Progress | undefined {
+  const fromContext = useCurrentDocument();
+  const d = doc ?? fromContext;
+  const subscribe = useCallback((cb: () => void) => (d ? d.on('progress', cb) : () => {}), [d]);
+  return useSyncExternalStore(subscribe, () => d?.downloadProgress, () => d?.downloadProgress);
 }
 
 /** What usePresence returns. */

@@ -86,11 +86,25 @@ export interface PresencePeer<T = unknown> {
   state: T;
 }
 
-/** Download progress of the wasm bundle, in bytes. */
+/**
+ * Progress of a download, in bytes: of the Go runtime's wasm bundle while
+ * a document opens (stage "runtime"), or of a large document's first sync,
+ * or any diff of many pages, which the coordinator streams (stage
+ * "document", with pages too). A document download that broke off (the
+ * tab closed, the network went) resumes where it stood on the next open.
+ */
 export interface Progress {
+  stage: 'runtime' | 'document';
   loaded: number;
-  /** Total size, when the server said. */
+  /** Total size: for the runtime when the server said; for a document, as far as known. */
   total?: number;
+  /** Stage "document": pages received, and to receive in all as far as known. */
+  pages?: number;
+  totalPages?: number;
+  /** Stage "document": the download is applied; queries show it. */
+  done?: boolean;
+  /** Stage "document": a download that broke off resumes here. */
+  resumed?: boolean;
 }
 
 /** Connection state of a replica. */

@@ -327,6 +327,10 @@ func (d *Doc) event(e client.Event) {
 	case e.PresenceRefused != nil:
 		r := e.PresenceRefused
 		v = map[string]any{"type": "presenceRefused", "key": r.Key, "code": r.Code, "reason": r.Reason}
+	case e.Progress != nil:
+		p := e.Progress
+		v = map[string]any{"type": "progress", "stage": "document", "loaded": p.Bytes, "total": p.TotalBytes,
+			"pages": p.Pages, "totalPages": p.TotalPages, "done": p.Done, "resumed": p.Resumed}
 	default:
 		return
 	}

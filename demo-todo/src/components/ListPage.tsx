@@ -1,8 +1,9 @@
-import { usePresence, useStatus } from '@sqlsync-go/client/react';
+import { useDownload, usePresence, useStatus } from '@sqlsync-go/client/react';
 import { useCallback, useEffect, useMemo, useState } from 'react';
 import { me, type Viewer } from '../presence';
 import { rememberList } from '../recentLists';
 import { describeError, ReportProvider, Toasts, useToasts } from '../toasts';
+import type { SqlsyncDocument } from '../todo';
 import { useList } from '../useList';
 import { AddItem } from './AddItem';
 import { ConnectionBadge } from './ConnectionBadge';
@@ -99,6 +100,7 @@ export function ListPage({ listId, offline, onOfflineChange }: Props) {
                 <ListTitle doc={doc} listId={listId} />
                 <ShareLink listId={listId} />
                 <AddItem doc={doc} />
+                <Download doc={doc} />
                 <ItemList doc={doc} others={others} onEditing={onEditing} />
                 <DeletedItems doc={doc} />
               </>
@@ -111,6 +113,26 @@ export function ListPage({ listId, offline, onOfflineChange }: Props) {
     </ReportProvider>
   );
 }
+
+/**
+ * A large list's first sync (or a return after a long time away): the
+ * coordinator streams it, and this shows how far it has come. The items
+ * show once it is all here; a download cut short resumes on the next visit.
+ */
+function Download({ doc }: { doc: SqlsyncDocument }) {
+  const p = useDownload(doc);
+  if (!p || p.done) return null;
+  return (
+    <div className="download">
+      <p id="download-label">
+        Downloading the list… {mib(p.loaded)} of {mib(p.total ?? p.loaded)} MB
+      </p>
+      <progress aria-labelledby="download-label" value={p.loaded} max={p.total} />
+    </div>
+  );
+}
+
+const mib = (n: number) => (n / (1 << 20)).toFixed(1);
 
 function Opening({ loaded, total }: { loaded?: number; total?: number }) {
   return (

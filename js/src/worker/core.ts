@@ -201,7 +201,7 @@ export class WorkerCore {
   }
 
   private loadGo(): Promise<GoApi> {
-    this.goApi ??= this.env.loadGo(this.cfg!.wasmUrl, (p) => this.env.post({ t: 'progress', ...p }));
+    this.goApi ??= this.env.loadGo(this.cfg!.wasmUrl, (p) => this.env.post({ t: 'progress', progress: p }));
     return this.goApi;
   }
 
@@ -328,6 +328,10 @@ export class WorkerCore {
       this.peers = (ev as unknown as { peers: WirePeer[] }).peers ?? [];
       this.postPresence();
       this.send({ k: 'presence', peers: this.peers });
+    } else if (ev.type === 'progress') {
+      const { type: _t, ...progress } = ev as unknown as Progress & { type: string };
+      this.env.post({ t: 'progress', progress });
+      this.send({ k: 'progress', progress });
     } else if (ev.type === 'presenceRefused') {
       const r = ev as unknown as { key: string; code: string; reason: string };
       const error = { code: 'presence_refused', message: `presence refused (${r.code}): ${r.reason}` };
@@ -506,6 +510,9 @@ export class WorkerCore {
         return;
       case 'presenceRefused':
         if (m.to === this.id) this.env.post({ t: 'warning', error: m.error });
+        return;
+      case 'progress':
+        if (this.role !== 'owner') this.env.post({ t: 'progress', progress: m.progress });
         return;
       case 'ack': {
         const p = m.to === this.id ? this.pending.get(m.id) : undefined;

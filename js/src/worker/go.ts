@@ -31,14 +31,14 @@ function countProgress(resp: Response, onProgress: (p: Progress) => void): void 
       const { done, value } = await reader.read();
       if (done) {
         mark('downloaded');
-        onProgress({ loaded, total: total ?? loaded });
+        onProgress({ stage: 'runtime', loaded, total: total ?? loaded });
         return;
       }
       loaded += value.byteLength;
       const now = Date.now();
       if (now - last > 50) {
         last = now;
-        onProgress({ loaded, total });
+        onProgress({ stage: 'runtime', loaded, total });
       }
     }
   };

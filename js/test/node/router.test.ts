@@ -28,7 +28,7 @@ function fakeGo(opened: string[]): GoApi {
 
 it('sharedLoader loads a bundle once and tells every caller its progress', async () => {
   let loads = 0;
-  let progress: ((p: { loaded: number }) => void) | undefined;
+  let progress: ((p: { stage: 'runtime'; loaded: number }) => void) | undefined;
   const api = fakeGo([]);
   const load = sharedLoader(async (_url, onProgress) => {
     loads++;
@@ -39,7 +39,7 @@ it('sharedLoader loads a bundle once and tells every caller its progress', async
   const heard: string[] = [];
   const a = load('x.wasm', (p) => heard.push(`a${p.loaded}`));
   const b = load('x.wasm', (p) => heard.push(`b${p.loaded}`));
-  progress!({ loaded: 5 });
+  progress!({ stage: 'runtime', loaded: 5 });
   assert.equal(await a, api);
   assert.equal(await b, api);
   assert.equal(loads, 1);
