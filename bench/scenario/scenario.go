@@ -38,7 +38,9 @@ type Config struct {
 	// LocalMutators lists the mutators scenario 1 measures side by side:
 	// names separated by commas, or "all" for every one available.
 	LocalMutators string
-	// ScenarioTimeout bounds each scenario, whatever its own settings say.
+	// ScenarioTimeout bounds each scenario, whatever its own settings say,
+	// but scenario 12 (download), whose own bound is Download.Duration
+	// when that is longer.
 	ScenarioTimeout time.Duration
 	// CPUProfileDir, if set, receives one CPU profile per scenario,
 	// named <key>.cpu.prof.
@@ -57,6 +59,7 @@ type Config struct {
 	Cluster    ClusterConfig
 	CLI        CLIConfig
 	Presence   PresenceSpamConfig
+	Download   DownloadConfig
 }
 
 // DefaultConfig returns the settings of a default run.
@@ -80,6 +83,7 @@ func DefaultConfig() Config {
 		CLI:     CLIConfig{ColdRuns: 3, Runs: 20, Duration: 60 * time.Second},
 
 		Presence: PresenceSpamConfig{Samples: 400, Rounds: 8, Spammers: 2, Duration: 60 * time.Second},
+		Download: DownloadConfig{Sizes: "64,256,1024", SmallRuns: 2, TinyMiB: 1, Duration: 6 * time.Minute},
 	}
 }
 
@@ -102,6 +106,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	c.Cluster.register(fs)
 	c.CLI.register(fs)
 	c.Presence.register(fs)
+	c.Download.register(fs)
 }
 
 // Scenario is one benchmark scenario.
@@ -128,6 +133,7 @@ var All = []Scenario{
 	{9, "cluster", "documents in NATS JetStream: commit, hand-off, failover", runCluster},
 	{10, "cli", "the sqlsync command, a process per command: cold, cached, floor", runCLI},
 	{11, "presence", "writes beside presence spammers", runPresence},
+	{12, "download", "first sync of a large document: sqlsync query --state, a new replica", runDownload},
 }
 
 // Select returns the scenarios named in keys (comma-separated keys or
@@ -181,7 +187,7 @@ func errorRecord(s Scenario, err error) report.Record {
 }
 
 func runOne(ctx context.Context, cfg Config, s Scenario) (recs []report.Record, err error) {
-	ctx, cancel := context.WithTimeout(ctx, cfg.ScenarioTimeout)
+	ctx, cancel := context.WithTimeout(ctx, timeoutOf(cfg, s))
 	defer cancel()
 	dir, err := os.MkdirTemp(cfg.Dir, "sqlsync-bench-"+s.Key+"-")
 	if err != nil {
@@ -210,6 +216,16 @@ func runOne(ctx context.Context, cfg Config, s Scenario) (recs []report.Record, 
 		}
 	}()
 	return s.run(ctx, e)
+}
+
+// timeoutOf returns the bound on scenario s: cfg.ScenarioTimeout, or
+// scenario 12's own when that is longer (filling, copying and downloading
+// a 1 GiB document takes minutes).
+func timeoutOf(cfg Config, s Scenario) time.Duration {
+	if s.Key == "download" {
+		return max(cfg.ScenarioTimeout, cfg.Download.Duration)
+	}
+	return cfg.ScenarioTimeout
 }
 
 func startProfile(name string) (stop func() error, err error) {
