@@ -480,14 +480,6 @@ func (c *conn) sendStream(lsn uint64, resume *engine.StreamPos) (uint64, error) 
 				return cmp.Or(err, errEnding)
 			}
 		}
-		d := &protocol.Diff{From: lsn, More: !f.Last, Stream: &protocol.Stream{Since: f.Since, Begin: f.Begin, After: f.After, Pages: f.PassPages}}
-		if f.Last {
-			d.To, d.PageCount = f.LSN, f.PageCount
-		}
-		d.Pages = make([]protocol.Page, len(f.Pages))
-		for i, p := range f.Pages {
-			d.Pages[i] = protocol.Page{No: p.No, Data: p.Data}
-		}
 		if frames == 0 {
 			event := "started"
 			if resume != nil && f.StreamPos == *resume {
@@ -496,7 +488,7 @@ func (c *conn) sendStream(lsn uint64, resume *engine.StreamPos) (uint64, error) 
 			c.s.metrics.streams.WithLabelValues(event).Inc()
 			c.log.Debug("stream diff", "from", lsn, "event", event, "pass_pages", f.PassPages, "after", f.After)
 		}
-		b, err := protocol.Encode(protocol.Frame{Diff: d})
+		b, err := protocol.Encode(protocol.Frame{Diff: syncwire.StreamFrame(lsn, f)})
 		if err != nil {
 			return fmt.Errorf("encode frame %d: %w", frames+1, err)
 		}

@@ -53,6 +53,10 @@ func RunDump(seed uint64, nClients, steps int, mut engine.Mutator) (string, erro
 type message struct {
 	push     []engine.Mutation // client to coordinator
 	diff     [][]byte          // coordinator to client: encoded Diff frames
+	// stream holds the encoded frames of a streamed diff; with cut, the
+	// connection breaks after them, before the stream's end.
+	stream   [][]byte
+	cut      bool
 	rejected *engine.Rejection
 }
 
@@ -65,6 +69,10 @@ type simClient struct {
 	up      []message // to the coordinator
 	down    []message // to the client
 	sentLSN uint64    // coordinator side: the LSN this connection has been sent up to
+	// resume is the stream the client's Hello asks to go on with; breaking
+	// says its connection is to break once the client reads a cut stream.
+	resume   *engine.StreamPos
+	breaking bool
 	created int       // items this client created
 	seen    map[string]bool
 }
@@ -78,6 +86,7 @@ type sim struct {
 	history []engine.Mutation // the coordinator's order of applied mutations
 	acked   map[string]bool   // mutations a client recorded durably
 	ids     []string          // item ids any client has used
+	quiet   bool              // quiescing: the network loses nothing
 }
 
 func runSimulation(seed uint64, nClients, steps int, mut engine.Mutator, dump *string) (err error) {
@@ -224,7 +233,13 @@ func (s *sim) serve(ctx context.Context) error {
 
 func (s *sim) fanOut() error {
 	for _, c := range s.clients {
-		if !c.online || c.sentLSN == s.coord.LSN() {
+		if !c.online || c.breaking || c.sentLSN == s.coord.LSN() {
+			continue
+		}
+		if c.resume != nil || s.r.IntN(4) == 0 {
+			if err := s.stream(c); err != nil {
+				return err
+			}
 			continue
 		}
 		d, err := s.coord.Diff(c.sentLSN)
@@ -247,10 +262,75 @@ func (s *sim) fanOut() error {
 	return nil
 }
 
+// errCut breaks a stream off in stream.
+var errCut = errors.New("the connection breaks")
+
+// stream sends c the diff it lacks as a stream (resuming the one its Hello
+// named, if any), in frames of random size; now and then the connection
+// breaks after a few of them, and the client reconnects later and resumes.
+func (s *sim) stream(c *simClient) error {
+	resume := c.resume
+	c.resume = nil
+	cutAt := -1
+	if !s.quiet && s.r.IntN(3) == 0 {
+		cutAt = s.r.IntN(4)
+	}
+	var frames [][]byte
+	to, err := s.coord.Stream(c.sentLSN, resume, 1+s.r.IntN(8), func(f engine.StreamFrame) error {
+		if len(frames) == cutAt && !f.Last {
+			return errCut
+		}
+		b, err := protocol.Encode(protocol.Frame{Diff: syncwire.StreamFrame(c.sentLSN, f)})
+		frames = append(frames, b)
+		return err
+	})
+	switch {
+	case errors.Is(err, errCut):
+		c.down = append(c.down, message{stream: frames, cut: true})
+		c.breaking = true
+	case err != nil:
+		return err
+	default:
+		c.down = append(c.down, message{stream: frames})
+		c.sentLSN = to
+	}
+	return nil
+}
+
 func (s *sim) deliver(ctx context.Context, c *simClient) error {
 	store := c.eng.Database().Store()
 	asm := &syncwire.Assembler{Base: store.ReadPage, BaseCount: store.PageCount}
 	for _, m := range c.down {
+		if m.stream != nil || m.cut {
+			// Whole diffs before the stream go first.
+			if err := c.eng.Rebase(ctx, asm.Take()...); err != nil {
+				return fmt.Errorf("client %d: a replica must always rebase: %w", c.id, err)
+			}
+			recv, err := syncwire.NewStreamReceiver(c.store, c.store.LSN)
+			if err != nil {
+				return err
+			}
+			for _, b := range m.stream {
+				f, err := protocol.Decode(b, protocol.DefaultLimits())
+				if err != nil {
+					return err
+				}
+				last, _, err := recv.Add(f.Diff)
+				if err != nil {
+					return fmt.Errorf("client %d: stream frame: %w", c.id, err)
+				}
+				if last != nil {
+					if err := c.eng.ApplyStaged(ctx, *last); err != nil {
+						return fmt.Errorf("client %d: a replica must always apply a stream: %w", c.id, err)
+					}
+				}
+			}
+			if m.cut {
+				s.disconnect(c)
+				return nil
+			}
+			continue
+		}
 		for _, b := range m.diff {
 			f, err := protocol.Decode(b, protocol.DefaultLimits())
 			if err != nil {
@@ -280,7 +360,7 @@ func (s *sim) deliver(ctx context.Context, c *simClient) error {
 }
 
 func (s *sim) disconnect(c *simClient) {
-	c.online, c.up, c.down = false, nil, nil
+	c.online, c.up, c.down, c.breaking, c.resume = false, nil, nil, false, nil
 }
 
 // connect is the Hello: the coordinator resumes the client from its snapshot
@@ -291,6 +371,12 @@ func (s *sim) connect(c *simClient) {
 	}
 	c.online = true
 	c.sentLSN = c.eng.LSN()
+	// A stream the last connection broke off goes on where it stood.
+	if recv, err := syncwire.NewStreamReceiver(c.store, c.store.LSN); err == nil {
+		if r := recv.Resume(); r != nil {
+			c.resume = &engine.StreamPos{Since: r.Since, Begin: r.Begin, After: r.After}
+		}
+	}
 	if p := c.eng.Pending(); len(p) > 0 {
 		c.up = append(c.up, message{push: p})
 	}
@@ -322,12 +408,20 @@ func (s *sim) restartCoordinator(ctx context.Context) (err error) {
 // quiesce connects everyone and runs the network until nothing is in flight
 // and nothing is pending.
 func (s *sim) quiesce(ctx context.Context) error {
-	for _, c := range s.clients {
-		s.connect(c)
-	}
+	s.quiet = true
+	defer func() { s.quiet = false }()
 	for round := 0; ; round++ {
 		if round > 10 {
-			return fmt.Errorf("no quiescence after %d rounds", round)
+			var states []string
+			for _, c := range s.clients {
+				states = append(states, fmt.Sprintf("client %d: online %v, at %d, sent %d, %d pending, breaking %v, resume %v, %d down", c.id, c.online, c.eng.LSN(), c.sentLSN, c.eng.PendingCount(), c.breaking, c.resume, len(c.down)))
+			}
+			return fmt.Errorf("no quiescence after %d rounds (coordinator at %d; %s)", round, s.coord.LSN(), strings.Join(states, "; "))
+		}
+		// A client whose connection broke before (a cut stream it read
+		// only now) reconnects.
+		for _, c := range s.clients {
+			s.connect(c)
 		}
 		var batch []engine.Mutation
 		for _, c := range s.clients {
@@ -356,6 +450,9 @@ func (s *sim) quiesce(ctx context.Context) error {
 				busy = true
 				c.up = append(c.up, message{push: c.eng.Pending()})
 			}
+			// A stream cut before quiescing broke the connection just now:
+			// another round reconnects it and brings it up to date.
+			busy = busy || !c.online
 		}
 		if !busy {
 			return nil

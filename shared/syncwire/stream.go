@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 
+	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
 	"github.com/sqlsync-go/sqlsync/vfs"
 )
@@ -16,6 +17,21 @@ const StreamPagesPerFrame = 256
 // StreamMinPages is the size, in pages changed, from which a coordinator
 // streams a diff to a receiver that can take one; smaller diffs go whole.
 const StreamMinPages = 2 * PagesPerFrame
+
+// StreamFrame returns the protocol frame of f, a frame of the streamed
+// diff from LSN from. Its pages share f's bytes: encode it before f's
+// send returns.
+func StreamFrame(from uint64, f engine.StreamFrame) *protocol.Diff {
+	d := &protocol.Diff{From: from, More: !f.Last, Stream: &protocol.Stream{Since: f.Since, Begin: f.Begin, After: f.After, Pages: f.PassPages}}
+	if f.Last {
+		d.To, d.PageCount = f.LSN, f.PageCount
+	}
+	d.Pages = make([]protocol.Page, len(f.Pages))
+	for i, p := range f.Pages {
+		d.Pages[i] = protocol.Page{No: p.No, Data: p.Data}
+	}
+	return d
+}
 
 // Progress is how far a streamed download has come.
 type Progress struct {

@@ -81,17 +81,11 @@ func (h *history) at(t *testing.T, lsn uint64) *memstore.Store {
 }
 
 // wire turns a stream frame into the protocol frame a coordinator sends,
-// through the codec, so the receiver sees what it would on the wire.
+// through the codec (which copies the pages, as the receiver may keep
+// them), so the receiver sees what it would on the wire.
 func wire(t *testing.T, from uint64, f engine.StreamFrame) *protocol.Diff {
 	t.Helper()
-	d := &protocol.Diff{From: from, More: !f.Last, Stream: &protocol.Stream{Since: f.Since, Begin: f.Begin, After: f.After, Pages: f.PassPages}}
-	if f.Last {
-		d.To, d.PageCount = f.LSN, f.PageCount
-	}
-	for _, p := range f.Pages {
-		d.Pages = append(d.Pages, protocol.Page{No: p.No, Data: bytes.Clone(p.Data)})
-	}
-	b, err := protocol.Encode(protocol.Frame{Diff: d})
+	b, err := protocol.Encode(protocol.Frame{Diff: syncwire.StreamFrame(from, f)})
 	if err != nil {
 		t.Fatalf("encode: %v", err)
 	}
