@@ -51,8 +51,8 @@ func RunDump(seed uint64, nClients, steps int, mut engine.Mutator) (string, erro
 
 // message is what travels on the simulated network.
 type message struct {
-	push     []engine.Mutation // client to coordinator
-	diff     [][]byte          // coordinator to client: encoded Diff frames
+	push []engine.Mutation // client to coordinator
+	diff [][]byte          // coordinator to client: encoded Diff frames
 	// stream holds the encoded frames of a streamed diff; with cut, the
 	// connection breaks after them, before the stream's end.
 	stream   [][]byte
@@ -73,8 +73,8 @@ type simClient struct {
 	// says its connection is to break once the client reads a cut stream.
 	resume   *engine.StreamPos
 	breaking bool
-	created int       // items this client created
-	seen    map[string]bool
+	created  int // items this client created
+	seen     map[string]bool
 }
 
 type sim struct {
