@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -164,14 +163,5 @@ func metricsText(t *testing.T, ts *testServer) string {
 // httpGet fetches path from ts and returns the response and its body.
 func httpGet(t *testing.T, ts *testServer, path string) (*http.Response, []byte) {
 	t.Helper()
-	resp, err := http.Get("http://" + ts.addr + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return resp, b
+	return servertest.Get(t, "http://"+ts.addr+path)
 }

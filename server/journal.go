@@ -3,8 +3,11 @@ package server
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/hack-pad/hackpadfs"
+	osfs "github.com/hack-pad/hackpadfs/os"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sqlsync-go/sqlsync/vfs"
 	"github.com/sqlsync-go/sqlsync/vfs/filestore"
@@ -25,6 +28,41 @@ type diskJournal struct{ fsys hackpadfs.FS }
 
 func (j diskJournal) OpenStore(_ context.Context, docID string) (vfs.Store, error) {
 	return filestore.Open(j.fsys, "docs/"+docID)
+}
+
+// dataFS returns data directory dir (made absolute, with its docs
+// directory created) as a hackpadfs FS, as the disk journal and the data
+// directory's other files use it.
+func dataFS(dir string) (hackpadfs.FS, string, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "docs"), 0o755); err != nil {
+		return nil, "", err
+	}
+	fsys, err := osfs.NewFS().Sub(filepath.ToSlash(dir)[1:])
+	return fsys, dir, err
+}
+
+// OpenDocumentStore opens document docID's store in the data directory of
+// a coordinator keeping its documents on the local disk (serve --data),
+// creating it if needed, for tools that fill or read a document while no
+// coordinator runs on the directory (bench/cmd/sqlsync-fill). The caller
+// closes it.
+func OpenDocumentStore(dataDir, docID string) (vfs.Store, error) {
+	if err := ValidDocID(docID); err != nil {
+		return nil, err
+	}
+	fsys, _, err := dataFS(dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("open document %s: %w", docID, err)
+	}
+	store, err := diskJournal{fsys: fsys}.OpenStore(context.Background(), docID)
+	if err != nil {
+		return nil, fmt.Errorf("open document %s: %w", docID, err)
+	}
+	return store, nil
 }
 
 // JetStreamJournal keeps every document's commits in stream, through js

@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -19,7 +17,6 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/hack-pad/hackpadfs"
-	osfs "github.com/hack-pad/hackpadfs/os"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/sqlsync-go/sqlsync/internal/dirlock"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
@@ -171,14 +168,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("new server: %w", err)
 	}
 	cfg.Presence = presence
-	dir, err := filepath.Abs(cfg.DataDir)
-	if err != nil {
-		return nil, fmt.Errorf("new server: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Join(dir, "docs"), 0o755); err != nil {
-		return nil, fmt.Errorf("new server: %w", err)
-	}
-	fsys, err := osfs.NewFS().Sub(filepath.ToSlash(dir)[1:])
+	fsys, dir, err := dataFS(cfg.DataDir)
 	if err != nil {
 		return nil, fmt.Errorf("new server: %w", err)
 	}

@@ -43,6 +43,32 @@ const cliPackage = "github.com/sqlsync-go/sqlsync/cmd/sqlsync"
 // cliQuery is the query the cached runs and the floor run.
 const cliQuery = `SELECT count(*) FROM items`
 
+// cliSetup prepares, in dir, what the scenarios that run the sqlsync
+// command as processes need: the binary (-cli.binary, or ./cmd/sqlsync
+// built with the go command, as `make build` does), the todo mutator
+// module (its path and bytes) for `serve --mutator`, and the children's
+// environment (commands without --state would use the user's cache
+// directory: this run's own instead).
+func cliSetup(ctx context.Context, e *env, dir string) (bin, module string, wasm []byte, childEnv []string, err error) {
+	bin = e.cfg.CLI.Binary
+	if bin == "" {
+		bin = filepath.Join(dir, "sqlsync")
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, cliPackage)
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			return "", "", nil, nil, fmt.Errorf("build %s: %w\n%s", cliPackage, err, msg)
+		}
+	}
+	if wasm, err = loadTodoWasm(ctx, &e.cfg); err != nil {
+		return "", "", nil, nil, err
+	}
+	module = filepath.Join(dir, "todo.wasm")
+	if err := os.WriteFile(module, wasm, 0o644); err != nil {
+		return "", "", nil, nil, fmt.Errorf("write mutator: %w", err)
+	}
+	childEnv = append(os.Environ(), "XDG_CACHE_HOME="+filepath.Join(dir, "user-cache"))
+	return bin, module, wasm, childEnv, nil
+}
+
 // runCLI is scenario 10: the sqlsync command as a person or a script runs
 // it, each command its own process, against a coordinator that is a
 // `sqlsync serve` process on loopback running the todo demo's WebAssembly
@@ -58,24 +84,10 @@ func runCLI(ctx context.Context, e *env) (recs []report.Record, err error) {
 	if err != nil {
 		return nil, err
 	}
-	bin := cfg.Binary
-	if bin == "" {
-		bin = filepath.Join(dir, "sqlsync")
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, cliPackage)
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("build %s: %w\n%s", cliPackage, err, msg)
-		}
-	}
-	wasm, err := loadTodoWasm(ctx, &e.cfg)
+	bin, module, wasm, childEnv, err := cliSetup(ctx, e, dir)
 	if err != nil {
 		return nil, err
 	}
-	module := filepath.Join(dir, "todo.wasm")
-	if err := os.WriteFile(module, wasm, 0o644); err != nil {
-		return nil, fmt.Errorf("write mutator: %w", err)
-	}
-	// Commands without --state would use the user's cache directory.
-	childEnv := append(os.Environ(), "XDG_CACHE_HOME="+filepath.Join(dir, "user-cache"))
 
 	url, stop, err := startServe(ctx, bin, childEnv, filepath.Join(dir, "data"), module)
 	if err != nil {

@@ -19,11 +19,8 @@ import (
 	"syscall"
 	"time"
 
-	osfs "github.com/hack-pad/hackpadfs/os"
 	"github.com/sqlsync-go/sqlsync/bench/report"
 	"github.com/sqlsync-go/sqlsync/internal/bigdoc"
-	"github.com/sqlsync-go/sqlsync/vfs"
-	"github.com/sqlsync-go/sqlsync/vfs/filestore"
 )
 
 // DownloadConfig tunes scenario 12.
@@ -76,23 +73,10 @@ func runDownload(ctx context.Context, e *env) (recs []report.Record, err error) 
 	if err != nil {
 		return nil, err
 	}
-	bin := e.cfg.CLI.Binary // -cli.binary, scenario 10's
-	if bin == "" {
-		bin = filepath.Join(dir, "sqlsync")
-		cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, cliPackage)
-		if msg, err := cmd.CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("build %s: %w\n%s", cliPackage, err, msg)
-		}
-	}
-	wasm, err := loadTodoWasm(ctx, &e.cfg)
+	bin, module, _, childEnv, err := cliSetup(ctx, e, dir) // -cli.binary, scenario 10's
 	if err != nil {
 		return nil, err
 	}
-	module := filepath.Join(dir, "todo.wasm")
-	if err := os.WriteFile(module, wasm, 0o644); err != nil {
-		return nil, fmt.Errorf("write mutator: %w", err)
-	}
-	childEnv := append(os.Environ(), "XDG_CACHE_HOME="+filepath.Join(dir, "user-cache"))
 	d := &downloader{ctx: ctx, bin: bin, env: childEnv, module: module, tiny: max(cfg.TinyMiB, 1)}
 	for _, size := range sizes {
 		runs := 1
@@ -140,12 +124,12 @@ func (d *downloader) size(dir string, size, runs int) (recs []report.Record, err
 	defer func() { err = errors.Join(err, os.RemoveAll(dir)) }()
 	data := filepath.Join(dir, "data")
 	t0 := time.Now()
-	rows, docBytes, err := fillDoc(data, "big", int64(size)<<20)
+	rows, docBytes, err := bigdoc.FillDocument(data, "big", int64(size)<<20)
 	if err != nil {
 		return nil, err
 	}
 	fill := time.Since(t0)
-	tinyRows, _, err := fillDoc(data, "tiny", int64(d.tiny)<<20)
+	tinyRows, _, err := bigdoc.FillDocument(data, "tiny", int64(d.tiny)<<20)
 	if err != nil {
 		return nil, err
 	}
@@ -330,32 +314,6 @@ func (d *downloader) query(url, doc, state string, rows int64) (took time.Durati
 	}
 	streamed = strings.Contains(errOut.String(), "sqlsync: downloaded "+doc+":")
 	return took, peak, streamed, nil
-}
-
-// fillDoc fills document id of a serve data directory with about size
-// bytes (bigdoc.Fill) and returns its rows and its size in bytes.
-func fillDoc(data, id string, size int64) (rows, n int64, err error) {
-	abs, err := filepath.Abs(data)
-	if err != nil {
-		return 0, 0, err
-	}
-	fsys, err := osfs.NewFS().Sub(strings.TrimPrefix(filepath.ToSlash(abs), "/"))
-	if err != nil {
-		return 0, 0, fmt.Errorf("fill %s: %w", id, err)
-	}
-	if err := os.MkdirAll(filepath.Join(data, "docs"), 0o755); err != nil {
-		return 0, 0, fmt.Errorf("fill %s: %w", id, err)
-	}
-	store, err := filestore.Open(fsys, "docs/"+id)
-	if err != nil {
-		return 0, 0, fmt.Errorf("fill %s: %w", id, err)
-	}
-	rows, err = bigdoc.Fill(store, size)
-	n = int64(store.PageCount()) * vfs.PageSize
-	if cerr := store.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("fill %s: %w", id, cerr)
-	}
-	return rows, n, err
 }
 
 // copyFloor copies the store files (data, log) of the store in from into a

@@ -5,8 +5,10 @@
 package bigdoc
 
 import (
+	"errors"
 	"fmt"
 
+	"github.com/sqlsync-go/sqlsync/server"
 	"github.com/sqlsync-go/sqlsync/vfs"
 )
 
@@ -54,4 +56,17 @@ func Fill(store vfs.Store, size int64) (rows int64, err error) {
 		return 0, fmt.Errorf("fill: count rows: %w", st.Err())
 	}
 	return st.ColumnInt64(0), nil
+}
+
+// FillDocument fills document docID in a coordinator's data directory
+// (serve --data; no coordinator may run on it) with Fill, and returns the
+// rows of big and the document's size in bytes.
+func FillDocument(dataDir, docID string, size int64) (rows, bytes int64, err error) {
+	store, err := server.OpenDocumentStore(dataDir, docID)
+	if err != nil {
+		return 0, 0, fmt.Errorf("fill: %w", err)
+	}
+	rows, err = Fill(store, size)
+	bytes = int64(store.PageCount()) * vfs.PageSize
+	return rows, bytes, errors.Join(err, store.Close())
 }

@@ -4,10 +4,8 @@ import (
 	"bufio"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"runtime/debug"
 	"strconv"
@@ -15,9 +13,8 @@ import (
 	"syscall"
 	"testing"
 
-	osfs "github.com/hack-pad/hackpadfs/os"
 	"github.com/sqlsync-go/sqlsync/internal/bigdoc"
-	"github.com/sqlsync-go/sqlsync/vfs/filestore"
+	"github.com/sqlsync-go/sqlsync/server/servertest"
 )
 
 // bigDocBytes is the size of the document TestLargeDownloadSurvivesKill
@@ -28,22 +25,7 @@ const bigDocBytes = 64 << 20
 // before a coordinator serves it, and returns its rows.
 func fillDoc(t *testing.T, dataDir, docID string, size int64) int64 {
 	t.Helper()
-	abs, err := filepath.Abs(dataDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fsys, err := osfs.NewFS().Sub(strings.TrimPrefix(filepath.ToSlash(abs), "/"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := filestore.Open(fsys, "docs/"+docID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := bigdoc.Fill(store, size)
-	if cerr := store.Close(); err == nil {
-		err = cerr
-	}
+	rows, _, err := bigdoc.FillDocument(dataDir, docID, size)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +148,8 @@ func TestLargeDownloadSurvivesKill(t *testing.T) {
 	if want := fmt.Sprintf(`"n":%d`, rows); !strings.Contains(out.String(), want) {
 		t.Fatalf("second query printed %q, want %s", out.String(), want)
 	}
-	metrics := httpGet(t, srv.url()+"/metrics")
+	_, body := servertest.Get(t, srv.url()+"/metrics")
+	metrics := string(body)
 	if !strings.Contains(metrics, `sqlsync_streams_total{event="resumed"} 1`) {
 		t.Fatalf("the coordinator resumed no stream:\n%s", grepLines(metrics, "sqlsync_stream"))
 	}
@@ -181,20 +164,6 @@ func TestLargeDownloadSurvivesKill(t *testing.T) {
 	if clientGrowth >= bigDocBytes || coordGrowth >= bigDocBytes {
 		t.Fatalf("memory grew by the document's size: client +%d MiB, coordinator +%d MiB", clientGrowth>>20, coordGrowth>>20)
 	}
-}
-
-func httpGet(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 func grepLines(s, sub string) string {

@@ -25,7 +25,6 @@ import (
 	"testing"
 	"time"
 
-	osfs "github.com/hack-pad/hackpadfs/os"
 	"github.com/sqlsync-go/sqlsync/client"
 	"github.com/sqlsync-go/sqlsync/internal/cli"
 	"github.com/sqlsync-go/sqlsync/server"
@@ -34,7 +33,6 @@ import (
 	"github.com/sqlsync-go/sqlsync/shared/sqlrows"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
 	"github.com/sqlsync-go/sqlsync/vfs"
-	"github.com/sqlsync-go/sqlsync/vfs/filestore"
 )
 
 // sqlsyncBin is the binary under test.
@@ -251,15 +249,7 @@ func openReplica(t *testing.T, url, docID string, opts client.Options) *client.D
 // server's data directory and returns its bytes, checking its integrity.
 func coordinatorFile(t *testing.T, dataDir, docID string) ([]byte, *vfs.Database) {
 	t.Helper()
-	abs, err := filepath.Abs(dataDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fsys, err := osfs.NewFS().Sub(strings.TrimPrefix(filepath.ToSlash(abs), "/"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	store, err := filestore.Open(fsys, "docs/"+docID)
+	store, err := server.OpenDocumentStore(dataDir, docID)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,18 +9,12 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strings"
 
-	osfs "github.com/hack-pad/hackpadfs/os"
 	"github.com/sqlsync-go/sqlsync/internal/bigdoc"
-	"github.com/sqlsync-go/sqlsync/server"
-	"github.com/sqlsync-go/sqlsync/vfs/filestore"
 )
 
 func main() {
@@ -40,31 +34,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sqlsync-fill: needs -data, -doc and a positive -mib")
 		return 2
 	}
-	rows, err := fill(*data, *doc, *mib<<20)
+	rows, _, err := bigdoc.FillDocument(*data, *doc, *mib<<20)
 	if err != nil {
 		fmt.Fprintln(stderr, "sqlsync-fill:", err)
 		return 1
 	}
 	fmt.Fprintln(stdout, rows)
 	return 0
-}
-
-func fill(dataDir, docID string, size int64) (int64, error) {
-	if err := server.ValidDocID(docID); err != nil {
-		return 0, err
-	}
-	abs, err := filepath.Abs(dataDir)
-	if err != nil {
-		return 0, err
-	}
-	fsys, err := osfs.NewFS().Sub(strings.TrimPrefix(filepath.ToSlash(abs), "/"))
-	if err != nil {
-		return 0, fmt.Errorf("data directory %s: %w", dataDir, err)
-	}
-	store, err := filestore.Open(fsys, "docs/"+docID)
-	if err != nil {
-		return 0, fmt.Errorf("open document %s: %w", docID, err)
-	}
-	rows, err := bigdoc.Fill(store, size)
-	return rows, errors.Join(err, store.Close())
 }
