@@ -187,6 +187,16 @@ func TestValidation(t *testing.T) {
 		{"diff short page", Frame{Diff: &Diff{To: 1, PageCount: 1, Pages: []Page{{No: 1, Data: make([]byte, 100)}}}}, ErrBadFrame, "data is 100 bytes, want 4096"},
 		{"diff long page", Frame{Diff: &Diff{To: 1, PageCount: 1, Pages: []Page{{No: 1, Data: make([]byte, PageSize+1)}}}}, ErrBadFrame, "data is 4097 bytes"},
 		{"diff empty page", Frame{Diff: &Diff{To: 1, PageCount: 1, Pages: []Page{{No: 1}}}}, ErrBadFrame, "data is 0 bytes"},
+		{"stream since before from", Frame{Diff: &Diff{From: 5, More: true, Stream: &Stream{Since: 4, Begin: 6}}}, ErrBadFrame, "diff: stream pass from 4 to 6, diff from 5"},
+		{"stream begin before since", Frame{Diff: &Diff{From: 5, More: true, Stream: &Stream{Since: 6, Begin: 5}}}, ErrBadFrame, "stream pass from 6 to 5"},
+		{"stream frame with to", Frame{Diff: &Diff{To: 3, PageCount: 1, More: true, Stream: &Stream{Begin: 2}}}, ErrBadFrame, "stream frame before the last names to 3 and 1 pages"},
+		{"stream ends before its pass", Frame{Diff: &Diff{To: 1, Stream: &Stream{Begin: 2}}}, ErrBadFrame, "stream ends at 1, pass began at 2"},
+		{"stream ends at from", Frame{Diff: &Diff{From: 2, To: 2, Stream: &Stream{Since: 2, Begin: 2}}}, ErrBadFrame, "stream ends at 2"},
+		{"stream page not after", Frame{Diff: &Diff{More: true, Stream: &Stream{Begin: 1, After: 5}, Pages: []Page{{No: 5, Data: page(0)}}}}, ErrBadFrame, "page index 0: number 5 not after 5"},
+		{"stream delta", Frame{Diff: &Diff{More: true, Stream: &Stream{Begin: 1}, Pages: []Page{{No: 1, Data: page(0), Delta: true}}}}, ErrBadFrame, "a delta in a stream"},
+		{"stream last page past count", Frame{Diff: &Diff{To: 2, PageCount: 1, Stream: &Stream{Begin: 2}, Pages: []Page{{No: 2, Data: page(0)}}}}, ErrBadFrame, "number 2 not in 1..1"},
+		{"stream short page", Frame{Diff: &Diff{More: true, Stream: &Stream{Begin: 1}, Pages: []Page{{No: 1, Data: make([]byte, 10)}}}}, ErrBadFrame, "data is 10 bytes"},
+		{"hello resume before its LSN", Frame{Hello: &Hello{Version: 1, DocID: "d", ClientID: "c", LSN: 5, Resume: &Stream{Since: 4, Begin: 6}}}, ErrBadFrame, "resume of a pass from 4 to 6, replica at 5"},
 		{"rejected seq 0", Frame{Rejected: &Rejected{Message: "m"}}, ErrBadFrame, "rejected: seq is 0"},
 		{"rejected long message", Frame{Rejected: &Rejected{Seq: 1, Message: long(lim.MaxMessageBytes + 1)}}, ErrTooLarge, "message is 4097 bytes"},
 		{"close no code", Frame{Close: &Close{Reason: "r"}}, ErrBadFrame, "close: code is empty"},
@@ -412,5 +422,25 @@ func checkDecodes(t *testing.T, tests []decodeCase) {
 				t.Fatalf("got %+v, want %+v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestStreamFrames checks that streamed diff frames that keep the rules
+// decode: pages in a frame before the last need no page count, and a pass
+// may start over from page 1.
+func TestStreamFrames(t *testing.T) {
+	for _, f := range []Frame{
+		{Diff: &Diff{From: 2, More: true, Stream: &Stream{Since: 2, Begin: 9, Pages: 3}, Pages: []Page{{No: 7, Data: page(1)}, {No: 900, Data: page(2)}}}},
+		{Diff: &Diff{From: 2, More: true, Stream: &Stream{Since: 9, Begin: 11, Pages: 1}, Pages: []Page{{No: 1, Data: page(1)}}}},
+		{Diff: &Diff{From: 2, To: 11, PageCount: 900, Stream: &Stream{Since: 9, Begin: 11, After: 1}}},
+		{Hello: &Hello{Version: 1, DocID: "d", ClientID: "c", LSN: 2, Capabilities: []string{CapStream}, Resume: &Stream{Since: 2, Begin: 9, After: 900}}},
+	} {
+		got, err := Decode(rawEncode(t, f), DefaultLimits())
+		if err != nil {
+			t.Fatalf("%s frame: %v", f.Kind(), err)
+		}
+		if !reflect.DeepEqual(got, f) {
+			t.Fatalf("round trip: got %+v, want %+v", got, f)
+		}
 	}
 }
