@@ -4,6 +4,8 @@
 // coordinator streams it, and the page shows "Downloading the list…" with a
 // progress bar that counts up, then the list, where she adds "milk". Bob,
 // in another fresh browser, opens her link: the same, and he sees "milk".
+// Carol closes her tab a third of the way through the download and opens
+// the list again: the download goes on from where it stood.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
@@ -42,9 +44,9 @@ async function watchDownload(page) {
 
 /** Checks what the page showed of the download, and that it is over. */
 async function checkDownload(page, who) {
-  await page.locator('.download').waitFor({ state: 'detached', timeout: 60000 });
+  // Shown, and gone again.
+  await page.waitForFunction(() => window.downloadSeen.length > 0 && !document.querySelector('.download'), null, { timeout: 60000 });
   const seen = await page.evaluate(() => window.downloadSeen);
-  assert.ok(seen.length > 0, `${who}'s page never showed the download`);
   assert.match(seen[0].text, /^Downloading the list… [\d.]+ of [\d.]+ MB$/);
   const last = seen[seen.length - 1];
   assert.ok(last.max >= mib << 20, `${who}: the download's total is ${last.max} bytes, want the list's ${mib} MiB or more`);
@@ -76,3 +78,41 @@ it('a large list downloads with a progress bar, then shows its items', async () 
     await bob.close();
   }
 });
+
+it('a download cut short by closing the tab resumes where it stood', async () => {
+  const carol = await browser.newContext();
+  try {
+    const first = await newPage(carol, 'carol');
+    await watchDownload(first);
+    await first.goto(`${server.url}/#/list/${listId}`);
+    let reached = 0;
+    for (const deadline = Date.now() + 60000; reached < 1 / 3; ) {
+      assert.ok(Date.now() < deadline, 'the download never reached a third');
+      const seen = await first.evaluate(() => window.downloadSeen.at(-1));
+      if (seen) reached = seen.value / seen.max;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const before = await first.evaluate(() => window.downloadSeen.at(-1).value);
+    await first.close(); // the tab goes, and its worker with it
+    const resumed0 = await resumedStreams();
+
+    const again = await newPage(carol, 'carol');
+    await watchDownload(again);
+    await again.goto(`${server.url}/#/list/${listId}`);
+    await again.getByLabel('New item').waitFor();
+    await checkDownload(again, 'carol');
+    const seen = await again.evaluate(() => window.downloadSeen);
+    assert.ok(seen[0].value >= before * 0.9, `the second tab's download started at ${seen[0].value} bytes, the first had ${before}`);
+    assert.equal(await resumedStreams(), resumed0 + 1, 'the coordinator resumed no stream');
+    await items(again).filter({ hasText: 'milk' }).first().waitFor();
+  } finally {
+    await carol.close();
+  }
+});
+
+/** The coordinator's count of streams it resumed. */
+async function resumedStreams() {
+  const text = await (await fetch(server.url + '/metrics')).text();
+  const m = /^sqlsync_streams_total\{event="resumed"\} (\d+)$/m.exec(text);
+  return m ? Number(m[1]) : 0;
+}
