@@ -224,9 +224,9 @@ type Store struct {
 	lock    *dirlock.Lock
 
 	// The stage (see Staging), under wmu and mu like the state above.
-	stage  map[uint32]int64 // staged page -> log offset of its newest staged copy; nil: no stage
-	cursor []byte           // the cursor of the last stage record
-	staged int              // the page copies staged
+	stage  *stageIndex // staged page -> log offset of its newest staged copy; nil: no stage
+	cursor []byte      // the cursor of the last stage record
+	staged int         // the page copies staged
 
 	// Writer-only state, under wmu.
 	version uint32 // the log's format version

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"maps"
 	"slices"
 
 	"github.com/hack-pad/hackpadfs"
@@ -268,7 +267,7 @@ func (s *Store) replayRecord(rec record, off int64) error {
 		for i, no := range rec.nos {
 			c.Pages[i] = vfs.Page{No: no, Data: zeros}
 		}
-		if err := vfs.CheckStaged(s.state.LSN(), s.state.PageCount(), c, maps.Keys(s.stage)); err != nil {
+		if err := vfs.CheckStaged(s.state.LSN(), s.state.PageCount(), c, s.stage.pages()); err != nil {
 			return err
 		}
 		s.applyStaged(rec.lsn, rec.count, rec.nos, off)
@@ -334,8 +333,8 @@ func (s *Store) applyRecord(lsn uint64, count uint32, nos []uint32, recOff int64
 // staged pages up to count overlaid with nos, read where they lie in the
 // log. The stage empties. The caller holds wmu and, outside Open, mu.
 func (s *Store) applyStaged(lsn uint64, count uint32, nos []uint32, recOff int64) {
-	all := make([]uint32, 0, len(s.stage)+len(nos))
-	for no := range s.stage {
+	all := make([]uint32, 0, s.stage.len()+len(nos))
+	for no := range s.stage.pages() {
 		if no <= count {
 			all = append(all, no)
 		}
@@ -345,7 +344,7 @@ func (s *Store) applyStaged(lsn uint64, count uint32, nos []uint32, recOff int64
 	all = slices.Compact(all)
 	ch := s.state.Change(lsn, count, all)
 	s.resizeLoc(ch)
-	for no, off := range s.stage {
+	for no, off := range s.stage.all() {
 		if no <= count {
 			s.loc[no] = off
 		}
@@ -372,10 +371,10 @@ func (s *Store) resizeLoc(ch storestate.Change) {
 // and, outside Open, mu.
 func (s *Store) addStaged(cursor []byte, nos []uint32, first int64) {
 	if s.stage == nil {
-		s.stage = map[uint32]int64{}
+		s.stage = newStageIndex()
 	}
 	for i, no := range nos {
-		s.stage[no] = first + int64(i)*entrySize + 4
+		s.stage.set(no, first+int64(i)*entrySize+4)
 	}
 	s.cursor = cursor
 	s.staged += len(nos)

@@ -2,7 +2,6 @@ package filestore
 
 import (
 	"fmt"
-	"maps"
 	"slices"
 
 	"github.com/sqlsync-go/sqlsync/vfs"
@@ -72,7 +71,7 @@ func (s *Store) CommitStaged(c vfs.Commit) error {
 	if err := s.writable(); err != nil {
 		return fmt.Errorf("filestore: commit staged pages at LSN %d: %w", c.LSN, err)
 	}
-	if err := vfs.CheckStaged(s.state.LSN(), s.state.PageCount(), c, maps.Keys(s.stage)); err != nil {
+	if err := vfs.CheckStaged(s.state.LSN(), s.state.PageCount(), c, s.stage.pages()); err != nil {
 		return fmt.Errorf("filestore: commit staged pages at LSN %d: %w", c.LSN, err)
 	}
 	if s.stage == nil {
