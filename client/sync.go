@@ -157,6 +157,11 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 		return false, err
 	}
 	frames := make(chan protocol.Frame, 16)
+	// Frames of a streamed diff are large (1 MiB) and staging each takes
+	// an fsync: the reader runs at most streamAhead of them ahead of the
+	// staging, so that a download's memory stays a few frames (the
+	// network waits meanwhile, in the socket's buffers and TCP's window).
+	ahead := make(chan struct{}, streamAhead)
 	readErr := make(chan error, 1)
 	go func() {
 		for {
@@ -169,6 +174,13 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 			if err != nil {
 				readErr <- fmt.Errorf("bad frame from coordinator: %w", err)
 				return
+			}
+			if f.Diff != nil && f.Diff.Stream != nil {
+				select {
+				case ahead <- struct{}{}: // taken back once the frame is staged
+				case <-ctx.Done():
+					return
+				}
 			}
 			select {
 			case frames <- f:
@@ -192,7 +204,7 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 				select {
 				case g := <-frames:
 					if g.Diff != nil && g.Diff.Stream != nil && g.Diff.More {
-						if serr := d.streamFrame(ctx, recv, g.Diff); serr != nil {
+						if serr := d.streamFrame(ctx, recv, ahead, g.Diff); serr != nil {
 							return welcomed, errors.Join(err, serr)
 						}
 					}
@@ -255,7 +267,7 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 			d.emit(Event{Rejected: d.rejection(*f.Rejected)})
 		case d.presenceFrame(f):
 		case f.Diff != nil && f.Diff.Stream != nil:
-			if err := d.streamFrame(ctx, recv, f.Diff); err != nil {
+			if err := d.streamFrame(ctx, recv, ahead, f.Diff); err != nil {
 				return welcomed, err
 			}
 		case f.Diff != nil:
@@ -272,7 +284,7 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 						if err := d.rebase(ctx, asm.Take()); err != nil {
 							return welcomed, err
 						}
-						if err := d.streamFrame(ctx, recv, g.Diff); err != nil {
+						if err := d.streamFrame(ctx, recv, ahead, g.Diff); err != nil {
 							return welcomed, err
 						}
 						continue
@@ -341,9 +353,14 @@ func (d *Doc) rebase(ctx context.Context, diffs []engine.Diff) error {
 	return nil
 }
 
+// streamAhead bounds the frames of a streamed diff read but not yet
+// staged.
+const streamAhead = 2
+
 // streamFrame stages one frame of a streamed diff and reports progress;
 // the last frame applies the stream.
-func (d *Doc) streamFrame(ctx context.Context, recv *syncwire.StreamReceiver, f *protocol.Diff) error {
+func (d *Doc) streamFrame(ctx context.Context, recv *syncwire.StreamReceiver, ahead <-chan struct{}, f *protocol.Diff) error {
+	defer func() { <-ahead }() // the reader may read the next
 	if recv == nil {
 		return fmt.Errorf("%w: a streamed diff to a replica that did not ask for one", syncwire.ErrBadDiff)
 	}
