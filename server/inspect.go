@@ -282,6 +282,18 @@ type InspectClient struct {
 	ConnectedAt time.Time `json:"connected_at"`
 }
 
+// InspectPresence is one presence of a document.
+type InspectPresence struct {
+	// ID is the coordinator's name for it: the connection, "/", its key.
+	ID       string `json:"id"`
+	ClientID string `json:"client_id"`
+	ReadOnly bool   `json:"read_only"`
+	// State is its JSON state, as published.
+	State json.RawMessage `json:"state"`
+	// Expires is when it goes unless its tab refreshes it.
+	Expires time.Time `json:"expires"`
+}
+
 // InspectDoc is the answer of GET /v1/inspect/docs/{doc}.
 type InspectDoc struct {
 	InspectDocSummary
@@ -292,6 +304,11 @@ type InspectDoc struct {
 	// ClientList is the connections (at most maxInspectClients), by client
 	// ID; Clients counts them all.
 	ClientList []InspectClient `json:"client_list"`
+	// Presences are what the connections publish of themselves (at most
+	// maxInspectClients, by ID; PresenceTotal counts them all), as the
+	// others see them: never written to the document.
+	Presences     []InspectPresence `json:"presences"`
+	PresenceTotal int               `json:"presence_total"`
 	// Commits and Rejections are the recent ones since the document was
 	// opened, newest first (at most 50 each).
 	Commits    []inspectCommit    `json:"commits"`
@@ -406,6 +423,11 @@ func (s *Server) inspectDoc(w http.ResponseWriter, r *http.Request, claims *Clai
 		}
 	}
 	s.lastSeqs(d, out.ClientList)
+	peers, expires, total := d.presence.snapshot(maxInspectClients)
+	out.Presences, out.PresenceTotal = []InspectPresence{}, total
+	for i, p := range peers {
+		out.Presences = append(out.Presences, InspectPresence{ID: p.ID, ClientID: p.ClientID, ReadOnly: p.ReadOnly, State: p.State, Expires: expires[i]})
+	}
 	out.Commits, out.Rejections = d.insp.snapshot()
 	writeInspectJSON(w, out)
 }

@@ -483,3 +483,35 @@ func TestInspectConsole(t *testing.T) {
 		t.Errorf("items after the console: %s, want 1 milk", n)
 	}
 }
+
+// TestInspectPresence: the inspector lists a document's presences, as the
+// others see them, with when each expires; a withdrawn one goes.
+func TestInspectPresence(t *testing.T) {
+	ts := startServer(t, Config{})
+	openDoc(t, ts, "doc", "bob", "") // without presence: not listed
+	c := dialRaw(t, ts)
+	h := hello("doc", "alice")
+	h.Hello.Capabilities = []string{protocol.CapPresence}
+	c.Send(h)
+	c.ExpectWelcome()
+	state := `{"name":"Ann","editing":"milk"}`
+	before := time.Now()
+	c.Send(protocol.Frame{PresenceSet: &protocol.PresenceSet{Key: "tab1", State: []byte(state)}})
+	var d InspectDoc
+	waitFor(t, "alice's presence in the inspector", func() bool {
+		inspectGet(t, ts, "/v1/inspect/docs/doc", "", &d)
+		return len(d.Presences) == 1
+	})
+	p := d.Presences[0]
+	if !strings.HasSuffix(p.ID, "/tab1") || p.ClientID != "alice" || p.ReadOnly || string(p.State) != state || d.PresenceTotal != 1 {
+		t.Fatalf("presence %+v (of %d), want alice's tab1 with its state", p, d.PresenceTotal)
+	}
+	if timeout := DefaultPresenceTimeout; p.Expires.Before(before.Add(timeout/2)) || p.Expires.After(time.Now().Add(timeout)) {
+		t.Fatalf("expires %v, want about %v from now", p.Expires, timeout)
+	}
+	c.Send(protocol.Frame{PresenceSet: &protocol.PresenceSet{Key: "tab1"}})
+	waitFor(t, "the withdrawn presence to go", func() bool {
+		inspectGet(t, ts, "/v1/inspect/docs/doc", "", &d)
+		return len(d.Presences) == 0 && d.PresenceTotal == 0
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"slices"
 	"strconv"
@@ -313,6 +314,20 @@ func (h *presenceHub) apply(pc *presenceConn, ps *protocol.PresenceSet) (outcome
 	h.metrics.peers.Inc()
 	h.fanOut(e.peer.ID, &e.peer, pc)
 	return "set", "", ""
+}
+
+// snapshot returns the document's presences, at most max, by ID, with the
+// time each expires unless refreshed.
+func (h *presenceHub) snapshot(max int) (peers []protocol.Peer, expires []time.Time, total int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ids := slices.Sorted(maps.Keys(h.peers))
+	for _, id := range ids[:min(len(ids), max)] {
+		e := h.peers[id]
+		peers = append(peers, e.peer)
+		expires = append(expires, e.deadline)
+	}
+	return peers, expires, len(ids)
 }
 
 // expire drops e if it has not been refreshed since its timer was set.

@@ -1,6 +1,6 @@
 // The coordinator's inspector (/inspector) in Chromium: two people write to
 // one list in the demo while a third page watches the inspector, which
-// shows the list open with both clients and their lag, the commits of their
+// shows the list open with both clients and their lag, their presences, the commits of their
 // mutations, and runs a query in its SQL console (and refuses a write).
 // Against a coordinator with a token key, the inspector's API refuses a
 // request without a token, and the page gets in with an admin token.
@@ -81,6 +81,19 @@ it('the inspector shows two people writing to one list, and queries it', async (
     });
     const headers = await clients.getByRole('columnheader').allTextContents();
     assert.deepEqual(headers.slice(0, 6), ['Client', 'Remote', 'Role', 'Sent LSN', 'Lag', 'Pending']);
+
+    // Who is present: each person's viewer (the name the demo made up for
+    // their browser), as the other sees it.
+    const names = await Promise.all(
+      [a, b].map((p) => p.evaluate(() => JSON.parse(localStorage.getItem('sqlsync-demo-todo:viewer')).name)),
+    );
+    const presence = page.getByRole('table', { name: 'Presence' });
+    await eventually(async () => {
+      const rows = await cells(presence);
+      assert.equal(rows.length, 2, `two presences, got ${JSON.stringify(rows)}`);
+      const shown = rows.map(([, , role, state]) => (assert.equal(role, 'write'), JSON.parse(state).name));
+      assert.deepEqual(shown.sort(), [...names].sort());
+    });
 
     // The page polls: a new item shows up as a commit without a reload.
     const commits = page.getByRole('table', { name: 'Recent commits' });

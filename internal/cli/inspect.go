@@ -245,6 +245,20 @@ func printDoc(w io.Writer, d server.InspectDoc) error {
 			return err
 		}
 	}
+	fmt.Fprintf(w, "\npresences: %d\n", d.PresenceTotal)
+	rows = nil
+	for _, p := range d.Presences {
+		role := "write"
+		if p.ReadOnly {
+			role = "read"
+		}
+		rows = append(rows, []any{p.ID, p.ClientID, role, string(p.State), p.Expires.Format(time.RFC3339)})
+	}
+	if len(rows) > 0 {
+		if err := table(w, "PRESENCE\tCLIENT\tROLE\tSTATE\tEXPIRES", rows); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(w, "\nrecent commits: %d\n", len(d.Commits))
 	rows = nil
 	for _, c := range d.Commits {

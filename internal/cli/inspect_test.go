@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sqlsync-go/sqlsync/client"
 	"github.com/sqlsync-go/sqlsync/internal/cli"
@@ -28,7 +29,7 @@ func TestInspectCommand(t *testing.T) {
 	b := openReplica(t, p.url(), "groceries", client.Options{Token: writer})
 	servertest.Mutate(t, a, "add", testmutator.Args{ID: "m", Title: "milk"})
 	servertest.Mutate(t, b, "add", testmutator.Args{ID: "b", Title: "bread"})
-	q := servertest.OpenReplica(t, client.Options{URL: "ws://" + p.addr + server.SyncPath, DocID: "groceries", Token: writer})
+	q := servertest.OpenReplica(t, client.Options{URL: "ws://" + p.addr + server.SyncPath, DocID: "groceries", Token: writer, Presence: true})
 	if _, err := q.Mutate(t.Context(), "fail", testmutator.Args{Message: "out of stock"}.Encode()); err != nil {
 		t.Fatal(err)
 	}
@@ -55,8 +56,18 @@ func TestInspectCommand(t *testing.T) {
 	if !strings.Contains(out, "1 document open, 3 connections") || !strings.Contains(out, "groceries") {
 		t.Errorf("list:\n%s", out)
 	}
-	out, errOut, code := runEnv(t, []string{"SQLSYNC_TOKEN=" + admin}, "inspect", "--url", url, "--doc", "groceries")
-	for _, want := range []string{"document groceries", "clients: 3", "recent rejections: 1", "out of stock", "add(", "WebAssembly module"} {
+	if err := q.Presence().Set(map[string]string{"name": "Quinn"}); err != nil {
+		t.Fatal(err)
+	}
+	var errOut string
+	var code int
+	for deadline := time.Now().Add(testTimeout); ; time.Sleep(20 * time.Millisecond) {
+		out, errOut, code = runEnv(t, []string{"SQLSYNC_TOKEN=" + admin}, "inspect", "--url", url, "--doc", "groceries")
+		if strings.Contains(out, "presences: 1") || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, want := range []string{"document groceries", "clients: 3", "presences: 1", `{"name":"Quinn"}`, "recent rejections: 1", "out of stock", "add(", "WebAssembly module"} {
 		if code != cli.ExitOK || !strings.Contains(out, want) {
 			t.Errorf("document (SQLSYNC_TOKEN): exit %d, missing %q in:\n%s%s", code, want, out, errOut)
 		}

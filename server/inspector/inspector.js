@@ -1,6 +1,6 @@
 // The sqlsync inspector's page: polls the coordinator's inspector API
 // (/v1/inspect/, docs/inspector.md) about once a second and shows the open
-// documents, the selected one's clients, commits and rejections, and runs
+// documents, the selected one's clients, presences, commits and rejections, and runs
 // read-only queries in its SQL console. Plain DOM, no dependencies; text
 // goes in with textContent only.
 'use strict';
@@ -129,6 +129,16 @@ function renderDoc(d) {
     cell(tr, c.last_seq, 'num');
     cell(tr, time(c.connected_at));
   });
+  fill($('presence').tBodies[0], d.presences, (tr, p) => {
+    cell(tr, p.id, 'mono');
+    cell(tr, p.client_id, 'mono');
+    cell(tr, p.read_only ? 'read' : 'write');
+    cell(tr, JSON.stringify(p.state), 'mono');
+    cell(tr, time(p.expires));
+  });
+  const more = d.presence_total - d.presences.length;
+  $('presence-more').hidden = more <= 0;
+  $('presence-more').textContent = more > 0 ? `and ${more} more` : '';
   fill($('commits').tBodies[0], d.commits, (tr, c) => {
     cell(tr, c.lsn > c.from_lsn + 1 ? `${c.from_lsn + 1}–${c.lsn}` : c.lsn, 'num');
     const names = c.mutations.map((m) => `${m.name} (${m.client}/${m.seq})`);
