@@ -373,6 +373,11 @@ func (d *Doc) streamFrame(ctx context.Context, recv *syncwire.StreamReceiver, ah
 		return nil
 	}
 	if err := d.eng.ApplyStaged(ctx, *commit); err != nil {
+		if errors.Is(err, vfs.ErrBadCommit) {
+			// A stream that does not fit together (a coordinator's bug, or
+			// its store replaced) must not be resumed: the next starts over.
+			err = errors.Join(err, recv.Drop())
+		}
 		return err
 	}
 	d.emit(Event{Progress: progressOf(p, true)})

@@ -157,6 +157,15 @@ func (r *StreamReceiver) Add(f *protocol.Diff) (last *vfs.Commit, p Progress, er
 	return nil, p, nil
 }
 
+// Drop empties the stage: the next stream starts anew.
+func (r *StreamReceiver) Drop() error {
+	r.cur = nil
+	if err := r.store.DropStaged(); err != nil {
+		return fmt.Errorf("drop the stage: %w", err)
+	}
+	return nil
+}
+
 // follow checks that f goes on from the staged stream (or starts one) and
 // returns the cursor before f's pages.
 func (r *StreamReceiver) follow(f *protocol.Diff, s *protocol.Stream) (streamCursor, error) {

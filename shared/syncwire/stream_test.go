@@ -246,3 +246,35 @@ func TestStreamReceiverRefuses(t *testing.T) {
 		t.Fatalf("replica at %d with %d pages after the fresh stream", replica.LSN(), replica.PageCount())
 	}
 }
+
+// TestStreamReceiverDrop: a stream whose last frame the store refuses is
+// dropped, so that the next connection does not resume it.
+func TestStreamReceiverDrop(t *testing.T) {
+	replica := memstore.New()
+	recv, err := syncwire.NewStreamReceiver(replica, replica.LSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := protocol.Page{No: 1, Data: make([]byte, vfs.PageSize)}
+	if _, _, err := recv.Add(&protocol.Diff{More: true, Stream: &protocol.Stream{Begin: 5, Pages: 2}, Pages: []protocol.Page{page}}); err != nil {
+		t.Fatal(err)
+	}
+	// The last frame claims 9 pages, of which the stream brought 1.
+	last, _, err := recv.Add(&protocol.Diff{To: 5, PageCount: 9, Stream: &protocol.Stream{Begin: 5, After: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := replica.CommitStaged(*last); !errors.Is(err, vfs.ErrBadCommit) {
+		t.Fatalf("commit of a stream missing pages: %v, want ErrBadCommit", err)
+	}
+	if err := recv.Drop(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := syncwire.NewStreamReceiver(replica, replica.LSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := again.Resume(); r != nil {
+		t.Fatalf("a dropped stream resumes: %+v", r)
+	}
+}
