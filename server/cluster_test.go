@@ -165,3 +165,57 @@ func httpGet(t *testing.T, ts *testServer, path string) (*http.Response, []byte)
 	t.Helper()
 	return servertest.Get(t, "http://"+ts.addr+path)
 }
+
+// TestClusterStreamsAndPresence: a cluster's forwarding node passes on
+// what the owner speaks beyond diffs. A replica connected through a node
+// that does not own the document gets a large first diff streamed by the
+// owner through the forward, and presence goes both ways between it and a
+// replica on the owner.
+func TestClusterStreamsAndPresence(t *testing.T) {
+	nodes := clusterNodes(t, 2, time.Second, func(string) engine.Mutator { return testmutator.SQL{} })
+	owner := openClient(t, nodes[0], "big", clientOptions{mutator: testmutator.SQL{}, presence: true})
+	waitSynced(t, owner)
+	if _, err := owner.Mutate(context.Background(), "exec", testmutator.SQLArgs{SQL: `CREATE TABLE big(b BLOB);
+		WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+		INSERT INTO big SELECT randomblob(3500) FROM n`}.Encode()); err != nil {
+		t.Fatal(err)
+	}
+	waitSynced(t, owner)
+	finished := func() float64 { return nodes[0].counterWith(t, "sqlsync_streams_total", "event", "finished") }
+	// The writer's own first diff after its insert is large too; the
+	// counter moves a moment after the replica has it.
+	waitFor(t, "the writer's own stream to be counted", func() bool { return finished() >= 1 })
+	before := finished()
+
+	far := openClient(t, nodes[1], "big", clientOptions{mutator: testmutator.SQL{}, presence: true, stateDir: t.TempDir()})
+	waitFor(t, "the forwarded replica's download", func() bool {
+		rows, err := far.Query(context.Background(), `SELECT count(*) FROM big`)
+		return err == nil && fmt.Sprint(rows.Values) == "[[3000]]"
+	})
+	if nodes[1].openDocs() != 0 || !strings.Contains(metricsText(t, nodes[1]), "\nsqlsync_connections_forwarded 1\n") {
+		t.Fatal("the second node does not forward the replica")
+	}
+	if got := finished() - before; got != 1 {
+		t.Fatalf("the owner finished %v streams for the forwarded replica, want 1", got)
+	}
+
+	if err := owner.Presence().Set(map[string]string{"name": "near"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := far.Presence().Set(map[string]string{"name": "far"}); err != nil {
+		t.Fatal(err)
+	}
+	sees := func(d *client.Doc, name string) func() bool {
+		return func() bool {
+			for _, p := range d.Peers() {
+				if strings.Contains(string(p.State), `"`+name+`"`) {
+					return true
+				}
+			}
+			return false
+		}
+	}
+	waitFor(t, "the owner's replica to see the forwarded one's presence", sees(owner, "far"))
+	waitFor(t, "the forwarded replica to see the owner's", sees(far, "near"))
+	waitConverged(t, nodes[0], "big", owner, far)
+}

@@ -184,6 +184,8 @@ type clientOptions struct {
 	queueOnly bool
 	// others are more coordinators (client.Options.URLs).
 	others []*testServer
+	// presence asks for presence (client.Options.Presence).
+	presence bool
 }
 
 // openClient opens a replica of docID synced with ts, closed when the test ends.
@@ -196,7 +198,7 @@ func openClient(t *testing.T, ts *testServer, docID string, o clientOptions) *cl
 		o.mutator = nil
 	}
 	opts := client.Options{URL: ts.url, DocID: docID, Mutator: o.mutator, MutatorHash: o.hash,
-		StateDir: o.stateDir, Token: o.token, Dial: o.dial}
+		StateDir: o.stateDir, Token: o.token, Dial: o.dial, Presence: o.presence}
 	for _, other := range o.others {
 		opts.URLs = append(opts.URLs, other.url)
 	}
