@@ -402,8 +402,9 @@ func (c *conn) writeLoop(lsn uint64) {
 // has.
 //
 // The diff is the document's (diffCache): the connections at the same LSN
-// share one, computed, encoded and deflated once. The rejections are this
-// connection's own.
+// share one, computed, encoded and deflated once; a large one is streamed
+// to each connection that takes streams (sendStream). The rejections are
+// this connection's own.
 //
 // Rejections go first: the diff that follows shows the rejected mutations
 // as applied, and the client reports them. So every rejection of the
@@ -414,18 +415,30 @@ func (c *conn) sendUpdates(lsn uint64) (uint64, error) {
 	to := c.doc.coord.LSN()
 	resume := c.resume
 	c.resume = nil
-	if to != lsn && c.stream && (resume != nil || c.doc.coord.Changed(lsn) >= syncwire.StreamMinPages) {
+	if to != lsn && resume != nil {
 		return c.sendStream(lsn, resume)
 	}
 	var d *diffEntry
 	target := lsn
 	if to != lsn {
+		// Every connection at lsn shares one diff; one too large to send
+		// whole is streamed to those that take streams, and prepared whole
+		// (shared again) for the others.
 		var ok bool
-		if d, ok = c.doc.diffs.get(lsn, to, c.doc.prepareDiff, c.done); !ok {
-			return lsn, nil // ending
-		}
-		if d.err != nil {
-			return lsn, d.err
+		for _, whole := range []bool{false, true} {
+			prepare := func(from uint64) (uint64, []preparedFrame, error) { return c.doc.prepareDiff(from, whole) }
+			if d, ok = c.doc.diffs.get(lsn, to, whole, prepare, c.done); !ok {
+				return lsn, nil // ending
+			}
+			if d.err != nil {
+				return lsn, d.err
+			}
+			if d.frames != nil {
+				break
+			}
+			if c.stream {
+				return c.sendStream(lsn, nil)
+			}
 		}
 		target = d.lsn
 	}

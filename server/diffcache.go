@@ -43,13 +43,20 @@ type diffCache struct {
 	prepared int // diffs prepared, for tests
 }
 
-type diffKey struct{ from, to uint64 }
+// diffKey names a diff: from and to, and whether the connections asking
+// take only whole diffs (see prepareDiff).
+type diffKey struct {
+	from, to uint64
+	whole    bool
+}
 
 // diffEntry is one diff, prepared once; ready closes when lsn, frames and
 // err are set, and they do not change after.
 type diffEntry struct {
-	ready  chan struct{}
-	lsn    uint64 // the LSN the diff brings its receiver to (≥ the key's to)
+	ready chan struct{}
+	lsn   uint64 // the LSN the diff brings its receiver to (≥ the key's to)
+	// frames are the diff's; none, without an error, when it is too large
+	// to send whole to connections that take streams (see prepareDiff).
 	frames []preparedFrame
 	err    error
 	size   int  // encoded bytes of frames
@@ -63,10 +70,11 @@ type preparedFrame struct {
 }
 
 // get returns the diff from LSN from for a connection that saw the
-// document at LSN to, preparing it with prepare unless another connection
-// has or is. It returns false if done closes while it waits.
-func (c *diffCache) get(from, to uint64, prepare func(from uint64) (uint64, []preparedFrame, error), done <-chan struct{}) (*diffEntry, bool) {
-	k := diffKey{from, to}
+// document at LSN to and takes only whole diffs or not, preparing it with
+// prepare unless another connection has or is. It returns false if done
+// closes while it waits.
+func (c *diffCache) get(from, to uint64, whole bool, prepare func(from uint64) (uint64, []preparedFrame, error), done <-chan struct{}) (*diffEntry, bool) {
+	k := diffKey{from, to, whole}
 	c.mu.Lock()
 	if to > c.newest {
 		c.newest = to
@@ -133,7 +141,14 @@ func (c *diffCache) stats() (kept, bytes, entries, prepared int) {
 
 // prepareDiff computes the diff from LSN from to the newest LSN and
 // prepares its frames for sending: the diff's LSN and the frames, in order.
-func (d *document) prepareDiff(from uint64) (uint64, []preparedFrame, error) {
+// Unless whole, a diff of syncwire.StreamMinPages pages or more is not
+// read: it returns no frames, and the connections stream it (sendStream).
+// So whether a diff streams is counted once per LSN, as its frames are
+// prepared once, however many connections are at it.
+func (d *document) prepareDiff(from uint64, whole bool) (uint64, []preparedFrame, error) {
+	if !whole && d.coord.Changed(from) >= syncwire.StreamMinPages {
+		return from, nil, nil
+	}
 	diff, err := d.coord.Diff(from)
 	if err != nil {
 		return from, nil, fmt.Errorf("diff from LSN %d: %w", from, err)

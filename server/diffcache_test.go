@@ -220,7 +220,7 @@ func TestDiffCacheBounds(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			got[i], _ = c.get(1, 100, func(uint64) (uint64, []preparedFrame, error) {
+			got[i], _ = c.get(1, 100, true, func(uint64) (uint64, []preparedFrame, error) {
 				<-release
 				return 100, []preparedFrame{{size: 10}}, nil
 			}, done)
@@ -238,34 +238,34 @@ func TestDiffCacheBounds(t *testing.T) {
 
 	// At most diffCacheFroms kept; the others are prepared each time.
 	for from := uint64(2); from < 2+2*diffCacheFroms; from++ {
-		c.get(from, 100, prep(10), done)
+		c.get(from, 100, true, prep(10), done)
 	}
 	check("many from-LSNs", diffCacheFroms, 10*diffCacheFroms, diffCacheFroms, 1+2*diffCacheFroms)
-	c.get(2, 100, prep(10), done) // kept
-	c.get(2+2*diffCacheFroms-1, 100, prep(10), done)
+	c.get(2, 100, true, prep(10), done) // kept
+	c.get(2+2*diffCacheFroms-1, 100, true, prep(10), done)
 	check("again", diffCacheFroms, 10*diffCacheFroms, diffCacheFroms, 2+2*diffCacheFroms)
 
 	// A newer LSN drops the older ones; a stale one is not kept.
-	c.get(1, 101, prep(diffCacheBudget-1), done)
+	c.get(1, 101, true, prep(diffCacheBudget-1), done)
 	check("the next LSN", 1, diffCacheBudget-1, 1, 3+2*diffCacheFroms)
-	c.get(1, 100, prep(10), done)
+	c.get(1, 100, true, prep(10), done)
 	check("a stale LSN", 1, diffCacheBudget-1, 1, 4+2*diffCacheFroms)
 	// Over the byte budget: shared, not kept.
-	c.get(2, 101, prep(2), done)
+	c.get(2, 101, true, prep(2), done)
 	check("over the budget", 1, diffCacheBudget-1, 1, 5+2*diffCacheFroms)
 
 	// An error is not kept; a caller whose done closes stops waiting.
-	e, _ := c.get(3, 102, func(uint64) (uint64, []preparedFrame, error) { return 3, nil, errors.New("boom") }, done)
+	e, _ := c.get(3, 102, true, func(uint64) (uint64, []preparedFrame, error) { return 3, nil, errors.New("boom") }, done)
 	if e.err == nil {
 		t.Fatal("the error was lost")
 	}
 	check("an error", 0, 0, 0, 6+2*diffCacheFroms)
 	block := make(chan struct{})
 	defer close(block)
-	go c.get(4, 102, func(uint64) (uint64, []preparedFrame, error) { <-block; return 102, nil, nil }, done)
+	go c.get(4, 102, true, func(uint64) (uint64, []preparedFrame, error) { <-block; return 102, nil, nil }, done)
 	waitFor(t, "the first caller to prepare", func() bool { _, _, entries, _ := c.stats(); return entries == 1 })
 	close(done)
-	if _, ok := c.get(4, 102, prep(1), done); ok {
+	if _, ok := c.get(4, 102, true, prep(1), done); ok {
 		t.Fatal("a caller whose connection ends still waits")
 	}
 }

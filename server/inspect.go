@@ -423,11 +423,7 @@ func (s *Server) inspectDoc(w http.ResponseWriter, r *http.Request, claims *Clai
 		}
 	}
 	s.lastSeqs(d, out.ClientList)
-	peers, expires, total := d.presence.snapshot(maxInspectClients)
-	out.Presences, out.PresenceTotal = []InspectPresence{}, total
-	for i, p := range peers {
-		out.Presences = append(out.Presences, InspectPresence{ID: p.ID, ClientID: p.ClientID, ReadOnly: p.ReadOnly, State: p.State, Expires: expires[i]})
-	}
+	out.Presences, out.PresenceTotal = d.presence.snapshot(maxInspectClients)
 	out.Commits, out.Rejections = d.insp.snapshot()
 	writeInspectJSON(w, out)
 }

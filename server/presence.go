@@ -317,17 +317,17 @@ func (h *presenceHub) apply(pc *presenceConn, ps *protocol.PresenceSet) (outcome
 }
 
 // snapshot returns the document's presences, at most max, by ID, with the
-// time each expires unless refreshed.
-func (h *presenceHub) snapshot(max int) (peers []protocol.Peer, expires []time.Time, total int) {
+// time each expires unless refreshed, and how many there are.
+func (h *presenceHub) snapshot(max int) (out []InspectPresence, total int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	ids := slices.Sorted(maps.Keys(h.peers))
+	out = []InspectPresence{}
 	for _, id := range ids[:min(len(ids), max)] {
 		e := h.peers[id]
-		peers = append(peers, e.peer)
-		expires = append(expires, e.deadline)
+		out = append(out, InspectPresence{ID: e.peer.ID, ClientID: e.peer.ClientID, ReadOnly: e.peer.ReadOnly, State: e.peer.State, Expires: e.deadline})
 	}
-	return peers, expires, len(ids)
+	return out, len(ids)
 }
 
 // expire drops e if it has not been refreshed since its timer was set.

@@ -171,52 +171,48 @@ func (d *Database) ApplyDiffDeferred(c Commit) (sync func() error, err error) {
 }
 
 func (d *Database) applyDiff(c Commit, deferred bool) (sync func() error, err error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.locks.idle(); err != nil {
-		return nil, fmt.Errorf("apply diff: %w", err)
-	}
-	// A commit the store would refuse must not cost the local layer.
-	if err := c.Validate(d.store.LSN()); err != nil {
-		return nil, fmt.Errorf("apply diff: %w", err)
-	}
-	d.local = nil
-	d.gen++
-	if da, ok := d.store.(DeferredApplier); ok && deferred {
-		if err := da.ApplyDeferred(c); err != nil {
-			return nil, fmt.Errorf("apply diff: %w", err)
+	return d.replaceSnapshot("apply diff", c, func() (func() error, error) {
+		if da, ok := d.store.(DeferredApplier); ok && deferred {
+			return da.SyncApplied, da.ApplyDeferred(c)
 		}
-		return da.SyncApplied, nil
-	}
-	if err := d.store.Apply(c); err != nil {
-		return nil, fmt.Errorf("apply diff: %w", err)
-	}
-	return nil, nil
+		return nil, d.store.Apply(c)
+	})
 }
 
 // CommitStaged drops the local layer and makes the store's stage visible
 // with c (see Stager.CommitStaged), atomically and durably. The store must
 // be a Stager; no connection may be in a transaction.
 func (d *Database) CommitStaged(c Commit) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	st, ok := d.store.(Stager)
 	if !ok {
 		return fmt.Errorf("commit staged pages: %T cannot stage", d.store)
 	}
+	_, err := d.replaceSnapshot("commit staged pages", c, func() (func() error, error) {
+		return nil, st.CommitStaged(c)
+	})
+	return err
+}
+
+// replaceSnapshot drops the local layer and has apply write c to the
+// store, once no connection is in a transaction and c is valid at the
+// snapshot's LSN: a commit the store would refuse must not cost the local
+// layer. It returns apply's sync, nil if apply fails.
+func (d *Database) replaceSnapshot(what string, c Commit, apply func() (sync func() error, err error)) (func() error, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if err := d.locks.idle(); err != nil {
-		return fmt.Errorf("commit staged pages: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	// A commit the store would refuse must not cost the local layer.
 	if err := c.Validate(d.store.LSN()); err != nil {
-		return fmt.Errorf("commit staged pages: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	d.local = nil
 	d.gen++
-	if err := st.CommitStaged(c); err != nil {
-		return fmt.Errorf("commit staged pages: %w", err)
+	sync, err := apply()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	return nil
+	return sync, nil
 }
 
 // Bytes returns the whole database file as the store holds it, without the

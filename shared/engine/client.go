@@ -336,8 +336,20 @@ func (c *Client) Rebase(ctx context.Context, diffs ...Diff) error {
 		c.mu.Unlock()
 		return fmt.Errorf("rebase: %w", err)
 	}
+	if err := c.replayOnSnapshot(ctx, sync); err != nil {
+		return fmt.Errorf("rebase: %w", err)
+	}
+	return nil
+}
+
+// replayOnSnapshot replays the pending mutations the coordinator has not
+// applied on a snapshot just replaced, tells the watcher, and, if the
+// store applied it deferred, makes it durable with sync (the pending log
+// keeps the mutations it acknowledges until then). The caller holds c.mu,
+// which it releases.
+func (c *Client) replayOnSnapshot(ctx context.Context, sync func() error) error {
 	c.deferTrim = sync != nil
-	err = c.rebuild(ctx)
+	err := c.rebuild(ctx)
 	c.deferTrim = false
 	notify := c.onChange
 	failed := slices.Clone(c.failed)
@@ -348,10 +360,7 @@ func (c *Client) Rebase(ctx context.Context, diffs ...Diff) error {
 	if sync != nil {
 		err = errors.Join(err, c.settle(sync))
 	}
-	if err != nil {
-		return fmt.Errorf("rebase: %w", err)
-	}
-	return nil
+	return err
 }
 
 // ApplyStaged ends a streamed diff: like Rebase, but the diff's pages are
@@ -365,14 +374,7 @@ func (c *Client) ApplyStaged(ctx context.Context, commit vfs.Commit) error {
 		c.mu.Unlock()
 		return fmt.Errorf("apply streamed diff: %w", err)
 	}
-	err := c.rebuild(ctx)
-	notify := c.onChange
-	failed := slices.Clone(c.failed)
-	c.mu.Unlock()
-	if err == nil && notify != nil {
-		notify(Change{All: true, Failed: failed})
-	}
-	if err != nil {
+	if err := c.replayOnSnapshot(ctx, nil); err != nil {
 		return fmt.Errorf("apply streamed diff: %w", err)
 	}
 	return nil

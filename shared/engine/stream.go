@@ -58,47 +58,43 @@ func StreamDiff(store vfs.Store, from uint64, resume *StreamPos, perFrame int, s
 	pages := make([]vfs.Page, 0, perFrame)
 	cr, _ := store.(vfs.ChangeReader)
 	for pass := 0; ; pass++ {
+		// The pass's pages: read as they go out, or, once commits have
+		// kept coming for diffPasses passes, read now with them held off
+		// (a few commits' worth): that pass is the last.
+		var nos []uint32
+		var held *vfs.Commit
 		if cr != nil && pass >= diffPasses {
-			// Commits keep coming: read what changed since the last pass
-			// with them held off (a few commits' worth), then send it.
 			c, err := cr.ReadChanged(pos.Since)
 			if err != nil {
 				return from, fmt.Errorf("stream diff from %d: %w", from, err)
 			}
-			pos.Begin = c.LSN
-			for first := true; first || len(c.Pages) > 0; first = false {
-				n := min(len(c.Pages), perFrame)
-				f := StreamFrame{StreamPos: pos, PassPages: uint32(len(c.Pages)), Pages: c.Pages[:n]}
-				if f.Last = n == len(c.Pages); f.Last {
-					f.LSN, f.PageCount = c.LSN, c.PageCount
-				}
-				if err := send(f); err != nil {
-					return from, err
-				}
-				if n > 0 {
-					pos.After = c.Pages[n-1].No
-				}
-				c.Pages = c.Pages[n:]
-			}
-			return c.LSN, nil
+			held, pos.Begin, nos = &c, c.LSN, c.PageNumbers()
+		} else {
+			nos = store.ChangedSince(pos.Since)
 		}
-		all := store.ChangedSince(pos.Since)
-		nos := all
-		for len(nos) > 0 && nos[0] <= pos.After {
-			nos = nos[1:]
+		passPages := uint32(len(nos))
+		skip := 0
+		for skip < len(nos) && nos[skip] <= pos.After {
+			skip++
 		}
-		for first := true; first || len(nos) > 0; first = false {
-			n := min(len(nos), perFrame)
+		for first := true; first || skip < len(nos); first = false {
+			n := min(len(nos)-skip, perFrame)
 			pages = pages[:0]
-			for i, no := range nos[:n] {
+			for i, no := range nos[skip : skip+n] {
 				data := buf[i*vfs.PageSize : (i+1)*vfs.PageSize]
-				if err := store.ReadPage(no, data); err != nil {
+				if held != nil {
+					copy(data, held.Pages[skip+i].Data)
+				} else if err := store.ReadPage(no, data); err != nil {
 					return from, fmt.Errorf("stream diff from %d: %w", from, err)
 				}
 				pages = append(pages, vfs.Page{No: no, Data: data})
 			}
-			f := StreamFrame{StreamPos: pos, PassPages: uint32(len(all)), Pages: pages}
-			if n == len(nos) {
+			f := StreamFrame{StreamPos: pos, PassPages: passPages, Pages: pages}
+			switch {
+			case skip+n < len(nos):
+			case held != nil:
+				f.Last, f.LSN, f.PageCount = true, held.LSN, held.PageCount
+			default:
 				// The pass's last frame: the stream's last if the document
 				// held still while the pass read.
 				count := store.PageCount()
@@ -113,9 +109,9 @@ func StreamDiff(store vfs.Store, from uint64, resume *StreamPos, perFrame int, s
 				return from, err
 			}
 			if n > 0 {
-				pos.After = nos[n-1]
+				pos.After = nos[skip+n-1]
 			}
-			nos = nos[n:]
+			skip += n
 			if f.Last {
 				return f.LSN, nil
 			}

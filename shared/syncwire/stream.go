@@ -65,6 +65,11 @@ type streamCursor struct {
 const cursorVersion = 1
 const cursorSize = 1 + 8*5 + 4
 
+// progress returns how far the stream at c has come.
+func (c streamCursor) progress() Progress {
+	return Progress{Pages: c.pages, Total: max(c.total, c.pages)}
+}
+
 func (c streamCursor) encode() []byte {
 	b := make([]byte, 0, cursorSize)
 	b = append(b, cursorVersion)
@@ -121,7 +126,7 @@ func (r *StreamReceiver) Progress() (p Progress, ok bool) {
 	if r.cur == nil {
 		return Progress{}, false
 	}
-	return Progress{Pages: r.cur.pages, Total: max(r.cur.total, r.cur.pages)}, true
+	return r.cur.progress(), true
 }
 
 // Add stages frame f, a frame of a streamed diff (f.Stream set), and
@@ -143,7 +148,7 @@ func (r *StreamReceiver) Add(f *protocol.Diff) (last *vfs.Commit, p Progress, er
 		next.after = p.No
 	}
 	next.pages += uint64(len(pages))
-	p = Progress{Pages: next.pages, Total: max(next.total, next.pages)}
+	p = next.progress()
 	if !f.More {
 		// The last frame's pages go with the commit: one durable write.
 		r.cur = nil
