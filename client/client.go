@@ -5,6 +5,7 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -24,6 +25,7 @@ import (
 	"github.com/sqlsync-go/sqlsync/shared/syncwire"
 	"github.com/sqlsync-go/sqlsync/vfs"
 	"github.com/sqlsync-go/sqlsync/vfs/filestore"
+	"github.com/sqlsync-go/sqlsync/vfs/lazystore"
 	"github.com/sqlsync-go/sqlsync/vfs/memstore"
 )
 
@@ -105,6 +107,20 @@ type Options struct {
 	NotifyGate func()
 	// Dial opens the transport; default: WebSocket.
 	Dial Dialer
+	// Lazy opens the replica lazily (protocol.CapLazy): its snapshot
+	// holds only the pages its queries and mutations have read, in
+	// memory, at most CacheBytes of them, least recently used dropped
+	// first; a statement that reads a page the replica lacks fetches it
+	// from the coordinator, and waits. Diffs carry only the changes of
+	// pages it holds. Offline, a statement that needs a page the replica
+	// lacks fails with vfs.ErrOffline (a mutation so failed is not
+	// recorded). The pending log and identity are kept as without Lazy
+	// (StateDir, FS, or memory); the snapshot is not: each Open starts
+	// with no pages. Lazy excludes Store and PendingLog.
+	Lazy bool
+	// CacheBytes bounds a lazy replica's pages; 0 means DefaultCacheBytes
+	// (and at least lazystore.MinCacheBytes are kept).
+	CacheBytes int64
 	// Presence asks the coordinator for presence (protocol.CapPresence):
 	// the replica publishes its presences (Doc.Presence) and learns the
 	// other clients'. Without it a replica takes no part in presence.
@@ -364,8 +380,22 @@ func checkStorage(opts Options) error {
 		return errors.New("StateDir and FS are alternatives: set one")
 	case opts.Store != nil && (opts.StateDir != "" || opts.FS != nil):
 		return errors.New("Store and PendingLog replace StateDir and FS: set one way to keep the state")
+	case opts.Lazy && opts.Store != nil:
+		return errors.New("Lazy keeps the snapshot in its own cache: it excludes Store and PendingLog")
+	case opts.CacheBytes < 0:
+		return errors.New("CacheBytes is negative")
 	}
 	return nil
+}
+
+// snapshotStore returns full, or for a lazy replica its page cache.
+func (d *Doc) snapshotStore(full vfs.Store) vfs.Store {
+	if !d.opts.Lazy {
+		return full
+	}
+	store := lazystore.New(cmp.Or(d.opts.CacheBytes, DefaultCacheBytes))
+	d.closers = append(d.closers, store.Close)
+	return store
 }
 
 // openState opens the state storage opts chose; checkStorage has passed.
@@ -396,7 +426,7 @@ func (d *Doc) openState() error {
 		fsys = root
 	}
 	if fsys == nil {
-		d.store = memstore.New()
+		d.store = d.snapshotStore(memstore.New())
 		d.log = pendinglog.NewMemory(pendinglog.NewClientID())
 		d.secret = newSecret() // lives and dies with the client ID
 		return nil
@@ -405,12 +435,16 @@ func (d *Doc) openState() error {
 	if err := hackpadfs.MkdirAll(fsys, dir, 0o755); err != nil {
 		return err
 	}
-	store, err := filestore.Open(fsys, dir+"/snapshot")
-	if err != nil {
-		return err
+	if d.opts.Lazy {
+		d.store = d.snapshotStore(nil)
+	} else {
+		store, err := filestore.Open(fsys, dir+"/snapshot")
+		if err != nil {
+			return err
+		}
+		d.store = store
+		d.closers = append(d.closers, store.Close)
 	}
-	d.store = store
-	d.closers = append(d.closers, store.Close)
 	log, err := pendinglog.Open(fsys, dir+"/pending")
 	if err != nil {
 		return err

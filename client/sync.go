@@ -11,6 +11,7 @@ import (
 	"github.com/sqlsync-go/sqlsync/shared/protocol"
 	"github.com/sqlsync-go/sqlsync/shared/syncwire"
 	"github.com/sqlsync-go/sqlsync/vfs"
+	"github.com/sqlsync-go/sqlsync/vfs/lazystore"
 )
 
 // Transport carries binary frames to and from the coordinator.
@@ -153,10 +154,33 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 			d.emit(Event{Progress: e})
 		}
 	}
+	// A lazy replica asks for pages as its statements read them, and
+	// says which it holds, whose changes it takes.
+	lazy, _ := store.(*lazystore.Store)
+	var fetcher *pageFetcher
+	if lazy != nil {
+		hello.Capabilities = append(hello.Capabilities, protocol.CapLazy)
+		hello.Held = protocol.HeldBitmap(lazy.Held())
+		fetcher = newPageFetcher(ctx, t)
+		defer lazy.SetFetcher(nil)
+	}
 	if err := writeFrame(ctx, t, protocol.Frame{Hello: &hello}); err != nil {
 		return false, err
 	}
 	frames := make(chan protocol.Frame, 16)
+	send := func(f protocol.Frame) bool {
+		select {
+		case frames <- f:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	if lazy != nil {
+		q := newFrameQueue()
+		go q.forward(ctx, frames)
+		send = func(f protocol.Frame) bool { q.put(f); return true }
+	}
 	// Frames of a streamed diff are large (1 MiB) and staging each takes
 	// an fsync: the reader runs at most streamAhead of them ahead of the
 	// staging, so that a download's memory stays a few frames (the
@@ -175,6 +199,10 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 				readErr <- fmt.Errorf("bad frame from coordinator: %w", err)
 				return
 			}
+			if f.PageReply != nil && fetcher != nil {
+				fetcher.deliver(f.PageReply)
+				continue
+			}
 			if f.Diff != nil && f.Diff.Stream != nil {
 				select {
 				case ahead <- struct{}{}: // taken back once the frame is staged
@@ -182,9 +210,7 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 					return
 				}
 			}
-			select {
-			case frames <- f:
-			case <-ctx.Done():
+			if !send(f) {
 				return
 			}
 		}
@@ -236,6 +262,12 @@ func (d *Doc) session(ctx context.Context) (welcomed bool, err error) {
 				return true, errors.New("second welcome from coordinator")
 			}
 			welcomed = true
+			if lazy != nil {
+				if !protocol.HasCapability(f.Welcome.Capabilities, protocol.CapLazy) {
+					return true, errNotLazy
+				}
+				lazy.SetFetcher(fetcher.fetch)
+			}
 			theirs, ours := f.Welcome.MutatorHash, d.opts.MutatorHash
 			mismatch := theirs != "" && ours != "" && theirs != ours
 			presence := d.opts.Presence && protocol.HasCapability(f.Welcome.Capabilities, protocol.CapPresence)

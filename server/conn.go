@@ -38,6 +38,11 @@ type conn struct {
 	readOnly bool
 	presence bool // granted protocol.CapPresence (see presence.go)
 	stream   bool // granted protocol.CapStream (see sendStream)
+	// lazy: granted protocol.CapLazy (see lazy.go); held is what the
+	// replica holds and pageReqs its page requests for the writer.
+	lazy     bool
+	held     *heldSet
+	pageReqs chan *protocol.PageRequest
 	// resume is where the client's broken stream stands, from its Hello;
 	// the writer takes it for the first diff it sends.
 	resume    *engine.StreamPos
@@ -197,7 +202,13 @@ func (c *conn) serve(ctx context.Context) (code, reason string) {
 	if c.presence = !c.s.cfg.Presence.Disabled && protocol.HasCapability(h.Capabilities, protocol.CapPresence); c.presence {
 		welcome.Capabilities, welcome.Presence = []string{protocol.CapPresence}, c.s.cfg.Presence.limits()
 	}
-	if c.stream = protocol.HasCapability(h.Capabilities, protocol.CapStream); c.stream {
+	if c.lazy = protocol.HasCapability(h.Capabilities, protocol.CapLazy); c.lazy {
+		// A lazy replica's diffs carry only what it holds: small, and
+		// its own, so never streamed.
+		welcome.Capabilities = append(welcome.Capabilities, protocol.CapLazy)
+		c.held, c.pageReqs = newHeldSet(h.Held), make(chan *protocol.PageRequest, maxPageRequests)
+	}
+	if c.stream = !c.lazy && protocol.HasCapability(h.Capabilities, protocol.CapStream); c.stream {
 		welcome.Capabilities = append(welcome.Capabilities, protocol.CapStream)
 		if r := h.Resume; r != nil {
 			c.resume = &engine.StreamPos{Since: r.Since, Begin: r.Begin, After: r.After}
@@ -280,8 +291,14 @@ func (c *conn) readLoop() {
 			}
 			continue
 		}
+		if f.PageRequest != nil && c.lazy {
+			if !c.queuePageRequest(f.PageRequest) {
+				return
+			}
+			continue
+		}
 		if f.Push == nil {
-			c.fail(protocol.CodeBadRequest, "after hello a client may only push (or, with the presence capability, set presence), got "+f.Kind())
+			c.fail(protocol.CodeBadRequest, "after hello a client may only push (or, with the presence capability, set presence; with the lazy one, request pages), got "+f.Kind())
 			return
 		}
 		n := len(f.Push.Mutations)
@@ -376,6 +393,12 @@ func (c *conn) writeLoop(lsn uint64) {
 				c.log.Info("send diff", "err", err)
 				return
 			}
+			if c.lazy {
+				if err := c.servePages(lsn); err != nil {
+					c.log.Info("serve pages", "err", err)
+					return
+				}
+			}
 			if err := c.sendPresence(); err != nil {
 				c.log.Info("send presence", "err", err)
 				return
@@ -412,6 +435,9 @@ func (c *conn) writeLoop(lsn uint64) {
 // a commit is visible a moment before the document's writer has queued its
 // rejections, and the diff waits for that (waitPublished).
 func (c *conn) sendUpdates(lsn uint64) (uint64, error) {
+	if c.lazy {
+		return c.sendLazyDiff(lsn)
+	}
 	to := c.doc.coord.LSN()
 	resume := c.resume
 	c.resume = nil

@@ -186,6 +186,9 @@ type clientOptions struct {
 	others []*testServer
 	// presence asks for presence (client.Options.Presence).
 	presence bool
+	// lazy opens the replica lazily with this cache (client.Options.Lazy
+	// and CacheBytes); 0 opens it whole.
+	lazyCache int64
 }
 
 // openClient opens a replica of docID synced with ts, closed when the test ends.
@@ -198,7 +201,8 @@ func openClient(t *testing.T, ts *testServer, docID string, o clientOptions) *cl
 		o.mutator = nil
 	}
 	opts := client.Options{URL: ts.url, DocID: docID, Mutator: o.mutator, MutatorHash: o.hash,
-		StateDir: o.stateDir, Token: o.token, Dial: o.dial, Presence: o.presence}
+		StateDir: o.stateDir, Token: o.token, Dial: o.dial, Presence: o.presence,
+		Lazy: o.lazyCache > 0, CacheBytes: o.lazyCache}
 	for _, other := range o.others {
 		opts.URLs = append(opts.URLs, other.url)
 	}

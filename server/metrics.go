@@ -20,6 +20,7 @@ type metrics struct {
 	diffBytes   prometheus.Counter
 	streams     *prometheus.CounterVec
 	streamPages prometheus.Counter
+	pagesServed *prometheus.CounterVec
 	leases      prometheus.Gauge
 	stepDowns   *prometheus.CounterVec
 	forwarded   prometheus.Gauge
@@ -68,6 +69,9 @@ func newMetrics() *metrics {
 	m.streamPages = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "sqlsync_stream_pages_total", Help: "Pages sent in streamed diffs.",
 	})
+	m.pagesServed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sqlsync_lazy_pages_total", Help: "Pages lazy replicas asked for, by outcome: sent, or stale (changed since the replica's LSN: it asks again once caught up).",
+	}, []string{"outcome"})
 	m.leases = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "sqlsync_leases_held", Help: "In a cluster: documents this coordinator owns (holds the lease of).",
 	})
@@ -78,7 +82,7 @@ func newMetrics() *metrics {
 		Name: "sqlsync_connections_forwarded", Help: "In a cluster: client connections forwarded to the documents' owners.",
 	})
 	m.registry.MustRegister(m.documents, m.connections, m.applied, m.rejected, m.deferred, m.commits,
-		m.commitTime, m.batchSize, m.refused, m.diffBytes, m.streams, m.streamPages, m.leases, m.stepDowns, m.forwarded,
+		m.commitTime, m.batchSize, m.refused, m.diffBytes, m.streams, m.streamPages, m.pagesServed, m.leases, m.stepDowns, m.forwarded,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.presence = newPresenceMetrics(m.registry)
 	return m

@@ -2,6 +2,7 @@ package vfs
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -38,6 +39,10 @@ type Database struct {
 	commits uint64   // coordinator: commits made through this database
 
 	onCommit func(Commit) // coordinator: called, under mu, after each durable commit
+
+	// miss is the first page a Partial store could not read since the
+	// last TakeMiss: SQLite sees only an I/O error.
+	miss *MissError
 
 	locks lockState
 }
@@ -262,7 +267,23 @@ func (d *Database) readPage(no uint32, buf []byte) error {
 		clear(buf)
 		return nil
 	}
-	return d.store.ReadPage(no, buf)
+	err := d.store.ReadPage(no, buf)
+	var miss *MissError
+	if errors.As(err, &miss) && d.miss == nil {
+		d.miss = miss
+	}
+	return err
+}
+
+// TakeMiss returns the first page a Partial store could not read since the
+// last call, if any: the statement that read it failed with an I/O error,
+// which is not the statement's doing.
+func (d *Database) TakeMiss() *MissError {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m := d.miss
+	d.miss = nil
+	return m
 }
 
 // writeLayer returns the overlay that writes go to, starting one if needed.

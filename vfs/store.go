@@ -197,3 +197,35 @@ func (c Commit) Validate(lsn uint64) error {
 
 // ErrClosed reports use of a closed store or database.
 var ErrClosed = errors.New("sqlsync/vfs: closed")
+
+// Partial is a Store that holds only some pages of its snapshot: a lazy
+// replica's. ReadPage of a page it lacks fetches the page, or fails with a
+// *MissError; its LSN and page count are the whole snapshot's.
+type Partial interface {
+	Store
+	// Held returns the numbers of the pages it holds, ascending.
+	Held() []uint32
+}
+
+// ErrOffline reports a page a lazy replica lacks while it cannot fetch it
+// (it is not connected).
+var ErrOffline = errors.New("sqlsync/vfs: the page is not held by this lazy replica, and it is offline")
+
+// MissError is a page a Partial store lacks and could not fetch. With LSN
+// set, the page changed after the snapshot's LSN: it can be read once the
+// snapshot has reached LSN, and the read should then be tried again.
+// Otherwise Err says why (ErrOffline, or the fetch's error).
+type MissError struct {
+	Page uint32
+	LSN  uint64
+	Err  error
+}
+
+func (e *MissError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("sqlsync/vfs: page %d changed after this lazy replica's snapshot: read it again at LSN %d", e.Page, e.LSN)
+	}
+	return fmt.Sprintf("read page %d: %v", e.Page, e.Err)
+}
+
+func (e *MissError) Unwrap() error { return e.Err }

@@ -58,6 +58,8 @@ type Client struct {
 	// stale says the local layer lacks the pending mutations (a replay
 	// failed as a whole): the next Mutate or Query replays them first.
 	stale bool
+	// moved closes when the snapshot's LSN next changes (see waitLSN).
+	moved chan struct{}
 
 	sp *savepoints
 
@@ -234,8 +236,23 @@ func (c *Client) PendingCount() int {
 // if the COMMIT succeeded. A crash between the two loses both the effect
 // (the local layer is rebuilt from the log on open) and the seq, which no
 // one has seen; a record whose append failed is undone the same way.
+//
+// On a lazy replica (a vfs.Partial store) a mutation that reads a page
+// changed since the snapshot runs again once the snapshot has it (see
+// lazy.go); one that needs a page the replica lacks while offline fails
+// with vfs.ErrOffline, and is not recorded.
 func (c *Client) Mutate(ctx context.Context, name string, args []byte) (uint64, error) {
+	var seq uint64
+	err := c.retryMiss(ctx, func() (err error) {
+		seq, err = c.mutate(ctx, name, args)
+		return err
+	})
+	return seq, err
+}
+
+func (c *Client) mutate(ctx context.Context, name string, args []byte) (uint64, error) {
 	c.mu.Lock()
+	c.db.TakeMiss()
 	if err := c.freshen(ctx); err != nil {
 		c.mu.Unlock()
 		return 0, fmt.Errorf("mutate %s: %w", name, err)
@@ -257,10 +274,24 @@ func (c *Client) Mutate(ctx context.Context, name string, args []byte) (uint64, 
 	}
 	c.written = map[string]bool{}
 	mctx, cancel := withTimeout(ctx, c.opts.MutationTimeout)
-	err := inTx(c.conn, func() error { return c.sp.run(mctx, c.mut, m) })
+	err := inTx(c.conn, func() error {
+		if err := c.sp.run(mctx, c.mut, m); err != nil {
+			return err
+		}
+		// A read that failed for want of a page, whatever the mutator
+		// made of the error, must not commit.
+		if miss := c.db.TakeMiss(); miss != nil {
+			return miss
+		}
+		return nil
+	})
 	cancel()
 	written := c.written
 	c.written, c.curWrites = nil, nil
+	if miss := c.missed(err); miss != nil {
+		c.mu.Unlock()
+		return 0, fmt.Errorf("mutate %s: %w", name, miss)
+	}
 	if err != nil {
 		c.mu.Unlock()
 		var rej *RejectedError
@@ -322,9 +353,13 @@ func (c *Client) Rebase(ctx context.Context, diffs ...Diff) error {
 		c.mu.Unlock()
 		return err
 	}
-	if err := checkGrowth(merged, c.db.Store().PageCount()); err != nil {
-		c.mu.Unlock()
-		return err
+	// A lazy replica's diffs carry only the pages it holds: new pages
+	// are fetched when read.
+	if _, lazy := c.db.Store().(vfs.Partial); !lazy {
+		if err := checkGrowth(merged, c.db.Store().PageCount()); err != nil {
+			c.mu.Unlock()
+			return err
+		}
 	}
 	// The diff is durable on the coordinator: show it first, and make the
 	// snapshot durable after (where the store can wait), so the fsync is
@@ -348,9 +383,16 @@ func (c *Client) Rebase(ctx context.Context, diffs ...Diff) error {
 // keeps the mutations it acknowledges until then). The caller holds c.mu,
 // which it releases.
 func (c *Client) replayOnSnapshot(ctx context.Context, sync func() error) error {
+	c.snapshotMoved()
 	c.deferTrim = sync != nil
 	err := c.rebuild(ctx)
 	c.deferTrim = false
+	var miss *vfs.MissError
+	if errors.As(err, &miss) {
+		// A lazy replica lacks a page the replay reads: the next query or
+		// mutation replays (freshen), fetching it, waiting if need be.
+		err = nil
+	}
 	notify := c.onChange
 	failed := slices.Clone(c.failed)
 	c.mu.Unlock()
@@ -462,6 +504,10 @@ func checkGrowth(d Diff, count uint32) error {
 // +checklocks:c.mu
 func (c *Client) rebuild(ctx context.Context) error {
 	last, err := c.lastSeq()
+	if miss := c.missed(err); miss != nil {
+		c.stale = true
+		return fmt.Errorf("replay: %w", miss)
+	}
 	if err != nil {
 		return err
 	}
@@ -549,6 +595,17 @@ func (c *Client) rebuild(ctx context.Context) error {
 			return nil
 		})
 		c.curWrites = nil
+		if miss := c.missed(err); miss != nil {
+			// Not the mutations' doing: replay them all again later
+			// (freshen), once the page can be had.
+			if err == nil {
+				if derr := c.db.DropLocal(); derr != nil {
+					return derr
+				}
+			}
+			c.stale = true
+			return fmt.Errorf("replay: %w", miss)
+		}
 		var mig *migrateError
 		switch {
 		case err == nil:
@@ -623,16 +680,36 @@ func (c *Client) Query(sql string, args ...any) (Rows, error) {
 
 // QueryTables is Query that also returns the tables the statement reads, to
 // decide which changes can alter its result.
+//
+// On a lazy replica a query that reads a page changed since the snapshot
+// runs again once the snapshot has it (see lazy.go).
 func (c *Client) QueryTables(sql string, args ...any) (Rows, map[string]bool, error) {
+	var rows Rows
+	var tables map[string]bool
+	err := c.retryMiss(context.Background(), func() (err error) {
+		rows, tables, err = c.queryTables(sql, args...)
+		return err
+	})
+	return rows, tables, err
+}
+
+func (c *Client) queryTables(sql string, args ...any) (Rows, map[string]bool, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.db.TakeMiss()
 	if err := c.freshen(context.Background()); err != nil {
+		if miss := c.missed(err); miss != nil {
+			return Rows{}, nil, fmt.Errorf("query: %w", miss)
+		}
 		return Rows{}, nil, fmt.Errorf("query: %w", err)
 	}
 	c.read, c.refused = map[string]bool{}, false
 	rows, err := c.query(sql, args...)
 	tables := c.read
 	c.read = nil
+	if miss := c.missed(err); miss != nil {
+		return Rows{}, nil, fmt.Errorf("query: %w", miss)
+	}
 	return rows, tables, err
 }
 

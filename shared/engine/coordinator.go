@@ -589,6 +589,19 @@ const diffPasses = 4
 // commits held off, so a diff finishes however fast commits come. Other
 // stores go on passing until one holds still.
 func DiffFrom(store vfs.Store, from uint64) (Diff, error) {
+	return diffFrom(store, from, nil)
+}
+
+// DiffHeld is DiffFrom for a lazy replica (see protocol.CapLazy): it
+// carries only the changed pages held reports true for, the pages the
+// replica holds. Its LSN and page count are DiffFrom's.
+func DiffHeld(store vfs.Store, from uint64, held func(no uint32) bool) (Diff, error) {
+	return diffFrom(store, from, held)
+}
+
+// diffFrom is DiffFrom of the pages keep reports true for, or all if keep
+// is nil.
+func diffFrom(store vfs.Store, from uint64, keep func(no uint32) bool) (Diff, error) {
 	lsn := store.LSN()
 	if from > lsn {
 		return Diff{}, fmt.Errorf("diff from %d: %w: the document is at %d", from, ErrFuture, lsn)
@@ -596,6 +609,9 @@ func DiffFrom(store vfs.Store, from uint64) (Diff, error) {
 	pages := map[uint32][]byte{}
 	read := func(nos []uint32) error {
 		for _, no := range nos {
+			if keep != nil && !keep(no) {
+				continue
+			}
 			buf := pages[no]
 			if buf == nil {
 				buf = make([]byte, vfs.PageSize)
@@ -620,7 +636,9 @@ func DiffFrom(store vfs.Store, from uint64) (Diff, error) {
 				return Diff{}, fmt.Errorf("diff from %d: %w", from, err)
 			}
 			for _, p := range c.Pages {
-				pages[p.No] = p.Data
+				if keep == nil || keep(p.No) {
+					pages[p.No] = p.Data
+				}
 			}
 			lsn, count = c.LSN, c.PageCount
 			break
@@ -645,6 +663,46 @@ func DiffFrom(store vfs.Store, from uint64) (Diff, error) {
 		}
 	}
 	return d, nil
+}
+
+// ReadPagesAt reads the pages nos of store as of LSN at, for a lazy
+// replica at that LSN (protocol.PageRequest): pages holds those that have
+// not changed since at, and stale the others (changed since, or beyond the
+// page count now), which the replica can read only once it has reached lsn,
+// the store's LSN after the read. It reads each page once and costs, beyond
+// that, a ChangedSince(at).
+func ReadPagesAt(store vfs.Store, at uint64, nos []uint32) (lsn uint64, pages []vfs.Page, stale []uint32, err error) {
+	if now := store.LSN(); at > now {
+		return 0, nil, nil, fmt.Errorf("read pages at %d: %w: the document is at %d", at, ErrFuture, now)
+	}
+	// A page read before ChangedSince that it does not list had not
+	// changed after at when ChangedSince ran, so neither when it was read.
+	got := make([]vfs.Page, 0, len(nos))
+	for _, no := range nos {
+		if no > store.PageCount() {
+			stale = append(stale, no)
+			continue
+		}
+		buf := make([]byte, vfs.PageSize)
+		if err := store.ReadPage(no, buf); err != nil {
+			return 0, nil, nil, fmt.Errorf("read pages at %d: %w", at, err)
+		}
+		got = append(got, vfs.Page{No: no, Data: buf})
+	}
+	changed := map[uint32]bool{}
+	for _, no := range store.ChangedSince(at) {
+		changed[no] = true
+	}
+	lsn, count := store.LSN(), store.PageCount()
+	for _, p := range got {
+		if changed[p.No] || p.No > count {
+			stale = append(stale, p.No)
+		} else {
+			pages = append(pages, p)
+		}
+	}
+	slices.Sort(stale)
+	return lsn, pages, stale, nil
 }
 
 // ErrFuture reports a replica that claims an LSN the document has not reached.

@@ -158,4 +158,23 @@ func normalize(f *Frame) {
 			}
 		}
 	}
+	if h := f.Hello; h != nil && len(h.Held) == 0 {
+		h.Held = nil
+	}
+	if r := f.PageRequest; r != nil && len(r.Pages) == 0 {
+		r.Pages = nil
+	}
+	if r := f.PageReply; r != nil {
+		if len(r.Pages) == 0 {
+			r.Pages = nil
+		}
+		if len(r.Stale) == 0 {
+			r.Stale = nil
+		}
+		for i := range r.Pages {
+			if len(r.Pages[i].Data) == 0 {
+				r.Pages[i].Data = nil
+			}
+		}
+	}
 }

@@ -43,6 +43,10 @@ type Hello struct {
 	// Resume names the stream the client was staging when its connection
 	// broke (see Stream), for a client with CapStream.
 	Resume *Stream `cbor:"8,keyasint,omitempty"`
+	// Held is, for a client with CapLazy, the bitmap of the pages its
+	// snapshot holds (see HeldHas): the coordinator sends it changes of
+	// these.
+	Held []byte `cbor:"9,keyasint,omitempty"`
 }
 
 // Push carries the client's pending mutations, in seq order.
@@ -110,11 +114,14 @@ type Frame struct {
 	PresenceSet     *PresenceSet     `cbor:"7,keyasint,omitempty"`
 	Presence        *Presence        `cbor:"8,keyasint,omitempty"`
 	PresenceRefused *PresenceRefused `cbor:"9,keyasint,omitempty"`
+	// Page frames, only on a connection granted CapLazy.
+	PageRequest *PageRequest `cbor:"10,keyasint,omitempty"`
+	PageReply   *PageReply   `cbor:"11,keyasint,omitempty"`
 }
 
 // Kind names the message the frame holds, for logging: "hello", "push",
-// "welcome", "diff", "rejected", "close", "presence_set", "presence" or
-// "presence_refused"; "empty" if none is set and "multiple" if more than
+// "welcome", "diff", "rejected", "close", "presence_set", "presence",
+// "presence_refused", "page_request" or "page_reply"; "empty" if none is set and "multiple" if more than
 // one is.
 func (f Frame) Kind() string {
 	kind, n := "empty", 0
@@ -144,6 +151,12 @@ func (f Frame) Kind() string {
 	}
 	if f.PresenceRefused != nil {
 		kind, n = "presence_refused", n+1
+	}
+	if f.PageRequest != nil {
+		kind, n = "page_request", n+1
+	}
+	if f.PageReply != nil {
+		kind, n = "page_reply", n+1
 	}
 	if n > 1 {
 		return "multiple"

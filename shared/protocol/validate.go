@@ -37,6 +37,12 @@ func validate(f Frame, lim *Limits) error {
 	if f.PresenceRefused != nil {
 		set, err = append(set, "presence_refused"), validatePresenceRefused(f.PresenceRefused, lim)
 	}
+	if f.PageRequest != nil {
+		set, err = append(set, "page_request"), validatePageRequest(f.PageRequest)
+	}
+	if f.PageReply != nil {
+		set, err = append(set, "page_reply"), validatePageReply(f.PageReply)
+	}
 	switch len(set) {
 	case 0:
 		return badf("no message set")
@@ -89,6 +95,9 @@ func validateHello(h *Hello, lim *Limits) error {
 		return err
 	}
 	if err := validateResume(h); err != nil {
+		return err
+	}
+	if err := validateHeld(h); err != nil {
 		return err
 	}
 	return checkString("token", h.Token, false, lim, maxTokenBytes)
