@@ -107,6 +107,12 @@ func TestWireFormat(t *testing.T) {
 	}{
 		{"hello", Frame{Hello: &Hello{Version: 1, DocID: "d", ClientID: "c", LSN: 2, Token: "t"}},
 			"a1 01 a5 01 01 02 61 64 03 61 63 04 02 05 61 74"},
+		{"page request", Frame{PageRequest: &PageRequest{ID: 1, LSN: 2, Pages: []uint32{3}}},
+			"a1 0a a3 01 01 02 02 03 81 03"},
+		{"page reply", Frame{PageReply: &PageReply{ID: 1, LSN: 2, Stale: []uint32{3}}},
+			"a1 0b a3 01 01 02 02 04 81 03"},
+		{"hello with held", Frame{Hello: &Hello{Version: 1, DocID: "d", ClientID: "c", Capabilities: []string{"lazy"}, Held: []byte{5}}},
+			"a1 01 a5 01 01 02 61 64 03 61 63 07 81 64 6c 61 7a 79 09 41 05"},
 		{"hello with secret", Frame{Hello: &Hello{Version: 1, DocID: "d", ClientID: "c", LSN: 2, Token: "t", Secret: "s"}},
 			"a1 01 a6 01 01 02 61 64 03 61 63 04 02 05 61 74 06 61 73"},
 		{"push", Frame{Push: &Push{Mutations: []Mutation{{Seq: 1, Name: "n", Args: []byte{0xff}}}}},

@@ -79,6 +79,7 @@ type Store struct {
 	parent   map[uint32]uint32   // child: its interior page
 	run      map[uint32]int      // interior page: misses under it in a row
 	last     uint32              // the interior page of the last miss
+	lastAt   int                 // the index, among last's children, of the last page fetched
 	stats    Stats
 }
 
@@ -233,35 +234,38 @@ func (s *Store) cached(no uint32, buf []byte) (bool, error) {
 }
 
 // plan returns the pages to fetch for a miss of page no: no and maybe its
-// next siblings.
+// next siblings. A miss of the sibling right after the last page fetched
+// under the same interior page is a scan going on: each such miss in a row
+// doubles the siblings fetched with it; any other miss fetches no sibling.
 // +checklocks:s.mu
 func (s *Store) plan(no uint32) []uint32 {
 	nos := []uint32{no}
 	p, ok := s.parent[no]
 	if !ok {
-		s.last = 0
+		s.last, s.lastAt = 0, 0
 		return nos
 	}
-	if p == s.last {
+	sibs := s.children[p]
+	i := slices.Index(sibs, no)
+	if p == s.last && i == s.lastAt+1 {
 		s.run[p]++
 	} else {
 		s.run[p] = 0
 	}
-	s.last = p
 	want := 0
 	if r := s.run[p]; r > 0 {
 		want = min(1<<min(r, 6), maxPrefetch, s.max/4)
 	}
-	sibs := s.children[p]
-	i := slices.Index(sibs, no)
-	for _, c := range sibs[i+1:] {
-		if len(nos) > want || len(nos) == protocol.MaxPagesPerRequest {
-			break
+	at := i
+	for j := i + 1; j < len(sibs) && len(nos) <= want && len(nos) < protocol.MaxPagesPerRequest; j++ {
+		c := sibs[j]
+		if _, held := s.pages[c]; held || c > s.count || slices.Contains(nos, c) {
+			continue
 		}
-		if _, held := s.pages[c]; !held && c <= s.count && !slices.Contains(nos, c) {
-			nos = append(nos, c)
-		}
+		nos = append(nos, c)
+		at = j
 	}
+	s.last, s.lastAt = p, at
 	slices.Sort(nos)
 	return nos
 }
