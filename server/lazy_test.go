@@ -1,14 +1,20 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/sqlsync-go/sqlsync/client"
+	"github.com/sqlsync-go/sqlsync/server/servertest"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
+	"github.com/sqlsync-go/sqlsync/shared/protocol"
 	"github.com/sqlsync-go/sqlsync/shared/testmutator"
 	"github.com/sqlsync-go/sqlsync/vfs"
 )
@@ -208,4 +214,111 @@ func TestLazyReplicaUnderWrites(t *testing.T) {
 	}
 	t.Logf("pages sent %v, stale %v; replica %+v", ts.counterWith(t, "sqlsync_lazy_pages_total", "outcome", "sent"),
 		ts.counterWith(t, "sqlsync_lazy_pages_total", "outcome", "stale"), lazyStats(t, lz))
+}
+
+// TestLazyProtocol checks the coordinator's side of the lazy protocol on
+// raw connections: the first diff carries page 1 and no other page; a
+// page request is answered with the pages, which later diffs then carry
+// when they change; pages changed since the request's LSN come back stale
+// with the document's LSN; and the refusals (no lazy capability, an LSN
+// the connection was never sent, too many requests waiting).
+func TestLazyProtocol(t *testing.T) {
+	ts, w := lazyDoc(t, 2000)
+	hello := func(id string, caps ...string) protocol.Frame {
+		return protocol.Frame{Hello: &protocol.Hello{Version: protocol.Version, DocID: "doc", ClientID: id, Capabilities: caps}}
+	}
+	nextDiff := func(c *servertest.RawConn) *protocol.Diff {
+		t.Helper()
+		for {
+			if f := c.Next(); f.Diff != nil {
+				return f.Diff
+			}
+		}
+	}
+	nextReply := func(c *servertest.RawConn) *protocol.PageReply {
+		t.Helper()
+		for {
+			if f := c.Next(); f.PageReply != nil {
+				return f.PageReply
+			}
+		}
+	}
+
+	c := dialRaw(t, ts)
+	c.Send(hello("lazy-raw", protocol.CapLazy))
+	if wel := c.ExpectWelcome(); !protocol.HasCapability(wel.Capabilities, protocol.CapLazy) {
+		t.Fatalf("welcome grants %v, not lazy", wel.Capabilities)
+	}
+	d := nextDiff(c)
+	if d.From != 0 || d.PageCount < 500 || len(d.Pages) != 1 || d.Pages[0].No != 1 || d.More {
+		t.Fatalf("first lazy diff: from %d to %d, %d pages of %d (first %v)", d.From, d.To, len(d.Pages), d.PageCount, d.Pages[:min(1, len(d.Pages))])
+	}
+	at := d.To
+	var whole []byte
+	ts.coordinator(t, "doc", func(co *engine.Coordinator) { whole, _ = co.Database().Bytes() })
+	want := []uint32{2, 3, 400}
+	c.Send(protocol.Frame{PageRequest: &protocol.PageRequest{ID: 7, LSN: at, Pages: want}})
+	r := nextReply(c)
+	if r.ID != 7 || len(r.Stale) != 0 || len(r.Pages) != len(want) {
+		t.Fatalf("reply: id %d, %d pages, stale %v", r.ID, len(r.Pages), r.Stale)
+	}
+	for i, p := range r.Pages {
+		if p.No != want[i] || !bytes.Equal(p.Data, whole[(p.No-1)*protocol.PageSize:p.No*protocol.PageSize]) {
+			t.Fatalf("reply page %d is not the coordinator's page %d", p.No, want[i])
+		}
+	}
+
+	// A change to held page 3 (the table's root, say) and to others: the
+	// next diff carries the held ones only.
+	lazyExec(t, w, `UPDATE big SET body = zeroblob(10) WHERE id % 50 = 0`)
+	waitSynced(t, w)
+	d = nextDiff(c)
+	var changed []uint32
+	ts.coordinator(t, "doc", func(co *engine.Coordinator) { changed = co.Database().Store().ChangedSince(at) })
+	for _, p := range d.Pages {
+		if p.No != 1 && !slices.Contains(want, p.No) {
+			t.Fatalf("the diff carries page %d, which the replica does not hold", p.No)
+		}
+	}
+	if len(changed) <= len(d.Pages) {
+		t.Fatalf("%d pages changed and the diff carries %d: nothing was left out", len(changed), len(d.Pages))
+	}
+	// Asking as of the old LSN: the pages changed since are stale.
+	stalePage := changed[len(changed)-1]
+	c.Send(protocol.Frame{PageRequest: &protocol.PageRequest{ID: 8, LSN: at, Pages: []uint32{stalePage}}})
+	if r := nextReply(c); len(r.Pages) != 0 || !slices.Equal(r.Stale, []uint32{stalePage}) || r.LSN != d.To {
+		t.Fatalf("request at the old LSN %d: %d pages, stale %v at LSN %d, want page %d stale at %d", at, len(r.Pages), r.Stale, r.LSN, stalePage, d.To)
+	}
+
+	// Refusals.
+	full := dialRaw(t, ts)
+	full.Send(hello("not-lazy"))
+	full.ExpectWelcome()
+	full.Send(protocol.Frame{PageRequest: &protocol.PageRequest{ID: 1, Pages: []uint32{1}}})
+	full.ExpectClose(protocol.CodeBadRequest, "got page_request")
+
+	ahead := dialRaw(t, ts)
+	ahead.Send(hello("lazy-ahead", protocol.CapLazy))
+	ahead.ExpectWelcome()
+	ahead.Send(protocol.Frame{PageRequest: &protocol.PageRequest{ID: 1, LSN: d.To + 5, Pages: []uint32{1}}})
+	ahead.ExpectClose(protocol.CodeBadRequest, "page request at LSN")
+
+	flood := dialRaw(t, ts)
+	flood.Send(hello("lazy-flood", protocol.CapLazy))
+	flood.ExpectWelcome()
+	nos := make([]uint32, protocol.MaxPagesPerRequest)
+	for i := range nos {
+		nos[i] = uint32(i + 1)
+	}
+	// The writer may drain some: send until the queue overflows.
+	for i := range 64 * maxPageRequests {
+		b, err := protocol.Encode(protocol.Frame{PageRequest: &protocol.PageRequest{ID: uint64(i + 1), LSN: 0, Pages: nos}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if flood.WS.WriteMessage(websocket.BinaryMessage, b) != nil {
+			break // closed: the Close frame says why
+		}
+	}
+	flood.ExpectClose(protocol.CodeLimit, "page requests waiting")
 }
