@@ -13,6 +13,7 @@
 //	doc.status()                        -> Promise<statusJSON>
 //	doc.setOnline(on)                   -> Promise<void>
 //	doc.presenceSet(key, stateJSON|null) -> Promise<void>
+//	doc.lazyStats()                     -> Promise<statsJSON|"null">
 //	doc.close()                         -> Promise<void>
 //	doc.steps                           {step: ms since open began}
 //
@@ -140,6 +141,9 @@ func available() []any {
 
 // openState opens the storage cfg asks for, resolving "" to the best one.
 func openState(ctx context.Context, cfg *bridge.Config) (bridge.State, error) {
+	if cfg.Lazy {
+		return openLazyState(ctx, cfg)
+	}
 	if cfg.Storage == "" {
 		cfg.Storage = available()[0].(string)
 	}
@@ -163,6 +167,30 @@ func openState(ctx context.Context, cfg *bridge.Config) (bridge.State, error) {
 		return bridge.State{Store: store, Log: log, Kind: "indexeddb"}, nil
 	case "memory":
 		return bridge.State{Kind: "memory"}, nil
+	}
+	return bridge.State{}, &codeError{"bad_request", fmt.Errorf("open storage: unknown storage %q (want opfs, indexeddb or memory)", cfg.Storage)}
+}
+
+// openLazyState opens the storage of a lazy replica, whose snapshot is its
+// page cache in memory: OPFS keeps its pending log and identity, memory
+// keeps nothing. "" resolves to OPFS where the browser has it, else
+// memory. IndexedDB is refused: the client takes an IndexedDB pending log
+// only with an IndexedDB snapshot (client.Options.Store and PendingLog go
+// together), which a lazy replica has none of.
+func openLazyState(ctx context.Context, cfg *bridge.Config) (bridge.State, error) {
+	if cfg.Storage == "" {
+		cfg.Storage = "memory"
+		if opfs.Supported() {
+			cfg.Storage = "opfs"
+		}
+	}
+	switch cfg.Storage {
+	case "opfs", "memory":
+		// Both open no snapshot store of their own: the same as for a
+		// whole replica.
+		return openState(ctx, &bridge.Config{DocID: cfg.DocID, Storage: cfg.Storage})
+	case "indexeddb":
+		return bridge.State{}, &codeError{"bad_request", errors.New("open storage: a lazy document cannot use storage indexeddb yet: use opfs or memory")}
 	}
 	return bridge.State{}, &codeError{"bad_request", fmt.Errorf("open storage: unknown storage %q (want opfs, indexeddb or memory)", cfg.Storage)}
 }
@@ -254,6 +282,9 @@ func docValue(d *bridge.Doc) js.Value {
 	method("presenceSet", func(args []js.Value) js.Value {
 		key, state := argString(args, 0), argString(args, 1)
 		return jsinterop.Promise(func() (any, error) { return nil, d.SetPresence(key, []byte(state)) })
+	})
+	method("lazyStats", func(args []js.Value) js.Value {
+		return jsinterop.Promise(func() (any, error) { return string(d.LazyStats()), nil })
 	})
 	method("close", func(args []js.Value) js.Value {
 		return jsinterop.Promise(func() (any, error) { return nil, d.Close() })

@@ -59,6 +59,15 @@ type Config struct {
 	// worker publishes each tab's presence (SetPresence) and hears the
 	// others' (events of type "presence").
 	Presence bool `json:"presence"`
+	// Lazy opens the replica lazily (client.Options.Lazy): it starts
+	// with no pages, fetches those its statements read from the
+	// coordinator and keeps at most CacheBytes of them in memory. Its
+	// state must then hold no Store (an IndexedDB snapshot): FS keeps the
+	// pending log and identity, or nothing keeps them (memory).
+	Lazy bool `json:"lazy"`
+	// CacheBytes bounds a lazy replica's pages (client.Options.CacheBytes);
+	// 0 means client.DefaultCacheBytes.
+	CacheBytes int64 `json:"cacheBytes"`
 	// OnStep, if set, is called as Open passes each step, for startup
 	// timings: "mutator" (the mutator built), "preloaded" (an IndexedDB
 	// snapshot read into memory), then client.Options.OnStep's steps.
@@ -167,6 +176,13 @@ func Open(ctx context.Context, cfg Config, state State, logger *slog.Logger, emi
 	if cfg.DocID == "" {
 		return nil, coded("bad_request", errors.New("open document: no document ID"))
 	}
+	if cfg.Lazy && (state.Store != nil || state.Log != nil) {
+		return nil, coded("bad_request", errors.New("open document: a lazy replica keeps its snapshot in its page cache: "+
+			"its state is a file system (OPFS) or memory, not a Store and PendingLog (IndexedDB)"))
+	}
+	if cfg.CacheBytes < 0 {
+		return nil, coded("bad_request", fmt.Errorf("open document: cacheBytes %d is negative", cfg.CacheBytes))
+	}
 	step := func(string) {}
 	if cfg.OnStep != nil {
 		step = cfg.OnStep
@@ -176,7 +192,7 @@ func Open(ctx context.Context, cfg Config, state State, logger *slog.Logger, emi
 		return nil, err
 	}
 	step("mutator")
-	if len(cfg.Module) > 0 && state.Store != nil {
+	if len(cfg.Module) > 0 && state.Store != nil && !cfg.Lazy {
 		// The module's SQL runs inside a call from JavaScript, where an
 		// IndexedDB read (a promise) would deadlock: serve pages from memory.
 		store, err := Preload(state.Store)
@@ -197,6 +213,8 @@ func Open(ctx context.Context, cfg Config, state State, logger *slog.Logger, emi
 		PendingLog:  state.Log,
 		Token:       cfg.Token,
 		Presence:    cfg.Presence,
+		Lazy:        cfg.Lazy,
+		CacheBytes:  cfg.CacheBytes,
 		Logger:      logger,
 		OnStep:      cfg.OnStep,
 		// The worker answers doc.mutate before the page gets the rows the
@@ -447,6 +465,31 @@ func (d *Doc) SetPresence(key string, state []byte) error {
 		return coded("bad_request", err)
 	}
 	return nil
+}
+
+// LazyStats is the JSON form of what a lazy replica fetched and holds
+// (client.LazyStats).
+type LazyStats struct {
+	Fetches      int   `json:"fetches"`      // page requests (round trips to the coordinator)
+	PagesFetched int   `json:"pagesFetched"` // pages received in replies
+	Prefetched   int   `json:"prefetched"`   // of them, siblings nobody had asked for yet
+	Stale        int   `json:"stale"`        // misses of a page changed since the snapshot's LSN
+	Evicted      int   `json:"evicted"`      // pages dropped to stay within the cache bound
+	CachedPages  int   `json:"cachedPages"`  // pages held now
+	CachedBytes  int64 `json:"cachedBytes"`  // their bytes
+	CacheBytes   int64 `json:"cacheBytes"`   // the bound
+}
+
+// LazyStats returns the lazy replica's counts as JSON (LazyStats), or
+// null for a replica that is not lazy.
+func (d *Doc) LazyStats() []byte {
+	s, ok := d.doc.LazyStats()
+	if !ok {
+		return []byte("null")
+	}
+	b, _ := json.Marshal(LazyStats{Fetches: s.Fetches, PagesFetched: s.PagesFetched, Prefetched: s.Prefetched, Stale: s.Stale,
+		Evicted: s.Evicted, CachedPages: s.CachedPages, CachedBytes: s.CachedBytes, CacheBytes: s.CacheBytes})
+	return b
 }
 
 // SetOnline switches syncing on or off.
