@@ -134,7 +134,8 @@ func (e *Error) Unwrap() error { return e.err }
 
 // Code returns the error's code: bad_request, rejected, not_read_only,
 // mutator (the document's mutator module failed to load),
-// presence_too_large, closed or internal.
+// presence_too_large, offline (a lazy replica lacks a page the statement
+// needs and cannot fetch it: vfs.ErrOffline), closed or internal.
 func (e *Error) Code() string { return e.code }
 
 func coded(code string, err error) error { return &Error{code: code, err: err} }
@@ -149,6 +150,8 @@ func classify(err error) error {
 		return coded("rejected", err)
 	case errors.Is(err, engine.ErrNotReadOnly):
 		return coded("not_read_only", err)
+	case errors.Is(err, vfs.ErrOffline):
+		return coded("offline", err)
 	}
 	return coded("internal", err)
 }

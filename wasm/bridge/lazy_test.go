@@ -19,7 +19,8 @@ func init() {
 
 // TestLazy: a document opened with Lazy answers from pages it fetches,
 // within CacheBytes, and reports them as JSON; a whole replica reports
-// null; a lazy document over an IndexedDB-like Store and PendingLog, or
+// null; offline, a statement that needs a page it lacks fails with code
+// offline; a lazy document over an IndexedDB-like Store and PendingLog, or
 // with a negative cacheBytes, is refused with bad_request.
 func TestLazy(t *testing.T) {
 	url := startCoordinator(t, testmutator.SQL{})
@@ -87,6 +88,25 @@ func TestLazy(t *testing.T) {
 	}
 	if st.Fetches == 0 || st.PagesFetched == 0 || st.Evicted == 0 || st.CacheBytes != cache || st.CachedBytes > cache || st.CachedPages == 0 {
 		t.Fatalf("lazy stats after reading every row within a cache of %d bytes: %+v", cache, st)
+	}
+
+	// Offline, a statement that needs pages the replica lacks fails with
+	// code offline.
+	lazy.SetOnline(false)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var st Status
+		if err := json.Unmarshal(lazy.Status(), &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.State == "offline" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still %s after SetOnline(false)", st.State)
+		}
+	}
+	if _, err := lazy.Query(ctx, `SELECT sum(length(body)) FROM big`, nil); code(err) != "offline" {
+		t.Fatalf("offline, a scan of pages not held: %v (code %q), want offline", err, code(err))
 	}
 
 	store, log := memstore.New(), pendinglog.NewMemory(pendinglog.NewClientID())
