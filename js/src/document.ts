@@ -1,6 +1,6 @@
 import { type ErrorInfo, type FromWorker, type Method, mutatorOptionError } from './messages.js';
 import { type RawWorker, sharedPort, type WorkerLike } from './port.js';
-import type { OpenOptions, Param, PresencePeer, Progress, RawRows, Rejection, Row, Status } from './types.js';
+import type { LazyStats, OpenOptions, Param, PresencePeer, Progress, RawRows, Rejection, Row, Status } from './types.js';
 import { decodeRows, encodeArgs, encodeParams, syncUrl, toObjects } from './values.js';
 
 export type { WorkerLike } from './port.js';
@@ -9,7 +9,8 @@ export type { WorkerLike } from './port.js';
 export class SqlsyncError extends Error {
   /**
    * rejected (the mutator refused the mutation), not_read_only,
-   * bad_request, owner_lost, closed, internal, ...
+   * bad_request, offline (a lazy replica lacks a page the statement needs
+   * and cannot fetch it), owner_lost, closed, internal, ...
    */
   readonly code: string;
   constructor(info: ErrorInfo) {
@@ -325,6 +326,14 @@ export class SqlsyncDocument {
     return this.download;
   }
 
+  /**
+   * What the replica fetched from the coordinator and holds, if it is lazy
+   * (opened with `lazy: true` by the tab that owns it), else null.
+   */
+  async lazyStats(): Promise<LazyStats | null> {
+    return (await this.call('lazyStats', [])) as LazyStats | null;
+  }
+
   /** Asks the replica for its status now. */
   async fetchStatus(): Promise<Status> {
     const s = (await this.call('status', [])) as Status;
@@ -439,6 +448,9 @@ export async function openDocument(opts: OpenOptions, worker?: WorkerLike): Prom
   if (!opts.docId) throw new TypeError('openDocument: docId is required');
   const badMutator = mutatorOptionError(opts.mutator);
   if (badMutator) throw new SqlsyncError({ code: 'bad_request', message: badMutator });
+  if (opts.cacheBytes !== undefined && !(Number.isSafeInteger(opts.cacheBytes) && opts.cacheBytes >= 0)) {
+    throw new SqlsyncError({ code: 'bad_request', message: `openDocument: cacheBytes ${opts.cacheBytes} is not a whole number of bytes` });
+  }
   const here = typeof location !== 'undefined' ? location.href : undefined;
   const base = opts.baseUrl ? new URL(opts.baseUrl, here) : undefined;
   const workerUrl = opts.workerUrl || base ? new URL(opts.workerUrl ?? 'worker.js', base ?? here) : undefined;
@@ -460,6 +472,8 @@ export async function openDocument(opts: OpenOptions, worker?: WorkerLike): Prom
       mutatorHash: opts.mutatorHash,
       offline: opts.online === false,
       presence: opts.presence !== false,
+      lazy: opts.lazy,
+      cacheBytes: opts.cacheBytes,
       logLevel: opts.logLevel,
       wasmUrl: wasmUrl.href,
     },

@@ -8,6 +8,7 @@ export { openDocument, SqlsyncDocument, SqlsyncError, RejectedMutationError, Doc
 export type { DocumentEvents } from './document.js';
 export type {
   ConnectionState,
+  LazyStats,
   MutatorInfo,
   OpenOptions,
   Param,

@@ -14,6 +14,9 @@ export interface WorkerConfig {
   offline?: boolean;
   /** Take part in presence (default true). */
   presence?: boolean;
+  /** Open the replica lazily, with a page cache of cacheBytes (0: the Go default). */
+  lazy?: boolean;
+  cacheBytes?: number;
   logLevel?: string;
   wasmUrl: string;
 }
@@ -42,7 +45,7 @@ export interface ErrorInfo {
  * calls 'presence' with [stateJSON | null]; workers call it with the tab's
  * ID first: [tabId, stateJSON | null].
  */
-export type Method = 'mutate' | 'query' | 'status' | 'setOnline' | 'presence';
+export type Method = 'mutate' | 'query' | 'status' | 'setOnline' | 'presence' | 'lazyStats';
 
 /** A presence as the Go replica reports it: a tab's own carry their key (the tab's worker ID). */
 export type WirePeer = PresencePeer & { key?: string };

@@ -66,6 +66,53 @@ export interface OpenOptions {
    * shows only this browser's other tabs.
    */
   presence?: boolean;
+  /**
+   * Open the document lazily: the replica starts with no pages, fetches
+   * from the coordinator the pages its queries and mutations read (a query
+   * waits for them), and keeps at most `cacheBytes` of them in memory, the
+   * least recently used dropped first. The coordinator then sends it the
+   * changes of the pages it holds only. For a document too large to
+   * download whole: an indexed point query reads a handful of pages.
+   * Offline, a statement that needs a page the replica lacks fails with
+   * code `offline` (a mutation so failed is not recorded). The snapshot lives in memory
+   * only (each open starts empty); the pending log and the client ID are
+   * kept in `storage` as usual: OPFS or memory, where left to default OPFS
+   * when the browser has it, else memory (mutations not yet pushed are
+   * then lost with the tab). `storage: 'indexeddb'` is refused with code
+   * `bad_request`. Default `false`; `doc.lazyStats()` tells what the
+   * replica fetched and holds. The tab that owns the document's storage
+   * decides: a tab that goes through another's replica gets that one, lazy
+   * or not.
+   */
+  lazy?: boolean;
+  /**
+   * A lazy replica's page cache, in bytes (default 64 MiB; at least 256
+   * KiB are kept, whatever is asked).
+   */
+  cacheBytes?: number;
+}
+
+/**
+ * What a lazy replica fetched from the coordinator and holds
+ * (`doc.lazyStats()`), counted since the document opened.
+ */
+export interface LazyStats {
+  /** Page requests: round trips to the coordinator. */
+  fetches: number;
+  /** Pages received in replies. */
+  pagesFetched: number;
+  /** Of them, pages fetched ahead of need (siblings of pages read in a row). */
+  prefetched: number;
+  /** Pages that had changed since the replica's snapshot when fetched: the statement ran again once caught up. */
+  stale: number;
+  /** Pages dropped to stay within the cache. */
+  evicted: number;
+  /** Pages held now. */
+  cachedPages: number;
+  /** Their bytes. */
+  cachedBytes: number;
+  /** The cache's bound in bytes (`cacheBytes`, or its default). */
+  cacheBytes: number;
 }
 
 /**

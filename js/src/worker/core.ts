@@ -7,7 +7,7 @@
 // BroadcastChannel. When the owner's tab closes its lock passes to another
 // tab's worker, which opens the same durable storage and carries on.
 import type { ErrorInfo, FromWorker, Method, Peer, ToWorker, WirePeer, WorkerConfig } from '../messages.js';
-import type { MutatorInfo, Progress, Rejection, Status } from '../types.js';
+import type { LazyStats, MutatorInfo, Progress, Rejection, Status } from '../types.js';
 import type { ResolvedMutator } from './mutator.js';
 
 /** The Go side of one open document (see wasm/main.go). */
@@ -20,6 +20,8 @@ export interface GoDoc {
   setOnline(on: boolean): Promise<void>;
   /** Publishes (stateJSON) or withdraws (null) the presence key: a tab's, by its worker ID. */
   presenceSet?(key: string, state: string | null): Promise<void>;
+  /** A lazy replica's counts as JSON (wasm/bridge.LazyStats), or "null" for a whole replica. */
+  lazyStats?(): Promise<string>;
   close(): Promise<void>;
   /** When each step of the open was passed, in ms since it began (startup timings). */
   steps?: Record<string, number>;
@@ -75,7 +77,7 @@ interface Pending {
 }
 
 /** Methods that may run twice without harm when an owner is lost. */
-const idempotent: Record<Method, boolean> = { mutate: false, query: true, status: true, setOnline: true, presence: true };
+const idempotent: Record<Method, boolean> = { mutate: false, query: true, status: true, setOnline: true, presence: true, lazyStats: true };
 
 /** The error of a mutation whose fate the lost owner took with it. */
 export const ownerLost: ErrorInfo = {
@@ -234,6 +236,8 @@ export class WorkerCore {
           mutatorHash: resolved.info.hash ?? '',
           offline: !!cfg.offline,
           presence: cfg.presence !== false,
+          lazy: !!cfg.lazy,
+          cacheBytes: cfg.cacheBytes ?? 0,
           logLevel: cfg.logLevel ?? '',
         }),
         (json) => this.goEvent(json),
@@ -412,6 +416,8 @@ export class WorkerCore {
         case 'presence':
           await go.presenceSet?.(args[0] as string, (args[1] as string | null) ?? null);
           return null;
+        case 'lazyStats':
+          return go.lazyStats ? (JSON.parse(await go.lazyStats()) as LazyStats | null) : null;
       }
     } catch (e) {
       throw errorInfo(e);
