@@ -27,6 +27,8 @@ type clientFlags struct {
 	state   string
 	token   string
 	timeout time.Duration
+	lazy    bool
+	cache   int64 // MiB
 }
 
 func parseClient(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*clientFlags, []string, error) {
@@ -38,6 +40,8 @@ func parseClient(name string, args []string, stderr io.Writer, extra func(*flag.
 	fs.StringVar(&f.state, "state", "", "directory keeping this replica, its mutator and the mutator's compiled code between runs (default: in memory); mutate queues in it while the coordinator is unreachable (exit 4)")
 	fs.StringVar(&f.token, "token", "", "access token for the coordinator")
 	fs.DurationVar(&f.timeout, "timeout", 30*time.Second, "give up after this long")
+	fs.BoolVar(&f.lazy, "lazy", false, "fetch only the pages the command reads instead of the whole document (for a large one); the pages are not kept in --state")
+	fs.Int64Var(&f.cache, "cache-mib", client.DefaultCacheBytes>>20, "with --lazy, the most MiB of pages held at once")
 	if extra != nil {
 		extra(fs)
 	}
@@ -46,6 +50,9 @@ func parseClient(name string, args []string, stderr io.Writer, extra func(*flag.
 	}
 	if f.url == "" || f.doc == "" {
 		return nil, nil, usagef("%s needs --url and --doc", name)
+	}
+	if f.cache <= 0 {
+		return nil, nil, usagef("--cache-mib must be positive, got %d", f.cache)
 	}
 	return &f, fs.Args(), nil
 }
@@ -145,6 +152,7 @@ func (f *clientFlags) open(parent context.Context, offlineOK bool, stderr io.Wri
 		DocID: f.doc, StateDir: f.state, Token: f.token,
 		Mutator: mut, MutatorHash: hash,
 		Logger: slog.New(slog.DiscardHandler),
+		Lazy:   f.lazy, CacheBytes: f.cache << 20,
 	}
 	if len(urls) > 0 {
 		opts.URL, opts.URLs = urls[0], urls[1:]

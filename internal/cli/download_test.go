@@ -164,6 +164,33 @@ func TestLargeDownloadSurvivesKill(t *testing.T) {
 	if clientGrowth >= bigDocBytes || coordGrowth >= bigDocBytes {
 		t.Fatalf("memory grew by the document's size: client +%d MiB, coordinator +%d MiB", clientGrowth>>20, coordGrowth>>20)
 	}
+
+	// The same document read lazily: a point query downloads nothing and
+	// fetches under 1% of the pages.
+	lazy := exec.Command(sqlsyncBin, append(query, "--lazy", "--cache-mib", "4",
+		`SELECT id, length(body) AS n FROM big WHERE k = ?`, fmt.Sprintf("[%d]", 777*7919%1000003))...)
+	out.Reset()
+	errOut.Reset()
+	lazy.Stdout, lazy.Stderr = &out, &errOut
+	if err := lazy.Run(); err != nil {
+		t.Fatalf("lazy query: %v\n%s", err, errOut.String())
+	}
+	if want := `[{"id":777,"n":1000}]`; strings.TrimSpace(out.String()) != want {
+		t.Fatalf("lazy query printed %q, want %s", out.String(), want)
+	}
+	if strings.Contains(errOut.String(), "download") {
+		t.Fatalf("the lazy query downloaded the document:\n%s", errOut.String())
+	}
+	_, body = servertest.Get(t, srv.url()+"/metrics")
+	sent := regexp.MustCompile(`sqlsync_lazy_pages_total\{outcome="sent"\} (\d+)`).FindSubmatch(body)
+	if sent == nil {
+		t.Fatalf("no lazy pages counted:\n%s", grepLines(string(body), "sqlsync_lazy"))
+	}
+	if n, _ := strconv.Atoi(string(sent[1])); n*100 > bigDocBytes/4096 || n == 0 {
+		t.Fatalf("the lazy point query fetched %d pages of %d", n, bigDocBytes/4096)
+	} else {
+		t.Logf("lazy point query: %d pages fetched of %d", n, bigDocBytes/4096)
+	}
 }
 
 func grepLines(s, sub string) string {
