@@ -64,7 +64,17 @@ const downloadMemAim = 64
 // (data and log) to a file in a fresh directory with one fsync. Memory:
 // the client's peak RSS against the same command on a tiny document, and
 // the coordinator's peak RSS growth during the download.
-func runDownload(ctx context.Context, e *env) (recs []report.Record, err error) {
+//
+// Run with scenario 13 (lazy), it also measures lazy opens of each
+// document, on the same coordinator, after the first syncs (see runLazy).
+func runDownload(ctx context.Context, e *env) ([]report.Record, error) {
+	return runLargeDocs(ctx, e, true, e.also["lazy"])
+}
+
+// runLargeDocs fills and serves the documents of scenario 12 and measures
+// their first syncs; with download it returns scenario 12's records, with
+// lazy it measures scenario 13's lazy opens too and returns their records.
+func runLargeDocs(ctx context.Context, e *env, download, lazy bool) (recs []report.Record, err error) {
 	cfg := e.cfg.Download
 	sizes, err := parseInts(cfg.Sizes)
 	if err != nil {
@@ -79,16 +89,24 @@ func runDownload(ctx context.Context, e *env) (recs []report.Record, err error) 
 		return nil, err
 	}
 	d := &downloader{ctx: ctx, bin: bin, env: childEnv, module: module, tiny: max(cfg.TinyMiB, 1)}
+	if lazy {
+		if d.lazy, err = newLazyRunner(ctx, e, dir, childEnv); err != nil {
+			return nil, err
+		}
+	}
 	for _, size := range sizes {
 		runs := 1
 		if size <= 64 {
 			runs = max(cfg.SmallRuns, 1)
 		}
-		r, err := d.size(filepath.Join(dir, fmt.Sprintf("mib%d", size)), size, runs)
+		dl, lz, err := d.size(filepath.Join(dir, fmt.Sprintf("mib%d", size)), size, runs)
+		if download {
+			recs = append(recs, dl...)
+		}
+		recs = append(recs, lz...)
 		if err != nil {
 			return recs, fmt.Errorf("%d MiB document: %w", size, err)
 		}
-		recs = append(recs, r...)
 	}
 	return recs, nil
 }
@@ -100,6 +118,9 @@ type downloader struct {
 	env    []string
 	module string
 	tiny   int // MiB
+	// lazy, if set, measures scenario 13's lazy opens of each document
+	// after its first syncs.
+	lazy *lazyRunner
 	// selfRSS is the largest RSS of this process when it started a
 	// query, a floor under every client Maxrss (see query); selfNote says
 	// why it is not, if it is not.
@@ -120,36 +141,38 @@ type syncRun struct {
 }
 
 // size measures the first syncs of a document of size MiB, working in
-// dir, which it removes.
-func (d *downloader) size(dir string, size, runs int) (recs []report.Record, err error) {
+// dir, which it removes, and returns their records; with d.lazy it then
+// measures the lazy opens of the same document and returns their records
+// too.
+func (d *downloader) size(dir string, size, runs int) (recs, lazyRecs []report.Record, err error) {
 	defer func() { err = errors.Join(err, os.RemoveAll(dir)) }()
 	data := filepath.Join(dir, "data")
 	t0 := time.Now()
 	rows, docBytes, err := bigdoc.FillDocument(data, "big", int64(size)<<20)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	fill := time.Since(t0)
 	tinyRows, _, err := bigdoc.FillDocument(data, "tiny", int64(d.tiny)<<20)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	url, stop, err := startServe(d.ctx, d.bin, d.env, data, d.module)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer func() { err = errors.Join(err, stop()) }()
 	pid, err := servePID(data)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	// The coordinator compiles the mutator module for the first document
 	// it opens, which a running coordinator has long done: a first query
 	// of the tiny document, not timed, pays for it.
 	if _, _, _, err = d.query(url, "tiny", filepath.Join(dir, "state-warm"), tinyRows); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
 	clearNote := ""
@@ -164,14 +187,14 @@ func (d *downloader) size(dir string, size, runs int) (recs []report.Record, err
 		// memory and fixed costs is the same command again, and then the
 		// download of the big document in that directory.
 		if r.floor, err = copyFloor(filepath.Join(data, "docs", "big"), filepath.Join(dir, fmt.Sprintf("floor-%d", i))); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		state := filepath.Join(dir, fmt.Sprintf("state-%d", i))
 		if _, _, _, err = d.query(url, "tiny", state, tinyRows); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if r.tinyTook, r.tinyPeak, _, err = d.query(url, "tiny", state, tinyRows); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		// The coordinator's peak from here on: writing 5 to clear_refs
 		// resets VmHWM to VmRSS. Where the kernel refuses, VmHWM is the
@@ -184,17 +207,17 @@ func (d *downloader) size(dir string, size, runs int) (recs []report.Record, err
 			}
 		}
 		if r.coordBefore, err = procStatus(pid, field); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if r.took, r.clientPeak, r.streamed, err = d.query(url, "big", state, rows); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if r.coordPeak, err = procStatus(pid, "VmHWM"); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		runsDone = append(runsDone, r)
 		if err := os.RemoveAll(state); err != nil {
-			return nil, fmt.Errorf("remove state directory: %w", err)
+			return nil, nil, fmt.Errorf("remove state directory: %w", err)
 		}
 	}
 
@@ -283,7 +306,12 @@ func (d *downloader) size(dir string, size, runs int) (recs []report.Record, err
 	}
 	m.Finish("value")
 	recs = append(recs, m)
-	return recs, nil
+	if d.lazy == nil {
+		return recs, nil, nil
+	}
+	whole := firstSync{took: secs(median(took)), alone: secs(dl), runs: len(runsDone)}
+	lazyRecs, err = d.lazy.size(url, pid, size, rows, docBytes, whole)
+	return recs, lazyRecs, err
 }
 
 // query runs `sqlsync query --state state` on doc, checks that it counted

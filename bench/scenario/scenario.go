@@ -39,8 +39,8 @@ type Config struct {
 	// names separated by commas, or "all" for every one available.
 	LocalMutators string
 	// ScenarioTimeout bounds each scenario, whatever its own settings say,
-	// but scenario 12 (download), whose own bound is Download.Duration
-	// when that is longer.
+	// but scenarios 12 (download) and 13 (lazy), whose own bound is
+	// Download.Duration when that is longer.
 	ScenarioTimeout time.Duration
 	// CPUProfileDir, if set, receives one CPU profile per scenario,
 	// named <key>.cpu.prof.
@@ -60,6 +60,7 @@ type Config struct {
 	CLI        CLIConfig
 	Presence   PresenceSpamConfig
 	Download   DownloadConfig
+	Lazy       LazyConfig
 }
 
 // DefaultConfig returns the settings of a default run.
@@ -84,6 +85,7 @@ func DefaultConfig() Config {
 
 		Presence: PresenceSpamConfig{Samples: 400, Rounds: 8, Spammers: 2, Duration: 60 * time.Second},
 		Download: DownloadConfig{Sizes: "64,256,1024", SmallRuns: 2, TinyMiB: 1, Duration: 6 * time.Minute},
+		Lazy:     LazyConfig{Runs: 5, CacheMiB: 16, Queries: 100, ScanMiB: 32},
 	}
 }
 
@@ -107,6 +109,7 @@ func (c *Config) Register(fs *flag.FlagSet) {
 	c.CLI.register(fs)
 	c.Presence.register(fs)
 	c.Download.register(fs)
+	c.Lazy.register(fs)
 }
 
 // Scenario is one benchmark scenario.
@@ -134,6 +137,7 @@ var All = []Scenario{
 	{10, "cli", "the sqlsync command, a process per command: cold, cached, floor", runCLI},
 	{11, "presence", "writes beside presence spammers", runPresence},
 	{12, "download", "first sync of a large document: sqlsync query --state, a new replica", runDownload},
+	{13, "lazy", "lazy open of a large document: a native lazy replica's point queries (with 12: on its documents)", runLazy},
 }
 
 // Select returns the scenarios named in keys (comma-separated keys or
@@ -164,6 +168,10 @@ func Select(keys string) ([]Scenario, error) {
 // to progress.
 func Run(ctx context.Context, cfg Config, scenarios []Scenario, progress io.Writer) []report.Record {
 	var out []report.Record
+	keys := map[string]bool{}
+	for _, s := range scenarios {
+		keys[s.Key] = true
+	}
 	for _, s := range scenarios {
 		if ctx.Err() != nil {
 			out = append(out, errorRecord(s, ctx.Err()))
@@ -171,7 +179,7 @@ func Run(ctx context.Context, cfg Config, scenarios []Scenario, progress io.Writ
 		}
 		start := time.Now()
 		fmt.Fprintf(progress, "scenario %d (%s): %s ...\n", s.Num, s.Key, s.Title)
-		recs, err := runOne(ctx, cfg, s)
+		recs, err := runOne(ctx, cfg, s, keys)
 		out = append(out, recs...)
 		if err != nil {
 			fmt.Fprintf(progress, "scenario %d (%s): error: %v\n", s.Num, s.Key, err)
@@ -186,7 +194,7 @@ func errorRecord(s Scenario, err error) report.Record {
 	return report.Record{ID: strconv.Itoa(s.Num), Scenario: s.Num, Name: s.Title, Status: report.StatusError, Note: err.Error()}
 }
 
-func runOne(ctx context.Context, cfg Config, s Scenario) (recs []report.Record, err error) {
+func runOne(ctx context.Context, cfg Config, s Scenario, keys map[string]bool) (recs []report.Record, err error) {
 	ctx, cancel := context.WithTimeout(ctx, timeoutOf(cfg, s))
 	defer cancel()
 	dir, err := os.MkdirTemp(cfg.Dir, "sqlsync-bench-"+s.Key+"-")
@@ -209,7 +217,13 @@ func runOne(ctx context.Context, cfg Config, s Scenario) (recs []report.Record, 
 		}
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	}
-	e := &env{cfg: cfg, dir: dir, log: log}
+	also := map[string]bool{}
+	for k := range keys {
+		if k != s.Key {
+			also[k] = true
+		}
+	}
+	e := &env{cfg: cfg, dir: dir, log: log, also: also}
 	defer func() {
 		if e.pool != nil {
 			e.pool.close()
@@ -219,10 +233,10 @@ func runOne(ctx context.Context, cfg Config, s Scenario) (recs []report.Record, 
 }
 
 // timeoutOf returns the bound on scenario s: cfg.ScenarioTimeout, or
-// scenario 12's own when that is longer (filling, copying and downloading
-// a 1 GiB document takes minutes).
+// for scenarios 12 and 13 their own when that is longer (filling, copying
+// and downloading a 1 GiB document takes minutes).
 func timeoutOf(cfg Config, s Scenario) time.Duration {
-	if s.Key == "download" {
+	if s.Key == "download" || s.Key == "lazy" {
 		return max(cfg.ScenarioTimeout, cfg.Download.Duration)
 	}
 	return cfg.ScenarioTimeout
@@ -254,6 +268,9 @@ type env struct {
 	cfg Config
 	dir string // the scenario's scratch directory
 	log *slog.Logger
+	// also holds the keys of the run's other scenarios: one may measure
+	// another's rows on what it has set up (12 does 13's).
+	also map[string]bool
 	// pool holds the run's mutators, once mutators has made it.
 	pool *mutatorPool
 }
