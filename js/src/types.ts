@@ -83,6 +83,13 @@ export interface OpenOptions {
    * replica fetched and holds. The tab that owns the document's storage
    * decides: a tab that goes through another's replica gets that one, lazy
    * or not.
+   *
+   * A lazy replica runs **no mutator** in the browser (`status.queueOnly`,
+   * `status.mutator.source` `'lazy'`), whatever `mutator` and `mutatorUrl`
+   * say: a mutator's SQL runs inside a synchronous call where the replica
+   * cannot wait for a page from the coordinator. Its mutations are
+   * recorded and pushed, and show in queries once the coordinator has
+   * applied them (and only the coordinator can reject them).
    */
   lazy?: boolean;
   /**
@@ -232,9 +239,10 @@ export interface MutatorInfo {
    * is unreachable), `url` (`mutatorUrl`), `option` (`mutator: 'none'`),
    * `default` (no coordinator and no `mutatorUrl`: none), `fallback` (the
    * coordinator was unreachable and nothing was cached: none, see
+   * `reason`), `lazy` (the document was opened with `lazy: true`: none, see
    * `reason`).
    */
-  source: 'coordinator' | 'cache' | 'url' | 'option' | 'default' | 'fallback';
+  source: 'coordinator' | 'cache' | 'url' | 'option' | 'default' | 'fallback' | 'lazy';
   /** Why the replica runs no mutator (kind `'none'`, unless the app asked for it). */
   reason?: string;
 }

@@ -63,7 +63,11 @@ type Config struct {
 	// with no pages, fetches those its statements read from the
 	// coordinator and keeps at most CacheBytes of them in memory. Its
 	// state must then hold no Store (an IndexedDB snapshot): FS keeps the
-	// pending log and identity, or nothing keeps them (memory).
+	// pending log and identity, or nothing keeps them (memory). In the
+	// browser a mutator Module's SQL runs inside a call from JavaScript,
+	// where a page fetch cannot be waited for (its reply is a JavaScript
+	// event): the worker script opens lazy documents without one
+	// (queue-only).
 	Lazy bool `json:"lazy"`
 	// CacheBytes bounds a lazy replica's pages (client.Options.CacheBytes);
 	// 0 means client.DefaultCacheBytes.

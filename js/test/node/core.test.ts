@@ -294,3 +294,47 @@ test("a replica the app opened with mutator: 'none' is not told of the coordinat
   assert.equal(warnings(a).length, 0);
   assert.equal(resolves, 1);
 });
+
+test('a lazy replica opens queue-only without asking for its module, and answers lazyStats; a whole one answers null', async () => {
+  const o = new Origin();
+  let resolves = 0;
+  o.resolveMutator = async () => {
+    resolves++;
+    return { info: { kind: 'module', hash: 'ab'.repeat(32), source: 'coordinator' }, module: new Uint8Array([0, 0x61, 0x73, 0x6d]) };
+  };
+  const a = o.tab('a');
+  a.send({ t: 'init', config: { url: 'ws://co/v1/sync', docId: 'doc', wasmUrl: 'x.wasm', lazy: true, cacheBytes: 4 << 20 } });
+  const s = await roleOf(a, 'owner');
+  assert.equal(resolves, 0, 'the module was not resolved');
+  assert.equal(a.opened[0].module, undefined);
+  assert.equal(a.opened[0].config.lazy, true);
+  assert.equal(a.opened[0].config.cacheBytes, 4 << 20);
+  assert.equal(s.status.queueOnly, true);
+  assert.equal(s.status.mutator?.source, 'lazy');
+  a.go!.emit(JSON.stringify({ type: 'status', status: { ...JSON.parse(await a.go!.status()), state: 'online', coordinatorMutator: 'cd'.repeat(32) } }));
+  await a.waitFor((m): m is Extract<FromWorker, { t: 'status' }> => m.t === 'status' && m.status.state === 'online');
+  await new Promise((r) => setTimeout(r, 10));
+  assert.equal(warnings(a).length, 0, 'no warning that a reopen would run the module');
+  a.send({ t: 'call', id: 1, method: 'lazyStats', args: [] });
+  const r = await a.waitFor(ret(1));
+  assert.ok(r.ok);
+  assert.deepEqual(r.value, { fetches: 1, pagesFetched: 2, prefetched: 0, stale: 0, evicted: 0, cachedPages: 3, cachedBytes: 3 * 4096, cacheBytes: 4 << 20 });
+  // A follower's call goes to the owner's replica.
+  const b = o.tab('b');
+  b.send({ t: 'init', config: { url: 'ws://co/v1/sync', docId: 'doc', wasmUrl: 'x.wasm' } });
+  await roleOf(b, 'follower');
+  b.send({ t: 'call', id: 2, method: 'lazyStats', args: [] });
+  const rb = await b.waitFor(ret(2));
+  assert.ok(rb.ok);
+  assert.equal((rb.value as { cacheBytes: number }).cacheBytes, 4 << 20);
+
+  const o2 = new Origin();
+  const c = o2.tab('c');
+  c.send(init());
+  await roleOf(c, 'owner');
+  assert.equal(c.opened[0].config.lazy, false);
+  c.send({ t: 'call', id: 3, method: 'lazyStats', args: [] });
+  const rc = await c.waitFor(ret(3));
+  assert.ok(rc.ok);
+  assert.equal(rc.value, null);
+});

@@ -77,6 +77,26 @@ test("openDocument rejects a mutator option other than 'auto' or 'none' before i
   assert.equal(posted, 0);
 });
 
+test('openDocument passes lazy and cacheBytes to the worker, rejects a cacheBytes that is no whole number of bytes; lazyStats', async () => {
+  for (const cacheBytes of [-1, 1.5, Number.NaN, 2 ** 60]) {
+    let posted = 0;
+    const w: WorkerLike = { onmessage: null, onerror: null, postMessage: () => posted++, terminate() {} };
+    await assert.rejects(
+      openDocument({ docId: 'd', baseUrl: 'http://h/', lazy: true, cacheBytes }, w),
+      (e: unknown) => e instanceof SqlsyncError && e.code === 'bad_request' && /cacheBytes/.test(e.message),
+    );
+    assert.equal(posted, 0, `cacheBytes ${cacheBytes}`);
+  }
+  const o = new Origin();
+  const lazy = await openDocument({ docId: 'doc', url: 'http://127.0.0.1:1', baseUrl: 'http://127.0.0.1:1/x/', lazy: true, cacheBytes: 1 << 20 }, inProcessWorker(o, 'a'));
+  assert.deepEqual(await lazy.lazyStats(), { fetches: 1, pagesFetched: 2, prefetched: 0, stale: 0, evicted: 0, cachedPages: 3, cachedBytes: 3 * 4096, cacheBytes: 1 << 20 });
+  assert.equal(lazy.status.queueOnly, true);
+  await lazy.close();
+  const whole = await openDocument({ docId: 'doc', url: 'http://127.0.0.1:1', baseUrl: 'http://127.0.0.1:1/x/' }, inProcessWorker(new Origin(), 'b'));
+  assert.equal(await whole.lazyStats(), null);
+  await whole.close();
+});
+
 test('waitSynced resolves on a synced status, rejects when sync stops, the document closes or time runs out', async () => {
   const status = (s: Partial<import('../../src/types.js').Status>) => ({
     state: 'online',

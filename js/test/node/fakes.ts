@@ -105,6 +105,9 @@ export class FakeGoDoc implements GoDoc {
   emit: (json: string) => void = () => {}; // sends an event as the Go replica does
   /** Opened with neither a module nor a mutator name, as the Go bridge opens a queue-only replica. */
   queueOnly = false;
+  /** Opened with lazy: lazyStats reports a page cache, as the Go bridge does. */
+  lazy = false;
+  cacheBytes = 0;
   constructor(private st: FakeStorage) {}
   private json() {
     return JSON.stringify({ columns: ['id'], rows: this.st.rows.map((r) => [r]) });
@@ -143,6 +146,11 @@ export class FakeGoDoc implements GoDoc {
     return JSON.stringify({ state: 'offline', lsn: 0, serverLsn: 0, pending: this.st.rows.length, lastError: '', synced: false, storage: 'opfs', clientId: 'c1', queueOnly: this.queueOnly });
   }
   async setOnline(): Promise<void> {}
+  async lazyStats(): Promise<string> {
+    if (!this.lazy) return 'null';
+    const cacheBytes = this.cacheBytes || 64 << 20;
+    return JSON.stringify({ fetches: 1, pagesFetched: 2, prefetched: 0, stale: 0, evicted: 0, cachedPages: 3, cachedBytes: 3 * 4096, cacheBytes });
+  }
   /** The presences set, by key (a tab's worker ID), as the Go replica keeps them. */
   presences = new Map<string, string>();
   /** Other replicas' presences, as the coordinator would send them. */
@@ -188,6 +196,8 @@ export class Tab {
           this.go = new FakeGoDoc(origin.storage);
           this.go.emit = onEvent;
           this.go.queueOnly = !module && !JSON.parse(config).mutator;
+          this.go.lazy = !!JSON.parse(config).lazy;
+          this.go.cacheBytes = JSON.parse(config).cacheBytes ?? 0;
           return this.go;
         },
       }),
