@@ -589,19 +589,31 @@ const diffPasses = 4
 // commits held off, so a diff finishes however fast commits come. Other
 // stores go on passing until one holds still.
 func DiffFrom(store vfs.Store, from uint64) (Diff, error) {
-	return diffFrom(store, from, nil)
+	return diffFrom(store, from, nil, nil)
 }
 
 // DiffHeld is DiffFrom for a lazy replica (see protocol.CapLazy): it
 // carries only the changed pages held reports true for, the pages the
-// replica holds. Its LSN and page count are DiffFrom's.
+// replica holds. Its LSN and page count are DiffFrom's. From LSN 0 every
+// page has changed: the diff asks held of each page number instead of
+// having the store list them all.
 func DiffHeld(store vfs.Store, from uint64, held func(no uint32) bool) (Diff, error) {
-	return diffFrom(store, from, held)
+	if from != 0 {
+		return diffFrom(store, from, held, nil)
+	}
+	first := []uint32{}
+	for no, n := uint32(1), store.PageCount(); no <= n; no++ {
+		if held(no) {
+			first = append(first, no)
+		}
+	}
+	return diffFrom(store, from, held, first)
 }
 
 // diffFrom is DiffFrom of the pages keep reports true for, or all if keep
-// is nil.
-func diffFrom(store vfs.Store, from uint64, keep func(no uint32) bool) (Diff, error) {
+// is nil; with first set, the first pass reads those pages instead of the
+// pages changed after from (it must list every kept one that did).
+func diffFrom(store vfs.Store, from uint64, keep func(no uint32) bool, first []uint32) (Diff, error) {
 	lsn := store.LSN()
 	if from > lsn {
 		return Diff{}, fmt.Errorf("diff from %d: %w: the document is at %d", from, ErrFuture, lsn)
@@ -609,8 +621,8 @@ func diffFrom(store vfs.Store, from uint64, keep func(no uint32) bool) (Diff, er
 	pages := map[uint32][]byte{}
 	read := func(nos []uint32) error {
 		for _, no := range nos {
-			if keep != nil && !keep(no) {
-				continue
+			if (keep != nil && !keep(no)) || no > store.PageCount() {
+				continue // (a page above the count: cut since it was listed)
 			}
 			buf := pages[no]
 			if buf == nil {
@@ -646,7 +658,11 @@ func diffFrom(store vfs.Store, from uint64, keep func(no uint32) bool) (Diff, er
 		if pass > 0 {
 			lsn = store.LSN()
 		}
-		if err := read(store.ChangedSince(since)); err != nil {
+		nos := first
+		if pass > 0 || first == nil {
+			nos = store.ChangedSince(since)
+		}
+		if err := read(nos); err != nil {
 			return Diff{}, err
 		}
 		count = store.PageCount()
