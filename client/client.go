@@ -116,7 +116,8 @@ type Options struct {
 	// lacks fails with vfs.ErrOffline (a mutation so failed is not
 	// recorded). The pending log and identity are kept as without Lazy
 	// (StateDir, FS, or memory); the snapshot is not: each Open starts
-	// with no pages. Lazy excludes Store and PendingLog.
+	// with no pages. Lazy excludes Store; a PendingLog alone (IndexedDB's, in
+	// the browser) keeps the pending mutations and identity.
 	Lazy bool
 	// CacheBytes bounds a lazy replica's pages; 0 means DefaultCacheBytes
 	// (and at least lazystore.MinCacheBytes are kept).
@@ -374,14 +375,16 @@ func (d *Doc) notifier(ctx context.Context) {
 // replica's state lives (see Options).
 func checkStorage(opts Options) error {
 	switch {
-	case (opts.Store == nil) != (opts.PendingLog == nil):
-		return errors.New("Store and PendingLog go together: set both or neither")
+	case opts.Lazy && opts.Store != nil:
+		return errors.New("Lazy keeps the snapshot in its own cache: it excludes Store (a PendingLog alone keeps the pending mutations)")
+	case opts.Lazy && opts.PendingLog != nil && (opts.StateDir != "" || opts.FS != nil):
+		return errors.New("PendingLog replaces StateDir and FS: set one way to keep the state")
+	case !opts.Lazy && (opts.Store == nil) != (opts.PendingLog == nil):
+		return errors.New("Store and PendingLog go together: set both or neither (or, with Lazy, PendingLog alone)")
 	case opts.StateDir != "" && opts.FS != nil:
 		return errors.New("StateDir and FS are alternatives: set one")
 	case opts.Store != nil && (opts.StateDir != "" || opts.FS != nil):
 		return errors.New("Store and PendingLog replace StateDir and FS: set one way to keep the state")
-	case opts.Lazy && opts.Store != nil:
-		return errors.New("Lazy keeps the snapshot in its own cache: it excludes Store and PendingLog")
 	case opts.CacheBytes < 0:
 		return errors.New("CacheBytes is negative")
 	}
@@ -400,9 +403,13 @@ func (d *Doc) snapshotStore(full vfs.Store) vfs.Store {
 
 // openState opens the state storage opts chose; checkStorage has passed.
 func (d *Doc) openState() error {
-	if d.opts.Store != nil && d.opts.PendingLog != nil {
+	if d.opts.PendingLog != nil {
 		d.store, d.log = d.opts.Store, d.opts.PendingLog
-		d.closers = append(d.closers, d.store.Close)
+		if d.opts.Lazy {
+			d.store = d.snapshotStore(nil)
+		} else {
+			d.closers = append(d.closers, d.store.Close)
+		}
 		if c, ok := d.log.(interface{ Close() error }); ok {
 			d.closers = append(d.closers, c.Close)
 		}

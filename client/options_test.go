@@ -37,12 +37,24 @@ func TestOpenStorageOptions(t *testing.T) {
 			o.Store, o.PendingLog = memstore.New(), pendinglog.NewMemory("c")
 		}, ""},
 		{"Store alone", func(t *testing.T, o *Options) { o.Store = memstore.New() },
-			"Store and PendingLog go together: set both or neither"},
+			"Store and PendingLog go together: set both or neither (or, with Lazy, PendingLog alone)"},
 		{"PendingLog alone", func(t *testing.T, o *Options) { o.PendingLog = pendinglog.NewMemory("c") },
-			"Store and PendingLog go together: set both or neither"},
+			"Store and PendingLog go together: set both or neither (or, with Lazy, PendingLog alone)"},
 		{"Store alone with StateDir", func(t *testing.T, o *Options) {
 			o.Store, o.StateDir = memstore.New(), t.TempDir()
-		}, "Store and PendingLog go together: set both or neither"},
+		}, "Store and PendingLog go together: set both or neither (or, with Lazy, PendingLog alone)"},
+		{"Lazy with PendingLog alone", func(t *testing.T, o *Options) {
+			o.Lazy, o.PendingLog = true, pendinglog.NewMemory("c")
+		}, ""},
+		{"Lazy in memory", func(t *testing.T, o *Options) { o.Lazy = true }, ""},
+		{"Lazy with StateDir", func(t *testing.T, o *Options) { o.Lazy, o.StateDir = true, t.TempDir() }, ""},
+		{"Lazy with Store", func(t *testing.T, o *Options) {
+			o.Lazy, o.Store, o.PendingLog = true, memstore.New(), pendinglog.NewMemory("c")
+		}, "Lazy keeps the snapshot in its own cache: it excludes Store (a PendingLog alone keeps the pending mutations)"},
+		{"Lazy with PendingLog and StateDir", func(t *testing.T, o *Options) {
+			o.Lazy, o.PendingLog, o.StateDir = true, pendinglog.NewMemory("c"), t.TempDir()
+		}, "PendingLog replaces StateDir and FS: set one way to keep the state"},
+		{"negative CacheBytes", func(t *testing.T, o *Options) { o.Lazy, o.CacheBytes = true, -1 }, "CacheBytes is negative"},
 		{"StateDir and FS", func(t *testing.T, o *Options) {
 			o.StateDir, o.FS = t.TempDir(), memFS(t)
 		}, "StateDir and FS are alternatives: set one"},

@@ -322,3 +322,53 @@ func TestLazyProtocol(t *testing.T) {
 	}
 	flood.ExpectClose(protocol.CodeLimit, "page requests waiting")
 }
+
+// eventLoopSQL is testmutator.SQL as if it ran on the browser's
+// WebAssembly engine, where a read inside a mutator call cannot wait for
+// the network (engine.EventLoopMutator).
+type eventLoopSQL struct{ testmutator.SQL }
+
+func (eventLoopSQL) InEventLoop() bool { return true }
+
+// TestLazyReplicaEventLoopMutator: a lazy replica whose mutator must not
+// wait inside its calls still runs mutations on pages it lacks: each
+// missing page fails the call at once, is fetched outside it, and the
+// mutation runs again, until it has every page it reads; pending
+// mutations replayed after a rebase do the same.
+func TestLazyReplicaEventLoopMutator(t *testing.T) {
+	const rows = 8000
+	ts, w := lazyDoc(t, rows)
+	lz := openClient(t, ts, "doc", clientOptions{mutator: eventLoopSQL{}, lazyCache: 1 << 20})
+	waitSynced(t, lz)
+	before := lazyStats(t, lz).Fetches
+	for _, id := range []int{17, 4321, 7999} {
+		lazyExec(t, lz, fmt.Sprintf(`UPDATE big SET body = x'0304' WHERE k = %d`, id*7919%1000003))
+	}
+	if got := queryString(t, lz, `SELECT id, hex(body) FROM big WHERE id IN (17, 4321, 7999) ORDER BY id`); got != "[[17 0304] [4321 0304] [7999 0304]]" {
+		t.Fatalf("the lazy replica's own mutations: %s", got)
+	}
+	st := lazyStats(t, lz)
+	_, reruns := lz.Engine().Reruns()
+	if st.Fetches-before < 6 || reruns < 6 {
+		t.Fatalf("the mutations fetched %d times and ran again %d times: their pages were not fetched between attempts", st.Fetches-before, reruns)
+	}
+	waitSynced(t, lz)
+	waitFor(t, "the whole replica sees the lazy one's mutations", func() bool {
+		return queryString(t, w, `SELECT count(*) FROM big WHERE hex(body) = '0304'`) == "[[3]]"
+	})
+	// Offline, a mutation's pending replay over another client's change
+	// needs pages it lacks: back online, the rebase replays it.
+	lz.SetOnline(false)
+	waitFor(t, "the lazy replica goes offline", func() bool { return lz.Status().State == client.Offline })
+	lazyExec(t, lz, `UPDATE big SET body = x'05' WHERE id = 4321`)
+	lazyExec(t, w, `UPDATE big SET body = x'06' WHERE id BETWEEN 4000 AND 4600`)
+	waitSynced(t, w)
+	lz.SetOnline(true)
+	waitSynced(t, lz)
+	if got := queryString(t, lz, `SELECT hex(body) FROM big WHERE id IN (4320, 4321) ORDER BY id`); got != "[[06] [05]]" {
+		t.Fatalf("after the rebase: %s, want the other client's 06 and the replica's own 05 over it", got)
+	}
+	if got := lz.LocalFailures(); len(got) != 0 {
+		t.Fatalf("local failures: %+v", got)
+	}
+}

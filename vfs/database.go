@@ -43,6 +43,8 @@ type Database struct {
 	// miss is the first page a Partial store could not read since the
 	// last TakeMiss: SQLite sees only an I/O error.
 	miss *MissError
+	// noWait: a page a Partial store lacks fails at once (ErrMustFetch).
+	noWait bool
 
 	locks lockState
 }
@@ -267,12 +269,27 @@ func (d *Database) readPage(no uint32, buf []byte) error {
 		clear(buf)
 		return nil
 	}
-	err := d.store.ReadPage(no, buf)
+	var err error
+	if p, ok := d.store.(Partial); ok && d.noWait && !p.Holds(no) {
+		err = &MissError{Page: no, Err: ErrMustFetch}
+	} else {
+		err = d.store.ReadPage(no, buf)
+	}
 	var miss *MissError
 	if errors.As(err, &miss) && d.miss == nil {
 		d.miss = miss
 	}
 	return err
+}
+
+// SetNoWait sets whether a read of a page a Partial store lacks fails at
+// once, with a MissError wrapping ErrMustFetch, instead of waiting for the
+// store to fetch it: for statements run where waiting would block the
+// reply (a mutator called from the browser's event loop).
+func (d *Database) SetNoWait(on bool) {
+	d.mu.Lock()
+	d.noWait = on
+	d.mu.Unlock()
 }
 
 // TakeMiss returns the first page a Partial store could not read since the

@@ -205,7 +205,14 @@ type Partial interface {
 	Store
 	// Held returns the numbers of the pages it holds, ascending.
 	Held() []uint32
+	// Holds reports whether it holds page no.
+	Holds(no uint32) bool
 }
+
+// ErrMustFetch reports a page a Partial store lacks, read where the read
+// must not wait for the network (Database.SetNoWait): the caller fetches
+// it (ReadPage, where waiting is fine) and runs the statement again.
+var ErrMustFetch = errors.New("sqlsync/vfs: the page must be fetched before the statement runs again")
 
 // ErrOffline reports a page a lazy replica lacks while it cannot fetch it
 // (it is not connected).

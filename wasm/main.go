@@ -172,17 +172,12 @@ func openState(ctx context.Context, cfg *bridge.Config) (bridge.State, error) {
 }
 
 // openLazyState opens the storage of a lazy replica, whose snapshot is its
-// page cache in memory: OPFS keeps its pending log and identity, memory
-// keeps nothing. "" resolves to OPFS where the browser has it, else
-// memory. IndexedDB is refused: the client takes an IndexedDB pending log
-// only with an IndexedDB snapshot (client.Options.Store and PendingLog go
-// together), which a lazy replica has none of.
+// page cache in memory: OPFS keeps its pending log and identity, IndexedDB
+// its pending log (no snapshot store is opened), memory keeps nothing. ""
+// resolves to OPFS where the browser has it, else IndexedDB, else memory.
 func openLazyState(ctx context.Context, cfg *bridge.Config) (bridge.State, error) {
 	if cfg.Storage == "" {
-		cfg.Storage = "memory"
-		if opfs.Supported() {
-			cfg.Storage = "opfs"
-		}
+		cfg.Storage = available()[0].(string)
 	}
 	switch cfg.Storage {
 	case "opfs", "memory":
@@ -190,7 +185,11 @@ func openLazyState(ctx context.Context, cfg *bridge.Config) (bridge.State, error
 		// whole replica.
 		return openState(ctx, &bridge.Config{DocID: cfg.DocID, Storage: cfg.Storage})
 	case "indexeddb":
-		return bridge.State{}, &codeError{"bad_request", errors.New("open storage: a lazy document cannot use storage indexeddb yet: use opfs or memory")}
+		log, err := idblog.Open(ctx, "sqlsync/"+cfg.DocID+"/pending")
+		if err != nil {
+			return bridge.State{}, fmt.Errorf("open storage: %w", err)
+		}
+		return bridge.State{Log: log, Kind: "indexeddb"}, nil
 	}
 	return bridge.State{}, &codeError{"bad_request", fmt.Errorf("open storage: unknown storage %q (want opfs, indexeddb or memory)", cfg.Storage)}
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ncruces/go-sqlite3"
@@ -60,6 +61,9 @@ type Client struct {
 	stale bool
 	// moved closes when the snapshot's LSN next changes (see waitLSN).
 	moved chan struct{}
+	// rerunStale and rerunFetched count reruns after missing pages
+	// (Reruns).
+	rerunStale, rerunFetched atomic.Uint64
 
 	sp *savepoints
 
@@ -274,16 +278,18 @@ func (c *Client) mutate(ctx context.Context, name string, args []byte) (uint64, 
 	}
 	c.written = map[string]bool{}
 	mctx, cancel := withTimeout(ctx, c.opts.MutationTimeout)
-	err := inTx(c.conn, func() error {
-		if err := c.sp.run(mctx, c.mut, m); err != nil {
-			return err
-		}
-		// A read that failed for want of a page, whatever the mutator
-		// made of the error, must not commit.
-		if miss := c.db.TakeMiss(); miss != nil {
-			return miss
-		}
-		return nil
+	err := c.withNoWait(func() error {
+		return inTx(c.conn, func() error {
+			if err := c.sp.run(mctx, c.mut, m); err != nil {
+				return err
+			}
+			// A read that failed for want of a page, whatever the
+			// mutator made of the error, must not commit.
+			if miss := c.db.TakeMiss(); miss != nil {
+				return miss
+			}
+			return nil
+		})
 	})
 	cancel()
 	written := c.written
@@ -556,43 +562,45 @@ func (c *Client) rebuild(ctx context.Context) error {
 	for {
 		var failed []LocalFailure
 		var broken *brokenTxError
-		err := inTx(c.conn, func() error {
-			if !current {
-				if err := c.mut.Migrate(ctx, c.conn); err != nil {
-					return &migrateError{err}
+		err := c.withNoWait(func() error {
+			return inTx(c.conn, func() error {
+				if !current {
+					if err := c.mut.Migrate(ctx, c.conn); err != nil {
+						return &migrateError{err}
+					}
 				}
-			}
-			// Usually every pending mutation still succeeds: replay them
-			// all in one savepoint, and only if one fails go again one
-			// savepoint each.
-			if fast {
-				if done, err := c.sp.runAll(ctx, c.mut, c.pending, c.opts.MutationTimeout); done || err != nil {
-					return err
+				// Usually every pending mutation still succeeds: replay them
+				// all in one savepoint, and only if one fails go again one
+				// savepoint each.
+				if fast {
+					if done, err := c.sp.runAll(ctx, c.mut, c.pending, c.opts.MutationTimeout); done || err != nil {
+						return err
+					}
 				}
-			}
-			for i, m := range c.pending {
-				if msg, ok := skip[m.Seq]; ok {
-					failed = append(failed, LocalFailure{Seq: m.Seq, Name: m.Name, Message: msg})
-					continue
+				for i, m := range c.pending {
+					if msg, ok := skip[m.Seq]; ok {
+						failed = append(failed, LocalFailure{Seq: m.Seq, Name: m.Name, Message: msg})
+						continue
+					}
+					mctx, cancel := withTimeout(ctx, c.opts.MutationTimeout)
+					err := c.sp.run(mctx, c.mut, m)
+					cancel()
+					var rej *RejectedError
+					var b *brokenTxError
+					switch {
+					case err == nil:
+					case ctx.Err() != nil:
+						return ctx.Err() // not the mutation's doing
+					case errors.As(err, &rej):
+						failed = append(failed, LocalFailure{Seq: m.Seq, Name: m.Name, Message: rej.Message})
+					case errors.As(err, &b):
+						return &brokenTxError{index: i, err: b.err}
+					default:
+						return err
+					}
 				}
-				mctx, cancel := withTimeout(ctx, c.opts.MutationTimeout)
-				err := c.sp.run(mctx, c.mut, m)
-				cancel()
-				var rej *RejectedError
-				var b *brokenTxError
-				switch {
-				case err == nil:
-				case ctx.Err() != nil:
-					return ctx.Err() // not the mutation's doing
-				case errors.As(err, &rej):
-					failed = append(failed, LocalFailure{Seq: m.Seq, Name: m.Name, Message: rej.Message})
-				case errors.As(err, &b):
-					return &brokenTxError{index: i, err: b.err}
-				default:
-					return err
-				}
-			}
-			return nil
+				return nil
+			})
 		})
 		c.curWrites = nil
 		if miss := c.missed(err); miss != nil {

@@ -63,11 +63,11 @@ type Config struct {
 	// with no pages, fetches those its statements read from the
 	// coordinator and keeps at most CacheBytes of them in memory. Its
 	// state must then hold no Store (an IndexedDB snapshot): FS keeps the
-	// pending log and identity, or nothing keeps them (memory). In the
-	// browser a mutator Module's SQL runs inside a call from JavaScript,
-	// where a page fetch cannot be waited for (its reply is a JavaScript
-	// event): the worker script opens lazy documents without one
-	// (queue-only).
+	// pending log and identity, or a PendingLog alone (IndexedDB), or
+	// nothing keeps them (memory). A mutator Module's SQL runs inside a
+	// call from JavaScript, where a page fetch cannot be waited for (its
+	// reply is a JavaScript event): pages it lacks are fetched between
+	// attempts of the call (engine.EventLoopMutator).
 	Lazy bool `json:"lazy"`
 	// CacheBytes bounds a lazy replica's pages (client.Options.CacheBytes);
 	// 0 means client.DefaultCacheBytes.
@@ -183,9 +183,8 @@ func Open(ctx context.Context, cfg Config, state State, logger *slog.Logger, emi
 	if cfg.DocID == "" {
 		return nil, coded("bad_request", errors.New("open document: no document ID"))
 	}
-	if cfg.Lazy && (state.Store != nil || state.Log != nil) {
-		return nil, coded("bad_request", errors.New("open document: a lazy replica keeps its snapshot in its page cache: "+
-			"its state is a file system (OPFS) or memory, not a Store and PendingLog (IndexedDB)"))
+	if cfg.Lazy && state.Store != nil {
+		return nil, coded("bad_request", errors.New("open document: a lazy replica keeps its snapshot in its page cache, not in a Store"))
 	}
 	if cfg.CacheBytes < 0 {
 		return nil, coded("bad_request", fmt.Errorf("open document: cacheBytes %d is negative", cfg.CacheBytes))

@@ -32,9 +32,16 @@ type Mutator struct {
 }
 
 var (
-	_ engine.Mutator        = (*Mutator)(nil)
-	_ engine.StatementCache = (*Mutator)(nil) // the coordinator keeps statements prepared
+	_ engine.Mutator          = (*Mutator)(nil)
+	_ engine.StatementCache   = (*Mutator)(nil) // the coordinator keeps statements prepared
+	_ engine.EventLoopMutator = (*Mutator)(nil)
 )
+
+// InEventLoop reports true: the guest's SQL comes back into Go through a
+// call from JavaScript, where a read cannot wait for a page reply (an
+// event of the same loop). A lazy replica fetches the pages the guest
+// lacks between attempts instead (engine.EventLoopMutator).
+func (mu *Mutator) InEventLoop() bool { return true }
 
 // Mutator returns a new Mutator of the module, logging guest output and
 // failures to log (slog.Default() if nil). It starts no instance yet.
