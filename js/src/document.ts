@@ -9,8 +9,9 @@ export type { WorkerLike } from './port.js';
 export class SqlsyncError extends Error {
   /**
    * rejected (the mutator refused the mutation), not_read_only,
-   * bad_request, offline (a lazy replica lacks a page the statement needs
-   * and cannot fetch it), owner_lost, closed, internal, ...
+   * bad_request, offline (a lazy replica lacks a page the statement or
+   * mutation needs and cannot fetch it: a mutation so failed is not
+   * recorded), owner_lost, closed, internal, ...
    */
   readonly code: string;
   constructor(info: ErrorInfo) {

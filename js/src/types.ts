@@ -73,23 +73,25 @@ export interface OpenOptions {
    * least recently used dropped first. The coordinator then sends it the
    * changes of the pages it holds only. For a document too large to
    * download whole: an indexed point query reads a handful of pages.
-   * Offline, a statement that needs a page the replica lacks fails with
-   * code `offline` (a mutation so failed is not recorded). The snapshot lives in memory
-   * only (each open starts empty); the pending log and the client ID are
-   * kept in `storage` as usual: OPFS or memory, where left to default OPFS
-   * when the browser has it, else memory (mutations not yet pushed are
-   * then lost with the tab). `storage: 'indexeddb'` is refused with code
-   * `bad_request`. Default `false`; `doc.lazyStats()` tells what the
-   * replica fetched and holds. The tab that owns the document's storage
-   * decides: a tab that goes through another's replica gets that one, lazy
-   * or not.
    *
-   * A lazy replica runs **no mutator** in the browser (`status.queueOnly`,
-   * `status.mutator.source` `'lazy'`), whatever `mutator` and `mutatorUrl`
-   * say: a mutator's SQL runs inside a synchronous call where the replica
-   * cannot wait for a page from the coordinator. Its mutations are
-   * recorded and pushed, and show in queries once the coordinator has
-   * applied them (and only the coordinator can reject them).
+   * It runs the document's mutator (`mutator`, `mutatorUrl`) as a whole
+   * replica does: a mutation shows in its queries at once. A page the
+   * mutation reads that the replica lacks is fetched outside the
+   * mutator's call, which then runs again (one round trip per such page;
+   * the worker stays responsive meanwhile).
+   *
+   * Offline, a statement or mutation that needs a page the replica lacks
+   * fails with code `offline` (a mutation so failed is not recorded);
+   * pages it holds still answer.
+   *
+   * The snapshot lives in memory only (each open starts empty); the
+   * pending log and the client ID are kept in `storage` as usual: `opfs`,
+   * `indexeddb` (the pending log in IndexedDB, the pages in memory) or
+   * `memory` (mutations not yet pushed are then lost with the tab); left
+   * to default, OPFS where the browser has it, else IndexedDB, else
+   * memory. Default `false`; `doc.lazyStats()` tells what the replica
+   * fetched and holds. The tab that owns the document's storage decides:
+   * a tab that goes through another's replica gets that one, lazy or not.
    */
   lazy?: boolean;
   /**
@@ -239,10 +241,9 @@ export interface MutatorInfo {
    * is unreachable), `url` (`mutatorUrl`), `option` (`mutator: 'none'`),
    * `default` (no coordinator and no `mutatorUrl`: none), `fallback` (the
    * coordinator was unreachable and nothing was cached: none, see
-   * `reason`), `lazy` (the document was opened with `lazy: true`: none, see
    * `reason`).
    */
-  source: 'coordinator' | 'cache' | 'url' | 'option' | 'default' | 'fallback' | 'lazy';
+  source: 'coordinator' | 'cache' | 'url' | 'option' | 'default' | 'fallback';
   /** Why the replica runs no mutator (kind `'none'`, unless the app asked for it). */
   reason?: string;
 }

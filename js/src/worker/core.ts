@@ -94,19 +94,6 @@ function errorInfo(e: unknown): ErrorInfo {
   return { message: String(e) };
 }
 
-/**
- * Why a lazy replica runs no mutator (MutatorInfo.reason): a mutator's SQL
- * runs inside a call from JavaScript into Go (the guest's sqlsync.run),
- * where the Go replica cannot wait for the coordinator's page reply, which
- * comes as a JavaScript event: a statement that reads a page the replica
- * lacks there stalls the worker (every document of the tab) until the
- * fetch gives up, 30 s later, and fails. Until the Go replica fetches such
- * pages outside the call, a lazy replica opens queue-only.
- */
-export const lazyQueueOnly =
-  'a lazy replica runs no mutator in the browser: a mutation cannot wait there for a page the replica lacks; ' +
-  'its mutations are pushed and show once the coordinator has applied them';
-
 /** Lock and channel names for a document. */
 export function names(docId: string) {
   return { doc: `sqlsync:doc:${docId}`, channel: `sqlsync:${docId}`, tab: (id: string) => `sqlsync:tab:${id}` };
@@ -230,9 +217,9 @@ export class WorkerCore {
       this.mark('init');
       const api = this.loadGo();
       api.catch(() => {}); // awaited below; a failure must not go unhandled meanwhile
-      if (cfg.lazy) resolved = { info: { kind: 'none', source: 'lazy', reason: lazyQueueOnly } };
-      else if (this.env.resolveMutator) resolved = await this.env.resolveMutator(cfg);
-      else resolved = { info: { kind: 'none', source: cfg.mutator === 'none' ? 'option' : 'default' } };
+      resolved = this.env.resolveMutator
+        ? await this.env.resolveMutator(cfg)
+        : { info: { kind: 'none', source: cfg.mutator === 'none' ? 'option' : 'default' } };
       this.mutator = resolved.info;
       this.mark('mutator');
       const goApi = await api;
@@ -328,7 +315,7 @@ export class WorkerCore {
       const theirs = ev.status.coordinatorMutator ?? '';
       if (ev.status.mutatorMismatch) {
         this.changed(theirs, ev.status.lastError);
-      } else if (theirs && this.mutator?.kind === 'none' && this.mutator.source !== 'option' && this.mutator.source !== 'lazy') {
+      } else if (theirs && this.mutator?.kind === 'none' && this.mutator.source !== 'option') {
         // A replica opened queue-only for want of its module (offline,
         // nothing cached) has reached a coordinator that names one.
         this.changed(

@@ -295,26 +295,35 @@ test("a replica the app opened with mutator: 'none' is not told of the coordinat
   assert.equal(resolves, 1);
 });
 
-test('a lazy replica opens queue-only without asking for its module, and answers lazyStats; a whole one answers null', async () => {
+test('a lazy replica resolves and runs its module as a whole one does, and answers lazyStats; a whole one answers null', async () => {
   const o = new Origin();
+  const ours = 'ab'.repeat(32);
+  const bytes = new Uint8Array([0, 0x61, 0x73, 0x6d]);
   let resolves = 0;
   o.resolveMutator = async () => {
     resolves++;
-    return { info: { kind: 'module', hash: 'ab'.repeat(32), source: 'coordinator' }, module: new Uint8Array([0, 0x61, 0x73, 0x6d]) };
+    return { info: { kind: 'module', hash: ours, source: 'coordinator' }, module: bytes };
   };
   const a = o.tab('a');
-  a.send({ t: 'init', config: { url: 'ws://co/v1/sync', docId: 'doc', wasmUrl: 'x.wasm', lazy: true, cacheBytes: 4 << 20 } });
+  a.send({ t: 'init', config: { url: 'ws://co/v1/sync', docId: 'doc', wasmUrl: 'x.wasm', lazy: true, cacheBytes: 4 << 20, storage: 'indexeddb' } });
   const s = await roleOf(a, 'owner');
-  assert.equal(resolves, 0, 'the module was not resolved');
-  assert.equal(a.opened[0].module, undefined);
+  assert.equal(resolves, 1, 'the module was resolved');
+  assert.deepEqual(a.opened[0].module, bytes, 'and went to Go beside the config');
+  assert.equal(a.opened[0].config.mutatorHash, ours);
   assert.equal(a.opened[0].config.lazy, true);
   assert.equal(a.opened[0].config.cacheBytes, 4 << 20);
-  assert.equal(s.status.queueOnly, true);
-  assert.equal(s.status.mutator?.source, 'lazy');
-  a.go!.emit(JSON.stringify({ type: 'status', status: { ...JSON.parse(await a.go!.status()), state: 'online', coordinatorMutator: 'cd'.repeat(32) } }));
+  assert.equal(a.opened[0].config.storage, 'indexeddb', 'indexeddb goes to Go as asked');
+  assert.equal(s.status.queueOnly, false);
+  assert.deepEqual(s.status.mutator, { kind: 'module', hash: ours, source: 'coordinator' });
+  // Its mutations go to the Go replica, which runs them.
+  const m = await mutate(a, 9, 'x');
+  assert.ok(m.ok);
+  assert.deepEqual(o.storage.rows, ['x']);
+  // The coordinator names the same module: nothing to warn of.
+  a.go!.emit(JSON.stringify({ type: 'status', status: { ...JSON.parse(await a.go!.status()), state: 'online', coordinatorMutator: ours } }));
   await a.waitFor((m): m is Extract<FromWorker, { t: 'status' }> => m.t === 'status' && m.status.state === 'online');
   await new Promise((r) => setTimeout(r, 10));
-  assert.equal(warnings(a).length, 0, 'no warning that a reopen would run the module');
+  assert.equal(warnings(a).length, 0);
   a.send({ t: 'call', id: 1, method: 'lazyStats', args: [] });
   const r = await a.waitFor(ret(1));
   assert.ok(r.ok);
@@ -337,4 +346,23 @@ test('a lazy replica opens queue-only without asking for its module, and answers
   const rc = await c.waitFor(ret(3));
   assert.ok(rc.ok);
   assert.equal(rc.value, null);
+});
+
+test('a lazy replica that fell back to queue-only is told, as a whole one is, once its coordinator names a module', async () => {
+  const o = new Origin();
+  const theirs = 'cd'.repeat(32);
+  let resolves = 0;
+  o.resolveMutator = async () => {
+    resolves++;
+    if (resolves === 1) return { info: { kind: 'none', source: 'fallback', reason: 'offline' } };
+    return { info: { kind: 'module', hash: theirs, source: 'coordinator' }, module: new Uint8Array(8) };
+  };
+  const a = o.tab('a');
+  a.send({ t: 'init', config: { url: 'ws://co/v1/sync', docId: 'doc', wasmUrl: 'x.wasm', lazy: true } });
+  const s = await roleOf(a, 'owner');
+  assert.equal(s.status.queueOnly, true);
+  assert.equal(s.status.mutator?.source, 'fallback');
+  a.go!.emit(JSON.stringify({ type: 'status', status: { ...JSON.parse(await a.go!.status()), state: 'online', coordinatorMutator: theirs } }));
+  const w = await a.waitFor(changedWarning);
+  assert.match(w.error.message, new RegExp(`runs the mutator module ${theirs.slice(0, 12)}.*reopen the document to run it locally`));
 });

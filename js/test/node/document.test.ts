@@ -77,7 +77,7 @@ test("openDocument rejects a mutator option other than 'auto' or 'none' before i
   assert.equal(posted, 0);
 });
 
-test('openDocument passes lazy and cacheBytes to the worker, rejects a cacheBytes that is no whole number of bytes; lazyStats', async () => {
+test('openDocument passes lazy and cacheBytes to the worker, rejects a cacheBytes that is no whole number of bytes; a lazy document runs its mutator; lazyStats', async () => {
   for (const cacheBytes of [-1, 1.5, Number.NaN, 2 ** 60]) {
     let posted = 0;
     const w: WorkerLike = { onmessage: null, onerror: null, postMessage: () => posted++, terminate() {} };
@@ -88,9 +88,19 @@ test('openDocument passes lazy and cacheBytes to the worker, rejects a cacheByte
     assert.equal(posted, 0, `cacheBytes ${cacheBytes}`);
   }
   const o = new Origin();
-  const lazy = await openDocument({ docId: 'doc', url: 'http://127.0.0.1:1', baseUrl: 'http://127.0.0.1:1/x/', lazy: true, cacheBytes: 1 << 20 }, inProcessWorker(o, 'a'));
+  o.resolveMutator = async () => ({ info: { kind: 'module', hash: 'ab'.repeat(32), source: 'coordinator' }, module: new Uint8Array([0, 0x61, 0x73, 0x6d]) });
+  const lazy = await openDocument(
+    { docId: 'doc', url: 'http://127.0.0.1:1', baseUrl: 'http://127.0.0.1:1/x/', lazy: true, cacheBytes: 1 << 20, storage: 'indexeddb' },
+    inProcessWorker(o, 'a'),
+  );
   assert.deepEqual(await lazy.lazyStats(), { fetches: 1, pagesFetched: 2, prefetched: 0, stale: 0, evicted: 0, cachedPages: 3, cachedBytes: 3 * 4096, cacheBytes: 1 << 20 });
-  assert.equal(lazy.status.queueOnly, true);
+  // A lazy document runs its mutator: not queue-only, its mutations answered by its replica.
+  assert.equal(lazy.status.queueOnly, false);
+  assert.equal(lazy.status.mutator?.kind, 'module');
+  assert.equal(await lazy.mutate('add', { id: 'x' }), 1);
+  assert.deepEqual(await lazy.query('SELECT id FROM items'), [{ id: 'x' }]);
+  // A page it lacks, offline: the replica's code comes through.
+  await assert.rejects(lazy.mutate('fail', { message: 'page 7 not held, offline', code: 'offline' }), (e: unknown) => e instanceof SqlsyncError && e.code === 'offline');
   await lazy.close();
   const whole = await openDocument({ docId: 'doc', url: 'http://127.0.0.1:1', baseUrl: 'http://127.0.0.1:1/x/' }, inProcessWorker(new Origin(), 'b'));
   assert.equal(await whole.lazyStats(), null);

@@ -115,7 +115,7 @@ export class FakeGoDoc implements GoDoc {
   async mutate(name: string, args: Uint8Array): Promise<number> {
     if (this.hang) return new Promise(() => {});
     const a = JSON.parse(new TextDecoder().decode(args));
-    if (name === 'fail') throw Object.assign(new Error(a.message), { code: 'rejected' });
+    if (name === 'fail') throw Object.assign(new Error(a.message), { code: a.code ?? 'rejected' });
     this.st.rows.push(a.id);
     for (const s of this.subs.values()) {
       const j = this.json();
