@@ -43,7 +43,7 @@ type Database struct {
 	// miss is the first page a Partial store could not read since the
 	// last TakeMiss: SQLite sees only an I/O error.
 	miss *MissError
-	// noWait: a page a Partial store lacks fails at once (ErrMustFetch).
+	// noWait: a page a Holder store lacks fails at once (ErrMustFetch).
 	noWait bool
 
 	locks lockState
@@ -270,7 +270,7 @@ func (d *Database) readPage(no uint32, buf []byte) error {
 		return nil
 	}
 	var err error
-	if p, ok := d.store.(Partial); ok && d.noWait && !p.Holds(no) {
+	if h, ok := d.store.(Holder); ok && d.noWait && !h.Holds(no) {
 		err = &MissError{Page: no, Err: ErrMustFetch}
 	} else {
 		err = d.store.ReadPage(no, buf)
@@ -282,7 +282,7 @@ func (d *Database) readPage(no uint32, buf []byte) error {
 	return err
 }
 
-// SetNoWait sets whether a read of a page a Partial store lacks fails at
+// SetNoWait sets whether a read of a page a Holder store lacks fails at
 // once, with a MissError wrapping ErrMustFetch, instead of waiting for the
 // store to fetch it: for statements run where waiting would block the
 // reply (a mutator called from the browser's event loop).

@@ -203,13 +203,20 @@ var ErrClosed = errors.New("sqlsync/vfs: closed")
 // *MissError; its LSN and page count are the whole snapshot's.
 type Partial interface {
 	Store
+	Holder
 	// Held returns the numbers of the pages it holds, ascending.
 	Held() []uint32
-	// Holds reports whether it holds page no.
+}
+
+// Holder is a Store whose ReadPage may wait (for the network, or for a
+// JavaScript promise) on pages it does not hold in memory: a Partial
+// store, or a cache over IndexedDB.
+type Holder interface {
+	// Holds reports whether ReadPage of page no returns without waiting.
 	Holds(no uint32) bool
 }
 
-// ErrMustFetch reports a page a Partial store lacks, read where the read
+// ErrMustFetch reports a page a Holder store lacks, read where the read
 // must not wait for the network (Database.SetNoWait): the caller fetches
 // it (ReadPage, where waiting is fine) and runs the statement again.
 var ErrMustFetch = errors.New("sqlsync/vfs: the page must be fetched before the statement runs again")

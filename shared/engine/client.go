@@ -175,10 +175,14 @@ func OpenClientWith(ctx context.Context, store vfs.Store, log PendingLog, mut Mu
 		c.Close()
 		return nil, fmt.Errorf("open client: %w", err)
 	}
-	if err := c.rebuild(ctx); err != nil {
+	var miss *vfs.MissError
+	if err := c.rebuild(ctx); err != nil && !errors.As(err, &miss) {
 		c.Close()
 		return nil, fmt.Errorf("open client: %w", err)
 	}
+	// A page the replay lacked (a cache that must read it outside a
+	// mutator call, see EventLoopMutator): the first query or mutation
+	// replays, reading it (stale is set).
 	return c, nil
 }
 

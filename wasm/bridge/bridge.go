@@ -10,6 +10,7 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -25,6 +26,7 @@ import (
 	"github.com/sqlsync-go/sqlsync/client"
 	"github.com/sqlsync-go/sqlsync/shared/engine"
 	"github.com/sqlsync-go/sqlsync/vfs"
+	"github.com/sqlsync-go/sqlsync/vfs/pagecache"
 )
 
 // Config is what the app passes to open a document.
@@ -69,12 +71,13 @@ type Config struct {
 	// reply is a JavaScript event): pages it lacks are fetched between
 	// attempts of the call (engine.EventLoopMutator).
 	Lazy bool `json:"lazy"`
-	// CacheBytes bounds a lazy replica's pages (client.Options.CacheBytes);
-	// 0 means client.DefaultCacheBytes.
+	// CacheBytes bounds a lazy replica's pages (client.Options.CacheBytes),
+	// or the pages an IndexedDB replica with a Module keeps in memory
+	// (vfs/pagecache); 0 means client.DefaultCacheBytes.
 	CacheBytes int64 `json:"cacheBytes"`
 	// OnStep, if set, is called as Open passes each step, for startup
-	// timings: "mutator" (the mutator built), "preloaded" (an IndexedDB
-	// snapshot read into memory), then client.Options.OnStep's steps.
+	// timings: "mutator" (the mutator built), "cached" (an IndexedDB
+	// snapshot given its page cache), then client.Options.OnStep's steps.
 	OnStep func(step string) `json:"-"`
 	// NotifyGate is client.Options.NotifyGate: the worker's main package
 	// sets it to wait for a JavaScript task.
@@ -200,14 +203,16 @@ func Open(ctx context.Context, cfg Config, state State, logger *slog.Logger, emi
 	step("mutator")
 	if len(cfg.Module) > 0 && state.Store != nil && !cfg.Lazy {
 		// The module's SQL runs inside a call from JavaScript, where an
-		// IndexedDB read (a promise) would deadlock: serve pages from memory.
-		store, err := Preload(state.Store)
+		// IndexedDB read (a promise) would deadlock: its pages come from
+		// a cache in memory, and one the cache lacks is read outside the
+		// call, which then runs again (engine.EventLoopMutator).
+		store, err := pagecache.New(state.Store, cmp.Or(cfg.CacheBytes, client.DefaultCacheBytes))
 		if err != nil {
 			closeMutator(mut)
 			return nil, coded("internal", fmt.Errorf("open document: %w", err))
 		}
 		state.Store = store
-		step("preloaded")
+		step("cached")
 	}
 	opts := client.Options{
 		URL:         cfg.URL,
