@@ -53,6 +53,21 @@ func New(under vfs.Store, cacheBytes int64) (*Store, error) {
 	return &Store{under: under, cache: cache}, nil
 }
 
+// Warm reads the first pages of the store into the cache, as many as it
+// holds: a document that fits is then all in memory, as if read whole at
+// open, and a larger one has its first pages (the schema's, the tables'
+// first) there.
+func (s *Store) Warm() error {
+	n := min(uint64(s.PageCount()), uint64(s.cache.Stats().CacheBytes/vfs.PageSize))
+	buf := make([]byte, vfs.PageSize)
+	for no := uint32(1); uint64(no) <= n; no++ {
+		if err := s.cache.ReadPage(no, buf); err != nil {
+			return fmt.Errorf("page cache: warm page %d: %w", no, err)
+		}
+	}
+	return nil
+}
+
 // LSN returns the store's LSN.
 func (s *Store) LSN() uint64 { return s.cache.LSN() }
 

@@ -92,3 +92,23 @@ func TestCache(t *testing.T) {
 		t.Fatal("a commit the store refuses reached the cache")
 	}
 }
+
+// Warm reads the first pages, as many as the cache holds.
+func TestWarm(t *testing.T) {
+	under := &countReads{Store: memstore.New()}
+	c := vfs.Commit{LSN: 1, PageCount: 100}
+	for no := uint32(1); no <= 100; no++ {
+		c.Pages = append(c.Pages, storetest.Page(no, byte(no)))
+	}
+	under.Apply(c)
+	s, err := New(under, lazystore.MinCacheBytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Warm(); err != nil {
+		t.Fatal(err)
+	}
+	if !s.Holds(1) || !s.Holds(64) || s.Holds(65) || under.reads != 64 {
+		t.Fatalf("after Warm: holds 1 %v, 64 %v, 65 %v; %d reads", s.Holds(1), s.Holds(64), s.Holds(65), under.reads)
+	}
+}

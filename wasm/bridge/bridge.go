@@ -207,6 +207,9 @@ func Open(ctx context.Context, cfg Config, state State, logger *slog.Logger, emi
 		// a cache in memory, and one the cache lacks is read outside the
 		// call, which then runs again (engine.EventLoopMutator).
 		store, err := pagecache.New(state.Store, cmp.Or(cfg.CacheBytes, client.DefaultCacheBytes))
+		if err == nil {
+			err = store.Warm() // a document that fits is all in memory, as before
+		}
 		if err != nil {
 			closeMutator(mut)
 			return nil, coded("internal", fmt.Errorf("open document: %w", err))
