@@ -3,18 +3,26 @@
 // starts by bench/cmd/sqlsync-fill: 1000-byte rows, k = id*7919 mod
 // 1000003, indexed). A page opens it with the npm package, lazily, with a
 // page cache of 4 MiB (storage memory; a second browser's replica uses the
-// default, OPFS):
+// default, OPFS; a third's IndexedDB):
 //
 //   - an indexed point query answers within a second of the open, from
 //     under 1% of the document's pages;
 //   - a seeded mix of queries (point, range by id, range by k with LIMIT,
 //     count(*)) answers as the coordinator's own copy does (the
 //     inspector's console), the cache within its bound throughout;
-//   - another browser's write to a row the page has read shows in it, and
-//     so does the page's own (a lazy replica is queue-only in the browser:
-//     its mutations run on the coordinator);
-//   - offline, a query that needs pages the replica lacks fails with code
-//     offline, and works again once back online.
+//   - a lazy replica runs the document's mutator: a mutation of a row whose
+//     pages it lacks runs locally (the pages fetched between attempts of
+//     the mutator's call), shows in its own queries at once, and reaches
+//     the coordinator and another browser; the worker answers other calls
+//     meanwhile; another browser's write to a row the page has read shows
+//     in it;
+//   - with storage indexeddb (the pending log there, the pages in memory) a
+//     lazy replica queries and mutates; its mutation shows in its queries
+//     before the coordinator has it (its traffic to the coordinator goes
+//     through a proxy here that holds it back);
+//   - offline, a query or mutation that needs pages the replica lacks
+//     fails with code offline (the mutation not recorded), one on pages
+//     it holds runs, and all works again once back online.
 //
 // The seed comes from SQLSYNC_LAZY_SEED, else at random; it is printed.
 // The mutation that writes big is a mutator of a few lines, built here
@@ -23,6 +31,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, it } from 'node:test';
@@ -117,11 +126,11 @@ async function inspect(path, body) {
  * imported from /dist/ as an app would bundle it) in a new context: a
  * browser of its own.
  */
-async function blankPage(name) {
+async function blankPage(name, origin = server.url) {
   const context = await browser.newContext();
-  await context.route(`${server.url}/lazy.html`, (r) => r.fulfill({ contentType: 'text/html', body: '<!doctype html><title>lazy</title>' }));
+  await context.route(`${origin}/lazy.html`, (r) => r.fulfill({ contentType: 'text/html', body: '<!doctype html><title>lazy</title>' }));
   const page = await newPage(context, name);
-  await page.goto(`${server.url}/lazy.html`);
+  await page.goto(`${origin}/lazy.html`);
   await page.evaluate(async () => (window.sqlsync = await import('/dist/index.js')));
   return { context, page };
 }
@@ -141,6 +150,49 @@ function openLazy(page, storage) {
     },
     { docId, cacheBytes, storage },
   );
+}
+
+/**
+ * A TCP proxy to the coordinator on a port of its own (another origin,
+ * whose pages and WebSockets reach the coordinator through it): what the
+ * browser sends is passed on after delay ms (setDelay; 0 at first), in
+ * order; what the coordinator sends comes back at once.
+ */
+async function delayProxy() {
+  const target = Number(new URL(server.url).port);
+  let delay = 0;
+  const sockets = new Set();
+  const proxy = createServer((c) => {
+    const u = connect(target, '127.0.0.1');
+    sockets.add(c).add(u);
+    const end = () => {
+      c.destroy();
+      u.destroy();
+      sockets.delete(c);
+      sockets.delete(u);
+    };
+    c.on('error', end).on('close', end);
+    u.on('error', end).on('close', end);
+    u.pipe(c);
+    let chain = Promise.resolve();
+    c.on('data', (chunk) => {
+      const at = Date.now() + delay;
+      chain = chain.then(async () => {
+        const wait = at - Date.now();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        if (!u.destroyed) u.write(chunk);
+      });
+    });
+  });
+  await new Promise((r) => proxy.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${proxy.address().port}`,
+    setDelay: (ms) => (delay = ms),
+    close: () => {
+      for (const s of sockets) s.destroy();
+      return new Promise((r) => proxy.close(r));
+    },
+  };
 }
 
 const query = (page, sql, params = []) => page.evaluate(([sql, params]) => window.doc.queryRaw(sql, params).then((r) => r.rows), [sql, params]);
@@ -190,8 +242,8 @@ it('opened lazily, an indexed point query answers within a second, from under 1%
   pageCount = (await inspect('')).page_count;
   assert.ok(rows > 60000 && pageCount >= (mib << 20) / 4096, `${rows} rows on ${pageCount} pages`);
   assert.equal(t.status.storage, 'memory');
-  assert.equal(t.status.queueOnly, true);
-  assert.equal(t.status.mutator?.source, 'lazy');
+  assert.equal(t.status.queueOnly, false, 'a lazy replica runs its mutator');
+  assert.equal(t.status.mutator?.kind, 'module');
   const st = await stats(alice.page);
   checkBound(st, 'the point query');
   console.log(
@@ -248,7 +300,71 @@ it("a seeded mix of queries answers as the coordinator's copy, within the cache 
   assert.ok(st.evicted > 0, 'the mix evicted nothing: it did not test the bound');
 });
 
-it("another browser's write to a row the lazy replica read shows in it, and so does its own", async () => {
+/**
+ * Runs setBody {id, n} in page's lazy replica while probing its worker (a
+ * status and a query of a row it holds, one after the other) until the
+ * mutation settles; then queries the row at once. Resolves to the
+ * mutation's ms (or its error), the probes' ms, the row as the replica
+ * then answers, the pending count then, and the lazy stats before and
+ * after.
+ */
+function mutateProbing(page, id, n, heldId) {
+  return page.evaluate(
+    async ({ id, n, heldId }) => {
+      const doc = window.doc;
+      const before = await doc.lazyStats();
+      const t0 = performance.now();
+      let ms;
+      let error;
+      const m = doc.mutate('setBody', { id, n }).then(
+        () => (ms = performance.now() - t0),
+        (e) => (error = { code: e.code, message: e.message }),
+      );
+      const probes = [];
+      while (ms === undefined && !error) {
+        const p0 = performance.now();
+        await doc.fetchStatus();
+        await doc.queryRaw('SELECT length(body) FROM big WHERE id = ?', [heldId]);
+        probes.push(performance.now() - p0);
+      }
+      await m;
+      const rows = (await doc.queryRaw('SELECT length(body) FROM big WHERE id = ?', [id])).rows;
+      const { pending } = await doc.fetchStatus();
+      const p0 = performance.now();
+      await doc.queryRaw('SELECT length(body) FROM big WHERE id = ?', [heldId]);
+      const after = performance.now() - p0;
+      return { ms, error, probes, rows, pending, after, before, stats: await doc.lazyStats() };
+    },
+    { id, n, heldId },
+  );
+}
+
+/**
+ * A row id near want (the first of want, want+1, ...) that page's replica,
+ * offline, cannot read: one whose pages it lacks.
+ */
+async function lackedRow(page, want) {
+  for (let id = want; ; id = (id % rows) + 1) {
+    const code = await page.evaluate(
+      (id) =>
+        window.doc.queryRaw('SELECT length(body) FROM big WHERE id = ?', [id]).then(
+          () => null,
+          (e) => e.code,
+        ),
+      id,
+    );
+    if (code === 'offline') return id;
+    assert.equal(code, null);
+  }
+}
+
+/** The probes' count, median and max. */
+function fmt(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return `${s.length}, median ${(s[Math.floor(s.length / 2)] ?? 0).toFixed(0)} ms, max ${(s.at(-1) ?? 0).toFixed(0)} ms`;
+}
+
+it("a mutation of a row whose pages the lazy replica lacks runs in it at once and reaches the others; another browser's write shows in it", async () => {
   const { page } = alice;
   const byId = 'SELECT length(body) FROM big WHERE id = ?';
   assert.deepEqual(await query(page, byId, [pointId]), [[1000]]);
@@ -259,41 +375,113 @@ it("another browser's write to a row the lazy replica read shows in it, and so d
     },
     [byId, pointId],
   );
+
+  // Alice's own write, to a row she has not read (half the table away):
+  // her mutator runs it, fetching the pages it lacks between attempts.
+  await page.evaluate(() => window.doc.setOnline(false));
+  await until(page, () => window.doc.fetchStatus().then((s) => s.state === 'offline'));
+  const fresh = await lackedRow(page, 1 + ((pointId + Math.floor(rows / 2) + intn(1000)) % rows));
+  await page.evaluate(() => window.doc.setOnline(true));
+  await page.evaluate(() => window.doc.waitSynced(20000));
+  const r = await mutateProbing(page, fresh, 7, pointId);
+  assert.equal(r.error, undefined, `the mutation failed: ${JSON.stringify(r.error)}`);
+  assert.ok(r.stats.fetches > r.before.fetches, `the mutation fetched no page (fetches ${r.before.fetches} -> ${r.stats.fetches}): the row's pages were held`);
+  assert.deepEqual(r.rows, [[7]], 'the mutation shows in its own query at once');
+  console.log(
+    `alice's mutation of a row whose pages she lacked: ${r.ms.toFixed(0)} ms, ${r.stats.fetches - r.before.fetches} fetches, ` +
+      `${r.stats.pagesFetched - r.before.pagesFetched} pages; pending when queried after it: ${r.pending}; ` +
+      `the worker's probes (status + held query) meanwhile: ${fmt(r.probes)}; a held query after: ${r.after.toFixed(0)} ms`,
+  );
+  assert.ok(r.ms < 1000, `the mutation took ${r.ms.toFixed(0)} ms`);
+  assert.ok(r.probes.length > 0 && Math.max(...r.probes) < 500, `the worker answered slowly during the mutation: probes ${fmt(r.probes)}`);
+  assert.ok(r.after < 500, `a held query after the mutation took ${r.after.toFixed(0)} ms`);
+  await page.evaluate(() => window.doc.waitSynced(20000));
+  assert.deepEqual((await inspect('/query', { sql: `SELECT length(body) FROM big WHERE id = ${fresh}` })).rows, [[7]], 'the coordinator has it');
+
   const bob = await blankPage('bob');
   try {
     const { status, ms } = await openLazy(bob.page);
     assert.equal(status.storage, 'opfs', 'a lazy replica keeps its pending log in OPFS where the browser has it');
-    assert.equal(status.queueOnly, true);
+    assert.equal(status.queueOnly, false);
     console.log(`bob's lazy open with OPFS storage, the Go runtime loading with it: synced after ${ms.toFixed(0)} ms`);
-    await bob.page.evaluate(async (id) => {
-      await window.doc.mutate('setBody', { id, n: 900 });
-      await window.doc.waitSynced(20000);
-    }, pointId);
+    // Alice's write reached Bob's browser.
+    assert.deepEqual(await query(bob.page, byId, [fresh]), [[7]]);
+
+    // Bob's write, to a row Alice has read and Bob has not: it runs in
+    // Bob's replica, then shows in Alice's subscription and queries.
+    const b = await bob.page.evaluate(
+      async ([sql, id]) => {
+        const t0 = performance.now();
+        await window.doc.mutate('setBody', { id, n: 900 });
+        const ms = performance.now() - t0;
+        const rows = (await window.doc.queryRaw(sql, [id])).rows;
+        await window.doc.waitSynced(20000);
+        return { ms, rows };
+      },
+      [byId, pointId],
+    );
+    assert.deepEqual(b.rows, [[900]]);
+    console.log(`bob's mutation of a row whose pages he lacked (OPFS storage): ${b.ms.toFixed(0)} ms`);
     await until(page, () => window.seen.at(-1) === 900, undefined, 20000);
     assert.deepEqual(await query(page, byId, [pointId]), [[900]]);
-
-    // Alice's own write, to another row she has read: it runs on the
-    // coordinator, then shows here and at Bob's.
-    const other = pointId + 1;
-    assert.deepEqual(await query(page, byId, [other]), [[1000]]);
-    await page.evaluate(async (id) => {
-      await window.doc.mutate('setBody', { id, n: 7 });
-      await window.doc.waitSynced(20000);
-    }, other);
-    assert.deepEqual(await query(page, byId, [other]), [[7]]);
-    await until(bob.page, ([sql, id]) => window.doc.queryRaw(sql, [id]).then((r) => r.rows[0]?.[0] === 7), [byId, other], 20000);
-    const want = await inspect('/query', { sql: `SELECT id, length(body) FROM big WHERE id IN (${pointId}, ${other}) ORDER BY id` });
-    assert.deepEqual(want.rows, [
-      [pointId, 900],
-      [other, 7],
-    ]);
+    const want = await inspect('/query', { sql: `SELECT id, length(body) FROM big WHERE id IN (${pointId}, ${fresh}) ORDER BY id` });
+    assert.deepEqual(
+      want.rows,
+      [
+        [pointId, 900],
+        [fresh, 7],
+      ].sort((x, y) => x[0] - y[0]),
+    );
     checkBound(await stats(page), 'after the writes');
   } finally {
     await bob.context.close();
   }
 });
 
-it('offline, a query that needs pages the lazy replica lacks fails with code offline', async () => {
+it('with storage indexeddb, a lazy replica queries and mutates, its mutation showing before the coordinator has it', async () => {
+  const proxy = await delayProxy();
+  const carol = await blankPage('carol', proxy.url);
+  try {
+    const { status, ms } = await openLazy(carol.page, 'indexeddb');
+    assert.equal(status.storage, 'indexeddb');
+    assert.equal(status.queueOnly, false);
+    console.log(`carol's lazy open with IndexedDB storage, the Go runtime loading with it: synced after ${ms.toFixed(0)} ms`);
+    const id = 1 + intn(rows);
+    const [[length]] = (await inspect('/query', { sql: `SELECT length(body) FROM big WHERE id = ${id}` })).rows;
+    assert.deepEqual(await query(carol.page, 'SELECT id, length(body) FROM big WHERE k = ?', [kOf(id)]), [[id, length]]);
+
+    // Her traffic to the coordinator now takes 400 ms: the pages her
+    // mutation lacks come slowly, and her push reaches the coordinator
+    // 400 ms after the mutation has resolved and shown in her query.
+    const delay = 400;
+    const other = 1 + ((id + Math.floor(rows / 3)) % rows);
+    proxy.setDelay(delay);
+    const r = await mutateProbing(carol.page, other, 3, id);
+    const coordinator = (await inspect('/query', { sql: `SELECT length(body) FROM big WHERE id = ${other}` })).rows;
+    proxy.setDelay(0);
+    assert.equal(r.error, undefined, `the mutation failed: ${JSON.stringify(r.error)}`);
+    console.log(
+      `carol's mutation of a row whose pages she lacked, ${delay} ms to the coordinator: ${r.ms.toFixed(0)} ms, ` +
+        `${r.stats.fetches - r.before.fetches} fetches; pending when queried after it: ${r.pending}; the coordinator's row then: ${JSON.stringify(coordinator)}; ` +
+        `the worker's probes (status + held query) meanwhile: ${fmt(r.probes)}`,
+    );
+    assert.deepEqual(r.rows, [[3]], 'the mutation shows in her query at once');
+    assert.ok(r.pending >= 1, 'the mutation is still pending');
+    assert.notDeepEqual(coordinator, [[3]], 'the coordinator had it before her query answered: the test proves nothing');
+    // Each page the mutation lacked took a round trip of 400 ms or more;
+    // the worker answered the probes between them.
+    assert.ok(r.stats.fetches > r.before.fetches && r.ms >= delay, `the mutation fetched no page or took ${r.ms.toFixed(0)} ms`);
+    assert.ok(r.probes.length >= 2 && Math.max(...r.probes) < delay, `the worker answered slowly during the mutation: probes ${fmt(r.probes)}`);
+    await carol.page.evaluate(() => window.doc.waitSynced(20000));
+    assert.deepEqual((await inspect('/query', { sql: `SELECT length(body) FROM big WHERE id = ${other}` })).rows, [[3]]);
+    assert.equal((await carol.page.evaluate(() => window.doc.fetchStatus())).pending, 0);
+  } finally {
+    await carol.context.close();
+    await proxy.close();
+  }
+});
+
+it('offline, a query or mutation that needs pages the lazy replica lacks fails with code offline; one on held pages runs', async () => {
   const { page } = alice;
   await page.evaluate(() => window.doc.setOnline(false));
   await until(page, () => window.doc.fetchStatus().then((s) => s.state === 'offline'));
@@ -307,8 +495,35 @@ it('offline, a query that needs pages the lazy replica lacks fails with code off
     ),
   );
   assert.equal(err?.code, 'offline', `offline scan: ${JSON.stringify(err)}`);
+  // A mutation of a row never read: it fails, and is not recorded.
+  const lacking = await lackedRow(page, 1 + ((pointId + Math.floor((2 * rows) / 3) + intn(1000)) % rows));
+  const [[was]] = (await inspect('/query', { sql: `SELECT length(body) FROM big WHERE id = ${lacking}` })).rows;
+  const m = await page.evaluate(async (id) => {
+    const before = (await window.doc.fetchStatus()).pending;
+    const t0 = performance.now();
+    const error = await window.doc.mutate('setBody', { id, n: 11 }).then(
+      () => null,
+      (e) => ({ code: e.code, message: e.message }),
+    );
+    return { error, ms: performance.now() - t0, before, after: (await window.doc.fetchStatus()).pending };
+  }, lacking);
+  assert.equal(m.error?.code, 'offline', `offline mutation of a row not held: ${JSON.stringify(m.error)}`);
+  assert.equal(m.after, m.before, 'the failed mutation was recorded');
+  assert.ok(m.ms < 1000, `the offline mutation took ${m.ms.toFixed(0)} ms to fail`);
+  // A mutation of the row held: it runs, offline.
+  await page.evaluate((id) => window.doc.mutate('setBody', { id, n: 900 - 1 }), pointId);
+  assert.deepEqual(await query(page, 'SELECT length(body) FROM big WHERE id = ?', [pointId]), [[899]]);
   await page.evaluate(() => window.doc.setOnline(true));
   await page.evaluate(() => window.doc.waitSynced(20000));
+  const back = await inspect('/query', { sql: `SELECT id, length(body) FROM big WHERE id IN (${pointId}, ${lacking}) ORDER BY id` });
+  assert.deepEqual(
+    back.rows,
+    [
+      [pointId, 899],
+      [lacking, was],
+    ].sort((x, y) => x[0] - y[0]),
+    'the coordinator has the held write, not the failed one',
+  );
   const far = rows - intn(100);
   assert.deepEqual(await query(page, 'SELECT id FROM big WHERE k = ?', [kOf(far)]), [[far]]);
   checkBound(await stats(page), 'back online');
