@@ -95,8 +95,10 @@ export interface OpenOptions {
    */
   lazy?: boolean;
   /**
-   * A lazy replica's page cache, in bytes (default 64 MiB; at least 256
-   * KiB are kept, whatever is asked).
+   * A lazy replica's page cache, in bytes; also the pages a replica with
+   * `storage: 'indexeddb'` running a mutator module keeps in memory (the
+   * rest are read from IndexedDB as needed). Default 64 MiB; at least 256
+   * KiB are kept, whatever is asked.
    */
   cacheBytes?: number;
 }
