@@ -105,6 +105,15 @@ type Options struct {
 	// JavaScript only once every goroutine waits, a gate that waits for a
 	// JavaScript task lets the answer to Mutate go out first.
 	NotifyGate func()
+	// NotifyEvery, with NotifyAfterMutate, is the least time from the end
+	// of one re-run of the subscriptions to the start of the next: a
+	// change that comes sooner waits until then, merged with every change
+	// that comes meanwhile, so that mutations back to back (or a rebase
+	// after each of a stream of diffs) re-run the subscriptions once per
+	// NotifyEvery rather than once each, and are not held up by those
+	// re-runs. A change after a quiet spell re-runs them at once. Zero
+	// re-runs them for every change.
+	NotifyEvery time.Duration
 	// Dial opens the transport; default: WebSocket.
 	Dial Dialer
 	// Lazy opens the replica lazily (protocol.CapLazy): its snapshot
@@ -348,9 +357,11 @@ func (d *Doc) queueChange(ch engine.Change) {
 	}
 }
 
-// notifier re-runs subscriptions for queued changes until ctx ends.
+// notifier re-runs subscriptions for queued changes until ctx ends, at
+// most once per Options.NotifyEvery.
 func (d *Doc) notifier(ctx context.Context) {
 	defer close(d.notifyDone)
+	var last time.Time // when the last re-run ended
 	for {
 		select {
 		case <-ctx.Done():
@@ -358,16 +369,30 @@ func (d *Doc) notifier(ctx context.Context) {
 		case <-d.notifyWake:
 		}
 		d.notifyMu.Lock()
-		ch := d.notifyNext
-		d.notifyNext = nil
+		queued := d.notifyNext != nil
 		d.notifyMu.Unlock()
-		if ch == nil {
-			continue
+		if !queued {
+			continue // merged into the last re-run
+		}
+		if wait := d.opts.NotifyEvery - time.Since(last); d.opts.NotifyEvery > 0 && wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
 		}
 		if d.opts.NotifyGate != nil {
 			d.opts.NotifyGate()
 		}
+		// Taken after the waits: what came meanwhile runs now too.
+		d.notifyMu.Lock()
+		ch := d.notifyNext
+		d.notifyNext = nil
+		d.notifyMu.Unlock()
 		d.changed(*ch)
+		last = time.Now()
 	}
 }
 

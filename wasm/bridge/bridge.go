@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/hack-pad/hackpadfs"
 	"github.com/sqlsync-go/sqlsync/client"
@@ -163,6 +164,17 @@ func classify(err error) error {
 	return coded("internal", err)
 }
 
+// notifyEvery is the least time between two re-runs of a document's
+// subscriptions (client.Options.NotifyEvery): about a frame of a 60 Hz
+// display, the most often a page shows new rows anyway. Mutations back to
+// back then re-run the live queries, and send the page their rows, once per
+// frame instead of once each: those re-runs cost time in proportion to
+// their rows (4 ms a mutation for a 270-item list in the todo demo,
+// Chromium on 2 cores), and the worker runs one thing at a time, so each
+// held up the next mutation. A mutation after a quiet spell (a person
+// typing) has its rows re-run at once, as before.
+const notifyEvery = 16 * time.Millisecond
+
 // Doc is an open document.
 type Doc struct {
 	doc   *client.Doc
@@ -232,9 +244,11 @@ func Open(ctx context.Context, cfg Config, state State, logger *slog.Logger, emi
 		Logger:      logger,
 		OnStep:      cfg.OnStep,
 		// The worker answers doc.mutate before the page gets the rows the
-		// mutation changed: the re-runs wait for cfg.NotifyGate.
+		// mutation changed: the re-runs wait for cfg.NotifyGate, and come
+		// at most once per notifyEvery.
 		NotifyAfterMutate: true,
 		NotifyGate:        cfg.NotifyGate,
+		NotifyEvery:       notifyEvery,
 	}
 	doc, err := client.Open(ctx, opts)
 	if err != nil {
